@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Build the development toolchain from nothing: .venv with pinned ansible-core 2.21
+# (Python >= 3.12), .venv-2.19 with ansible-core 2.19 (Python 3.11) for the compatibility
+# unit run, ansible.windows taken out of the `ansible` wheel on PyPI (no Galaxy needed),
+# and the offline stand-in for ansible-test's pip bootstrap script.
+# Idempotent: a second run only checks what is there.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+ANSIBLE_WHEEL_VERSION=12.3.0   # carries ansible.windows 3.3.0
+CORE_219=2.19.14
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+python_version_ok() {  # $1 python, $2 minimum minor (3.x)
+    "$1" -c "import sys; sys.exit(0 if sys.version_info[:2] >= (3, $2) else 1)" 2>/dev/null
+}
+
+find_python() {  # $1 minimum minor, $2.. candidates by name
+    local min=$1; shift
+    local cand
+    for cand in "$@"; do
+        if command -v "$cand" >/dev/null 2>&1 && python_version_ok "$(command -v "$cand")" "$min"; then
+            command -v "$cand"; return 0
+        fi
+    done
+    if command -v pyenv >/dev/null 2>&1; then
+        local v
+        for v in $(ls -1 "$(pyenv root)/versions" 2>/dev/null | sort -rV); do
+            cand="$(pyenv root)/versions/$v/bin/python3"
+            if [ -x "$cand" ] && python_version_ok "$cand" "$min"; then echo "$cand"; return 0; fi
+        done
+    fi
+    return 1
+}
+
+PY312="${PYTHON:-}"
+if [ -n "$PY312" ]; then
+    python_version_ok "$PY312" 12 || { say "PYTHON=$PY312 is older than 3.12; ansible-core 2.21 needs >= 3.12"; exit 1; }
+else
+    PY312="$(find_python 12 python3.13 python3.12 python3)" || {
+        say "no Python >= 3.12 found (looked at \$PYTHON, python3.13, python3.12, python3, pyenv versions)"; exit 1; }
+fi
+say "Python for ansible-core 2.21: $PY312 ($("$PY312" --version 2>&1))"
+
+if [ ! -x .venv/bin/python ] || ! python_version_ok .venv/bin/python 12; then
+    rm -rf .venv
+    "$PY312" -m venv .venv
+fi
+if ! cmp -s requirements-dev.txt .venv/.requirements-installed 2>/dev/null; then
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -r requirements-dev.txt
+    cp requirements-dev.txt .venv/.requirements-installed
+fi
+say "$(.venv/bin/ansible --version | head -1)"
+
+# ansible-core 2.19 on Python 3.11: the lowest ansible-core meta/runtime.yml promises.
+PY311="${PYTHON311:-}"
+if [ -z "$PY311" ]; then
+    for cand in python3.11 "$(command -v pyenv >/dev/null 2>&1 && ls -d "$(pyenv root)"/versions/3.11*/bin/python3.11 2>/dev/null | tail -1)"; do
+        if [ -n "$cand" ] && command -v "$cand" >/dev/null 2>&1; then PY311="$(command -v "$cand")"; break; fi
+    done
+fi
+if [ -n "$PY311" ]; then
+    if [ ! -x .venv-2.19/bin/ansible-test ]; then
+        rm -rf .venv-2.19
+        "$PY311" -m venv .venv-2.19
+        .venv-2.19/bin/python -m pip install -q --upgrade pip
+        .venv-2.19/bin/python -m pip install -q "ansible-core==$CORE_219"
+    fi
+    say "compat: $(.venv-2.19/bin/ansible --version | head -1) on $("$PY311" --version 2>&1)"
+else
+    say "WARNING: no Python 3.11 found; the ansible-core $CORE_219 unit run will be skipped"
+fi
+
+# ansible.windows without Galaxy: it ships inside the `ansible` package on PyPI.
+COLL_DIR="$ROOT/.collections"
+if [ ! -f "$COLL_DIR/ansible_collections/ansible/windows/MANIFEST.json" ]; then
+    mkdir -p .cache/wheels
+    if ! ls .cache/wheels/ansible-"$ANSIBLE_WHEEL_VERSION"-*.whl >/dev/null 2>&1; then
+        .venv/bin/python -m pip download -q --no-deps -d .cache/wheels "ansible==$ANSIBLE_WHEEL_VERSION"
+    fi
+    rm -rf .cache/ansible-wheel && mkdir -p .cache/ansible-wheel
+    .venv/bin/python - "$(ls .cache/wheels/ansible-"$ANSIBLE_WHEEL_VERSION"-*.whl)" .cache/ansible-wheel <<'PY'
+import sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as zf:
+    zf.extractall(dest, [n for n in zf.namelist() if n.startswith("ansible_collections/ansible/windows/")])
+PY
+    .venv/bin/ansible-galaxy collection install --offline --force -p "$COLL_DIR" \
+        .cache/ansible-wheel/ansible_collections/ansible/windows >/dev/null
+    rm -rf .cache/ansible-wheel
+fi
+say "ansible.windows $(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['collection_info']['version'])" "$COLL_DIR/ansible_collections/ansible/windows/MANIFEST.json") in $COLL_DIR"
+
+# ansible-test --venv downloads get-pip from an Ansible CI host we cannot reach; give it a
+# stand-in that uses ensurepip and then plain pip against PyPI.
+for venv in .venv .venv-2.19; do
+    [ -x "$venv/bin/python" ] || continue
+    pipver=$("$venv/bin/python" - <<'PY' 2>/dev/null || true
+import re, pathlib, ansible_test
+src = (pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py").read_text()
+m = re.search(r"pip=(\d+)\.(\d+)", src) or re.search(r"PIP_VERSION\s*=\s*'?(\d+)\.(\d+)", src)
+print(f"{m.group(1)}_{m.group(2)}" if m else "")
+PY
+)
+    [ -n "$pipver" ] || continue
+    mkdir -p "$HOME/.ansible/test/cache"
+    stand_in="$HOME/.ansible/test/cache/get_pip_${pipver}.py"
+    cp "$ROOT/scripts/get_pip_offline.py" "$stand_in"
+done
+say "ready"
