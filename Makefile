@@ -1,0 +1,64 @@
+# Two commands matter to a newcomer: `make demo` and `make test`. Everything else is a part.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+PWSH ?= $(shell command -v pwsh 2>/dev/null)
+STAGE := $(ROOT)/build/collections
+export ANSIBLE_COLLECTIONS_PATH := $(STAGE)
+export PYTHONPATH := $(STAGE)
+export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
+
+.PHONY: help bootstrap stage demo test sanity units units-compat pytest pester functional lint benchmark changelog build clean
+
+help:
+	@echo "make demo   - offline triage of examples/evidence (no Windows needed)"
+	@echo "make test   - sanity, units (2.21 and 2.19), pytest, Pester, functional, ansible-lint"
+
+$(VENV)/.requirements-installed: requirements-dev.txt scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+
+bootstrap: $(VENV)/.requirements-installed
+	@bash scripts/stage.sh
+
+stage: bootstrap
+
+demo: bootstrap
+	$(VENV)/bin/ansible-playbook playbooks/triage.yml
+
+test: bootstrap
+	bash scripts/test.sh
+
+sanity: bootstrap
+	bash scripts/ansible-test.sh sanity
+
+units: bootstrap
+	bash scripts/ansible-test.sh units
+
+units-compat: bootstrap
+	bash scripts/ansible-test.sh units-compat
+
+pytest: bootstrap
+	$(PY) -m pytest -q tests/unit
+
+pester: bootstrap
+	bash scripts/pester.sh
+
+functional: bootstrap
+	$(PY) -m pytest -q tests/functional
+
+lint: bootstrap
+	$(VENV)/bin/ansible-lint
+
+benchmark: bootstrap
+	$(PY) benchmarks/dsreg_parse.py
+
+changelog: bootstrap
+	$(VENV)/bin/antsibull-changelog release
+
+build: bootstrap
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path build/dist .
+
+clean:
+	rm -rf build tests/output reports
