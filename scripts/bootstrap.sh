@@ -11,6 +11,9 @@ cd "$ROOT"
 ANSIBLE_WHEEL_VERSION=12.3.0   # carries ansible.windows 3.3.0
 CORE_219=2.19.14
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
+# Some images point pip at local mirror folders that may not exist; pip then warns once
+# per package. Keep the output readable but keep pip's exit status.
+pip_quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" >&2 || true; }; }
 
 python_version_ok() {  # $1 python, $2 minimum minor (3.x)
     "$1" -c "import sys; sys.exit(0 if sys.version_info[:2] >= (3, $2) else 1)" 2>/dev/null
@@ -48,11 +51,11 @@ if [ ! -x .venv/bin/python ] || ! python_version_ok .venv/bin/python 12; then
     "$PY312" -m venv .venv
 fi
 if ! cmp -s requirements-dev.txt .venv/.requirements-installed 2>/dev/null; then
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -r requirements-dev.txt
+    pip_quiet .venv/bin/python -m pip install -q --upgrade pip
+    pip_quiet .venv/bin/python -m pip install -q -r requirements-dev.txt
     cp requirements-dev.txt .venv/.requirements-installed
 fi
-say "$(.venv/bin/ansible --version | head -1)"
+say "$(.venv/bin/ansible --version | sed -n 1p)"
 
 # ansible-core 2.19 on Python 3.11: the lowest ansible-core meta/runtime.yml promises.
 PY311="${PYTHON311:-}"
@@ -65,10 +68,10 @@ if [ -n "$PY311" ]; then
     if [ ! -x .venv-2.19/bin/ansible-test ]; then
         rm -rf .venv-2.19
         "$PY311" -m venv .venv-2.19
-        .venv-2.19/bin/python -m pip install -q --upgrade pip
-        .venv-2.19/bin/python -m pip install -q "ansible-core==$CORE_219"
+        pip_quiet .venv-2.19/bin/python -m pip install -q --upgrade pip
+        pip_quiet .venv-2.19/bin/python -m pip install -q "ansible-core==$CORE_219"
     fi
-    say "compat: $(.venv-2.19/bin/ansible --version | head -1) on $("$PY311" --version 2>&1)"
+    say "compat: $(.venv-2.19/bin/ansible --version | sed -n 1p) on $("$PY311" --version 2>&1)"
 else
     say "WARNING: no Python 3.11 found; the ansible-core $CORE_219 unit run will be skipped"
 fi
@@ -78,7 +81,7 @@ COLL_DIR="$ROOT/.collections"
 if [ ! -f "$COLL_DIR/ansible_collections/ansible/windows/MANIFEST.json" ]; then
     mkdir -p .cache/wheels
     if ! ls .cache/wheels/ansible-"$ANSIBLE_WHEEL_VERSION"-*.whl >/dev/null 2>&1; then
-        .venv/bin/python -m pip download -q --no-deps -d .cache/wheels "ansible==$ANSIBLE_WHEEL_VERSION"
+        pip_quiet .venv/bin/python -m pip download -q --no-deps -d .cache/wheels "ansible==$ANSIBLE_WHEEL_VERSION"
     fi
     rm -rf .cache/ansible-wheel && mkdir -p .cache/ansible-wheel
     .venv/bin/python - "$(ls .cache/wheels/ansible-"$ANSIBLE_WHEEL_VERSION"-*.whl)" .cache/ansible-wheel <<'PY'
@@ -100,7 +103,7 @@ for venv in .venv .venv-2.19; do
     pipver=$("$venv/bin/python" - <<'PY' 2>/dev/null || true
 import re, pathlib, ansible_test
 src = (pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py").read_text()
-m = re.search(r"pip=(\d+)\.(\d+)", src) or re.search(r"PIP_VERSION\s*=\s*'?(\d+)\.(\d+)", src)
+m = re.search(r"pip=['\"]?(\d+)\.(\d+)", src) or re.search(r"PIP_VERSION\s*=\s*'?(\d+)\.(\d+)", src)
 print(f"{m.group(1)}_{m.group(2)}" if m else "")
 PY
 )

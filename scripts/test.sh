@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make test`: every part runs even when an earlier one failed, so one run shows all
+# that is broken; the exit status is non-zero if any part failed.
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+PY="$ROOT/.venv/bin/python"
+export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections" PYTHONPATH="$ROOT/build/collections"
+export ANSIBLE_CONFIG="$ROOT/tests/ansible.cfg"
+
+declare -a PARTS=(
+    "sanity|bash scripts/ansible-test.sh sanity"
+    "units|bash scripts/ansible-test.sh units"
+    "units-2.19|bash scripts/ansible-test.sh units-compat"
+    "pester|bash scripts/pester.sh"
+    "pytest|$PY -m pytest -q -p no:cacheprovider -n 2 tests/functional tests/lab tests/ee tests/browser tests/playbooks"
+    "ansible-lint|$ROOT/.venv/bin/ansible-lint"
+)
+if [ -n "${TEST_PARTS:-}" ]; then  # e.g. TEST_PARTS="pester pytest" make test
+    declare -a chosen=()
+    for p in "${PARTS[@]}"; do for want in $TEST_PARTS; do [ "${p%%|*}" = "$want" ] && chosen+=("$p"); done; done
+    PARTS=("${chosen[@]}")
+fi
+
+passed=0; failed=0; summary=()
+for part in "${PARTS[@]}"; do
+    name="${part%%|*}"; cmd="${part#*|}"
+    echo; echo "==================== $name ===================="
+    start=$(date +%s)
+    if [ "$name" = pytest ]; then
+        # pytest exits 5 when a folder has no test yet; that is not a failure of the suite.
+        dirs=(); for d in tests/functional tests/lab tests/ee tests/browser tests/playbooks; do [ -d "$d" ] && dirs+=("$d"); done
+        if [ ${#dirs[@]} -eq 0 ]; then echo "no pytest folders"; rc=0
+        else $PY -m pytest -q -p no:cacheprovider -n 2 "${dirs[@]}"; rc=$?; [ $rc -eq 5 ] && rc=0; fi
+    else
+        bash -c "$cmd"; rc=$?
+    fi
+    secs=$(( $(date +%s) - start ))
+    if [ $rc -eq 0 ]; then passed=$((passed+1)); summary+=("  ok    $name (${secs}s)")
+    else failed=$((failed+1)); summary+=("  FAIL  $name (${secs}s, exit $rc)"); fi
+done
+echo; echo "==================== summary ===================="
+printf '%s\n' "${summary[@]}"
+echo "parts: $passed passed, $failed failed"
+[ $failed -eq 0 ]
