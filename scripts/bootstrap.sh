@@ -28,9 +28,7 @@ find_python() {  # $1 minimum minor, $2.. candidates by name
         fi
     done
     if command -v pyenv >/dev/null 2>&1; then
-        local v
-        for v in $(ls -1 "$(pyenv root)/versions" 2>/dev/null | sort -rV); do
-            cand="$(pyenv root)/versions/$v/bin/python3"
+        for cand in $(printf '%s\n' "$(pyenv root)"/versions/*/bin/python3 | sort -rV); do
             if [ -x "$cand" ] && python_version_ok "$cand" "$min"; then echo "$cand"; return 0; fi
         done
     fi
@@ -60,7 +58,11 @@ say "$(.venv/bin/ansible --version | sed -n 1p)"
 # ansible-core 2.19 on Python 3.11: the lowest ansible-core meta/runtime.yml promises.
 PY311="${PYTHON311:-}"
 if [ -z "$PY311" ]; then
-    for cand in python3.11 "$(command -v pyenv >/dev/null 2>&1 && ls -d "$(pyenv root)"/versions/3.11*/bin/python3.11 2>/dev/null | tail -1)"; do
+    pyenv311=""
+    if command -v pyenv >/dev/null 2>&1; then
+        pyenv311="$(printf '%s\n' "$(pyenv root)"/versions/3.11*/bin/python3.11 | sort -V | tail -1)"
+    fi
+    for cand in python3.11 "$pyenv311"; do
         if [ -n "$cand" ] && command -v "$cand" >/dev/null 2>&1; then PY311="$(command -v "$cand")"; break; fi
     done
 fi

@@ -3,7 +3,7 @@
 # that is broken; the exit status is non-zero if any part failed.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 PY="$ROOT/.venv/bin/python"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections" PYTHONPATH="$ROOT/build/collections"
 export ANSIBLE_CONFIG="$ROOT/tests/ansible.cfg"
