@@ -7,6 +7,7 @@ cd "$ROOT" || exit 1
 PY="$ROOT/.venv/bin/python"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections" PYTHONPATH="$ROOT/build/collections"
 export ANSIBLE_CONFIG="$ROOT/tests/ansible.cfg"
+export PATH="$ROOT/.venv/bin:$PATH"
 
 declare -a PARTS=(
     "sanity|bash scripts/ansible-test.sh sanity"
