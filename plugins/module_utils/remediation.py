@@ -1,0 +1,317 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Decisions of the remediate workflow, kept out of YAML so they can be unit tested.
+
+Pure Python (no ansible imports): the remediate role reaches it through its filter
+plugin, the tests import it directly.
+
+- ``select_rungs``: which host rungs of a diagnosis plan run, given the admin's switches.
+- ``classify_outcome``: fixed / improved / unchanged / failed / needs_user from the
+  diagnosis before and after.
+- ``build_host_entry``: one host's entry of the remediate report.
+- ``summarise_fleet``: counts per outcome and per rung, for AWX ``set_stats``.
+"""
+
+from __future__ import annotations
+
+# The ladder of docs/development.md. Only these five run on the host; triage.RUNGS
+# holds the same names in the same order followed by the manual and tenant steps
+# (tests/unit/plugins/module_utils/test_remediation.py keeps the two in step).
+HOST_RUNGS = (
+    "purge_office_credentials",
+    "remove_extra_work_accounts",
+    "reset_token_broker",
+    "reregister_broker_plugin",
+    "rejoin_hybrid",
+)
+
+RUNG_MODULES = {
+    "purge_office_credentials": "m365ops.activation.win_credential_purge",
+    "remove_extra_work_accounts": "m365ops.activation.win_work_accounts",
+    "reset_token_broker": "m365ops.activation.win_token_broker_cache",
+    "reregister_broker_plugin": "m365ops.activation.win_aad_broker_plugin",
+    "rejoin_hybrid": "m365ops.activation.win_dsreg_join",
+}
+
+# Rungs that leave the host in a state a running session cannot pick up before a restart.
+REBOOT_RUNGS = frozenset(("reset_token_broker", "rejoin_hybrid"))
+
+# A leave on the wrong device locks users out; it must be asked for explicitly.
+OPT_IN_RUNGS = {"rejoin_hybrid": "remediate_allow_rejoin_hybrid"}
+
+# Plan entries no module can carry out, and who has to act on them.
+MANUAL_RUNGS = {
+    "forcerecovery_cloud_joined": "user",
+    "fix_network_path": "admin",
+    "check_licence": "tenant",
+    "check_device_registration_policy": "tenant",
+}
+
+OUTCOMES = ("fixed", "improved", "unchanged", "failed", "needs_user")
+
+# Weights only order "better" and "worse"; their absolute values mean nothing.
+SEVERITY_WEIGHT = {"critical": 16, "high": 8, "medium": 4, "low": 2, "info": 0}
+
+# Result statuses (task runner, rung modules) that mean a person has to be at the device.
+_USER_ABSENT_STATUSES = frozenset(("not_logged_on",))
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_max_rung(value):
+    """Return the highest rung number (0-5) allowed by ``remediate_max_rung``.
+
+    Accepts a number, a numeric string (AWX survey text fields) or a rung name.
+    ``None`` means no cap.
+    """
+    if value is None or value == "":
+        return len(HOST_RUNGS)
+    if isinstance(value, str):
+        text = value.strip()
+        if text in HOST_RUNGS:
+            return HOST_RUNGS.index(text) + 1
+        if text.isdigit():
+            value = int(text)
+    if not _is_int(value) or not 0 <= value <= len(HOST_RUNGS):
+        raise ValueError(
+            "remediate_max_rung: %r is not a rung number from 0 to %d or one of %s"
+            % (value, len(HOST_RUNGS), ", ".join(HOST_RUNGS))
+        )
+    return value
+
+
+def parse_disabled(value):
+    """Return the list of rungs switched off by ``remediate_rungs_disabled``.
+
+    Accepts a list or a comma-separated string (survey text field); unknown names are an
+    error rather than silently ignored, because a typo would leave a rung switched on.
+    """
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+    else:
+        raise ValueError("remediate_rungs_disabled: expected a list of rung names, got %s" % type(value).__name__)
+    for item in items:
+        if item not in HOST_RUNGS:
+            raise ValueError(
+                "remediate_rungs_disabled: unknown rung %r; expected any of %s" % (item, ", ".join(HOST_RUNGS))
+            )
+    return [rung for rung in HOST_RUNGS if rung in items]
+
+
+def _validate_plan(plan):
+    if plan is None:
+        return []
+    if not isinstance(plan, (list, tuple)):
+        raise ValueError("plan: expected a list of rung names, got %s" % type(plan).__name__)
+    for rung in plan:
+        if rung not in HOST_RUNGS and rung not in MANUAL_RUNGS:
+            raise ValueError("plan: unknown rung %r (diagnosis from a different collection version?)" % (rung,))
+    return list(plan)
+
+
+def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False):
+    """Decide which planned rungs run on the host.
+
+    Returns ``{"run": [...], "skipped": [{"rung", "reason"}], "manual": [{"rung", "who"}],
+    "reboot_expected": bool}``. ``run`` is in ladder order (cheapest first) whatever
+    the order of ``plan``; every planned host rung that does not run is in ``skipped``
+    with the variable that switched it off, so the report can say why.
+    """
+    planned = _validate_plan(plan)
+    cap = parse_max_rung(max_rung)
+    off = set(parse_disabled(disabled))
+    if not isinstance(allow_rejoin_hybrid, bool):
+        raise ValueError("remediate_allow_rejoin_hybrid: expected a boolean, got %r" % (allow_rejoin_hybrid,))
+    opted_in = {"remediate_allow_rejoin_hybrid": allow_rejoin_hybrid}
+
+    run, skipped = [], []
+    for number, rung in enumerate(HOST_RUNGS, start=1):
+        if rung not in planned:
+            continue
+        if rung in off:
+            skipped.append({"rung": rung, "reason": "disabled by remediate_rungs_disabled"})
+        elif number > cap:
+            skipped.append({"rung": rung, "reason": "above remediate_max_rung (%d)" % cap})
+        elif rung in OPT_IN_RUNGS and not opted_in[OPT_IN_RUNGS[rung]]:
+            skipped.append({"rung": rung, "reason": "needs the opt-in %s: true" % OPT_IN_RUNGS[rung]})
+        else:
+            run.append(rung)
+    manual = [{"rung": rung, "who": MANUAL_RUNGS[rung]} for rung in planned if rung in MANUAL_RUNGS]
+    return {
+        "run": run,
+        "skipped": skipped,
+        "manual": manual,
+        "reboot_expected": any(rung in REBOOT_RUNGS for rung in run),
+    }
+
+
+def _findings(diagnosis):
+    findings = (diagnosis or {}).get("findings") or []
+    return [f for f in findings if isinstance(f, dict)]
+
+
+def _actionable(diagnosis):
+    """Findings that ask for a rung: informational ones do not make a host unhealthy."""
+    return [f for f in _findings(diagnosis) if f.get("rung")]
+
+
+def _score(diagnosis):
+    return sum(SEVERITY_WEIGHT.get(f.get("severity"), SEVERITY_WEIGHT["medium"]) or 1 for f in _actionable(diagnosis))
+
+
+def is_healthy(diagnosis):
+    return not _actionable(diagnosis) and not (diagnosis or {}).get("plan")
+
+
+def _walk_statuses(value):
+    if isinstance(value, dict):
+        status = value.get("status")
+        if isinstance(status, str):
+            yield status
+        for item in value.values():
+            yield from _walk_statuses(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk_statuses(item)
+
+
+def users_absent(rung_results):
+    """Whether any rung had to skip a user because nobody was logged on.
+
+    Rung modules report per-user work with the task runner's ``status`` vocabulary;
+    the shape of the surrounding result differs per module, so this walks it.
+    """
+    return any(status in _USER_ABSENT_STATUSES for status in _walk_statuses(rung_results or {}))
+
+
+def _pending_join(rung_results):
+    result = (rung_results or {}).get("rejoin_hybrid") or {}
+    return result.get("pending") is True or result.get("status") == "pending"
+
+
+def _ids(findings):
+    return {f.get("id") for f in findings if f.get("id")}
+
+
+def classify_outcome(before, after, rung_results=None, failed=None, check_mode=False):
+    """Classify one host after remediation.
+
+    ``before``/``after`` are diagnoses (``{findings, plan, ...}``); ``after`` is ``None``
+    when the host could not be diagnosed again. ``failed`` is the error message of a
+    rung or reboot that failed, if any. Returns ``{"outcome", "reason"}``.
+    """
+    if failed:
+        return {"outcome": "failed", "reason": str(failed)}
+    if check_mode:
+        return {"outcome": "unchanged", "reason": "check mode: nothing was changed on the host"}
+    if after is None:
+        return {"outcome": "failed", "reason": "the host could not be diagnosed after remediation"}
+
+    before_findings, after_findings = _actionable(before), _actionable(after)
+    if is_healthy(after):
+        if is_healthy(before):
+            return {"outcome": "unchanged", "reason": "already healthy; nothing to do"}
+        return {"outcome": "fixed", "reason": "no actionable finding left"}
+
+    user_rungs = [r for r in (after.get("plan") or []) if MANUAL_RUNGS.get(r) == "user"]
+    if user_rungs:
+        return {"outcome": "needs_user", "reason": "needs the user at the device: %s" % ", ".join(user_rungs)}
+    if users_absent(rung_results):
+        return {
+            "outcome": "needs_user",
+            "reason": "a user was not logged on, so their part of the repair was skipped; re-run while they are signed in",
+        }
+
+    new_ids = sorted(_ids(after_findings) - _ids(before_findings))
+    score_before, score_after = _score(before), _score(after)
+    if score_after > score_before:
+        return {"outcome": "failed", "reason": "worse after remediation: %s" % (", ".join(new_ids) or "higher severity")}
+
+    resolved = sorted(_ids(before_findings) - _ids(after_findings))
+    pending = " (hybrid join pending: confirm with a later diagnose)" if _pending_join(rung_results) else ""
+    if score_after < score_before or (resolved and not new_ids):
+        return {"outcome": "improved", "reason": "resolved: %s%s" % (", ".join(resolved) or "lower severity", pending)}
+    remaining = sorted(_ids(after_findings))
+    return {"outcome": "unchanged", "reason": "still found: %s%s" % (", ".join(remaining), pending)}
+
+
+def _summary_of(diagnosis):
+    if diagnosis is None:
+        return None
+    return {
+        "join_type": diagnosis.get("join_type"),
+        "findings": _findings(diagnosis),
+        "plan": list(diagnosis.get("plan") or []),
+    }
+
+
+def _ran(rung_results):
+    """Rungs whose module actually executed (not skipped by a condition)."""
+    ran = []
+    for rung in HOST_RUNGS:
+        result = (rung_results or {}).get(rung)
+        if isinstance(result, dict) and result and not result.get("skipped"):
+            ran.append(rung)
+    return ran
+
+
+def build_host_entry(before, after, selection, rung_results=None, reboot=None, failed=None, check_mode=False):
+    """One host's entry of the remediate report (docs/development.md, Report).
+
+    The top-level ``join_type``/``findings``/``plan`` are the latest known state (after,
+    or before when the host could not be diagnosed again), so the report's shared
+    summary counts healthy hosts the same way for every kind.
+    """
+    selection = selection or {"run": [], "skipped": [], "manual": []}
+    reboot = reboot or {}
+    outcome = classify_outcome(before, after, rung_results, failed=failed, check_mode=check_mode)
+    latest = after if after is not None and not check_mode else before
+    entry = {
+        "join_type": (latest or {}).get("join_type"),
+        "findings": _findings(latest),
+        "plan": list((latest or {}).get("plan") or []),
+        "before": _summary_of(before),
+        "after": _summary_of(None if check_mode else after),
+        "outcome": outcome["outcome"],
+        "outcome_reason": outcome["reason"],
+        "rungs_run": _ran(rung_results),
+        "rungs_skipped": list(selection.get("skipped") or []),
+        "manual": list(selection.get("manual") or []),
+        "rebooted": bool(reboot.get("rebooted")),
+        "reboot_pending": bool(reboot.get("reboot_required")) and not reboot.get("rebooted"),
+        "check_mode": bool(check_mode),
+    }
+    if check_mode:
+        entry["would_run"] = list(selection.get("run") or [])
+    if failed:
+        entry["error"] = str(failed)
+    return entry
+
+
+def summarise_fleet(entries):
+    """Counts for AWX job artifacts: per outcome, per rung run, reboots."""
+    outcomes = {name: 0 for name in OUTCOMES}
+    rungs = {}
+    summary = {"hosts": 0, "outcomes": outcomes, "rungs": rungs, "rebooted": 0, "reboot_pending": 0,
+               "errors": 0, "already_healthy": 0}
+    for host in sorted(entries or {}):
+        entry = entries[host] or {}
+        summary["hosts"] += 1
+        outcome = entry.get("outcome")
+        if outcome in outcomes:
+            outcomes[outcome] += 1
+        if entry.get("unreachable") or (entry.get("error") and outcome is None):
+            summary["errors"] += 1
+        for rung in entry.get("rungs_run") or []:
+            rungs[rung] = rungs.get(rung, 0) + 1
+        summary["rebooted"] += 1 if entry.get("rebooted") else 0
+        summary["reboot_pending"] += 1 if entry.get("reboot_pending") else 0
+        if entry.get("before") is not None and is_healthy(entry.get("before")):
+            summary["already_healthy"] += 1
+    return summary

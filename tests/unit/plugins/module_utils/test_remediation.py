@@ -1,0 +1,221 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.m365ops.activation.plugins.module_utils import remediation as rem
+
+ALL_HOST = list(rem.HOST_RUNGS)
+
+
+def finding(fid, rung, severity="high"):
+    return {"id": fid, "severity": severity, "summary": fid, "evidence": [], "rung": rung}
+
+
+def diag(*findings, join_type="hybrid_joined"):
+    plan = [r for r in rem.HOST_RUNGS + tuple(rem.MANUAL_RUNGS) if any(f["rung"] == r for f in findings)]
+    return {"join_type": join_type, "findings": list(findings), "plan": plan}
+
+
+HEALTHY = diag(finding("office_ok", None, "info"))
+BROKEN = diag(finding("office_credentials", "purge_office_credentials"),
+              finding("prt_missing", "reset_token_broker", "critical"))
+
+
+def test_host_rungs_match_triage_ladder():
+    triage = pytest.importorskip("ansible_collections.m365ops.activation.plugins.module_utils.triage")
+    assert tuple(triage.RUNGS[:len(rem.HOST_RUNGS)]) == rem.HOST_RUNGS
+    assert set(triage.RUNGS[len(rem.HOST_RUNGS):]) == set(rem.MANUAL_RUNGS)
+
+
+# --- select_rungs ---------------------------------------------------------------------
+
+def test_select_runs_planned_rungs_in_ladder_order_whatever_the_plan_order():
+    sel = rem.select_rungs(["reset_token_broker", "purge_office_credentials"])
+    assert sel["run"] == ["purge_office_credentials", "reset_token_broker"]
+    assert sel["skipped"] == []
+    assert sel["reboot_expected"] is True
+
+
+def test_select_empty_plan_runs_nothing():
+    sel = rem.select_rungs([])
+    assert sel == {"run": [], "skipped": [], "manual": [], "reboot_expected": False}
+
+
+def test_select_rejoin_needs_opt_in():
+    sel = rem.select_rungs(ALL_HOST)
+    assert "rejoin_hybrid" not in sel["run"]
+    assert {"rung": "rejoin_hybrid", "reason": "needs the opt-in remediate_allow_rejoin_hybrid: true"} in sel["skipped"]
+    assert "rejoin_hybrid" in rem.select_rungs(ALL_HOST, allow_rejoin_hybrid=True)["run"]
+
+
+@pytest.mark.parametrize("cap", [2, "2", "remove_extra_work_accounts"])
+def test_select_max_rung_caps_the_ladder(cap):
+    sel = rem.select_rungs(ALL_HOST, max_rung=cap, allow_rejoin_hybrid=True)
+    assert sel["run"] == ["purge_office_credentials", "remove_extra_work_accounts"]
+    assert [s["rung"] for s in sel["skipped"]] == ["reset_token_broker", "reregister_broker_plugin", "rejoin_hybrid"]
+    assert all("remediate_max_rung (2)" in s["reason"] for s in sel["skipped"])
+    assert sel["reboot_expected"] is False
+
+
+def test_select_max_rung_zero_runs_nothing():
+    assert rem.select_rungs(ALL_HOST, max_rung=0)["run"] == []
+
+
+@pytest.mark.parametrize("disabled", [["reset_token_broker"], "reset_token_broker", " reset_token_broker , "])
+def test_select_disabled_rungs(disabled):
+    sel = rem.select_rungs(["purge_office_credentials", "reset_token_broker"], disabled=disabled)
+    assert sel["run"] == ["purge_office_credentials"]
+    assert sel["skipped"] == [{"rung": "reset_token_broker", "reason": "disabled by remediate_rungs_disabled"}]
+
+
+def test_select_lists_manual_steps_with_who_acts():
+    sel = rem.select_rungs(["reset_token_broker", "forcerecovery_cloud_joined", "check_licence"])
+    assert sel["run"] == ["reset_token_broker"]
+    assert sel["manual"] == [{"rung": "forcerecovery_cloud_joined", "who": "user"},
+                             {"rung": "check_licence", "who": "tenant"}]
+
+
+@pytest.mark.parametrize("cap", [6, -1, "7", "rung_six", True, 2.5, [1]])
+def test_select_bad_max_rung_names_the_variable(cap):
+    with pytest.raises(ValueError, match="remediate_max_rung"):
+        rem.select_rungs(ALL_HOST, max_rung=cap)
+
+
+@pytest.mark.parametrize("disabled", [["purge_credentials"], "reset_token_broker,nope", 3, ["check_licence"]])
+def test_select_bad_disabled_names_the_variable(disabled):
+    with pytest.raises(ValueError, match="remediate_rungs_disabled"):
+        rem.select_rungs(ALL_HOST, disabled=disabled)
+
+
+def test_select_bad_opt_in_and_plan():
+    with pytest.raises(ValueError, match="remediate_allow_rejoin_hybrid"):
+        rem.select_rungs(ALL_HOST, allow_rejoin_hybrid="yes")
+    with pytest.raises(ValueError, match="plan: unknown rung 'format_disk'"):
+        rem.select_rungs(["format_disk"])
+    with pytest.raises(ValueError, match="plan: expected a list"):
+        rem.select_rungs("reset_token_broker")
+
+
+# --- classify_outcome -------------------------------------------------------------------
+
+def test_outcome_fixed_when_no_actionable_finding_left():
+    assert rem.classify_outcome(BROKEN, HEALTHY)["outcome"] == "fixed"
+
+
+def test_outcome_unchanged_for_a_host_that_was_healthy():
+    out = rem.classify_outcome(HEALTHY, HEALTHY)
+    assert out == {"outcome": "unchanged", "reason": "already healthy; nothing to do"}
+
+
+def test_outcome_improved_when_some_findings_resolved():
+    after = diag(finding("prt_missing", "reset_token_broker", "critical"))
+    out = rem.classify_outcome(BROKEN, after)
+    assert out["outcome"] == "improved"
+    assert "office_credentials" in out["reason"]
+
+
+def test_outcome_unchanged_when_same_findings_remain():
+    out = rem.classify_outcome(BROKEN, BROKEN)
+    assert out["outcome"] == "unchanged"
+    assert "office_credentials" in out["reason"] and "prt_missing" in out["reason"]
+
+
+def test_outcome_failed_when_worse():
+    worse = diag(*BROKEN["findings"], finding("device_not_joined", "rejoin_hybrid", "critical"))
+    out = rem.classify_outcome(BROKEN, worse)
+    assert out["outcome"] == "failed"
+    assert "device_not_joined" in out["reason"]
+
+
+def test_outcome_failed_when_a_rung_failed_or_no_after():
+    assert rem.classify_outcome(BROKEN, HEALTHY, failed="rung reset_token_broker: access denied") == {
+        "outcome": "failed", "reason": "rung reset_token_broker: access denied"}
+    assert rem.classify_outcome(BROKEN, None)["outcome"] == "failed"
+
+
+def test_outcome_needs_user_for_forcerecovery():
+    cloud = diag(finding("cloud_joined_prt_broken", "forcerecovery_cloud_joined", "critical"), join_type="entra_joined")
+    assert rem.classify_outcome(cloud, cloud)["outcome"] == "needs_user"
+
+
+def test_outcome_needs_user_when_a_user_was_not_logged_on():
+    results = {"purge_office_credentials": {"changed": False, "users": [
+        {"sid": "S-1-5-21-1-2-3-1104", "status": "not_logged_on", "removed": []}]}}
+    out = rem.classify_outcome(BROKEN, BROKEN, results)
+    assert out["outcome"] == "needs_user"
+    assert "not logged on" in out["reason"]
+
+
+def test_outcome_mentions_pending_hybrid_join():
+    before = diag(finding("device_not_joined", "rejoin_hybrid", "critical"))
+    out = rem.classify_outcome(before, before, {"rejoin_hybrid": {"changed": True, "status": "pending"}})
+    assert out["outcome"] == "unchanged"
+    assert "hybrid join pending" in out["reason"]
+
+
+def test_outcome_in_check_mode_is_unchanged():
+    assert rem.classify_outcome(BROKEN, None, check_mode=True)["outcome"] == "unchanged"
+
+
+def test_informational_findings_do_not_count():
+    info_only = diag(finding("office_version", None, "info"), finding("proxy_set", None, "low"))
+    assert rem.is_healthy(info_only)
+    assert rem.classify_outcome(BROKEN, info_only)["outcome"] == "fixed"
+
+
+# --- report entry and fleet summary ------------------------------------------------------
+
+def test_host_entry_carries_before_after_and_rungs_run():
+    sel = rem.select_rungs(BROKEN["plan"])
+    results = {"purge_office_credentials": {"changed": True},
+               "reset_token_broker": {"changed": True, "reboot_required": True},
+               "reregister_broker_plugin": {"skipped": True, "changed": False}}
+    entry = rem.build_host_entry(BROKEN, HEALTHY, sel, results, reboot={"rebooted": True, "reboot_required": True})
+    assert entry["outcome"] == "fixed"
+    assert entry["rungs_run"] == ["purge_office_credentials", "reset_token_broker"]
+    assert entry["before"]["plan"] == ["purge_office_credentials", "reset_token_broker"]
+    assert entry["after"] == {"join_type": "hybrid_joined", "findings": HEALTHY["findings"], "plan": []}
+    assert entry["findings"] == HEALTHY["findings"] and entry["plan"] == []
+    assert entry["rebooted"] is True and entry["reboot_pending"] is False
+    assert "error" not in entry
+
+
+def test_host_entry_reboot_declined_is_pending():
+    entry = rem.build_host_entry(BROKEN, BROKEN, rem.select_rungs(BROKEN["plan"]),
+                                 {"reset_token_broker": {"changed": True}},
+                                 reboot={"rebooted": False, "reboot_required": True})
+    assert entry["reboot_pending"] is True
+
+
+def test_host_entry_check_mode_lists_what_would_run():
+    sel = rem.select_rungs(BROKEN["plan"])
+    entry = rem.build_host_entry(BROKEN, None, sel, {}, check_mode=True)
+    assert entry["would_run"] == ["purge_office_credentials", "reset_token_broker"]
+    assert entry["after"] is None and entry["plan"] == BROKEN["plan"]
+    assert entry["check_mode"] is True
+
+
+def test_host_entry_failure_keeps_latest_known_state():
+    entry = rem.build_host_entry(BROKEN, None, rem.select_rungs(BROKEN["plan"]),
+                                 {"purge_office_credentials": {"failed": True}}, failed="rung purge_office_credentials: boom")
+    assert entry["outcome"] == "failed" and entry["error"] == "rung purge_office_credentials: boom"
+    assert entry["plan"] == BROKEN["plan"]
+
+
+def test_fleet_summary_counts():
+    sel = rem.select_rungs(BROKEN["plan"])
+    entries = {
+        "PC1": rem.build_host_entry(BROKEN, HEALTHY, sel, {"purge_office_credentials": {"changed": True},
+                                                           "reset_token_broker": {"changed": True}},
+                                    reboot={"rebooted": True}),
+        "PC2": rem.build_host_entry(HEALTHY, HEALTHY, rem.select_rungs([]), {}),
+        "PC3": {"unreachable": True, "error": "timed out"},
+    }
+    summary = rem.summarise_fleet(entries)
+    assert summary["hosts"] == 3
+    assert summary["outcomes"] == {"fixed": 1, "improved": 0, "unchanged": 1, "failed": 0, "needs_user": 0}
+    assert summary["rungs"] == {"purge_office_credentials": 1, "reset_token_broker": 1}
+    assert summary["rebooted"] == 1 and summary["errors"] == 1 and summary["already_healthy"] == 1
