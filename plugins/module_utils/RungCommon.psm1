@@ -1,0 +1,846 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Logic shared by the repair-rung modules (win_credential_purge, win_work_accounts,
+# win_token_broker_cache, win_aad_broker_plugin, win_dsreg_join):
+#   * user selection on top of UserProfile.psm1,
+#   * per-user outcome shape for the user-context task results,
+#   * credential pattern safety,
+#   * the TokenBroker quarantine (move with manifest, restore with SHA-256 check, prune),
+#   * a small `dsregcmd /status` reader for the join guard rails,
+#   * thin adapters around Windows-only commands, so Pester can mock them and the
+#     logic runs under pwsh on Linux.
+
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
+
+Set-StrictMode -Version 2.0
+
+$script:QuarantineIdPattern = '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$'
+
+# ---------------------------------------------------------------------------------------
+# User selection
+# ---------------------------------------------------------------------------------------
+
+Function Get-M365RungUser {
+    <#
+    .SYNOPSIS
+    Resolves the `users` option of a rung module to UserProfile objects.
+    .DESCRIPTION
+    With no identities, returns every profile (the caller narrows it: logged-on users,
+    users with cached accounts). Each identity goes through Resolve-M365User, so names with
+    wildcards or path characters are refused there; the error is re-thrown naming the
+    module option so the task output says which parameter was wrong. All identities are
+    resolved before anything is returned: one bad name fails the whole call and nothing
+    is changed.
+    #>
+    [CmdletBinding()]
+    param (
+        [AllowNull()][AllowEmptyCollection()][string[]]$Identity,
+        [string]$ParameterName = 'users'
+    )
+
+    if ($null -eq $Identity -or $Identity.Count -eq 0) {
+        return , @(Get-M365UserProfile)
+    }
+
+    $resolved = [System.Collections.Generic.List[object]]::new()
+    $seen = @{}
+    foreach ($id in $Identity) {
+        try {
+            $userProfile = Resolve-M365User -Identity $id
+        }
+        catch [System.ArgumentException] {
+            throw [System.ArgumentException]::new("${ParameterName}: $($_.Exception.Message)", $ParameterName)
+        }
+        # The same user named twice (name and SID) is processed once.
+        if (-not $seen.ContainsKey($userProfile.Sid)) {
+            $seen[$userProfile.Sid] = $true
+            $resolved.Add($userProfile)
+        }
+    }
+    return , $resolved.ToArray()
+}
+
+Function ConvertTo-M365UserOutcome {
+    <#
+    .SYNOPSIS
+    Turns an Invoke-M365TaskScript result into the per-user entry the rung modules return.
+    .DESCRIPTION
+    Status 'ok' becomes $null here (the caller fills in the module-specific outcome);
+    'not_logged_on' becomes 'skipped'; everything else becomes 'failed' with the runner's
+    message, so a user the task could not reach is never reported as repaired.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory)][object]$UserProfile,
+        [Parameter(Mandatory)][object]$TaskResult
+    )
+
+    $entry = [ordered]@{
+        user = $UserProfile.UserName
+        sid = $UserProfile.Sid
+        status = $null
+        message = ''
+    }
+    switch ($TaskResult.Status) {
+        'ok' { }
+        'not_logged_on' {
+            $entry.status = 'skipped'
+            $entry.message = 'user is not logged on; per-user work needs an interactive session'
+        }
+        default {
+            $entry.status = 'failed'
+            $entry.message = "user-context task $($TaskResult.Status): $($TaskResult.Message)"
+        }
+    }
+    $entry
+}
+
+Function Get-M365OutputProperty {
+    <#
+    .SYNOPSIS
+    Reads a property from a task Output that went through JSON (PSCustomObject or hashtable).
+    #>
+    [CmdletBinding()]
+    param (
+        [AllowNull()][object]$InputObject,
+        [Parameter(Mandatory)][string]$Name,
+        [AllowNull()][object]$Default = $null
+    )
+    if ($null -eq $InputObject) { return $Default }
+    if ($InputObject -is [System.Collections.IDictionary]) {
+        if ($InputObject.Contains($Name)) { return $InputObject[$Name] }
+        return $Default
+    }
+    $prop = $InputObject.PSObject.Properties[$Name]
+    if ($null -eq $prop) { return $Default }
+    $prop.Value
+}
+
+# ---------------------------------------------------------------------------------------
+# Credential target patterns
+# ---------------------------------------------------------------------------------------
+
+Function Test-M365BroadPattern {
+    <#
+    .SYNOPSIS
+    True when a wildcard pattern matches (nearly) every target name: '', '*', '**', '?*'.
+    #>
+    [CmdletBinding()]
+    [OutputType([bool])]
+    param ([AllowEmptyString()][AllowNull()][string]$Pattern)
+    if ($null -eq $Pattern) { return $true }
+    return ($Pattern -replace '[\*\?\s]', '').Length -eq 0
+}
+
+Function ConvertTo-M365TargetRegex {
+    <#
+    .SYNOPSIS
+    Converts a credential target wildcard (* and ? only) into an anchored regex.
+    .DESCRIPTION
+    Only * and ? are wildcards: '[' is literal because Office target names can contain
+    brackets and -like would treat them as character classes.
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param ([Parameter(Mandatory)][string]$Pattern)
+    $escaped = [regex]::Escape($Pattern)
+    '^' + $escaped.Replace('\*', '.*').Replace('\?', '.') + '$'
+}
+
+Function Assert-M365CredentialPattern {
+    <#
+    .SYNOPSIS
+    Validates credential target patterns and returns their regexes; throws naming the option.
+    #>
+    [CmdletBinding()]
+    [OutputType([string[]])]
+    param (
+        [AllowNull()][AllowEmptyCollection()][string[]]$Pattern,
+        [bool]$AllowBroad = $false,
+        [string]$ParameterName = 'patterns'
+    )
+    if ($null -eq $Pattern -or $Pattern.Count -eq 0) {
+        throw [System.ArgumentException]::new("${ParameterName}: at least one pattern is required", $ParameterName)
+    }
+    $regexes = foreach ($p in $Pattern) {
+        if ($null -ne $p -and $p -match '[\x00-\x1f]') {
+            throw [System.ArgumentException]::new("${ParameterName}: pattern '$($p -replace '[\x00-\x1f]', '?')' contains control characters", $ParameterName)
+        }
+        if ($null -ne $p -and $p.Length -gt 512) {
+            throw [System.ArgumentException]::new("${ParameterName}: pattern is longer than 512 characters", $ParameterName)
+        }
+        if ((Test-M365BroadPattern -Pattern $p) -and -not $AllowBroad) {
+            throw [System.ArgumentException]::new(
+                "${ParameterName}: pattern '$p' matches every credential; refused unless allow_broad_patterns is true",
+                $ParameterName)
+        }
+        if ([string]::IsNullOrWhiteSpace($p)) { '^.*$' } else { ConvertTo-M365TargetRegex -Pattern $p }
+    }
+    , @($regexes)
+}
+
+# ---------------------------------------------------------------------------------------
+# Paths
+# ---------------------------------------------------------------------------------------
+
+Function Test-M365PathInside {
+    <#
+    .SYNOPSIS
+    True when Path, once normalised, is Root itself or below it.
+    .DESCRIPTION
+    The comparison is on full paths with a trailing separator, so C:\Users\al does not
+    count as inside C:\Users\alice, and '..' segments are resolved before comparing.
+    #>
+    [CmdletBinding()]
+    [OutputType([bool])]
+    param (
+        [Parameter(Mandatory)][string]$Path,
+        [Parameter(Mandatory)][string]$Root
+    )
+    $sep = [System.IO.Path]::DirectorySeparatorChar
+    $full = [System.IO.Path]::GetFullPath($Path).TrimEnd($sep, '/')
+    $rootFull = [System.IO.Path]::GetFullPath($Root).TrimEnd($sep, '/')
+    if ($full.Equals($rootFull, [StringComparison]::OrdinalIgnoreCase)) { return $true }
+    return $full.StartsWith($rootFull + $sep, [StringComparison]::OrdinalIgnoreCase)
+}
+
+# ---------------------------------------------------------------------------------------
+# Quarantine
+# ---------------------------------------------------------------------------------------
+
+Function Test-M365QuarantineId {
+    [CmdletBinding()]
+    [OutputType([bool])]
+    param ([AllowNull()][AllowEmptyString()][string]$Id)
+    return ($null -ne $Id -and $Id -cmatch $script:QuarantineIdPattern)
+}
+
+Function New-M365QuarantineId {
+    <#
+    .SYNOPSIS
+    A quarantine id: UTC time plus 8 random hex digits, e.g. 20261126T181500Z-3fa2c9d1.
+    .DESCRIPTION
+    The time prefix makes ids sort by age and lets retention work without trusting a
+    manifest; the format is strict so an id can never carry a path.
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param ([datetime]$Now = [datetime]::UtcNow)
+    $bytes = [byte[]]::new(4)
+    [System.Security.Cryptography.RandomNumberGenerator]::Create().GetBytes($bytes)
+    '{0}-{1}' -f $Now.ToUniversalTime().ToString('yyyyMMdd\THHmmss\Z'), (($bytes | ForEach-Object { $_.ToString('x2') }) -join '')
+}
+
+Function Get-M365QuarantineDefaultRoot {
+    [CmdletBinding()]
+    [OutputType([string])]
+    param ()
+    $programData = [Environment]::GetFolderPath([Environment+SpecialFolder]::CommonApplicationData)
+    if (-not $programData) { $programData = $env:ProgramData }
+    Join-Path -Path $programData -ChildPath 'm365ops\activation\quarantine'
+}
+
+Function Get-M365QuarantinePath {
+    <#
+    .SYNOPSIS
+    The folder of one quarantine; throws [ArgumentException] for a malformed id.
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param (
+        [Parameter(Mandatory)][string]$Root,
+        [AllowNull()][AllowEmptyString()][string]$Id,
+        [string]$ParameterName = 'quarantine_id'
+    )
+    if (-not (Test-M365QuarantineId -Id $Id)) {
+        throw [System.ArgumentException]::new(
+            "${ParameterName}: '$Id' is not a quarantine id (expected yyyyMMddTHHmmssZ-xxxxxxxx, e.g. 20261126T181500Z-3fa2c9d1)",
+            $ParameterName)
+    }
+    Join-Path -Path $Root -ChildPath $Id
+}
+
+Function Set-M365QuarantineAcl {
+    <#
+    .SYNOPSIS
+    Restricts a quarantine folder to SYSTEM and Administrators (full control, inherited).
+    .DESCRIPTION
+    The files are the users' token caches; only the accounts that could read them in place
+    anyway may read them here. Inheritance from ProgramData (which grants Users read) is
+    cut. Without Windows ACLs (pwsh on Linux in CI) there is nothing to set.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$Path)
+    $isWindowsVar = Get-Variable -Name IsWindows -ValueOnly -ErrorAction SilentlyContinue
+    if ($isWindowsVar -eq $false) { return }
+
+    $acl = [System.Security.AccessControl.DirectorySecurity]::new()
+    $acl.SetAccessRuleProtection($true, $false)
+    $inherit = [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit'
+    foreach ($sid in 'S-1-5-18', 'S-1-5-32-544') {
+        $rule = [System.Security.AccessControl.FileSystemAccessRule]::new(
+            [System.Security.Principal.SecurityIdentifier]::new($sid),
+            [System.Security.AccessControl.FileSystemRights]::FullControl,
+            $inherit,
+            [System.Security.AccessControl.PropagationFlags]::None,
+            [System.Security.AccessControl.AccessControlType]::Allow)
+        $acl.AddAccessRule($rule)
+    }
+    $acl.SetOwner([System.Security.Principal.SecurityIdentifier]::new('S-1-5-32-544'))
+    Set-Acl -LiteralPath $Path -AclObject $acl
+}
+
+Function Get-M365FileSha256 {
+    [CmdletBinding()]
+    [OutputType([string])]
+    param ([Parameter(Mandatory)][string]$Path)
+    $stream = [System.IO.File]::Open($Path, 'Open', 'Read', 'Read')
+    try {
+        $sha = [System.Security.Cryptography.SHA256]::Create()
+        try {
+            ([System.BitConverter]::ToString($sha.ComputeHash($stream))).Replace('-', '').ToLowerInvariant()
+        }
+        finally { $sha.Dispose() }
+    }
+    finally { $stream.Dispose() }
+}
+
+Function Test-M365FileLocked {
+    <#
+    .SYNOPSIS
+    True when another process holds the file so it cannot be opened for exclusive use.
+    .DESCRIPTION
+    The broker keeps its account files open while it runs; checking every file first lets
+    the module skip that user entirely instead of quarantining half of the cache.
+    #>
+    [CmdletBinding()]
+    [OutputType([bool])]
+    param ([Parameter(Mandatory)][string]$Path)
+    try {
+        $stream = [System.IO.File]::Open($Path, 'Open', 'ReadWrite', 'None')
+        $stream.Dispose()
+        return $false
+    }
+    catch [System.IO.IOException] {
+        return $true
+    }
+}
+
+Function Read-M365QuarantineManifest {
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$QuarantinePath)
+    $manifestPath = Join-Path -Path $QuarantinePath -ChildPath 'manifest.json'
+    if (-not (Test-Path -LiteralPath $manifestPath -PathType Leaf)) {
+        throw [System.IO.FileNotFoundException]::new("quarantine manifest not found: $manifestPath", $manifestPath)
+    }
+    $raw = Get-Content -LiteralPath $manifestPath -Raw -Encoding UTF8
+    $manifest = ConvertFrom-Json -InputObject $raw
+    if ((Get-M365OutputProperty $manifest 'schema') -ne 1) {
+        throw "quarantine manifest $manifestPath has an unknown schema"
+    }
+    $manifest
+}
+
+Function Write-M365QuarantineManifest {
+    <#
+    .SYNOPSIS
+    Writes manifest.json atomically (temp file then rename) so a crash never leaves a
+    half-written manifest next to quarantined files.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory)][string]$QuarantinePath,
+        [Parameter(Mandatory)][object]$Manifest
+    )
+    $manifestPath = Join-Path -Path $QuarantinePath -ChildPath 'manifest.json'
+    $tmp = "$manifestPath.tmp"
+    $json = ConvertTo-Json -InputObject $Manifest -Depth 10
+    [System.IO.File]::WriteAllText($tmp, $json, [System.Text.UTF8Encoding]::new($false))
+    Move-Item -LiteralPath $tmp -Destination $manifestPath -Force
+}
+
+Function Get-M365CacheFile {
+    <#
+    .SYNOPSIS
+    Lists the files under a cache root (recursively), with their path relative to the root.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$Root)
+    if (-not (Test-Path -LiteralPath $Root -PathType Container)) { return }
+    $rootFull = [System.IO.Path]::GetFullPath($Root).TrimEnd([System.IO.Path]::DirectorySeparatorChar, '/')
+    Get-ChildItem -LiteralPath $Root -File -Recurse -Force -ErrorAction Stop | ForEach-Object {
+        [pscustomobject]@{
+            FullName = $_.FullName
+            Relative = $_.FullName.Substring($rootFull.Length + 1)
+            Length = $_.Length
+            LastWriteTimeUtc = $_.LastWriteTimeUtc
+        }
+    }
+}
+
+Function Invoke-M365QuarantineMove {
+    <#
+    .SYNOPSIS
+    Moves one user's cache files into a quarantine folder and records them in its manifest.
+    .DESCRIPTION
+    Each Source is @{ Cache = <name>; Root = <folder> }. All files of all sources are
+    checked for locks first; if any is locked nothing is moved and the locked files are
+    returned. A file is copied, its copy hashed and compared, the manifest written, and
+    only then the original deleted. If a delete fails the user's files moved so far are
+    put back, so a user's cache is never left half quarantined.
+    Returns @{ status = moved|unchanged|locked|failed; files = [...]; locked = [...]; message }.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory)][string]$QuarantinePath,
+        [Parameter(Mandatory)][string]$QuarantineId,
+        [Parameter(Mandatory)][string]$UserSid,
+        [AllowNull()][string]$UserName,
+        [Parameter(Mandatory)][object[]]$Source,
+        [switch]$CheckMode
+    )
+
+    $found = foreach ($src in $Source) {
+        foreach ($f in @(Get-M365CacheFile -Root $src.Root)) {
+            [pscustomobject]@{ Cache = $src.Cache; File = $f }
+        }
+    }
+    $found = @($found)
+    $result = [ordered]@{ status = 'unchanged'; files = @(); locked = @(); message = '' }
+    if ($found.Count -eq 0) { return $result }
+
+    $locked = @($found | Where-Object { Test-M365FileLocked -Path $_.File.FullName } | ForEach-Object { $_.File.FullName })
+    if ($locked.Count -gt 0) {
+        $result.status = 'locked'
+        $result.locked = $locked
+        $result.message = "$($locked.Count) file(s) are in use (the broker is running in the user's session); nothing was moved for this user. Use stop_broker: true or run after sign-out."
+        return $result
+    }
+
+    $entries = foreach ($item in $found) {
+        $stored = Join-Path -Path (Join-Path -Path (Join-Path -Path 'files' -ChildPath $UserSid) -ChildPath $item.Cache) -ChildPath $item.File.Relative
+        [ordered]@{
+            user_sid = $UserSid
+            user = $UserName
+            cache = $item.Cache
+            original_path = $item.File.FullName
+            stored_path = $stored
+            size = [int64]$item.File.Length
+            sha256 = $null
+            last_write_time = $item.File.LastWriteTimeUtc.ToString('o')
+            quarantined_at = $null
+            restored_at = $null
+        }
+    }
+    $entries = @($entries)
+    if ($CheckMode) {
+        $result.status = 'moved'
+        $result.files = $entries
+        return $result
+    }
+
+    $manifest = Read-M365QuarantineManifest -QuarantinePath $QuarantinePath
+    $allEntries = [System.Collections.Generic.List[object]]::new()
+    foreach ($e in @($manifest.entries)) { $allEntries.Add($e) }
+
+    $copied = [System.Collections.Generic.List[object]]::new()
+    try {
+        foreach ($e in $entries) {
+            $dest = Join-Path -Path $QuarantinePath -ChildPath $e.stored_path
+            $null = New-Item -ItemType Directory -Path (Split-Path -Path $dest -Parent) -Force
+            $e.sha256 = Get-M365FileSha256 -Path $e.original_path
+            [System.IO.File]::Copy($e.original_path, $dest, $false)
+            $copied.Add($e)
+            if ((Get-M365FileSha256 -Path $dest) -ne $e.sha256) {
+                throw "copy of $($e.original_path) does not match its SHA-256"
+            }
+            $e.quarantined_at = [datetime]::UtcNow.ToString('o')
+        }
+        foreach ($e in $entries) { $allEntries.Add([pscustomobject]$e) }
+        $manifest.entries = $allEntries.ToArray()
+        Write-M365QuarantineManifest -QuarantinePath $QuarantinePath -Manifest $manifest
+    }
+    catch {
+        # Nothing was deleted yet: dropping the copies leaves the user's cache as it was.
+        foreach ($e in $copied) {
+            Remove-Item -LiteralPath (Join-Path -Path $QuarantinePath -ChildPath $e.stored_path) -Force -ErrorAction SilentlyContinue
+        }
+        $result.status = 'failed'
+        $result.message = "copy into quarantine failed, nothing moved for this user: $($_.Exception.Message)"
+        return $result
+    }
+
+    $deleted = [System.Collections.Generic.List[object]]::new()
+    try {
+        foreach ($e in $entries) {
+            Remove-M365CacheFile -Path $e.original_path
+            $deleted.Add($e)
+        }
+    }
+    catch {
+        $deleteError = $_.Exception.Message
+        # Put back what was already removed so the user's cache stays whole.
+        foreach ($e in $deleted) {
+            [System.IO.File]::Copy((Join-Path -Path $QuarantinePath -ChildPath $e.stored_path), $e.original_path, $false)
+        }
+        foreach ($e in $entries) {
+            Remove-Item -LiteralPath (Join-Path -Path $QuarantinePath -ChildPath $e.stored_path) -Force -ErrorAction SilentlyContinue
+        }
+        $keep = @($allEntries | Where-Object { $_.user_sid -ne $UserSid -or $_.original_path -notin $entries.original_path })
+        $manifest.entries = $keep
+        Write-M365QuarantineManifest -QuarantinePath $QuarantinePath -Manifest $manifest
+        $result.status = 'failed'
+        $result.message = "a cache file could not be removed ($deleteError); the files were put back and nothing is quarantined for this user"
+        return $result
+    }
+
+    $result.status = 'moved'
+    $result.files = $entries
+    $result
+}
+
+Function Remove-M365CacheFile {
+    # Separate so a test can make a delete fail half-way and check the rollback.
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$Path)
+    [System.IO.File]::Delete($Path)
+}
+
+Function New-M365Quarantine {
+    <#
+    .SYNOPSIS
+    Creates the quarantine folder (ACL: SYSTEM + Administrators) with an empty manifest.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory)][string]$Root,
+        [Parameter(Mandatory)][string]$Id,
+        [string]$ComputerName = [Environment]::MachineName
+    )
+    $path = Get-M365QuarantinePath -Root $Root -Id $Id
+    if (-not (Test-Path -LiteralPath $Root -PathType Container)) {
+        $null = New-Item -ItemType Directory -Path $Root -Force
+        Set-M365QuarantineAcl -Path $Root
+    }
+    $null = New-Item -ItemType Directory -Path $path -Force
+    Set-M365QuarantineAcl -Path $path
+    $manifest = [ordered]@{
+        schema = 1
+        id = $Id
+        created = [datetime]::UtcNow.ToString('o')
+        computer = $ComputerName
+        module = 'win_token_broker_cache'
+        entries = @()
+    }
+    Write-M365QuarantineManifest -QuarantinePath $path -Manifest $manifest
+    $path
+}
+
+Function Restore-M365Quarantine {
+    <#
+    .SYNOPSIS
+    Puts the files of one quarantine back where they came from.
+    .DESCRIPTION
+    AllowedRoot is a script block taking a user SID and returning the folders that user's
+    files may be restored into (the resolved cache folders of that profile). A manifest
+    entry pointing anywhere else, a stored path outside the quarantine, or a file whose
+    SHA-256 no longer matches is refused and reported, never restored. An existing file
+    with the same hash counts as already restored; one with different content is a
+    conflict and is left alone (the user signed in again since).
+    Returns a list of @{ original_path; user_sid; status = restored|already_present|conflict|
+    hash_mismatch|missing|refused; message }.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory)][string]$QuarantinePath,
+        [Parameter(Mandatory)][scriptblock]$AllowedRoot,
+        [switch]$CheckMode
+    )
+    $manifest = Read-M365QuarantineManifest -QuarantinePath $QuarantinePath
+    $rootsBySid = @{}
+    $changedManifest = $false
+    $results = foreach ($e in @($manifest.entries)) {
+        $r = [ordered]@{ original_path = $e.original_path; user_sid = $e.user_sid; status = $null; message = '' }
+        $stored = Join-Path -Path $QuarantinePath -ChildPath $e.stored_path
+        if (-not (Test-M365PathInside -Path $stored -Root $QuarantinePath)) {
+            $r.status = 'refused'
+            $r.message = 'stored path in the manifest leaves the quarantine folder'
+            $r
+            continue
+        }
+        if (-not $rootsBySid.ContainsKey($e.user_sid)) {
+            try { $rootsBySid[$e.user_sid] = @(& $AllowedRoot $e.user_sid) }
+            catch { $rootsBySid[$e.user_sid] = @(); $r.message = $_.Exception.Message }
+        }
+        $inside = @($rootsBySid[$e.user_sid] | Where-Object { Test-M365PathInside -Path $e.original_path -Root $_ })
+        if ($inside.Count -eq 0) {
+            $r.status = 'refused'
+            if (-not $r.message) { $r.message = "original path is not inside the user's TokenBroker cache folders" }
+            $r
+            continue
+        }
+        $storedExists = Test-Path -LiteralPath $stored -PathType Leaf
+        $destExists = Test-Path -LiteralPath $e.original_path -PathType Leaf
+        if ($destExists) {
+            $destHash = Get-M365FileSha256 -Path $e.original_path
+            if ($destHash -eq $e.sha256) {
+                $r.status = 'already_present'
+                if ($storedExists -and -not $CheckMode) {
+                    Remove-Item -LiteralPath $stored -Force
+                }
+            }
+            else {
+                $r.status = 'conflict'
+                $r.message = 'a different file now exists at the original path; left both in place'
+            }
+            $r
+            continue
+        }
+        if (-not $storedExists) {
+            $r.status = 'missing'
+            $r.message = 'the quarantined copy is gone and the original path is empty'
+            $r
+            continue
+        }
+        if ((Get-M365FileSha256 -Path $stored) -ne $e.sha256) {
+            $r.status = 'hash_mismatch'
+            $r.message = 'the quarantined copy does not match the SHA-256 in the manifest; not restored'
+            $r
+            continue
+        }
+        $r.status = 'restored'
+        if (-not $CheckMode) {
+            $null = New-Item -ItemType Directory -Path (Split-Path -Path $e.original_path -Parent) -Force
+            [System.IO.File]::Copy($stored, $e.original_path, $false)
+            if ((Get-M365FileSha256 -Path $e.original_path) -ne $e.sha256) {
+                Remove-Item -LiteralPath $e.original_path -Force
+                $r.status = 'hash_mismatch'
+                $r.message = 'the restored copy did not verify; removed it again'
+                $r
+                continue
+            }
+            Remove-Item -LiteralPath $stored -Force
+            $e.restored_at = [datetime]::UtcNow.ToString('o')
+            $changedManifest = $true
+        }
+        $r
+    }
+    if ($changedManifest) {
+        Write-M365QuarantineManifest -QuarantinePath $QuarantinePath -Manifest $manifest
+    }
+    , @($results)
+}
+
+Function Remove-M365ExpiredQuarantine {
+    <#
+    .SYNOPSIS
+    Deletes quarantines older than RetentionDays; returns the ids removed (or to remove).
+    .DESCRIPTION
+    Age comes from the id's timestamp, and only folders whose name is a valid id are
+    considered, so nothing else under the root is ever touched.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory)][string]$Root,
+        [Parameter(Mandatory)][int]$RetentionDays,
+        [datetime]$Now = [datetime]::UtcNow,
+        [string[]]$Keep = @(),
+        [switch]$CheckMode
+    )
+    if ($RetentionDays -le 0 -or -not (Test-Path -LiteralPath $Root -PathType Container)) { return , @() }
+    $cutoff = $Now.ToUniversalTime().AddDays(-$RetentionDays)
+    $removed = foreach ($dir in @(Get-ChildItem -LiteralPath $Root -Directory -Force)) {
+        if (-not (Test-M365QuarantineId -Id $dir.Name) -or $dir.Name -in $Keep) { continue }
+        $created = [datetime]::ParseExact($dir.Name.Substring(0, 16), 'yyyyMMdd\THHmmss\Z',
+            [System.Globalization.CultureInfo]::InvariantCulture,
+            [System.Globalization.DateTimeStyles]'AssumeUniversal, AdjustToUniversal')
+        if ($created -lt $cutoff) {
+            if (-not $CheckMode) { Remove-Item -LiteralPath $dir.FullName -Recurse -Force }
+            $dir.Name
+        }
+    }
+    , @($removed)
+}
+
+# ---------------------------------------------------------------------------------------
+# dsregcmd /status
+# ---------------------------------------------------------------------------------------
+
+Function ConvertFrom-M365DsregStatus {
+    <#
+    .SYNOPSIS
+    Reads `dsregcmd /status` text into @{ <section> = @{ <key> = <value> } }.
+    .DESCRIPTION
+    Sections are the boxed headers ("| Device State |"); keys are the text before the
+    first ' : '. A line without that separator continues the previous value (dsregcmd
+    wraps long values). Only what the join guard rails need is read here; the full parser
+    for diagnosis is plugins/module_utils/dsreg.py.
+    #>
+    [CmdletBinding()]
+    param ([AllowEmptyString()][AllowNull()][string]$Text)
+    $sections = [ordered]@{}
+    if (-not $Text) { return $sections }
+    $current = $null
+    $lastKey = $null
+    foreach ($line in ($Text -split "`r?`n")) {
+        if ($line -match '^\s*\+-+\+\s*$') { continue }
+        if ($line -match '^\s*\|\s*(.+?)\s*\|\s*$') {
+            $name = $Matches[1]
+            if (-not $sections.Contains($name)) { $sections[$name] = [ordered]@{} }
+            $current = $sections[$name]
+            $lastKey = $null
+            continue
+        }
+        if ($null -eq $current -or [string]::IsNullOrWhiteSpace($line)) { continue }
+        # The key is the text before the first colon that is followed by a space or the end
+        # of the line, so "Client Time : 2019-01-31 09:25:31.000 UTC" keeps its time and a
+        # wrapped "https://..." continuation is not mistaken for a key.
+        $m = [regex]::Match($line, '^\s*([A-Za-z][A-Za-z0-9 \-\(\)/\.]*?)\s*:(?:\s+|$)(.*)$')
+        if ($m.Success) {
+            $lastKey = $m.Groups[1].Value.Trim()
+            $current[$lastKey] = $m.Groups[2].Value.Trim()
+        }
+        elseif ($null -ne $lastKey) {
+            $current[$lastKey] = $current[$lastKey] + $line.Trim()
+        }
+    }
+    $sections
+}
+
+Function Get-M365DsregValue {
+    # The first value of Key in any section (keys are unique across dsregcmd's sections
+    # for the fields the guard rails read).
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][System.Collections.IDictionary]$Status, [Parameter(Mandatory)][string]$Key)
+    foreach ($section in $Status.Values) {
+        if ($section.Contains($Key)) { return $section[$Key] }
+    }
+    $null
+}
+
+Function Get-M365JoinType {
+    <#
+    .SYNOPSIS
+    Device join type from parsed dsregcmd status: hybrid_joined, entra_joined (cloud only),
+    domain_joined, onprem_drs_joined or workgroup; 'unknown' if the fields are missing.
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param ([Parameter(Mandatory)][System.Collections.IDictionary]$Status)
+    $aad = Get-M365DsregValue -Status $Status -Key 'AzureAdJoined'
+    $domain = Get-M365DsregValue -Status $Status -Key 'DomainJoined'
+    $ent = Get-M365DsregValue -Status $Status -Key 'EnterpriseJoined'
+    if ($null -eq $aad -or $null -eq $domain) { return 'unknown' }
+    if ($aad -eq 'YES' -and $domain -eq 'YES') { return 'hybrid_joined' }
+    if ($aad -eq 'YES') { return 'entra_joined' }
+    if ($ent -eq 'YES') { return 'onprem_drs_joined' }
+    if ($domain -eq 'YES') { return 'domain_joined' }
+    'workgroup'
+}
+
+# ---------------------------------------------------------------------------------------
+# Windows adapters: one Windows command each, nothing else, so tests mock them.
+# ---------------------------------------------------------------------------------------
+
+Function Invoke-M365Dsregcmd {
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string[]]$ArgumentList)
+    $out = & dsregcmd.exe @ArgumentList 2>&1 | Out-String
+    [pscustomobject]@{ Output = $out; ExitCode = $LASTEXITCODE }
+}
+
+Function Get-M365OsBuild {
+    [CmdletBinding()]
+    [OutputType([int])]
+    param ()
+    [Environment]::OSVersion.Version.Build
+}
+
+Function Test-M365DomainController {
+    <#
+    .SYNOPSIS
+    Locates a domain controller of the device's domain (nltest /dsgetdc), as the join
+    task's own AD connectivity pre-check needs.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$DomainName)
+    $out = & nltest.exe "/dsgetdc:$DomainName" 2>&1 | Out-String
+    [pscustomobject]@{ Ok = ($LASTEXITCODE -eq 0); Detail = $out.Trim() }
+}
+
+Function Get-M365ServiceConnectionPoint {
+    <#
+    .SYNOPSIS
+    Finds the device registration SCP: the client-side override (HKLM\...\CDJ\AAD,
+    targeted deployments) or the AD object under the configuration naming context.
+    #>
+    [CmdletBinding()]
+    param ()
+    $reg = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\CDJ\AAD'
+    if (Test-Path -LiteralPath $reg) {
+        $p = Get-ItemProperty -LiteralPath $reg
+        $tenantId = Get-M365OutputProperty $p 'TenantId'
+        if ($tenantId) {
+            return [pscustomobject]@{ Found = $true; Source = 'registry'; TenantId = $tenantId; TenantName = (Get-M365OutputProperty $p 'TenantName'); Detail = $reg }
+        }
+    }
+    try {
+        $configNc = ([adsi]'LDAP://RootDSE').configurationNamingContext
+        $path = "LDAP://CN=62a0ff2e-97b9-4513-943f-0d221bd30080,CN=Device Registration Configuration,CN=Services,$configNc"
+        $keywords = @(([adsi]$path).Keywords)
+        $id = $keywords | Where-Object { $_ -like 'azureADId:*' } | Select-Object -First 1
+        $name = $keywords | Where-Object { $_ -like 'azureADName:*' } | Select-Object -First 1
+        if ($id) {
+            return [pscustomobject]@{ Found = $true; Source = 'ad'; TenantId = ($id -replace '^azureADId:', ''); TenantName = ($name -replace '^azureADName:', ''); Detail = $path }
+        }
+        return [pscustomobject]@{ Found = $false; Source = 'ad'; TenantId = $null; TenantName = $null; Detail = "no azureADId keyword on $path" }
+    }
+    catch {
+        return [pscustomobject]@{ Found = $false; Source = 'ad'; TenantId = $null; TenantName = $null; Detail = "SCP lookup failed: $($_.Exception.Message)" }
+    }
+}
+
+Function Get-M365DeviceJoinTask {
+    <#
+    .SYNOPSIS
+    State of the \Microsoft\Windows\Workplace Join\Automatic-Device-Join task.
+    #>
+    [CmdletBinding()]
+    param ()
+    $task = Get-ScheduledTask -TaskPath '\Microsoft\Windows\Workplace Join\' -TaskName 'Automatic-Device-Join' -ErrorAction SilentlyContinue
+    if ($null -eq $task) { return [pscustomobject]@{ Found = $false; State = $null } }
+    [pscustomobject]@{ Found = $true; State = [string]$task.State }
+}
+
+Function Get-M365BrokerProcess {
+    <#
+    .SYNOPSIS
+    The AAD broker processes (Microsoft.AAD.BrokerPlugin.exe) running as a given user.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$UserName)
+    @(Get-Process -Name 'Microsoft.AAD.BrokerPlugin' -IncludeUserName -ErrorAction SilentlyContinue |
+            Where-Object { $_.UserName -eq $UserName })
+}
+
+Function Stop-M365BrokerProcess {
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][object[]]$Process)
+    foreach ($p in $Process) {
+        Stop-Process -Id $p.Id -Force -ErrorAction Stop
+    }
+}
+
+Export-ModuleMember -Function @(
+    'Get-M365RungUser', 'ConvertTo-M365UserOutcome', 'Get-M365OutputProperty',
+    'Test-M365BroadPattern', 'ConvertTo-M365TargetRegex', 'Assert-M365CredentialPattern',
+    'Test-M365PathInside',
+    'Test-M365QuarantineId', 'New-M365QuarantineId', 'Get-M365QuarantineDefaultRoot', 'Get-M365QuarantinePath',
+    'Set-M365QuarantineAcl', 'Get-M365FileSha256', 'Test-M365FileLocked', 'Read-M365QuarantineManifest',
+    'Write-M365QuarantineManifest', 'Get-M365CacheFile', 'Invoke-M365QuarantineMove', 'Remove-M365CacheFile',
+    'New-M365Quarantine', 'Restore-M365Quarantine', 'Remove-M365ExpiredQuarantine',
+    'ConvertFrom-M365DsregStatus', 'Get-M365DsregValue', 'Get-M365JoinType',
+    'Invoke-M365Dsregcmd', 'Get-M365OsBuild', 'Test-M365DomainController', 'Get-M365ServiceConnectionPoint',
+    'Get-M365DeviceJoinTask', 'Get-M365BrokerProcess', 'Stop-M365BrokerProcess'
+)
