@@ -1,0 +1,190 @@
+#!powershell
+
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+
+# Rung 1 (purge_office_credentials): delete the Office generic credentials from each
+# selected user's Credential Manager vault. The vault belongs to the user's logon session,
+# which a WinRM network logon cannot reach, so the enumeration and deletion run in a
+# temporary task inside that session. cmdkey output is localised; CredEnumerate is not.
+
+$spec = @{
+    options = @{
+        users = @{ type = 'list'; elements = 'str' }
+        patterns = @{ type = 'list'; elements = 'str'; default = @('MicrosoftOffice1*') }
+        allow_broad_patterns = @{ type = 'bool'; default = $false }
+        require_logged_on = @{ type = 'bool'; default = $false }
+        timeout = @{ type = 'int'; default = 120 }
+    }
+    supports_check_mode = $true
+}
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module.Result.changed = $false
+$module.Result.reboot_required = $false
+$module.Result.users = @()
+
+# Runs in the user's session under Windows PowerShell 5.1 (the task runner's host).
+# Returns target names only: the credential blob is never read.
+$credentialScript = {
+    param([string[]]$Regexes, [bool]$Delete)
+    $ErrorActionPreference = 'Stop'
+    if (-not ('M365Ops.CredVault' -as [type])) {
+        Add-Type -TypeDefinition @'
+using System;
+using System.Collections.Generic;
+using System.ComponentModel;
+using System.Runtime.InteropServices;
+namespace M365Ops {
+    public static class CredVault {
+        [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
+        private struct CREDENTIAL {
+            public UInt32 Flags;
+            public UInt32 Type;
+            public IntPtr TargetName;
+            public IntPtr Comment;
+            public System.Runtime.InteropServices.ComTypes.FILETIME LastWritten;
+            public UInt32 CredentialBlobSize;
+            public IntPtr CredentialBlob;
+            public UInt32 Persist;
+            public UInt32 AttributeCount;
+            public IntPtr Attributes;
+            public IntPtr TargetAlias;
+            public IntPtr UserName;
+        }
+        [DllImport("advapi32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
+        private static extern bool CredEnumerateW(string filter, UInt32 flags, out UInt32 count, out IntPtr credentials);
+        [DllImport("advapi32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
+        private static extern bool CredDeleteW(string target, UInt32 type, UInt32 flags);
+        [DllImport("advapi32.dll")]
+        private static extern void CredFree(IntPtr buffer);
+        private const UInt32 CRED_TYPE_GENERIC = 1;
+        private const int ERROR_NOT_FOUND = 1168;
+
+        public static List<string> ListGenericTargets() {
+            List<string> targets = new List<string>();
+            UInt32 count;
+            IntPtr creds;
+            if (!CredEnumerateW(null, 0, out count, out creds)) {
+                int err = Marshal.GetLastWin32Error();
+                if (err == ERROR_NOT_FOUND) return targets;
+                throw new Win32Exception(err);
+            }
+            try {
+                for (int i = 0; i < count; i++) {
+                    IntPtr p = Marshal.ReadIntPtr(creds, i * IntPtr.Size);
+                    CREDENTIAL c = (CREDENTIAL)Marshal.PtrToStructure(p, typeof(CREDENTIAL));
+                    if (c.Type == CRED_TYPE_GENERIC) targets.Add(Marshal.PtrToStringUni(c.TargetName));
+                }
+            }
+            finally { CredFree(creds); }
+            return targets;
+        }
+
+        public static void DeleteGeneric(string target) {
+            if (!CredDeleteW(target, CRED_TYPE_GENERIC, 0)) {
+                int err = Marshal.GetLastWin32Error();
+                if (err == ERROR_NOT_FOUND) return;
+                throw new Win32Exception(err);
+            }
+        }
+    }
+}
+'@
+    }
+    $matched = @([M365Ops.CredVault]::ListGenericTargets() | Where-Object {
+            $target = $_
+            @($Regexes | Where-Object { $target -match $_ }).Count -gt 0
+        })
+    $removed = @()
+    $errors = @()
+    if ($Delete) {
+        foreach ($t in $matched) {
+            try { [M365Ops.CredVault]::DeleteGeneric($t); $removed += $t }
+            catch { $errors += ('{0}: {1}' -f $t, $_.Exception.Message) }
+        }
+    }
+    @{ matched = $matched; removed = $removed; errors = $errors }
+}
+
+# --- validation: everything is checked before any user is touched ---------------------
+$timeout = $module.Params.timeout
+if ($timeout -lt 1 -or $timeout -gt 3600) {
+    $module.FailJson("timeout: must be between 1 and 3600 seconds, got $timeout")
+}
+try {
+    $regexes = Assert-M365CredentialPattern -Pattern $module.Params.patterns -AllowBroad $module.Params.allow_broad_patterns -ParameterName 'patterns'
+    $selected = Get-M365RungUser -Identity $module.Params.users -ParameterName 'users'
+}
+catch [System.ArgumentException] {
+    $module.FailJson($_.Exception.Message)
+}
+$explicitUsers = $null -ne $module.Params.users -and $module.Params.users.Count -gt 0
+if (-not $explicitUsers) {
+    # Nobody to ask about credentials when no one is signed in; the default is
+    # "whoever is logged on now".
+    $selected = @($selected | Where-Object { $_.LoggedOn })
+}
+if ($module.Params.require_logged_on) {
+    $absent = @($selected | Where-Object { -not $_.LoggedOn })
+    if ($absent.Count -gt 0) {
+        $module.FailJson("require_logged_on: not logged on: $(($absent | ForEach-Object { if ($_.UserName) { $_.UserName } else { $_.Sid } }) -join ', '); nothing was changed")
+    }
+    if ($selected.Count -eq 0) {
+        $module.FailJson('require_logged_on: no user is logged on; nothing was changed')
+    }
+}
+
+# --- per user ----------------------------------------------------------------------------
+$before = [ordered]@{}
+$after = [ordered]@{}
+$results = foreach ($userProfile in $selected) {
+    $key = if ($userProfile.UserName) { $userProfile.UserName } else { $userProfile.Sid }
+    $task = Invoke-M365TaskScript -ScriptBlock $credentialScript -RunAs User -UserSid $userProfile.Sid `
+        -TimeoutSeconds $timeout -Parameters @{ Regexes = $regexes; Delete = (-not $module.CheckMode) }
+    $entry = ConvertTo-M365UserOutcome -UserProfile $userProfile -TaskResult $task
+    $entry.removed = @()
+    if ($null -eq $entry.status) {
+        $matched = @(Get-M365OutputProperty $task.Output 'matched' @())
+        $removed = if ($module.CheckMode) { $matched } else { @(Get-M365OutputProperty $task.Output 'removed' @()) }
+        $errors = @(Get-M365OutputProperty $task.Output 'errors' @())
+        $entry.removed = @($removed)
+        $before[$key] = @($matched)
+        $after[$key] = @($matched | Where-Object { $_ -notin $removed })
+        if ($errors.Count -gt 0) {
+            $entry.status = 'failed'
+            $entry.message = "could not delete: $($errors -join '; ')"
+        }
+        elseif ($removed.Count -gt 0) {
+            $entry.status = 'changed'
+        }
+        else {
+            $entry.status = 'unchanged'
+        }
+    }
+    $entry
+}
+$results = @($results)
+
+$module.Result.users = $results
+$module.Result.removed_count = [int](($results | ForEach-Object { $_.removed.Count } | Measure-Object -Sum).Sum)
+$module.Result.changed = $module.Result.removed_count -gt 0
+$module.Diff.before = @{ credential_targets = $before }
+$module.Diff.after = @{ credential_targets = $after }
+
+$failed = @($results | Where-Object { $_.status -eq 'failed' })
+$skipped = @($results | Where-Object { $_.status -eq 'skipped' })
+if ($module.Params.require_logged_on -and $skipped.Count -gt 0) {
+    $module.FailJson("require_logged_on: $($skipped.Count) user(s) were not logged on when their task ran")
+}
+if ($failed.Count -gt 0) {
+    $module.FailJson("credential purge failed for $(($failed | ForEach-Object { $_.user }) -join ', '): $(($failed | ForEach-Object { $_.message }) -join ' | ')")
+}
+if ($results.Count -eq 0) {
+    $module.Result.msg = 'no user selected: nobody is logged on and no users were given'
+}
+$module.ExitJson()

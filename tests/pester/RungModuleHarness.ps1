@@ -1,0 +1,96 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Dot-sourced by the rung module tests (win_credential_purge, win_work_accounts,
+# win_token_broker_cache, win_aad_broker_plugin, win_dsreg_join). It runs a module's
+# .ps1 in this process the way ansible-core's exec wrapper does - Ansible.Basic compiled
+# from ansible-core's own source, module_utils imported as modules - with Exit and
+# WriteLine redirected so the test gets the result back instead of the process exiting.
+# Windows-only commands are mocked by the tests; the module logic itself runs for real.
+
+$script:RepoRoot = (Resolve-Path -LiteralPath (Join-Path $PSScriptRoot '..' '..')).Path
+$script:ModuleUtils = Join-Path $script:RepoRoot 'plugins' 'module_utils'
+$script:ModulesDir = Join-Path $script:RepoRoot 'plugins' 'modules'
+
+Function Find-AnsibleBasicSource {
+    $candidates = @()
+    if ($env:ANSIBLE_BASIC_CS) { $candidates += $env:ANSIBLE_BASIC_CS }
+    $candidates += Get-ChildItem -Path (Join-Path $script:RepoRoot '.venv' 'lib') -Filter 'Ansible.Basic.cs' -Recurse -ErrorAction SilentlyContinue |
+        Select-Object -ExpandProperty FullName
+    foreach ($python in 'python3', 'python') {
+        $cmd = Get-Command $python -ErrorAction SilentlyContinue
+        if ($cmd) {
+            $dir = & $cmd.Source -c 'import ansible, os; print(os.path.dirname(ansible.__file__))' 2>$null
+            if ($LASTEXITCODE -eq 0 -and $dir) { $candidates += Join-Path $dir 'module_utils' 'csharp' 'Ansible.Basic.cs' }
+        }
+    }
+    foreach ($c in $candidates) { if ($c -and (Test-Path -LiteralPath $c)) { return $c } }
+    throw 'Ansible.Basic.cs not found: set ANSIBLE_BASIC_CS or install ansible-core into .venv'
+}
+
+Function Initialize-RungHarness {
+    if (-not ('Ansible.Basic.AnsibleModule' -as [type])) {
+        $cs = Find-AnsibleBasicSource
+        $addType = Join-Path (Split-Path (Split-Path $cs -Parent) -Parent) 'powershell' 'Ansible.ModuleUtils.AddType.psm1'
+        Import-Module -Name $addType -Force
+        Add-CSharpType -References (Get-Content -LiteralPath $cs -Raw)
+    }
+    foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon') {
+        Import-Module -Name (Join-Path $script:ModuleUtils "$name.psm1") -Force -Global
+    }
+}
+
+Function Invoke-RungModule {
+    <#
+    .SYNOPSIS
+    Runs plugins/modules/<Name>.ps1 with the given options; returns the result hashtable.
+    #>
+    param (
+        [Parameter(Mandatory)][string]$Name,
+        [hashtable]$Params = @{},
+        [switch]$CheckMode,
+        [switch]$DiffMode
+    )
+    $moduleArgs = @{}
+    foreach ($k in $Params.Keys) { $moduleArgs[$k] = $Params[$k] }
+    $moduleArgs['_ansible_check_mode'] = [bool]$CheckMode
+    $moduleArgs['_ansible_diff'] = [bool]$DiffMode
+    $moduleArgs['_ansible_module_name'] = $Name
+    $global:complex_args = $moduleArgs
+
+    $global:RungHarnessOutput = $null
+    [Ansible.Basic.AnsibleModule]::WriteLine = [Ansible.Basic.AnsibleModule+WriteLineHandler] { param($line) $global:RungHarnessOutput = $line }
+    [Ansible.Basic.AnsibleModule]::Exit = [Ansible.Basic.AnsibleModule+ExitHandler] { param($rc) throw "RUNG-HARNESS-EXIT $rc" }
+    try {
+        $null = & (Join-Path $script:ModulesDir "$Name.ps1")
+    }
+    catch {
+        if ("$_" -notmatch 'RUNG-HARNESS-EXIT') { throw }
+    }
+    finally {
+        Remove-Variable -Name complex_args -Scope Global -ErrorAction SilentlyContinue
+    }
+    if ($null -eq $global:RungHarnessOutput) { throw "module $Name returned without calling ExitJson/FailJson" }
+    ConvertFrom-Json -InputObject $global:RungHarnessOutput -AsHashtable
+}
+
+Function New-TestProfile {
+    <#
+    .SYNOPSIS
+    A UserProfile-shaped object (see UserProfile.psm1 Get-M365UserProfile).
+    #>
+    param (
+        [string]$Sid = 'S-1-5-21-1004336348-1177238915-682003330-1104',
+        [string]$UserName = 'CONTOSO\alice',
+        [string]$ProfilePath = 'C:\Users\alice',
+        [bool]$LoggedOn = $true
+    )
+    [pscustomobject]@{ Sid = $Sid; UserName = $UserName; ProfilePath = $ProfilePath; HiveLoaded = $LoggedOn; LoggedOn = $LoggedOn }
+}
+
+Function New-TaskResult {
+    # The shape Invoke-M365TaskScript returns; Output goes through JSON like the real one.
+    param ([string]$Status = 'ok', $Output = $null, [string]$Message = '')
+    $out = if ($null -ne $Output) { ConvertFrom-Json -InputObject (ConvertTo-Json -InputObject $Output -Depth 10) } else { $null }
+    [pscustomobject]@{ Status = $Status; Output = $out; Message = $Message; ExitCode = if ($Status -eq 'ok') { 0 } else { $null } }
+}

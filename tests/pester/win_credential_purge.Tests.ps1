@@ -1,0 +1,189 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'RungModuleHarness.ps1')
+    Initialize-RungHarness
+
+    # Stand-in for the P/Invoke class the user-context script compiles: same name and
+    # methods, backed by a list, so the script's own matching and deletion logic runs.
+    if (-not ('M365Ops.CredVault' -as [type])) {
+        Add-Type -TypeDefinition @'
+using System.Collections.Generic;
+namespace M365Ops {
+    public static class CredVault {
+        public static List<string> Store = new List<string>();
+        public static List<string> Locked = new List<string>();
+        public static List<string> ListGenericTargets() { return new List<string>(Store); }
+        public static void DeleteGeneric(string target) {
+            if (Locked.Contains(target)) throw new System.ComponentModel.Win32Exception(5);
+            Store.Remove(target);
+        }
+    }
+}
+'@
+    }
+
+    $global:RungAlice = New-TestProfile
+    $global:RungBob = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1105' -UserName 'CONTOSO\bob' -ProfilePath 'C:\Users\bob' -LoggedOn $false
+
+    # Target names as Office writes them (Generic credentials in the user's vault).
+    $script:Vault = @(
+        'MicrosoftOffice16_Data:SSPI:alice@contoso.com'
+        'MicrosoftOffice16_Data:ADAL:4b1f0a3e-6a4c-4b5e-9a55-9a1f8e0f3c21'
+        'MicrosoftOffice15_Data:orgid:alice@contoso.com'
+        'msteams_adalsso/adal_context_0'
+        'OneDrive Cached Credential Business - Business1'
+        'virtualapp/didlogical'
+        'Microsoft_OC1:uri=alice@contoso.com:specific:OAUTH:1'
+    )
+}
+
+Describe 'win_credential_purge' {
+    BeforeEach {
+        [M365Ops.CredVault]::Store.Clear()
+        [M365Ops.CredVault]::Locked.Clear()
+        foreach ($t in $script:Vault) { [M365Ops.CredVault]::Store.Add($t) }
+        Mock -ModuleName RungCommon Get-M365UserProfile { @($global:RungAlice, $global:RungBob) }
+        Mock -ModuleName RungCommon Resolve-M365User {
+            switch ($Identity) {
+                'alice' { $global:RungAlice }
+                'bob' { $global:RungBob }
+                default { throw [System.ArgumentException]::new("Identity '$Identity' is unknown: no account or user profile on this host matches it.") }
+            }
+        } -ParameterFilter { $Identity -notmatch '[\\/\*\?]' }
+        # Runs the module's own user-context script block in-process, as the task would.
+        Mock Invoke-M365TaskScript {
+            if ($UserSid -eq $global:RungBob.Sid) { return New-TaskResult -Status 'not_logged_on' -Message 'User has no interactive session' }
+            New-TaskResult -Output (& $ScriptBlock @Parameters)
+        }
+    }
+
+    Context 'pattern safety' {
+        It 'refuses <pattern> without allow_broad_patterns and touches nobody' -TestCases @(
+            @{ pattern = '*' }, @{ pattern = '**' }, @{ pattern = '' }, @{ pattern = '?*' }, @{ pattern = ' * ' }
+        ) {
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ patterns = @('MicrosoftOffice1*', $pattern) }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^patterns: .*allow_broad_patterns'
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            [M365Ops.CredVault]::Store.Count | Should -Be $script:Vault.Count
+        }
+
+        It 'accepts a broad pattern when allow_broad_patterns is true' {
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ patterns = @('*'); allow_broad_patterns = $true }
+            $r.failed | Should -BeNullOrEmpty
+            $r.users[0].removed.Count | Should -Be $script:Vault.Count
+        }
+
+        It 'treats [ as a literal character, not a wildcard class' {
+            $rx = ConvertTo-M365TargetRegex -Pattern 'App[1]*'
+            'App[1]x' | Should -Match $rx
+            'App1x' | Should -Not -Match $rx
+        }
+    }
+
+    Context 'user validation' {
+        It 'refuses a user name with path characters (<user>) before any task runs' -TestCases @(
+            @{ user = '..\..\Windows' }, @{ user = 'C:\Users\alice' }, @{ user = 'ali*' }, @{ user = '' }
+        ) {
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice', $user) }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^users: '
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        }
+
+        It 'refuses an unknown user naming it' {
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('mallory') }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match "users: Identity 'mallory' is unknown"
+        }
+
+        It 'refuses a timeout out of range' {
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ timeout = 0 }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^timeout: '
+        }
+    }
+
+    Context 'purge' {
+        It 'removes only the Office credentials by default and reports target names, never secrets' {
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice') } -DiffMode
+            $r.changed | Should -BeTrue
+            $r.reboot_required | Should -BeFalse
+            $r.users[0].status | Should -Be 'changed'
+            $r.users[0].removed | Should -Be @(
+                'MicrosoftOffice16_Data:SSPI:alice@contoso.com'
+                'MicrosoftOffice16_Data:ADAL:4b1f0a3e-6a4c-4b5e-9a55-9a1f8e0f3c21'
+                'MicrosoftOffice15_Data:orgid:alice@contoso.com')
+            $r.removed_count | Should -Be 3
+            [M365Ops.CredVault]::Store | Should -Contain 'msteams_adalsso/adal_context_0'
+            [M365Ops.CredVault]::Store | Should -Not -Contain 'MicrosoftOffice16_Data:SSPI:alice@contoso.com'
+            $r.diff.before.credential_targets.'CONTOSO\alice'.Count | Should -Be 3
+            $r.diff.after.credential_targets.'CONTOSO\alice'.Count | Should -Be 0
+            Should -Invoke Invoke-M365TaskScript -Times 1 -Exactly -ParameterFilter { $RunAs -eq 'User' -and $UserSid -eq $global:RungAlice.Sid }
+        }
+
+        It 'is idempotent: a second run changes nothing' {
+            $null = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice') }
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice') }
+            $r.changed | Should -BeFalse
+            $r.users[0].status | Should -Be 'unchanged'
+        }
+
+        It 'honours extra patterns' {
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice'); patterns = @('MicrosoftOffice1*', 'msteams*', 'OneDrive Cached Credential*', 'Microsoft_OC*') }
+            $r.removed_count | Should -Be 6
+            [M365Ops.CredVault]::Store | Should -Be @('virtualapp/didlogical')
+        }
+
+        It 'in check mode reports what would go and deletes nothing' {
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice') } -CheckMode
+            $r.changed | Should -BeTrue
+            $r.users[0].removed.Count | Should -Be 3
+            [M365Ops.CredVault]::Store.Count | Should -Be $script:Vault.Count
+            Should -Invoke Invoke-M365TaskScript -ParameterFilter { $Parameters.Delete -eq $false }
+        }
+
+        It 'fails naming the target when a delete is refused, keeping the others removed' {
+            [M365Ops.CredVault]::Locked.Add('MicrosoftOffice15_Data:orgid:alice@contoso.com')
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice') }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'MicrosoftOffice15_Data:orgid'
+            $r.users[0].status | Should -Be 'failed'
+            $r.users[0].removed.Count | Should -Be 2
+        }
+    }
+
+    Context 'sessions' {
+        It 'defaults to the logged-on users only' {
+            $r = Invoke-RungModule -Name win_credential_purge
+            $r.users.Count | Should -Be 1
+            $r.users[0].user | Should -Be 'CONTOSO\alice'
+        }
+
+        It 'reports a named user who is not logged on as skipped, without failing' {
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice', 'bob') }
+            $r.failed | Should -BeNullOrEmpty
+            ($r.users | Where-Object { $_.user -eq 'CONTOSO\bob' }).status | Should -Be 'skipped'
+            ($r.users | Where-Object { $_.user -eq 'CONTOSO\alice' }).status | Should -Be 'changed'
+        }
+
+        It 'fails before changing anything when require_logged_on is set and a user is absent' {
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice', 'bob'); require_logged_on = $true }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^require_logged_on: not logged on: CONTOSO\\bob'
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            [M365Ops.CredVault]::Store.Count | Should -Be $script:Vault.Count
+        }
+
+        It 'fails when the user-context task times out' {
+            Mock Invoke-M365TaskScript { New-TaskResult -Status 'timeout' -Message 'The User task did not finish within 120 seconds and was stopped.' }
+            $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice') }
+            $r.failed | Should -BeTrue
+            $r.users[0].status | Should -Be 'failed'
+            $r.users[0].message | Should -Match 'timeout'
+            $r.changed | Should -BeFalse
+        }
+    }
+}
