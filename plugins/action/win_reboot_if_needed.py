@@ -1,0 +1,53 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Restart a Windows host only when the collection's pending-reboot marker (or, if
+asked, Windows' own pending-reboot signals) say so, then clear the marker."""
+
+from __future__ import annotations
+
+from ansible_collections.m365ops.activation.plugins.plugin_utils.reboot_action import RebootCapableAction
+
+STATE_MODULE = "m365ops.activation.win_reboot_state"
+
+
+class ActionModule(RebootCapableAction):
+
+    ARGUMENT_SPEC = {
+        "include_windows_pending": {"type": "bool", "default": False},
+    }
+
+    def _state_module(self, args):
+        return STATE_MODULE, {"include_windows_pending": args["include_windows_pending"]}
+
+    def _reboot_reasons(self, state, args):
+        marker = state.get("marker") or {}
+        reasons = ["%s: %s" % (source, marker[source]) for source in sorted(marker)]
+        if args["include_windows_pending"]:
+            reasons.extend("Windows: %s" % reason for reason in state.get("windows_reasons") or [])
+        return reasons
+
+    def _after_reboot(self, state, args, task_vars):
+        # One round trip reads the new boot time and clears exactly the sources seen
+        # before the restart; the module keeps them if the boot time did not move, so
+        # a host that never restarted is still marked for the next run.
+        module_args = {
+            "include_windows_pending": args["include_windows_pending"],
+            "clear_sources": sorted(state.get("marker") or {}),
+            "boot_time_before": state.get("boot_time"),
+        }
+        return self._execute_module(module_name=STATE_MODULE, module_args=module_args, task_vars=task_vars)
+
+    def _finish(self, result, args):
+        state = result.pop("state", None) or {}
+        after = result.pop("after", None) or {}
+        result["marker"] = state.get("marker") or {}
+        result["windows_reasons"] = state.get("windows_reasons") or []
+        result["boot_time_before"] = state.get("boot_time")
+        result["boot_time_after"] = after.get("boot_time")
+        result["cleared"] = after.get("cleared") or []
+        if result.get("rebooted") and args["include_windows_pending"] and after.get("windows_reasons"):
+            # Some updates need a second restart; one restart per run keeps a run bounded.
+            result.setdefault("warnings", []).append(
+                "Windows still reports a pending reboot after the restart: %s; the next run restarts again"
+                % "; ".join(after["windows_reasons"]))
+        return result

@@ -1,0 +1,172 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugins that may restart a Windows host.
+
+The idea is microsoft.ad's ``ActionModuleWithReboot`` (run a module, reboot when its
+result asks for it, let subclasses override small hooks); the shape is our own: the
+state is read by a host module, the restart itself is delegated to
+``ansible.windows.win_reboot``'s action plugin through Ansible's plugin loader (so its
+reconnect logic after the connection drops is used as is, never copied), and the
+host is asked again afterwards so a restart that did not happen is caught.
+
+Hooks a subclass overrides:
+
+``_state_module()``      module name and arguments that read the host's state
+``_reboot_reasons()``    why this state needs a restart; empty list = no restart
+``_after_reboot()``      what to run once the host is back (e.g. clear a marker)
+``_verify_reboot()``     an error message when the host did not really restart
+``_finish()``            last look at the result before it is returned
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+display = Display()
+
+REBOOT_ACTION = "ansible.windows.win_reboot"
+
+# Options passed through to ansible.windows.win_reboot unchanged.
+REBOOT_ARGUMENT_SPEC = {
+    "reboot": {"type": "bool", "default": True},
+    "reboot_timeout": {"type": "int", "default": 600},
+    "pre_reboot_delay": {"type": "int", "default": 2},
+    "post_reboot_delay": {"type": "int", "default": 0},
+    "connect_timeout": {"type": "int", "default": 5},
+    "test_command": {"type": "str"},
+    "msg": {"type": "str"},
+}
+_PASS_THROUGH = ("reboot_timeout", "pre_reboot_delay", "post_reboot_delay", "connect_timeout", "test_command")
+
+# shutdown.exe /c accepts at most 512 characters.
+_MAX_REBOOT_MESSAGE = 500
+
+
+class RebootCapableAction(ActionBase):
+    """Read state on the host, restart it when a hook says so, check it really restarted."""
+
+    # Extra options of the subclass, merged with REBOOT_ARGUMENT_SPEC.
+    ARGUMENT_SPEC: dict = {}
+
+    _supports_check_mode = True
+    _supports_async = False
+
+    # --- hooks -------------------------------------------------------------------------
+
+    def _state_module(self, args):
+        """Return ``(module_name, module_args)`` for the module that reads the state."""
+        return self._task.action, {k: v for k, v in args.items() if k not in REBOOT_ARGUMENT_SPEC}
+
+    def _reboot_reasons(self, state, args):
+        return ["%s requires a reboot" % self._task.action] if state.get("reboot_required") else []
+
+    def _after_reboot(self, state, args, task_vars):
+        """Run once the host is back; the default reads the state again."""
+        name, module_args = self._state_module(args)
+        return self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
+
+    def _verify_reboot(self, state, after, args):
+        if after.get("failed"):
+            return "the host came back but reading its state failed: %s" % after.get("msg", "no message")
+        before_boot, after_boot = state.get("boot_time"), after.get("boot_time")
+        if before_boot and before_boot == after_boot:
+            return "the boot time did not change (%s): the host did not restart" % before_boot
+        return None
+
+    def _finish(self, result, args):
+        return result
+
+    # --- machinery ---------------------------------------------------------------------
+
+    def _reboot_message(self, reasons, args):
+        message = args.get("msg") or "Restart by m365ops.activation: " + "; ".join(reasons)
+        return message[:_MAX_REBOOT_MESSAGE]
+
+    def _delegate_reboot(self, task_vars, reasons, args):
+        """Restart through ansible.windows.win_reboot, as if the play had a task for it."""
+        reboot_task = self._task.copy(exclude_parent=True, exclude_tasks=True)
+        reboot_args = {name: args[name] for name in _PASS_THROUGH if args.get(name) is not None}
+        reboot_args["msg"] = self._reboot_message(reasons, args)
+        reboot_task.args = reboot_args
+        action = self._shared_loader_obj.action_loader.get(
+            REBOOT_ACTION,
+            task=reboot_task,
+            connection=self._connection,
+            play_context=self._play_context,
+            loader=self._loader,
+            templar=self._templar,
+            shared_loader_obj=self._shared_loader_obj,
+        )
+        if action is None:
+            raise AnsibleActionFail(
+                "%s needs the ansible.windows collection (%s) to restart the host; install it" % (
+                    self._task.action, REBOOT_ACTION)
+            )
+        display.vv("%s: restarting through %s: %s" % (self._task.action, REBOOT_ACTION, "; ".join(reasons)))
+        return action.run(task_vars=task_vars)
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+
+        spec = dict(REBOOT_ARGUMENT_SPEC)
+        spec.update(self.ARGUMENT_SPEC)
+        dummy, args = self.validate_argument_spec(spec)
+
+        name, module_args = self._state_module(args)
+        state = self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
+        state.pop("invocation", None)
+        if state.get("failed"):
+            result.update(state)
+            result.setdefault("msg", "%s failed" % name)
+            result["rebooted"] = False
+            return self._finish(result, args)
+
+        reasons = self._reboot_reasons(state, args)
+        result.update({
+            "changed": bool(state.get("changed")),
+            "rebooted": False,
+            "reboot_required": bool(reasons),
+            "reasons": reasons,
+            "state": state,
+        })
+        if not reasons:
+            result["msg"] = "no reboot needed"
+            return self._finish(result, args)
+        if not args["reboot"]:
+            result["msg"] = "reboot needed but not allowed (reboot: false): " + "; ".join(reasons)
+            return self._finish(result, args)
+        if self._task.check_mode:
+            result["changed"] = True
+            result["msg"] = "would reboot: " + "; ".join(reasons)
+            return self._finish(result, args)
+
+        reboot_result = self._delegate_reboot(task_vars, reasons, args)
+        result["elapsed"] = reboot_result.get("elapsed", 0)
+        if reboot_result.get("failed") or reboot_result.get("unreachable") or not reboot_result.get("rebooted"):
+            # Nothing was cleared: the next run sees the same reasons and tries again.
+            result.update({
+                "failed": True,
+                "unreachable": bool(reboot_result.get("unreachable")),
+                "changed": bool(reboot_result.get("changed")),
+                "rebooted": bool(reboot_result.get("rebooted")),
+                "reboot_result": reboot_result,
+                "msg": "reboot through %s failed: %s" % (REBOOT_ACTION, reboot_result.get("msg", "no message")),
+            })
+            return self._finish(result, args)
+
+        result["changed"] = True
+        result["rebooted"] = True
+        after = self._after_reboot(state, args, task_vars)
+        after.pop("invocation", None)
+        result["after"] = after
+        error = self._verify_reboot(state, after, args)
+        if error:
+            result["failed"] = True
+            result["msg"] = error
+        else:
+            result["msg"] = "rebooted: " + "; ".join(reasons)
+        return self._finish(result, args)

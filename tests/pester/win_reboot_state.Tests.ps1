@@ -1,0 +1,158 @@
+# Logic of plugins/modules/win_reboot_state.ps1 under pwsh with the Windows reads mocked.
+# The module's functions are loaded from its AST (the module body needs Ansible.Basic);
+# RebootMarker.psm1 is the real one with only its four registry functions mocked, so
+# clearing goes through the same code the rung modules use to set the marker.
+
+BeforeAll {
+    $root = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
+    Import-Module (Join-Path $root 'plugins' 'module_utils' 'RebootMarker.psm1') -Force
+    $modulePath = Join-Path $root 'plugins' 'modules' 'win_reboot_state.ps1'
+    $tokens = $null; $errors = $null
+    $ast = [System.Management.Automation.Language.Parser]::ParseFile($modulePath, [ref]$tokens, [ref]$errors)
+    if ($errors.Count) { throw "win_reboot_state.ps1 does not parse: $($errors[0])" }
+    foreach ($fn in $ast.FindAll({ param($n) $n -is [System.Management.Automation.Language.FunctionDefinitionAst] }, $false)) {
+        . ([scriptblock]::Create($fn.Extent.Text))
+    }
+    $script:SourcePattern = '^[A-Za-z0-9_.-]{1,128}$'
+
+    $script:boot = [DateTime]::new(2026, 11, 26, 9, 15, 30, [DateTimeKind]::Utc)
+    $script:bootText = '2026-11-26T09:15:30.000000Z'
+    $script:later = [DateTime]::new(2026, 11, 26, 9, 41, 2, [DateTimeKind]::Utc)
+    $script:markerKey = 'HKLM:\SOFTWARE\m365ops\activation\RebootRequired'
+}
+
+Describe 'win_reboot_state' {
+    BeforeEach {
+        # The registry under the marker, as the real module util would read it.
+        $script:store = @{}
+        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{} + $script:store }
+        Mock -ModuleName RebootMarker Remove-M365RebootMarkerValue { param($Path, $Name) $script:store.Remove($Name) }
+        Mock -ModuleName RebootMarker Remove-M365RebootMarkerKey { $script:store.Clear() }
+        Mock Get-RebootStateBootTime { $script:boot }
+        Mock Test-RebootStateRegistryKey { $false }
+        Mock Get-RebootStateRegistryValue { $null }
+    }
+
+    Context 'reading' {
+        It 'reports no reboot when there is no marker' {
+            $r = Get-RebootState -IncludeWindowsPending $false
+            $r.reboot_required | Should -BeFalse
+            $r.marker.Count | Should -Be 0
+            $r.changed | Should -BeFalse
+            $r.boot_time | Should -Be $script:bootText
+            $r.boot_time_changed | Should -BeNullOrEmpty
+        }
+
+        It 'reports the marker of each source' {
+            $script:store['win_token_broker_cache'] = '2026-11-26T09:20:00Z quarantined TokenBroker caches of S-1-5-21-1-2-3-1104'
+            $r = Get-RebootState -IncludeWindowsPending $false
+            $r.reboot_required | Should -BeTrue
+            $r.marker['win_token_broker_cache'] | Should -BeLike '2026-11-26T09:20:00Z quarantined*'
+            $r.changed | Should -BeFalse
+        }
+
+        It 'ignores Windows signals unless asked' {
+            Mock Test-RebootStateRegistryKey { $true }
+            $r = Get-RebootState -IncludeWindowsPending $false
+            $r.reboot_required | Should -BeFalse
+            $r.windows_reasons.Count | Should -Be 0
+            Should -Invoke Test-RebootStateRegistryKey -Times 0
+        }
+
+        It 'reads the servicing, update and rename signals when asked' {
+            Mock Test-RebootStateRegistryKey { $Path -like '*Component Based Servicing\RebootPending' }
+            Mock Get-RebootStateRegistryValue {
+                if ($Name -eq 'PendingFileRenameOperations') {
+                    # REG_MULTI_SZ as Get-ItemProperty returns it: source, destination pairs.
+                    @('\??\C:\Windows\Temp\old.dll', '', '\??\C:\Windows\Temp\a.tmp', '\??\C:\Windows\System32\a.dll')
+                }
+            }
+            $r = Get-RebootState -IncludeWindowsPending $true
+            $r.windows_pending | Should -BeTrue
+            $r.reboot_required | Should -BeTrue
+            $r.windows_reasons | Should -Contain 'Component Based Servicing: RebootPending'
+            $r.windows_reasons | Should -Contain 'Session Manager: PendingFileRenameOperations (3 entries)'
+            $r.windows_reasons | Should -Not -Contain 'Windows Update: RebootRequired'
+        }
+
+        It 'gives the boot time in UTC whatever kind CIM returns' {
+            Mock Get-RebootStateBootTime { $script:boot.ToLocalTime() }
+            (Get-RebootState -IncludeWindowsPending $false).boot_time | Should -Be $script:bootText
+        }
+    }
+
+    Context 'clearing after the restart' {
+        BeforeEach {
+            $script:store['win_token_broker_cache'] = '2026-11-26T09:20:00Z quarantined caches'
+            $script:store['win_dsreg_join'] = '2026-11-26T09:21:00Z rejoined'
+        }
+
+        It 'clears the named sources once the boot time moved' {
+            Mock Get-RebootStateBootTime { $script:later }
+            $r = Get-RebootState -ClearSources @('win_token_broker_cache', 'win_dsreg_join') -BootTimeBefore $script:bootText
+            $r.changed | Should -BeTrue
+            $r.boot_time_changed | Should -BeTrue
+            $r.cleared | Should -Be @('win_dsreg_join', 'win_token_broker_cache')
+            $r.marker.Count | Should -Be 0
+            $r.reboot_required | Should -BeFalse
+            $script:store.Count | Should -Be 0
+            $r.diff.before.marker.Count | Should -Be 2
+            $r.diff.after.marker.Count | Should -Be 0
+        }
+
+        It 'keeps a source that asked after the first read' {
+            Mock Get-RebootStateBootTime { $script:later }
+            $r = Get-RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore $script:bootText
+            $r.cleared | Should -Be @('win_token_broker_cache')
+            $script:store.Keys | Should -Be @('win_dsreg_join')
+            $r.reboot_required | Should -BeTrue
+        }
+
+        It 'keeps every marker when the boot time did not move' {
+            $r = Get-RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore $script:bootText
+            $r.boot_time_changed | Should -BeFalse
+            $r.changed | Should -BeFalse
+            $r.cleared.Count | Should -Be 0
+            $r.kept | Should -Be @('win_token_broker_cache')
+            $script:store.Count | Should -Be 2
+            Should -Invoke -ModuleName RebootMarker Remove-M365RebootMarkerValue -Times 0
+        }
+
+        It 'changes nothing in check mode but reports what it would clear' {
+            Mock Get-RebootStateBootTime { $script:later }
+            $r = Get-RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore $script:bootText -CheckMode $true
+            $r.changed | Should -BeTrue
+            $r.cleared | Should -Be @('win_token_broker_cache')
+            $script:store.Count | Should -Be 2
+            Should -Invoke -ModuleName RebootMarker Remove-M365RebootMarkerValue -Times 0
+        }
+
+        It 'is idempotent: a second clear finds nothing to do' {
+            Mock Get-RebootStateBootTime { $script:later }
+            $null = Get-RebootState -ClearSources @('win_token_broker_cache', 'win_dsreg_join') -BootTimeBefore $script:bootText
+            $r = Get-RebootState -ClearSources @('win_token_broker_cache', 'win_dsreg_join') -BootTimeBefore $script:bootText
+            $r.changed | Should -BeFalse
+            $r.cleared.Count | Should -Be 0
+        }
+    }
+
+    Context 'bad input changes nothing' {
+        BeforeEach { $script:store['win_token_broker_cache'] = '2026-11-26T09:20:00Z x' }
+
+        It 'refuses a source name that is not a module name: <source>' -ForEach @(
+            @{ source = '*' }, @{ source = '..\Run' }, @{ source = '' }, @{ source = 'a b' }
+        ) {
+            Mock Get-RebootStateBootTime { $script:later }
+            { Get-RebootState -ClearSources @($source) -BootTimeBefore $script:bootText } |
+                Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage 'clear_sources:*'
+            $script:store.Count | Should -Be 1
+        }
+
+        It 'refuses to clear without the boot time from before the restart' {
+            { Get-RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore '' } |
+                Should -Throw -ExpectedMessage 'boot_time_before is required*'
+            $script:store.Count | Should -Be 1
+            Should -Invoke Get-RebootStateBootTime -Times 0
+        }
+    }
+}
