@@ -484,3 +484,31 @@ def missing_libraries():
 def client_from_params(params, environ=None, **kwargs):
     """Settings + client from module params (env fallbacks applied), no network yet."""
     return GraphClient(GraphSettings.from_params(params, environ=environ), **kwargs)
+
+
+def run_module(module, run, missing_required_lib):
+    """The common body of every entra_* module's main().
+
+    module is an AnsibleModule and missing_required_lib ansible's helper; both
+    are passed in so this file keeps no ansible import. run(module, client)
+    returns the result dict; it raises ValueError for bad input (before any
+    change) and GraphError for failed calls. Every message is scrubbed of the
+    secrets, so neither the result nor a traceback can carry them.
+    """
+    missing = missing_libraries()
+    if missing:
+        module.fail_json(msg=missing_required_lib(" and ".join(missing)),
+                         exception=MSAL_IMPORT_ERROR or REQUESTS_IMPORT_ERROR)
+    secrets = [module.params.get(name) for name, opt in AUTH_OPTIONS.items() if opt.get("no_log")]
+    result = None
+    try:
+        client = client_from_params(module.params)
+        result = run(module, client)
+    except GraphError as exc:
+        module.fail_json(msg=redact(exc, secrets), **exc.to_result())
+    except ValueError as exc:
+        module.fail_json(msg=redact(exc, secrets))
+    except Exception as exc:
+        module.fail_json(msg="unexpected %s: %s" % (type(exc).__name__, redact(exc, secrets)),
+                         exception=redact(traceback.format_exc(), secrets))
+    module.exit_json(**result)

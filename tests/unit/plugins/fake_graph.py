@@ -425,3 +425,13 @@ def auth_params(tenant, **extra):
               "authority_host": tenant.base_url, "graph_url": tenant.base_url}
     params.update(extra)
     return params
+
+
+def run_module(main, args, capsys):
+    """Run a module's main() in-process; returns (result dict, captured stdout+stderr text)."""
+    from ansible.module_utils.testing import patch_module_args
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            main()
+    captured = capsys.readouterr()
+    return json.loads(captured.out), captured.out + captured.err
