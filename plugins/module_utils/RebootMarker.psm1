@@ -1,0 +1,113 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The collection's own pending-reboot marker (docs/development.md): one REG_SZ value per
+# requesting module under HKLM, data "<UTC ISO time> <reason>". A rung writes it before
+# returning reboot_required, so a run that dies before the reboot step still leaves the
+# request behind for the next run. Callers skip Set-M365RebootMarker in check mode.
+
+Set-StrictMode -Version 2.0
+
+$script:RebootMarkerKey = 'HKLM:\SOFTWARE\m365ops\activation\RebootRequired'
+
+# Registry access is isolated here so Pester (pwsh on Linux has no registry provider)
+# mocks these four and the value handling above them stays real.
+Function Get-M365RebootMarkerValue {
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$Path)
+    $values = @{}
+    if (-not (Test-Path -LiteralPath $Path)) { return $values }
+    $key = Get-Item -LiteralPath $Path -ErrorAction Stop
+    foreach ($name in $key.GetValueNames()) {
+        if ($name -eq '') { continue }  # the key's (Default) value is not a marker
+        $values[$name] = [string]$key.GetValue($name)
+    }
+    $values
+}
+
+Function Set-M365RebootMarkerValue {
+    [CmdletBinding(SupportsShouldProcess = $false)]
+    param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Name, [Parameter(Mandatory)][string]$Value)
+    if (-not (Test-Path -LiteralPath $Path)) {
+        $null = New-Item -Path $Path -Force -ErrorAction Stop
+    }
+    $null = New-ItemProperty -LiteralPath $Path -Name $Name -Value $Value -PropertyType String -Force -ErrorAction Stop
+}
+
+Function Remove-M365RebootMarkerValue {
+    [CmdletBinding(SupportsShouldProcess = $false)]
+    param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Name)
+    if (Test-Path -LiteralPath $Path) {
+        Remove-ItemProperty -LiteralPath $Path -Name $Name -ErrorAction SilentlyContinue
+    }
+}
+
+Function Remove-M365RebootMarkerKey {
+    [CmdletBinding(SupportsShouldProcess = $false)]
+    param([Parameter(Mandatory)][string]$Path)
+    if (Test-Path -LiteralPath $Path) {
+        Remove-Item -LiteralPath $Path -Recurse -Force -ErrorAction Stop
+    }
+}
+
+Function Assert-M365MarkerSource {
+    param([AllowNull()][AllowEmptyString()][string]$Source)
+    # The value name is the module name; anything else (a path, a wildcard, an empty
+    # name that would hit the key's default value) is a caller bug.
+    if ([string]::IsNullOrWhiteSpace($Source) -or $Source -notmatch '^[A-Za-z0-9_.-]{1,128}$') {
+        throw [System.ArgumentException]::new("Source '$Source' is not a module name (letters, digits, _ . - only).")
+    }
+}
+
+Function Set-M365RebootMarker {
+    <#
+    .SYNOPSIS
+    Record that <Source> needs a reboot. Overwrites an older request from the same source.
+    #>
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory)][AllowEmptyString()][string]$Source,
+        [Parameter(Mandatory)][AllowEmptyString()][string]$Reason
+    )
+    Assert-M365MarkerSource -Source $Source
+    # One line per marker: the reboot step prints them and splits time from reason at
+    # the first space.
+    $oneLine = ($Reason -replace '[\r\n]+', ' ').Trim()
+    if ($oneLine -eq '') {
+        throw [System.ArgumentException]::new("Reason is empty: say why $Source needs a reboot.")
+    }
+    $stamp = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ', [System.Globalization.CultureInfo]::InvariantCulture)
+    Set-M365RebootMarkerValue -Path $script:RebootMarkerKey -Name $Source -Value "$stamp $oneLine"
+}
+
+Function Get-M365RebootMarker {
+    <#
+    .SYNOPSIS
+    Hashtable Source -> "<UTC ISO time> <reason>"; empty when nothing is pending.
+    #>
+    [CmdletBinding()]
+    [OutputType([hashtable])]
+    param()
+    $values = Get-M365RebootMarkerValue -Path $script:RebootMarkerKey
+    if ($null -eq $values) { $values = @{} }
+    $values
+}
+
+Function Clear-M365RebootMarker {
+    <#
+    .SYNOPSIS
+    Remove the marker of one source, or every marker (and the key) when -Source is omitted.
+    #>
+    [CmdletBinding()]
+    param([string]$Source)
+    if ($PSBoundParameters.ContainsKey('Source')) {
+        Assert-M365MarkerSource -Source $Source
+        Remove-M365RebootMarkerValue -Path $script:RebootMarkerKey -Name $Source
+    }
+    else {
+        Remove-M365RebootMarkerKey -Path $script:RebootMarkerKey
+    }
+}
+
+Export-ModuleMember -Function Set-M365RebootMarker, Get-M365RebootMarker, Clear-M365RebootMarker, `
+    Get-M365RebootMarkerValue, Set-M365RebootMarkerValue, Remove-M365RebootMarkerValue, Remove-M365RebootMarkerKey

@@ -1,0 +1,407 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
+
+# Run a script block as SYSTEM or inside a logged-on user's session through a temporary
+# scheduled task (docs/diagnose.md, "The task runner").
+#
+# Why a task: WinRM gives us a network logon, which cannot reach the user's credential
+# vault, WAM accounts or PRT, and cannot do what `dsregcmd /join` needs SYSTEM for.
+#
+# Security design:
+# - The script travels inline (gzip + base64 inside -EncodedCommand). Nothing the task
+#   executes is ever read from disk, so there is no file a user could swap.
+# - Output comes back through a per-run folder under %SystemRoot%\Temp (users can create
+#   but not list there) with a random name and a protected DACL: SYSTEM and
+#   Administrators full control, inheritance off. For a SYSTEM run that is all. For a
+#   user run the user additionally gets traverse on the folder and write on the one
+#   output file we pre-create: no create, delete, rename or re-ACL, so the user cannot
+#   plant anything else there, and what a user task writes is only ever data about
+#   that same user.
+# - The task is unregistered and the folder removed in `finally`: success, failure,
+#   timeout or an exception of our own.
+
+Set-StrictMode -Version 2.0
+
+$script:TaskPath = '\m365ops\'
+$script:PollMilliseconds = 500
+# CreateProcess' command line limit is 32767 characters; keep room for the executable.
+$script:MaxEncodedLength = 30000
+$script:SidPattern = '^S-1-[0-9]+(-[0-9]+){1,14}$'
+# Task Scheduler result codes that mean "has not finished yet".
+$script:PendingResults = @(
+    0x00041301  # SCHED_S_TASK_RUNNING
+    0x00041303  # SCHED_S_TASK_HAS_NOT_RUN
+    0x00041325  # SCHED_S_TASK_QUEUED
+)
+$script:AccessDeniedHResult = -2147024891  # 0x80070005 E_ACCESSDENIED
+
+# The bootstrap the task runs. PAYLOAD is the gzip+base64 JSON {script, parameters};
+# OUTFILE the pre-created output file. It must run under Windows PowerShell 5.1, and it
+# opens the output with FileMode.Open because a user task may write it but not create it.
+$script:Bootstrap = @'
+$ErrorActionPreference = 'Stop'
+$code = 0
+try {
+    $raw = [Convert]::FromBase64String('PAYLOAD')
+    $ms = New-Object -TypeName IO.MemoryStream -ArgumentList @(, $raw)
+    $gz = New-Object -TypeName IO.Compression.GZipStream -ArgumentList $ms, ([IO.Compression.CompressionMode]::Decompress)
+    $sr = New-Object -TypeName IO.StreamReader -ArgumentList $gz, ([Text.Encoding]::UTF8)
+    $payload = $sr.ReadToEnd() | ConvertFrom-Json
+    $sr.Dispose()
+    $splat = @{}
+    if ($payload.parameters) {
+        foreach ($p in $payload.parameters.PSObject.Properties) { $splat[$p.Name] = $p.Value }
+    }
+    $sb = [ScriptBlock]::Create($payload.script)
+    $out = & $sb @splat
+    $envelope = @{ ok = $true; output = $out }
+}
+catch {
+    $code = 1
+    $envelope = @{ ok = $false; error = ('{0}: {1}' -f $_.Exception.GetType().FullName, $_.Exception.Message) }
+}
+$json = ConvertTo-Json -InputObject $envelope -Depth 12 -Compress
+$bytes = [Text.Encoding]::UTF8.GetBytes($json)
+try {
+    $fs = [IO.File]::Open('OUTFILE', [IO.FileMode]::Open, [IO.FileAccess]::Write, [IO.FileShare]::None)
+    try { $fs.SetLength(0); $fs.Write($bytes, 0, $bytes.Length) } finally { $fs.Dispose() }
+}
+catch { $code = 2 }
+exit $code
+'@
+
+Function Get-M365RunRoot {
+    <# .SYNOPSIS Parent of the per-run folders; a function so tests point it at TestDrive. #>
+    [CmdletBinding()]
+    param()
+    Join-Path -Path $env:SystemRoot -ChildPath 'Temp'
+}
+
+Function Get-M365PowerShellPath {
+    [CmdletBinding()]
+    param()
+    Join-Path -Path $env:SystemRoot -ChildPath 'System32\WindowsPowerShell\v1.0\powershell.exe'
+}
+
+Function Get-M365RunFolderSddl {
+    <#
+    .SYNOPSIS
+    The protected DACLs of a run folder and its output file, as SDDL.
+    .DESCRIPTION
+    Kept as data so the ACL design is testable on any platform. Rights used:
+    FA full access; 0x100020 traverse + synchronize; 0x120116 FILE_GENERIC_WRITE
+    (write data/append/attributes/EA + read control + synchronize), which is what
+    opening a file for writing requests; never DELETE, WRITE_DAC or WRITE_OWNER.
+    #>
+    [CmdletBinding()]
+    param([string]$UserSid)
+    $folder = 'D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
+    $file = 'D:P(A;;FA;;;SY)(A;;FA;;;BA)'
+    if ($UserSid) {
+        $folder += "(A;;0x100020;;;$UserSid)"
+        $file += "(A;;0x120116;;;$UserSid)"
+    }
+    [pscustomobject]@{ Folder = $folder; File = $file }
+}
+
+Function Set-M365PathSddl {
+    <# .SYNOPSIS Replace the DACL of a file or folder (Windows only). #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Sddl)
+    $item = Get-Item -LiteralPath $Path -Force -ErrorAction Stop
+    if ($item.PSIsContainer) {
+        $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
+    }
+    else {
+        $acl = New-Object -TypeName System.Security.AccessControl.FileSecurity
+    }
+    $acl.SetSecurityDescriptorSddlForm($Sddl, [System.Security.AccessControl.AccessControlSections]::Access)
+    # Set-Acl would also try to write the SACL, which needs SeSecurityPrivilege.
+    if ($PSVersionTable.PSVersion.Major -lt 6) {
+        $item.SetAccessControl($acl)
+    }
+    elseif ($item.PSIsContainer) {
+        [System.IO.FileSystemAclExtensions]::SetAccessControl([System.IO.DirectoryInfo]$item, $acl)
+    }
+    else {
+        [System.IO.FileSystemAclExtensions]::SetAccessControl([System.IO.FileInfo]$item, $acl)
+    }
+}
+
+Function New-M365RunFolder {
+    <#
+    .SYNOPSIS
+    Create the per-run folder and its pre-created output file with their DACLs.
+    Returns [pscustomobject]@{ Path; OutputFile }.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$RunId, [string]$UserSid)
+    $path = Join-Path -Path (Get-M365RunRoot) -ChildPath "m365ops-$RunId"
+    # New-Item without -Force fails when the name exists: a folder someone planted is
+    # never reused (its owner could rewrite the DACL we set).
+    $null = New-Item -Path $path -ItemType Directory -ErrorAction Stop
+    try {
+        $outFile = Join-Path -Path $path -ChildPath 'output.json'
+        $null = New-Item -Path $outFile -ItemType File -ErrorAction Stop
+        $sddl = Get-M365RunFolderSddl -UserSid $UserSid
+        Set-M365PathSddl -Path $outFile -Sddl $sddl.File
+        Set-M365PathSddl -Path $path -Sddl $sddl.Folder
+    }
+    catch {
+        # Half-built (e.g. the DACL was refused): the caller never sees it, so remove it here.
+        Remove-Item -LiteralPath $path -Recurse -Force -ErrorAction SilentlyContinue
+        throw
+    }
+    [pscustomobject]@{ Path = $path; OutputFile = $outFile }
+}
+
+Function Remove-M365RunFolder {
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$Path)
+    if (Test-Path -LiteralPath $Path) {
+        Remove-Item -LiteralPath $Path -Recurse -Force -ErrorAction Stop
+    }
+}
+
+Function Register-M365Task {
+    <# .SYNOPSIS Register the hidden on-demand task (Windows only). #>
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory)][string]$TaskName,
+        [Parameter(Mandatory)][string]$Execute,
+        [Parameter(Mandatory)][string]$Argument,
+        [Parameter(Mandatory)][string]$UserId,
+        [Parameter(Mandatory)][ValidateSet('ServiceAccount', 'Interactive')][string]$LogonType,
+        [Parameter(Mandatory)][int]$TimeoutSeconds
+    )
+    $action = New-ScheduledTaskAction -Execute $Execute -Argument $Argument
+    if ($LogonType -eq 'ServiceAccount') {
+        $principal = New-ScheduledTaskPrincipal -UserId $UserId -LogonType ServiceAccount -RunLevel Highest
+    }
+    else {
+        # Limited: the user's own token, never elevated; the user's data is all we need.
+        $principal = New-ScheduledTaskPrincipal -UserId $UserId -LogonType Interactive -RunLevel Limited
+    }
+    # The execution limit is a backstop in case our own cleanup never runs.
+    $settings = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -Hidden `
+        -MultipleInstances IgnoreNew -ExecutionTimeLimit ([TimeSpan]::FromSeconds($TimeoutSeconds + 60))
+    $null = Register-ScheduledTask -TaskName $TaskName -TaskPath $script:TaskPath -Action $action `
+        -Principal $principal -Settings $settings -ErrorAction Stop
+}
+
+Function Start-M365Task {
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$TaskName)
+    Start-ScheduledTask -TaskName $TaskName -TaskPath $script:TaskPath -ErrorAction Stop
+}
+
+Function Get-M365TaskState {
+    <# .SYNOPSIS [pscustomobject]@{ State = 'Ready'|'Running'|'Queued'|'Disabled'|'Unknown'; LastTaskResult = <int> } #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$TaskName)
+    $task = Get-ScheduledTask -TaskName $TaskName -TaskPath $script:TaskPath -ErrorAction Stop
+    $info = Get-ScheduledTaskInfo -TaskName $TaskName -TaskPath $script:TaskPath -ErrorAction Stop
+    [pscustomobject]@{ State = [string]$task.State; LastTaskResult = [int]$info.LastTaskResult }
+}
+
+Function Stop-M365Task {
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$TaskName)
+    Stop-ScheduledTask -TaskName $TaskName -TaskPath $script:TaskPath -ErrorAction SilentlyContinue
+}
+
+Function Unregister-M365Task {
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$TaskName)
+    Unregister-ScheduledTask -TaskName $TaskName -TaskPath $script:TaskPath -Confirm:$false -ErrorAction Stop
+}
+
+Function Test-M365AccessDenied {
+    <#
+    .SYNOPSIS
+    Whether an error is "access denied", judged by type and HRESULT (messages are
+    localised). The ScheduledTasks cmdlets raise CimException; file ACL code raises
+    UnauthorizedAccessException.
+    #>
+    [CmdletBinding()]
+    [OutputType([bool])]
+    param([Parameter(Mandatory)][object]$ErrorRecord)
+    $ex = if ($ErrorRecord -is [System.Management.Automation.ErrorRecord]) { $ErrorRecord.Exception } else { $ErrorRecord }
+    if ($ErrorRecord -is [System.Management.Automation.ErrorRecord]) {
+        if ([string]$ErrorRecord.CategoryInfo.Category -eq 'PermissionDenied') { return $true }
+        if ([string]$ErrorRecord.FullyQualifiedErrorId -match 'HRESULT 0x80070005') { return $true }
+    }
+    while ($ex) {
+        if ($ex -is [System.UnauthorizedAccessException]) { return $true }
+        if ($ex.HResult -eq $script:AccessDeniedHResult) { return $true }
+        if ($ex.PSObject.Properties['NativeErrorCode'] -and [string]$ex.NativeErrorCode -eq 'AccessDenied') { return $true }
+        $ex = $ex.InnerException
+    }
+    $false
+}
+
+Function ConvertTo-M365TaskCommand {
+    <#
+    .SYNOPSIS
+    Build the powershell.exe arguments that run ScriptBlock with Parameters and write the
+    result envelope to OutputFile. Throws [System.ArgumentException] when the command
+    would not fit on a command line.
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param(
+        [Parameter(Mandatory)][scriptblock]$ScriptBlock,
+        [hashtable]$Parameters = @{},
+        [Parameter(Mandatory)][string]$OutputFile
+    )
+    $payloadJson = ConvertTo-Json -InputObject @{ script = $ScriptBlock.ToString(); parameters = $Parameters } -Depth 10 -Compress
+    $plain = [System.Text.Encoding]::UTF8.GetBytes($payloadJson)
+    $ms = New-Object -TypeName System.IO.MemoryStream
+    $gz = New-Object -TypeName System.IO.Compression.GZipStream -ArgumentList $ms, ([System.IO.Compression.CompressionMode]::Compress)
+    $gz.Write($plain, 0, $plain.Length)
+    $gz.Dispose()
+    $payload = [Convert]::ToBase64String($ms.ToArray())
+
+    # The output path is ours (GUID under the run root), but quote it as a PowerShell
+    # literal anyway so no path can break out of the string.
+    # OUTFILE first: base64 could by chance contain the word OUTFILE, a GUID path not PAYLOAD.
+    $bootstrap = $script:Bootstrap.Replace('OUTFILE', $OutputFile.Replace("'", "''")).Replace('PAYLOAD', $payload)
+    $encoded = [Convert]::ToBase64String([System.Text.Encoding]::Unicode.GetBytes($bootstrap))
+    if ($encoded.Length -gt $script:MaxEncodedLength) {
+        throw [System.ArgumentException]::new("ScriptBlock is too large to pass inline to a scheduled task ($($encoded.Length) encoded characters, limit $($script:MaxEncodedLength)).")
+    }
+    "-NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -WindowStyle Hidden -EncodedCommand $encoded"
+}
+
+Function New-M365TaskResult {
+    param([string]$Status, $Output = $null, [string]$Message = '', $ExitCode = $null)
+    [pscustomobject]@{ Status = $Status; Output = $Output; Message = $Message; ExitCode = $ExitCode }
+}
+
+Function Read-M365TaskOutput {
+    <# .SYNOPSIS Parse the envelope the bootstrap wrote; $null when the file is empty. #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$Path)
+    if (-not (Test-Path -LiteralPath $Path)) { return $null }
+    $text = [System.IO.File]::ReadAllText($Path, [System.Text.Encoding]::UTF8)
+    if ([string]::IsNullOrWhiteSpace($text)) { return $null }
+    ConvertFrom-Json -InputObject $text
+}
+
+Function Invoke-M365TaskScript {
+    <#
+    .SYNOPSIS
+    Run a script block in a temporary scheduled task as SYSTEM or as a logged-on user.
+    .OUTPUTS
+    [pscustomobject]@{ Status = 'ok'|'not_logged_on'|'timeout'|'failed'|'access_denied';
+                       Output; Message; ExitCode }
+    Output is what the script block returned, round-tripped through JSON (so objects
+    come back as PSCustomObject; return strings for dates). Parameters travel as JSON too.
+    #>
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory)][scriptblock]$ScriptBlock,
+        [hashtable]$Parameters = @{},
+        [Parameter(Mandatory)][ValidateSet('System', 'User')][string]$RunAs,
+        [string]$UserSid,
+        [int]$TimeoutSeconds = 120
+    )
+    if ($TimeoutSeconds -lt 1 -or $TimeoutSeconds -gt 3600) {
+        throw [System.ArgumentException]::new("TimeoutSeconds must be between 1 and 3600, got $TimeoutSeconds.")
+    }
+    if ($RunAs -eq 'User') {
+        if (-not $UserSid) {
+            throw [System.ArgumentException]::new('UserSid is required with -RunAs User.')
+        }
+        if ($UserSid -notmatch $script:SidPattern) {
+            throw [System.ArgumentException]::new("UserSid '$UserSid' is not a well-formed SID.")
+        }
+        # An interactive-token task for a user without a session never starts; Task
+        # Scheduler would leave us polling until the timeout.
+        if (@(Get-M365InteractiveSid) -notcontains $UserSid) {
+            return New-M365TaskResult -Status 'not_logged_on' -Message "User $UserSid has no interactive session on this host; the user-context task was not run."
+        }
+        $userId = $UserSid
+        $logonType = 'Interactive'
+        $folderUser = $UserSid
+    }
+    else {
+        $userId = 'S-1-5-18'
+        $logonType = 'ServiceAccount'
+        $folderUser = $null
+    }
+
+    $runId = [guid]::NewGuid().ToString('N')
+    $taskName = "m365ops-$runId"
+    $folder = $null
+    $registered = $false
+    try {
+        try {
+            $folder = New-M365RunFolder -RunId $runId -UserSid $folderUser
+            $argument = ConvertTo-M365TaskCommand -ScriptBlock $ScriptBlock -Parameters $Parameters -OutputFile $folder.OutputFile
+            Register-M365Task -TaskName $taskName -Execute (Get-M365PowerShellPath) -Argument $argument `
+                -UserId $userId -LogonType $logonType -TimeoutSeconds $TimeoutSeconds
+            $registered = $true
+            Start-M365Task -TaskName $taskName
+        }
+        catch [System.ArgumentException] {
+            throw
+        }
+        catch {
+            if (Test-M365AccessDenied -ErrorRecord $_) {
+                return New-M365TaskResult -Status 'access_denied' -Message "Access denied setting up the $RunAs task: $($_.Exception.Message)"
+            }
+            return New-M365TaskResult -Status 'failed' -Message "Could not start the $RunAs task: $($_.Exception.Message)"
+        }
+
+        $watch = [System.Diagnostics.Stopwatch]::StartNew()
+        $state = $null
+        while ($true) {
+            $state = Get-M365TaskState -TaskName $taskName
+            if ($state.State -ne 'Running' -and $state.State -ne 'Queued' -and $script:PendingResults -notcontains $state.LastTaskResult) {
+                break
+            }
+            if ($watch.Elapsed.TotalSeconds -ge $TimeoutSeconds) {
+                Stop-M365Task -TaskName $taskName
+                return New-M365TaskResult -Status 'timeout' -Message "The $RunAs task did not finish within $TimeoutSeconds seconds and was stopped."
+            }
+            Start-Sleep -Milliseconds $script:PollMilliseconds
+        }
+
+        $exitCode = [int]$state.LastTaskResult
+        if ($exitCode -eq $script:AccessDeniedHResult) {
+            return New-M365TaskResult -Status 'access_denied' -ExitCode $exitCode -Message 'Task Scheduler could not start the task: access denied (0x80070005).'
+        }
+        $envelope = $null
+        try {
+            $envelope = Read-M365TaskOutput -Path $folder.OutputFile
+        }
+        catch {
+            return New-M365TaskResult -Status 'failed' -ExitCode $exitCode -Message "The $RunAs task wrote unreadable output: $($_.Exception.Message)"
+        }
+        if ($null -eq $envelope) {
+            return New-M365TaskResult -Status 'failed' -ExitCode $exitCode -Message ("The $RunAs task ended (result 0x{0:X8}) without writing output." -f $exitCode)
+        }
+        if (-not $envelope.ok) {
+            return New-M365TaskResult -Status 'failed' -ExitCode $exitCode -Message "The script failed in the $RunAs task: $($envelope.error)"
+        }
+        $output = if ($envelope.PSObject.Properties['output']) { $envelope.output } else { $null }
+        New-M365TaskResult -Status 'ok' -Output $output -ExitCode $exitCode
+    }
+    finally {
+        # Each step on its own: a failed unregister must not leave the folder behind.
+        if ($registered) {
+            try { Unregister-M365Task -TaskName $taskName } catch { Write-Warning "Could not unregister task $($script:TaskPath)$($taskName): $($_.Exception.Message)" }
+        }
+        if ($folder) {
+            try { Remove-M365RunFolder -Path $folder.Path } catch { Write-Warning "Could not remove run folder $($folder.Path): $($_.Exception.Message)" }
+        }
+    }
+}
+
+Export-ModuleMember -Function Invoke-M365TaskScript, ConvertTo-M365TaskCommand, Get-M365RunFolderSddl, `
+    New-M365RunFolder, Remove-M365RunFolder, Set-M365PathSddl, Get-M365RunRoot, Get-M365PowerShellPath, `
+    Register-M365Task, Start-M365Task, Get-M365TaskState, Stop-M365Task, Unregister-M365Task, `
+    Test-M365AccessDenied, Read-M365TaskOutput
