@@ -1,0 +1,183 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""report.json / report.md for every playbook (triage, diagnose, remediate, tenant).
+
+Shape (docs/development.md)::
+
+    {"kind": "triage", "generated": "2026-11-26T18:00:00Z",
+     "hosts": {"PC042": {"join_type": ..., "findings": [...], "plan": [...]},
+               "PC043": {"error": "..."}},
+     "summary": {"hosts": 2, "healthy": 0, "with_findings": 1, "errors": 1,
+                 "rungs": {"reset_token_broker": 1}}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+from .triage import PROBLEM_SEVERITIES, RUNGS
+
+KINDS = ('triage', 'diagnose', 'remediate', 'tenant')
+OUTCOMES = ('fixed', 'improved', 'unchanged', 'failed', 'needs_user')
+JSON_NAME = 'report.json'
+MD_NAME = 'report.md'
+
+
+def is_healthy(entry: dict) -> bool:
+    """No error, an empty plan and no finding at medium severity or above."""
+    if not isinstance(entry, dict) or entry.get('error') or entry.get('unreachable'):
+        return False
+    state = entry.get('after') if isinstance(entry.get('after'), dict) else entry
+    if state.get('plan'):
+        return False
+    return not any(isinstance(f, dict) and f.get('severity') in PROBLEM_SEVERITIES
+                   for f in state.get('findings') or [])
+
+
+def summarise(hosts: dict) -> dict:
+    summary = {'hosts': len(hosts), 'healthy': 0, 'with_findings': 0, 'errors': 0, 'rungs': {}}
+    for entry in hosts.values():
+        if entry.get('error') or entry.get('unreachable'):
+            summary['errors'] += 1
+            continue
+        if is_healthy(entry):
+            summary['healthy'] += 1
+        else:
+            summary['with_findings'] += 1
+        state = entry.get('after') if isinstance(entry.get('after'), dict) else entry
+        for rung in state.get('plan') or []:
+            summary['rungs'][rung] = summary['rungs'].get(rung, 0) + 1
+    summary['rungs'] = {rung: summary['rungs'][rung] for rung in RUNGS if rung in summary['rungs']}
+    if any('outcome' in entry for entry in hosts.values()):
+        outcomes = {}
+        for entry in hosts.values():
+            if entry.get('outcome'):
+                outcomes[entry['outcome']] = outcomes.get(entry['outcome'], 0) + 1
+        summary['outcomes'] = outcomes
+    return summary
+
+
+def to_plain(value):
+    """Deep copy as plain JSON types. Values templated by Ansible arrive as str/dict
+    subclasses (tagged or unsafe); the report files must hold plain data only."""
+    if isinstance(value, Mapping):
+        return {str(key): to_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(item) for item in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return str(value)
+
+
+def _now():
+    return datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def build_report(kind: str, hosts: dict, generated: str = None) -> dict:
+    """The report dict. Raises ValueError naming the parameter on bad input."""
+    if kind not in KINDS:
+        raise ValueError('kind: %r is not one of %s' % (kind, ', '.join(KINDS)))
+    if not isinstance(hosts, Mapping):
+        raise ValueError('hosts: expected a mapping of host name to entry, got %s' % type(hosts).__name__)
+    for name, entry in hosts.items():
+        if not isinstance(entry, Mapping):
+            raise ValueError('hosts: entry for %r must be a mapping, got %s' % (name, type(entry).__name__))
+        if not entry.get('error') and not entry.get('unreachable') and 'findings' not in entry \
+                and 'after' not in entry:
+            raise ValueError('hosts: entry for %r has neither "findings" nor "error"' % (name,))
+    if generated is not None and not isinstance(generated, str):
+        raise ValueError('generated: expected an ISO-8601 string')
+    ordered = {str(name): to_plain(hosts[name]) for name in sorted(hosts, key=str)}
+    return {'kind': kind, 'generated': generated or _now(), 'hosts': ordered,
+            'summary': summarise(ordered)}
+
+
+def _cell(text) -> str:
+    return str(text).replace('|', '\\|').replace('\n', ' ')
+
+
+def _render_state(lines, state, heading=None):
+    if heading:
+        lines.append('**%s**' % heading)
+        lines.append('')
+    lines.append('- join type: `%s`' % state.get('join_type', 'unknown'))
+    plan = state.get('plan') or []
+    lines.append('- plan: %s' % (' → '.join('`%s`' % rung for rung in plan) if plan else 'nothing to do'))
+    lines.append('')
+    findings = state.get('findings') or []
+    if findings:
+        lines.append('| severity | finding | rung | summary |')
+        lines.append('|---|---|---|---|')
+        for finding in findings:
+            lines.append('| %s | `%s` | %s | %s |' % (
+                finding.get('severity'), finding.get('id'),
+                '`%s`' % finding['rung'] if finding.get('rung') else '–', _cell(finding.get('summary', ''))))
+        lines.append('')
+        for finding in findings:
+            if finding.get('evidence'):
+                lines.append('- `%s` rests on:' % finding.get('id'))
+                for item in finding['evidence']:
+                    lines.append('  - %s' % _cell(item))
+        lines.append('')
+
+
+def render_markdown(report: dict) -> str:
+    """A readable report.md for people who will not open the JSON."""
+    summary = report.get('summary') or summarise(report.get('hosts') or {})
+    lines = ['# m365ops.activation %s report' % report.get('kind', ''), '',
+             'Generated %s.' % report.get('generated', ''), '',
+             '| hosts | healthy | with findings | errors |', '|---|---|---|---|',
+             '| %d | %d | %d | %d |' % (summary['hosts'], summary['healthy'], summary['with_findings'],
+                                        summary['errors']), '']
+    if summary.get('rungs'):
+        lines.append('Rungs planned: ' + ', '.join('`%s` × %d' % (rung, count)
+                                                   for rung, count in summary['rungs'].items()))
+        lines.append('')
+    for name, entry in (report.get('hosts') or {}).items():
+        lines.append('## %s' % name)
+        lines.append('')
+        if entry.get('error') or entry.get('unreachable'):
+            lines.append('**%s**: %s' % ('Unreachable' if entry.get('unreachable') else 'Error',
+                                         _cell(entry.get('error', ''))))
+            lines.append('')
+            continue
+        if 'before' in entry or 'after' in entry:
+            lines.append('- outcome: `%s`' % entry.get('outcome', 'unknown'))
+            lines.append('- rungs run: %s' % (', '.join('`%s`' % r for r in entry.get('rungs_run') or []) or 'none'))
+            lines.append('')
+            if isinstance(entry.get('before'), dict):
+                _render_state(lines, entry['before'], 'Before')
+            if isinstance(entry.get('after'), dict):
+                _render_state(lines, entry['after'], 'After')
+            continue
+        _render_state(lines, entry)
+    return '\n'.join(lines).rstrip('\n') + '\n'
+
+
+def _write(path: str, text: str):
+    # Write then rename, so a reader never sees half a report.
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8', newline='\n') as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def write_report(report: dict, report_dir: str) -> dict:
+    """Write report.json and report.md under report_dir; return their paths."""
+    if not isinstance(report_dir, str) or not report_dir:
+        raise ValueError('report_dir: expected a folder path')
+    if os.path.exists(report_dir) and not os.path.isdir(report_dir):
+        raise ValueError('report_dir: %s exists and is not a folder' % report_dir)
+    os.makedirs(report_dir, exist_ok=True)
+    paths = {'json': os.path.join(report_dir, JSON_NAME), 'md': os.path.join(report_dir, MD_NAME)}
+    _write(paths['json'], json.dumps(report, indent=2, ensure_ascii=False) + '\n')
+    _write(paths['md'], render_markdown(report))
+    return paths

@@ -1,0 +1,637 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The rules engine: evidence (evidence.build_evidence) -> findings + a plan of rungs.
+
+Every finding is ``{id, severity, summary, evidence, rung}``; the plan is the set of
+rungs the findings ask for, sorted in ladder order (RUNGS). docs/triage.md explains
+each finding id and each rung; keep the two in step.
+
+Rules look for the *cause* before choosing a rung: a missing PRT on a device whose
+broker cannot reach Entra ID gets ``fix_network_path``, not a TokenBroker reset that
+would only cost a reboot.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+from .aad_events import ERROR_EVENT_IDS, classify_code
+from .dsreg import hex_codes, lookup, parse_time, validity_window
+from .evidence import EvidenceError, load_bundle
+
+RUNGS = (
+    'purge_office_credentials',
+    'remove_extra_work_accounts',
+    'reset_token_broker',
+    'reregister_broker_plugin',
+    'rejoin_hybrid',
+    'forcerecovery_cloud_joined',
+    'fix_network_path',
+    'check_licence',
+    'check_device_registration_policy',
+)
+SEVERITIES = ('critical', 'high', 'medium', 'low', 'info')
+# Findings at or above this severity make a host "not healthy" in reports.
+PROBLEM_SEVERITIES = ('critical', 'high', 'medium')
+
+# A PRT is refreshed every four hours while the user works (lock/unlock, sign-in);
+# older than that on a device in use means refreshes are failing.
+PRT_REFRESH = timedelta(hours=4)
+# Credential Manager targets Microsoft 365 Apps writes (MicrosoftOffice16_Data:SSPI:...,
+# MicrosoftOffice16_Data:ADAL:...); Microsoft's 0xCAA50021 procedure removes these.
+OFFICE_CREDENTIAL_PREFIX = 'microsoftoffice16'
+# WAM providers that are personal accounts, not work/school ones.
+PERSONAL_PROVIDERS = ('msa', 'microsoft', 'microsoftaccount', 'consumers')
+UNSUPPORTED_IDENTITY_VALUES = {'EnableADAL': 0, 'DisableAADWAM': 1, 'DisableADALatopWAMOverride': 1}
+
+
+def _finding(finding_id, severity, summary, evidence, rung=None):
+    return {'id': finding_id, 'severity': severity, 'summary': summary,
+            'evidence': list(evidence), 'rung': rung}
+
+
+def _iso(dt):
+    return dt.strftime('%Y-%m-%dT%H:%M:%SZ') if dt else None
+
+
+def _parse_iso(value):
+    if not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.strptime(value.strip()[:19], '%Y-%m-%dT%H:%M:%S')
+    except ValueError:
+        return None
+    return dt.replace(tzinfo=timezone.utc)
+
+
+def _yes_no(value):
+    return 'YES' if value is True else 'NO' if value is False else str(value)
+
+
+class _Context:
+    """Evidence plus the derived facts several rules share."""
+
+    def __init__(self, evidence):
+        if not isinstance(evidence, dict) or not isinstance(evidence.get('dsreg'), dict):
+            raise ValueError('evidence: expected the dict evidence.build_evidence returns')
+        self.dsreg = evidence['dsreg']
+        self.events = evidence.get('events') or []
+        self.facts = evidence.get('host_facts') or {}
+        self.users = evidence.get('users') or []
+        self.join_type = self.dsreg.get('join_type', 'workgroup')
+        self.domain_joined = lookup(self.dsreg, 'domain_joined', 'device_state') is True
+        self.reference = self._reference_time()
+        self.code_hits = self._code_hits()
+
+    def _reference_time(self):
+        # "Now" for the evidence is when it was collected, never the wall clock: a
+        # bundle triaged next month must give the same answer.
+        collected = _parse_iso(self.facts.get('collected_at'))
+        if collected:
+            return collected
+        client_time = parse_time(lookup(self.dsreg, 'client_time', 'diagnostic_data'))
+        if client_time:
+            return client_time
+        if self.events:
+            return _parse_iso(self.events[-1]['time_created'])
+        return None
+
+    def _code_hits(self):
+        """code -> {'class': classification, 'events': {id: [count, last_time]}}"""
+        hits = {}
+        for event in self.events:
+            if event['id'] not in ERROR_EVENT_IDS:
+                continue
+            for code in event['codes']:
+                entry = hits.get(code)
+                if entry is None:
+                    entry = hits[code] = {'class': classify_code(code), 'events': {}}
+                seen = entry['events'].setdefault(event['id'], [0, None])
+                seen[0] += 1
+                seen[1] = event['time_created']
+        return hits
+
+    def codes_of(self, *categories):
+        return [code for code, hit in self.code_hits.items() if hit['class']['category'] in categories]
+
+    def event_evidence(self, codes):
+        lines = []
+        for code in codes:
+            hit = self.code_hits[code]
+            for event_id, (count, last) in sorted(hit['events'].items()):
+                times = ' (x%d, last)' % count if count > 1 else ''
+                lines.append('event %d %s%s at %s: %s' % (event_id, code, times, last, hit['class']['name']))
+        return lines
+
+    def ok_users(self):
+        return [user for user in self.users if user.get('status', 'ok') == 'ok']
+
+    def device_rung(self):
+        """The rung that re-establishes the device's own registration."""
+        if self.join_type == 'hybrid_joined':
+            return 'rejoin_hybrid'
+        if self.join_type == 'entra_joined':
+            return 'forcerecovery_cloud_joined'
+        return None
+
+
+# --- device registration ---------------------------------------------------------------
+
+def _rule_join_state(ctx, findings):
+    dsreg = ctx.dsreg
+    if ctx.join_type == 'workgroup':
+        findings.append(_finding(
+            'device_not_registered', 'info',
+            'The device is neither joined to a domain or Entra ID nor registered; Office signs in '
+            'with the account alone and device-based Conditional Access will not be met.',
+            ['dsregcmd: AzureAdJoined = NO, DomainJoined = NO, WorkplaceJoined = %s'
+             % _yes_no(lookup(dsreg, 'workplace_joined', 'user_state'))]))
+        return
+    if ctx.join_type != 'domain_joined':
+        return
+
+    base = ['dsregcmd: DomainJoined = YES, AzureAdJoined = NO']
+    client_codes = hex_codes(lookup(dsreg, 'client_error_code', 'diagnostic_data'))
+    server_codes = hex_codes(lookup(dsreg, 'server_error_code', 'diagnostic_data'))
+    ad_config = lookup(dsreg, 'ad_configuration_test', 'diagnostic_data')
+    drs_tests = [(name, lookup(dsreg, key, 'diagnostic_data')) for name, key in (
+        ('DRS Discovery Test', 'drs_discovery_test'), ('DRS Connectivity Test', 'drs_connectivity_test'),
+        ('Token acquisition Test', 'token_acquisition_test'))]
+    blocked = False
+
+    if (isinstance(ad_config, str) and ad_config.upper().startswith('FAIL')) or '0x801C001D' in client_codes:
+        blocked = True
+        evidence = list(base)
+        if isinstance(ad_config, str):
+            evidence.append('dsregcmd: AD Configuration Test = %s' % ad_config)
+        if client_codes:
+            evidence.append('dsregcmd: Client ErrorCode = %s' % ', '.join(client_codes))
+        findings.append(_finding(
+            'scp_missing', 'high',
+            'Hybrid join cannot read the Service Connection Point from Active Directory, so the '
+            'device does not know its Entra tenant; configure the SCP (Entra Connect device '
+            'options) or the client-side tenant registry keys, then let the join task retry.',
+            evidence))
+
+    network_codes = []
+    failed_tests = []
+    for name, value in drs_tests:
+        if isinstance(value, str) and value.upper().startswith('FAIL'):
+            failed_tests.append('dsregcmd: %s = %s' % (name, value))
+            network_codes += [code for code in hex_codes(value)
+                              if classify_code(code)['category'] == 'network']
+    if failed_tests or '0x801C0021' in client_codes:
+        blocked = True
+        findings.append(_finding(
+            'drs_unreachable', 'high',
+            'Hybrid join cannot reach the Device Registration Service '
+            '(enterpriseregistration.windows.net); fix the proxy/firewall path for the SYSTEM '
+            'account.',
+            base + failed_tests + (['codes: %s' % ', '.join(network_codes)] if network_codes else []),
+            'fix_network_path'))
+
+    if '0x801C03F2' in client_codes + server_codes:
+        blocked = True
+        findings.append(_finding(
+            'device_not_synced', 'medium',
+            'Entra ID does not know the device object yet: for a managed domain the join completes '
+            'only after Entra Connect has synced the computer\'s userCertificate (default cycle 30 '
+            'minutes); wait for the sync, do not rejoin.',
+            base + ['dsregcmd: error code 0x801C03F2']))
+
+    findings.append(_finding(
+        'not_hybrid_joined', 'high',
+        'The device is domain joined but not Entra hybrid joined, so users get no PRT and WAM '
+        'sign-in to Microsoft 365 fails or prompts.'
+        + (' The join is blocked by the findings above; rejoining before they are fixed would fail.'
+           if blocked else ' Re-run the hybrid join as SYSTEM.'),
+        base + (['dsregcmd: Previous Registration = %s' % lookup(dsreg, 'previous_registration')]
+                if lookup(dsreg, 'previous_registration') else []),
+        None if blocked else 'rejoin_hybrid'))
+
+
+def _rule_device_health(ctx, findings):
+    if ctx.join_type not in ('hybrid_joined', 'entra_joined'):
+        return
+    dsreg = ctx.dsreg
+    rung = ctx.device_rung()
+    recovery = (' Recover with dsregcmd /forcerecovery while the user is present (a leave on a '
+                'cloud-only device cannot be undone by /join).'
+                if rung == 'forcerecovery_cloud_joined' else ' Leave and rejoin the hybrid join as SYSTEM.')
+
+    status = lookup(dsreg, 'device_auth_status', 'device_details')
+    if isinstance(status, str) and status and status.upper() != 'SUCCESS':
+        findings.append(_finding(
+            'device_auth_failed', 'critical',
+            'The device cannot authenticate to Entra ID (its object is disabled or deleted, or its '
+            'keys do not match).' + recovery,
+            ['dsregcmd: DeviceAuthStatus = %s' % status], rung))
+
+    window = validity_window(lookup(dsreg, 'device_certificate_validity', 'device_details'))
+    if window and ctx.reference and window[1] < ctx.reference:
+        findings.append(_finding(
+            'device_certificate_expired', 'critical',
+            'The device certificate has expired, so the device cannot get tokens.' + recovery,
+            ['dsregcmd: DeviceCertificateValidity ends %s, evidence collected %s'
+             % (_iso(window[1]), _iso(ctx.reference))], rung))
+
+    if lookup(dsreg, 'aad_recovery_enabled', 'diagnostic_data') is True:
+        findings.append(_finding(
+            'device_recovery_pending', 'high',
+            'Windows has marked the device keys unusable and flagged the device for recovery.' + recovery,
+            ['dsregcmd: AadRecoveryEnabled = YES'], rung))
+
+
+# --- network, events ------------------------------------------------------------------
+
+def _dsreg_network_codes(dsreg):
+    codes = []
+    for key in ('attempt_status', 'http_error'):
+        for code in hex_codes(lookup(dsreg, key, 'sso_state')):
+            if classify_code(code)['category'] == 'network' and code not in codes:
+                codes.append(code)
+    return codes
+
+
+def _rule_network(ctx, findings):
+    codes = ctx.codes_of('network')
+    evidence = ctx.event_evidence(codes)
+    sources = [ctx.dsreg] + [user['dsreg'] for user in ctx.ok_users() if user.get('dsreg')]
+    for dsreg in sources:
+        for code in _dsreg_network_codes(dsreg):
+            line = 'dsregcmd SSO State: %s (%s)' % (code, classify_code(code)['name'])
+            if line not in evidence:
+                evidence.append(line)
+    if not evidence:
+        return False
+    network = ctx.facts.get('network') or {}
+    proxy = network.get('proxy_server')
+    winhttp = network.get('winhttp_proxy')
+    if proxy:
+        evidence.append('host facts: user proxy %s' % proxy)
+    if isinstance(winhttp, str) and winhttp and 'direct access' not in winhttp.lower():
+        evidence.append('host facts: WinHTTP proxy %s' % winhttp)
+    findings.append(_finding(
+        'network_blocked', 'high',
+        'The AAD token broker cannot reach Entra ID (proxy, firewall, DNS or an intercepting '
+        'security agent); allow Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy and the Entra endpoints '
+        'before touching caches.',
+        evidence, 'fix_network_path'))
+    return True
+
+
+def _rule_events(ctx, findings, network_blocked):
+    broker = ctx.codes_of('broker')
+    if broker:
+        findings.append(_finding(
+            'wam_broker_errors', 'high',
+            'The AAD token broker is failing for this user (the 0xCAA50021 family); '
+            + ('these follow from the network failure, fix that first.' if network_blocked else
+               'quarantine the TokenBroker caches so WAM rebuilds them.'),
+            ctx.event_evidence(broker), None if network_blocked else 'reset_token_broker'))
+    account = ctx.codes_of('account')
+    if account:
+        findings.append(_finding(
+            'wam_account_errors', 'medium',
+            'WAM handed Office an account that does not match the signed-in user; clear the '
+            'Office credentials so the right account is picked.',
+            ctx.event_evidence(account), 'purge_office_credentials'))
+    grant = ctx.codes_of('grant')
+    if grant:
+        findings.append(_finding(
+            'token_grant_rejected', 'medium',
+            'Entra ID rejected the cached grant (expired or revoked token, password change, or a '
+            'wrong device clock); clear the Office credentials so a fresh sign-in happens.',
+            ctx.event_evidence(grant), 'purge_office_credentials'))
+    policy = ctx.codes_of('registration_policy')
+    if policy:
+        findings.append(_finding(
+            'device_registration_refused', 'high',
+            'Entra ID refused to register the device for this user (device settings "Users may '
+            'join/register devices" or the per-user device quota).',
+            ctx.event_evidence(policy), 'check_device_registration_policy'))
+    unknown = ctx.codes_of('unknown')
+    # 1081/1104 carry HTTP and OAuth detail codes that are not failures on their own.
+    unknown = [code for code in unknown if any(i in ctx.code_hits[code]['events'] for i in (1098, 1097))]
+    if unknown:
+        findings.append(_finding(
+            'unknown_aad_errors', 'info',
+            'AAD Operational errors with codes this collection does not classify; look them up '
+            'before acting.', ctx.event_evidence(unknown)))
+
+
+# --- PRT --------------------------------------------------------------------------------
+
+def _prt_sources(ctx):
+    """(label, parsed dsregcmd) pairs whose SSO State speaks for a real user."""
+    sources = []
+    for user in ctx.ok_users():
+        if user.get('dsreg'):
+            sources.append((user.get('sign_in_upn') or user.get('user') or 'user', user['dsreg']))
+    if not sources and isinstance(ctx.dsreg.get('sso_state'), dict):
+        # "Executing Account Name : CONTOSO\alice, alice@contoso.com": name the user by UPN.
+        account = lookup(ctx.dsreg, 'executing_account_name', 'diagnostic_data')
+        parts = [p.strip() for p in account.split(',')] if isinstance(account, str) else []
+        label = next((p for p in parts if '@' in p), parts[0] if parts and parts[0] else 'the executing account')
+        sources.append((label, ctx.dsreg))
+    return sources
+
+
+def _rule_prt(ctx, findings, network_blocked):
+    if ctx.join_type not in ('hybrid_joined', 'entra_joined'):
+        return
+    device_broken = any(f['id'] in ('device_auth_failed', 'device_certificate_expired',
+                                    'device_recovery_pending') for f in findings)
+    for label, dsreg in _prt_sources(ctx):
+        sso = dsreg.get('sso_state')
+        if not isinstance(sso, dict) or 'azure_ad_prt' not in sso:
+            continue
+        if sso['azure_ad_prt'] is False:
+            evidence = ['dsregcmd (%s): AzureAdPrt = NO' % label]
+            for key, name in (('attempt_status', 'Attempt Status'), ('server_error_code', 'Server Error Code'),
+                              ('server_error_description', 'Server Error Description')):
+                if sso.get(key):
+                    evidence.append('dsregcmd (%s): %s = %s' % (label, name, sso[key]))
+            if network_blocked:
+                rung, why = 'fix_network_path', 'the broker cannot reach Entra ID.'
+            elif device_broken:
+                rung, why = ctx.device_rung(), 'the device registration itself is broken.'
+            else:
+                rung, why = 'reset_token_broker', 'the broker state is suspect; reset the TokenBroker caches.'
+            findings.append(_finding(
+                'prt_missing', 'high',
+                'No Primary Refresh Token for %s, so Office cannot sign in silently; %s' % (label, why),
+                evidence, rung))
+            continue
+        if sso['azure_ad_prt'] is not True or ctx.reference is None:
+            continue
+        expiry = parse_time(sso.get('azure_ad_prt_expiry_time'))
+        updated = parse_time(sso.get('azure_ad_prt_update_time'))
+        if expiry and expiry < ctx.reference:
+            findings.append(_finding(
+                'prt_expired', 'high',
+                'The Primary Refresh Token for %s has expired and is not being renewed.' % label,
+                ['dsregcmd (%s): AzureAdPrtExpiryTime = %s, evidence collected %s'
+                 % (label, sso.get('azure_ad_prt_expiry_time'), _iso(ctx.reference))],
+                'fix_network_path' if network_blocked else 'reset_token_broker'))
+        elif updated and ctx.reference - updated > PRT_REFRESH:
+            findings.append(_finding(
+                'prt_stale', 'low',
+                'The PRT for %s was last refreshed more than four hours before collection; lock and '
+                'unlock the session and check again before acting.' % label,
+                ['dsregcmd (%s): AzureAdPrtUpdateTime = %s, evidence collected %s'
+                 % (label, sso.get('azure_ad_prt_update_time'), _iso(ctx.reference))]))
+
+
+# --- per-user host facts ----------------------------------------------------------------
+
+def _upn(value):
+    return value.strip().lower() if isinstance(value, str) else ''
+
+
+def _rule_work_accounts(ctx, findings):
+    evidence = []
+    for user in ctx.ok_users():
+        sign_in = _upn(user.get('sign_in_upn'))
+        for account in user.get('wam_accounts') or []:
+            if not isinstance(account, dict):
+                continue
+            provider = _upn(account.get('provider'))
+            upn = _upn(account.get('upn'))
+            if provider in PERSONAL_PROVIDERS or not upn:
+                continue
+            if sign_in and upn != sign_in:
+                evidence.append('host facts: %s has WAM work account %s (signs in as %s)'
+                                % (user.get('user') or sign_in, account.get('upn'), user.get('sign_in_upn')))
+    accounts = ctx.dsreg.get('work_accounts') or []
+    tenants = []
+    for account in accounts:
+        tenant = account.get('workplace_tenant_id') or account.get('workplace_tenant_name')
+        if tenant and tenant not in tenants:
+            tenants.append(tenant)
+    device_tenant = lookup(ctx.dsreg, 'tenant_id', 'tenant_details')
+    foreign = [t for t in tenants if device_tenant and ctx.join_type in ('hybrid_joined', 'entra_joined')
+               and t != device_tenant]
+    if len(tenants) > 1 or foreign:
+        names = [a.get('workplace_tenant_name') or a.get('workplace_tenant_id') for a in accounts]
+        evidence.append('dsregcmd: %d Work Account boxes (%s)' % (len(accounts), ', '.join(str(n) for n in names)))
+    if evidence:
+        findings.append(_finding(
+            'extra_work_accounts', 'medium',
+            'Work/school accounts other than the Windows sign-in are connected; WAM may hand Office '
+            'the wrong one. Disconnect them.', evidence, 'remove_extra_work_accounts'))
+
+
+# Findings that cached Office credentials cannot cause: with only these, purging the
+# credentials would cost the user a sign-in and change nothing.
+_NOT_CREDENTIAL_SYMPTOMS = ('scp_missing', 'drs_unreachable', 'not_hybrid_joined', 'device_not_synced',
+                            'network_blocked', 'unsupported_identity_policy')
+
+
+def _rule_office_credentials(ctx, findings, network_blocked):
+    symptomatic = any(f['severity'] in PROBLEM_SEVERITIES and f['id'] not in _NOT_CREDENTIAL_SYMPTOMS
+                      # a PRT the network keeps from being issued is not a credential symptom
+                      and not (network_blocked and f['rung'] == 'fix_network_path')
+                      for f in findings)
+    evidence = []
+    foreign = False
+    for user in ctx.ok_users():
+        sign_in = _upn(user.get('sign_in_upn'))
+        targets = [t for t in user.get('credential_targets') or []
+                   if isinstance(t, str) and t.lower().startswith(OFFICE_CREDENTIAL_PREFIX)]
+        for target in targets:
+            other = sign_in and '@' in target and sign_in not in target.lower()
+            foreign = foreign or bool(other)
+            evidence.append('host facts: %s has credential %s%s' % (
+                user.get('user') or sign_in, target, ' (not the sign-in account)' if other else ''))
+    if evidence and (symptomatic or foreign):
+        findings.append(_finding(
+            'office_credentials_cached', 'medium' if foreign else 'low',
+            'Microsoft 365 Apps credentials are cached in Credential Manager'
+            + (' for an account other than the Windows sign-in' if foreign else '')
+            + '; removing them is the first step of Microsoft\'s 0xCAA50021 procedure.',
+            evidence, 'purge_office_credentials'))
+
+
+def _rule_broker_plugin(ctx, findings):
+    evidence = []
+    plugin = ctx.facts.get('broker_plugin')
+    if isinstance(plugin, dict):
+        if plugin.get('installed') is False:
+            evidence.append('host facts: Microsoft.AAD.BrokerPlugin is not installed')
+        elif plugin.get('status') not in (None, 'Ok'):
+            evidence.append('host facts: Microsoft.AAD.BrokerPlugin status %s' % plugin.get('status'))
+    for user in ctx.ok_users():
+        if user.get('broker_plugin_registered') is False:
+            evidence.append('host facts: BrokerPlugin not registered for %s' % (user.get('user') or user.get('sid')))
+    if evidence:
+        findings.append(_finding(
+            'broker_plugin_broken', 'high',
+            'The AAD BrokerPlugin app is missing or broken, so WAM cannot issue work-account '
+            'tokens; re-register it for the user.', evidence, 'reregister_broker_plugin'))
+
+
+def _rule_profiles(ctx, findings):
+    policy_evidence, rfm_evidence, unlicensed = [], [], []
+    reference = ctx.reference
+    for profile in ctx.facts.get('profiles') or []:
+        who = profile.get('user') or profile.get('sid') or 'profile'
+        policy = profile.get('identity_policy') or {}
+        for name, bad in UNSUPPORTED_IDENTITY_VALUES.items():
+            if policy.get(name) == bad:
+                policy_evidence.append('host facts: %s Office\\16.0\\Common\\Identity\\%s = %s' % (who, name, bad))
+        licensing = profile.get('licensing')
+        if isinstance(licensing, dict) and isinstance(licensing.get('licenses'), list):
+            licences = [lic for lic in licensing['licenses'] if isinstance(lic, dict)]
+            if not licences and (ctx.facts.get('office') or {}).get('installed'):
+                unlicensed.append('host facts: %s has no Microsoft 365 Apps licence file' % who)
+            for lic in licences:
+                not_after = _parse_iso(lic.get('not_after'))
+                expired = bool(reference and not_after and not_after < reference)
+                if lic.get('reduced_functionality') or expired:
+                    rfm_evidence.append('host facts: %s licence %s not_after %s%s' % (
+                        who, lic.get('product'), lic.get('not_after'),
+                        ' (reduced functionality)' if lic.get('reduced_functionality') else ' (expired)'))
+    if policy_evidence:
+        findings.append(_finding(
+            'unsupported_identity_policy', 'medium',
+            'Office identity values Microsoft does not support are set (they force the legacy '
+            'ADAL path or turn WAM off); remove them in the policy that sets them. This collection '
+            'only reports them.', policy_evidence))
+    if rfm_evidence:
+        findings.append(_finding(
+            'reduced_functionality_mode', 'high',
+            'Microsoft 365 Apps licence expired or in Reduced Functionality Mode (read-only); '
+            'check the user\'s licence in the tenant.', rfm_evidence, 'check_licence'))
+    if unlicensed:
+        findings.append(_finding(
+            'no_office_licence', 'medium',
+            'Microsoft 365 Apps is installed but the user has no licence on this device; check the '
+            'licence assignment.', unlicensed, 'check_licence'))
+
+
+def _rule_host_state(ctx, findings):
+    pending = ctx.facts.get('pending_reboot') or {}
+    if pending.get('marker') or pending.get('windows'):
+        reasons = pending.get('reasons') or []
+        findings.append(_finding(
+            'reboot_pending', 'low',
+            'A reboot is pending; finish it before judging the result of earlier repairs.',
+            ['host facts: pending reboot (%s)' % (', '.join(str(r) for r in reasons) or
+                                                  ('collection marker' if pending.get('marker') else 'Windows'))]))
+    skipped = [user for user in ctx.users if user.get('status', 'ok') != 'ok']
+    if skipped:
+        findings.append(_finding(
+            'user_not_checked', 'info',
+            'Per-user checks did not run for some users; their credentials, WAM accounts and PRT '
+            'are unknown.',
+            ['host facts: %s %s%s' % (user.get('user') or user.get('sid'), user.get('status'),
+                                      (': ' + user['message']) if user.get('message') else '') for user in skipped]))
+    office = ctx.facts.get('office') or {}
+    if office.get('installed') is False:
+        findings.append(_finding(
+            'office_not_installed', 'info', 'Microsoft 365 Apps is not installed on this device.',
+            ['host facts: office.installed = false']))
+
+
+def _users(ctx):
+    upns = []
+    for user in ctx.users:
+        upn = user.get('sign_in_upn')
+        if isinstance(upn, str) and upn and upn not in upns:
+            upns.append(upn)
+    if not upns:
+        account = lookup(ctx.dsreg, 'executing_account_name', 'diagnostic_data')
+        if isinstance(account, str):
+            for part in account.split(','):
+                part = part.strip()
+                if '@' in part and part not in upns:
+                    upns.append(part)
+    return upns
+
+
+def evaluate(evidence: dict) -> dict:
+    """Findings and plan for one host's evidence (see the module docstring)."""
+    ctx = _Context(evidence)
+    findings = []
+    _rule_join_state(ctx, findings)
+    _rule_device_health(ctx, findings)
+    network_blocked = _rule_network(ctx, findings)
+    _rule_events(ctx, findings, network_blocked)
+    _rule_prt(ctx, findings, network_blocked)
+    _rule_work_accounts(ctx, findings)
+    _rule_broker_plugin(ctx, findings)
+    _rule_profiles(ctx, findings)
+    _rule_office_credentials(ctx, findings, network_blocked)
+    _rule_host_state(ctx, findings)
+
+    for finding in findings:
+        # The one hard safety rule: never plan a hybrid leave/join on a device that is not
+        # domain joined (on a cloud-only device /join cannot undo a /leave).
+        if finding['rung'] == 'rejoin_hybrid' and not ctx.domain_joined:
+            finding['rung'] = None
+    if not any(f['severity'] in PROBLEM_SEVERITIES for f in findings):
+        findings.append(_finding(
+            'device_healthy', 'info',
+            'No problem found in the evidence: the device is %s and nothing points at WAM, the '
+            'PRT, credentials, licence or network.' % ctx.join_type.replace('_', ' '),
+            ['dsregcmd: join type %s' % ctx.join_type]))
+    findings.sort(key=lambda f: SEVERITIES.index(f['severity']))
+
+    plan = plan_of(findings)
+    dsreg = ctx.dsreg
+    return {
+        'join_type': ctx.join_type,
+        'device_id': lookup(dsreg, 'device_id', 'device_details'),
+        'device_name': lookup(dsreg, 'device_name', 'device_state') or ctx.facts.get('hostname'),
+        'tenant_name': lookup(dsreg, 'tenant_name', 'tenant_details') or None,
+        'users': _users(ctx),
+        'findings': findings,
+        'plan': plan,
+    }
+
+
+def plan_of(findings) -> list:
+    """The rungs findings ask for, once each, in ladder order."""
+    wanted = {f.get('rung') for f in findings if isinstance(f, dict)}
+    return [rung for rung in RUNGS if rung in wanted]
+
+
+def triage_bundle(host_dir: str) -> dict:
+    """Report entry for one evidence folder: evaluate()'s result, or ``{error}`` naming
+    the file at fault."""
+    try:
+        return evaluate(load_bundle(host_dir))
+    except EvidenceError as exc:
+        return {'error': str(exc)}
+
+
+def triage_dir(evidence_dir: str) -> dict:
+    """Triage every host folder under evidence_dir: ``{host: entry}``.
+
+    One bad host never stops the others; its entry carries ``error``. Raises
+    EvidenceError when evidence_dir itself is missing or holds no host folder.
+    """
+    if not os.path.isdir(evidence_dir):
+        raise EvidenceError(evidence_dir, 'evidence folder not found')
+    names = sorted(name for name in os.listdir(evidence_dir)
+                   if not name.startswith('.') and os.path.isdir(os.path.join(evidence_dir, name)))
+    if not names:
+        raise EvidenceError(evidence_dir, 'no host folders (expected <host>/dsregcmd_status.txt)')
+    return {name: triage_bundle(os.path.join(evidence_dir, name)) for name in names}
+
+
+def summary_line(host: str, entry: dict) -> str:
+    """One line per host for the console."""
+    if entry.get('error'):
+        return '%s: ERROR %s' % (host, entry['error'])
+    problems = [f['id'] for f in entry.get('findings', []) if f.get('severity') in PROBLEM_SEVERITIES]
+    plan = entry.get('plan') or []
+    if plan:
+        planned = ' > '.join(plan)
+    else:
+        planned = 'no automatic rung, see the findings' if problems else 'nothing to do'
+    return '%s: %s; %s; plan: %s' % (
+        host, entry.get('join_type'), ('findings: ' + ', '.join(problems)) if problems else 'healthy', planned)

@@ -1,0 +1,95 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This file holds the documentation only; the work is done by the action plugin of the
+# same name on the controller.
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: activation_report
+short_description: Write the collection's report.json and report.md
+version_added: 0.1.0
+description:
+  - Builds the report every playbook of the collection writes (triage, diagnose,
+    remediate, tenant) from a mapping of host name to result, adds the summary counts,
+    and writes C(report.json) and a readable C(report.md) under O(report_dir).
+  - Runs on the controller; no connection to the managed hosts is made.
+  - The report shape is described in C(docs/development.md) of the collection.
+options:
+  kind:
+    description:
+      - Which playbook the report belongs to.
+    type: str
+    required: true
+    choices: [triage, diagnose, remediate, tenant]
+  hosts:
+    description:
+      - Mapping of host name to its entry, V({join_type, findings, plan}) (remediate adds
+        V(before), V(after), V(outcome), V(rungs_run)), or V({error}) for a host whose
+        evidence could not be used.
+    type: dict
+    required: true
+  report_dir:
+    description:
+      - Folder for C(report.json) and C(report.md); created when missing. A relative path
+        is relative to the directory C(ansible-playbook) was started from.
+    type: path
+    required: true
+attributes:
+  check_mode:
+    description: In check mode the report is built and returned but no file is written.
+    support: full
+  diff_mode:
+    description: No diff is returned.
+    support: none
+  action:
+    description: Implemented as an action plugin running on the controller.
+    support: full
+author:
+  - m365ops maintainers
+'''
+
+EXAMPLES = r'''
+- name: Write the triage report
+  m365ops.activation.activation_report:
+    kind: triage
+    hosts: "{{ triage.hosts }}"
+    report_dir: ./reports
+  register: report
+
+- name: Say where it went
+  ansible.builtin.debug:
+    msg: "{{ report.paths.md }}: {{ report.report.summary.with_findings }} host(s) need work"
+'''
+
+RETURN = r'''
+report:
+  description: The report written, including the summary.
+  returned: always
+  type: dict
+  contains:
+    kind:
+      description: The O(kind) given.
+      type: str
+      sample: triage
+    generated:
+      description: UTC time the report was built, ISO-8601.
+      type: str
+      sample: "2026-11-26T18:00:00Z"
+    hosts:
+      description: The host entries, sorted by host name.
+      type: dict
+    summary:
+      description: Counts of hosts, healthy hosts, hosts with findings, errors, and of each planned rung.
+      type: dict
+      sample: {"hosts": 3, "healthy": 1, "with_findings": 1, "errors": 1, "rungs": {"reset_token_broker": 1}}
+paths:
+  description: Paths of the report files (in check mode, where they would be written).
+  returned: always
+  type: dict
+  sample: {"json": "/srv/reports/report.json", "md": "/srv/reports/report.md"}
+'''
