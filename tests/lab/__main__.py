@@ -1,0 +1,95 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""`python -m tests.lab serve --hosts N --state DIR`: run the lab until interrupted.
+
+Prints the inventory (YAML) on stdout, then one line `# lab ready: <DIR>/lab.json`
+that scripts and the pytest fixture wait for. SIGTERM/SIGINT stop it cleanly (every
+command process is killed); with --parent-pid it also stops when that process dies,
+so a killed test run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+
+from .server import Lab
+
+
+def _yaml(inv: dict) -> str:
+    # The inventory is plain strings/ints, and JSON is valid YAML: no PyYAML needed here.
+    return json.dumps(inv, indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.lab")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    serve = sub.add_parser("serve", help="serve N lab hosts until interrupted")
+    serve.add_argument("--hosts", type=int, default=1)
+    serve.add_argument("--state", required=True, help="state folder (created; one subfolder per host)")
+    serve.add_argument("--pwsh", default=None, help="pwsh to run for powershell/pwsh commands")
+    serve.add_argument("--transport", choices=("ntlm", "basic"), default="ntlm",
+                       help="which listener the printed inventory points at (both are always served)")
+    serve.add_argument("--password", default=None, help="lab user's password (default: random per run)")
+    serve.add_argument("--disconnect-grace", type=float, default=3.0,
+                       help="seconds a shell survives its client's disconnect before its processes are killed")
+    serve.add_argument("--max-envelope-kb", type=int, default=500, help="MaxEnvelopeSizekb (Windows default 500)")
+    serve.add_argument("--parent-pid", type=int, default=None, help="stop when this process is gone")
+    serve.add_argument("--log", default=None, help="log file (default: <state>/lab.log)")
+    serve.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    if args.hosts < 1 or args.hosts > 250:
+        parser.error("--hosts must be between 1 and 250")
+    os.makedirs(args.state, exist_ok=True)
+    logging.basicConfig(
+        filename=args.log or os.path.join(args.state, "lab.log"),
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        lab = Lab(args.state, args.hosts, pwsh=args.pwsh, password=args.password,
+                  max_request_size=args.max_envelope_kb * 1024, disconnect_grace=args.disconnect_grace)
+    except ValueError as exc:
+        parser.error(str(exc))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    lab.start()
+    try:
+        info = lab.describe()
+        info["inventory"] = {t: os.path.join(lab.state_dir, "inventory_%s.yml" % t) for t in ("ntlm", "basic")}
+        for transport, path in info["inventory"].items():
+            with open(path, "w") as fh:
+                fh.write(_yaml(lab.inventory(transport)))
+        with open(os.path.join(lab.state_dir, "lab.json"), "w") as fh:
+            json.dump(info, fh, indent=2)
+        sys.stdout.write(_yaml(lab.inventory(args.transport)))
+        sys.stdout.write("# lab ready: %s\n" % os.path.join(lab.state_dir, "lab.json"))
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            if args.parent_pid and not _alive(args.parent_pid):
+                logging.getLogger("lab").warning("parent %d is gone; stopping", args.parent_pid)
+                break
+    finally:
+        lab.stop()
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())
