@@ -1,0 +1,296 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""render_html: structure, escaping, charts and bad input."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from ansible_collections.m365ops.activation.plugins.module_utils.report_html import render_html
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "report_html")
+VOID = {"meta", "br", "rect", "img", "input", "link", "hr", "col", "area", "base", "wbr"}
+
+
+def load(name):
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+class Page(HTMLParser):
+    """The facts the tests assert on, read the way a browser tokenises the page."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack = []
+        self.errors = []
+        self.tags = []
+        self.rows = []          # (data-host, data-state)
+        self.cells = []         # text of each host row's cells
+        self.svg_titles = []
+        self._cell = None
+        self._in_title = 0
+        self._svg_depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append((tag, attrs))
+        if tag == "svg":
+            self._svg_depth += 1
+        if tag == "title" and self._svg_depth:
+            self._in_title += 1
+            self.svg_titles.append("")
+        if tag == "tr" and "host-row" in (attrs.get("class") or ""):
+            self.rows.append((attrs.get("data-host"), attrs.get("data-state")))
+            self.cells.append([])
+        if tag == "td" and self.rows and self._row_open():
+            self._cell = []
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def _row_open(self):
+        return "tr" in self.stack
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append("unbalanced </%s> with open %s" % (tag, self.stack[-3:]))
+            return
+        self.stack.pop()
+        if tag == "title" and self._in_title:
+            self._in_title -= 1
+        if tag == "svg":
+            self._svg_depth -= 1
+        if tag == "td" and self._cell is not None and "td" not in self.stack:
+            self.cells[-1].append(re.sub(r"\s+", " ", "".join(self._cell)).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.svg_titles[-1] += data
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(text):
+    page = Page()
+    page.feed(text)
+    page.close()
+    return page
+
+
+@pytest.mark.parametrize("name", ["remediate.json", "diagnose.json"])
+def test_page_is_balanced_and_self_contained(name):
+    text = render_html(load(name))
+    page = parse(text)
+    assert text.startswith("<!DOCTYPE html>")
+    assert page.errors == []
+    assert page.stack == []
+    tags = {tag for tag, _attrs in page.tags}
+    # Nothing that could load or run anything: no scripts, links, images, frames.
+    assert not tags & {"script", "link", "img", "iframe", "object", "embed", "base"}
+    for _tag, attrs in page.tags:
+        assert not {"src", "href", "srcset", "action"} & set(attrs)
+        assert not any(key.startswith("on") for key in attrs)
+    assert "@import" not in text and "url(" not in text
+    # The only URL is the SVG namespace name, which browsers never fetch.
+    assert re.findall(r"https?://[^\s\"']+", text) == ["http://www.w3.org/2000/svg"] * text.count("<svg")
+    csp = [a["content"] for t, a in page.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    assert csp == ["default-src 'none'; style-src 'unsafe-inline'; img-src data:"]
+
+
+def test_one_row_per_host_with_its_state():
+    report = load("remediate.json")
+    page = parse(render_html(report))
+    assert sorted(host for host, _state in page.rows) == sorted(report["hosts"])
+    # Sorted by what needs attention first.
+    assert page.rows == [
+        ("PC044", "unreachable"), ("PC043", "error"), ("PC051", "failed"),
+        ("PC050", "needs_user"), ("PC045", "improved"), ("PC042", "fixed"),
+    ]
+
+
+def test_diagnose_states_follow_the_report_health_rule():
+    page = parse(render_html(load("diagnose.json")))
+    states = dict(page.rows)
+    # PC046 has only an info finding and no plan: healthy, like report.md counts it.
+    assert states == {"PC044": "unreachable", "PC043": "error", "PC042": "with_findings",
+                      "PC047": "with_findings", "PC046": "healthy"}
+
+
+def test_remediate_row_shows_join_plan_rungs_and_before_after():
+    page = parse(render_html(load("remediate.json")))
+    header = [cell for cell in re.findall(r"<th>(.*?)</th>", render_html(load("remediate.json")))]
+    assert header == ["Host", "Status", "Join type", "Findings", "Still planned", "Rungs run",
+                      "Before \u2192 after", "Details"]
+    rows = {host: cells for (host, _state), cells in zip(page.rows, page.cells)}
+    pc045 = rows["PC045"]
+    assert pc045[0] == "PC045"
+    assert pc045[1] == "improved"
+    assert pc045[2] == "hybrid_joined"
+    assert pc045[3] == "1 high"
+    assert pc045[4] == "reset_token_broker"
+    assert pc045[5] == "remove_extra_work_accounts"
+    assert pc045[6] == "2 \u2192 1 finding"
+    # The fixed host's info finding does not count as a finding left.
+    assert rows["PC042"][6] == "2 \u2192 0 findings"
+    assert rows["PC044"][6] == "not run"
+
+
+def test_join_type_change_is_shown():
+    report = {"kind": "remediate", "hosts": {"PC9": {
+        "before": {"join_type": "domain_joined", "findings": [], "plan": ["rejoin_hybrid"]},
+        "after": {"join_type": "hybrid_joined", "findings": [], "plan": []},
+        "outcome": "fixed", "rungs_run": ["rejoin_hybrid"]}}}
+    page = parse(render_html(report))
+    assert page.cells[0][2] == "domain_joined \u2192 hybrid_joined"
+
+
+def test_details_carry_findings_evidence_and_errors():
+    text = render_html(load("remediate.json"))
+    page = parse(text)
+    rows = {host: cells for (host, _state), cells in zip(page.rows, page.cells)}
+    details = rows["PC042"][-1]
+    assert details.startswith("details")
+    assert "Before" in details and "After" in details
+    assert "dsregcmd (CONTOSO\\alice): AzureAdPrt = NO" in details
+    assert "event 1098 0xCAA50021 at 2026-11-20T08:14:03Z" in details
+    assert "the user's session is locked by another process" in rows["PC051"][-1]
+    assert "psrp: connection refused on PC044:5986" in rows["PC044"][-1]
+    assert text.count("<details>") == len(page.rows)
+
+
+def test_charts_count_hosts_per_outcome_and_findings_before_after():
+    page = parse(render_html(load("remediate.json")))
+    titles = page.svg_titles
+    charts = [a["aria-label"] for t, a in page.tags if t == "svg"]
+    assert charts == ["Outcome per host", "Findings by kind: before \u2192 after",
+                      "Still planned after the run (hosts)"]
+    for expected in ("fixed: 1", "improved: 1", "needs user: 1", "failed: 1", "unchanged: 0",
+                     "error: 1", "unreachable: 1",
+                     "prt_missing (before): 2", "prt_missing (after): 1",
+                     "extra_work_accounts (before): 1", "extra_work_accounts (after): 0",
+                     "device_healthy (after): 1"):
+        assert expected in titles, expected
+
+
+def test_charts_for_diagnose_colour_findings_by_worst_severity():
+    text = render_html(load("diagnose.json"))
+    page = parse(text)
+    titles = page.svg_titles
+    charts = [a["aria-label"] for t, a in page.tags if t == "svg"]
+    assert charts == ["Host status", "Findings by kind (hosts)", "Planned rungs (hosts)"]
+    for expected in ("healthy: 1", "with findings: 2", "error: 1", "unreachable: 1",
+                     "prt_missing: 2", "not_hybrid_joined: 1",
+                     "reset_token_broker: 2", "rejoin_hybrid: 1"):
+        assert expected in titles, expected
+    assert re.search(r'class="fill-high"><title>prt_missing: 2</title>', text)
+    assert re.search(r'class="fill-low"><title>reboot_pending: 1</title>', text)
+    # Planned rungs are listed in ladder order, not by count.
+    order = [t for t in titles if ": " in t and t.split(":")[0] in ("purge_office_credentials", "reset_token_broker",
+                                                      "rejoin_hybrid")]
+    assert [t.split(":")[0] for t in order] == ["purge_office_credentials", "reset_token_broker", "rejoin_hybrid"]
+
+
+@pytest.mark.parametrize("kind", ["triage", "diagnose", "tenant"])
+def test_every_kind_renders(kind):
+    report = {"kind": kind, "generated": "2026-11-26T18:00:00Z", "hosts": {
+        "contoso.onmicrosoft.com": {"findings": [{"id": "no_office_licence", "severity": "medium",
+                                                  "summary": "alice has no Office licence.",
+                                                  "evidence": ["Graph: assignedLicenses = []"],
+                                                  "rung": "check_licence"}],
+                                    "plan": ["check_licence"]}}}
+    text = render_html(report)
+    page = parse(text)
+    assert page.rows == [("contoso.onmicrosoft.com", "with_findings")]
+    assert "<title>m365ops.activation %s report</title>" % kind in text
+    assert "Before \u2192 after" not in text
+
+
+def test_empty_report_still_renders():
+    text = render_html({"kind": "triage", "hosts": {}})
+    page = parse(text)
+    assert page.errors == [] and page.rows == []
+    assert "No hosts in this report" in text
+    assert "No findings" in text
+
+
+def test_hostile_strings_are_escaped():
+    host = '<script>alert("x")</script>'
+    summary = '"><img src=x onerror=alert(1)>'
+    report = {"kind": "diagnose", "generated": "<b>now</b>", "hosts": {host: {
+        "join_type": "<i>j</i>", "plan": ["<u>rung</u>"],
+        "findings": [{"id": "<svg onload=alert(1)>", "severity": "high", "summary": summary,
+                      "evidence": ["</details><script>x</script>"], "rung": "<u>rung</u>"}]}}}
+    text = render_html(report)
+    page = parse(text)
+    assert page.errors == []
+    assert [h for h, _s in page.rows] == [host]
+    for raw in (host, summary, "<b>now</b>", "<i>j</i>", "<u>rung</u>", "<svg onload", "<script>x"):
+        assert raw not in text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    assert not [t for t, _a in page.tags if t in ("script", "img", "i", "u")]
+    assert not any(k.startswith("on") for _t, a in page.tags for k in a)
+
+
+def test_rendering_is_pure():
+    report = load("remediate.json")
+    kept = copy.deepcopy(report)
+    assert render_html(report) == render_html(report)
+    assert report == kept
+
+
+@pytest.mark.parametrize("report, message", [
+    ([], "report must be a dict"),
+    ({"hosts": {}}, "report['kind'] must be one of"),
+    ({"kind": "audit", "hosts": {}}, "report['kind'] must be one of"),
+    ({"kind": "triage", "hosts": ["PC1"]}, "report['hosts'] must be a mapping"),
+    ({"kind": "triage", "hosts": {"PC1": "ok"}}, "report['hosts']['PC1'] must be a mapping"),
+    ({"kind": "triage", "hosts": {"PC1": {"findings": "prt_missing"}}},
+     "report['hosts']['PC1']['findings'] must be a list"),
+    ({"kind": "triage", "hosts": {"PC1": {"findings": ["prt_missing"]}}},
+     "report['hosts']['PC1']['findings'][0] must be a mapping"),
+    ({"kind": "triage", "hosts": {"PC1": {"findings": [], "plan": "reset_token_broker"}}},
+     "report['hosts']['PC1']['plan'] must be a list"),
+    ({"kind": "remediate", "hosts": {"PC1": {"before": [], "outcome": "fixed"}}},
+     "report['hosts']['PC1']['before'] must be a mapping"),
+    ({"kind": "remediate", "hosts": {"PC1": {"after": {"findings": {}}, "outcome": "fixed"}}},
+     "report['hosts']['PC1']['after']['findings'] must be a list"),
+])
+def test_bad_input_names_the_offending_key(report, message):
+    with pytest.raises((TypeError, ValueError)) as err:
+        render_html(report)
+    assert message in str(err.value)
+
+
+try:
+    from hypothesis import given, settings, strategies as st
+except ImportError:  # ansible-test units installs only what tests/unit/requirements.txt names
+    given = None
+
+if given is not None:
+    # Any printable text (angle brackets, quotes, ampersands, non-ASCII) as host name and
+    # finding summary comes back from the parsed page exactly as it went in.
+    _text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
+
+    @settings(max_examples=60, deadline=None)
+    @given(hosts=st.dictionaries(_text, _text, min_size=1, max_size=5))
+    def test_any_text_round_trips_through_the_page(hosts):
+        report = {"kind": "triage", "hosts": {
+            name: {"findings": [{"id": "prt_missing", "severity": "high", "summary": summary,
+                                 "evidence": [], "rung": "reset_token_broker"}],
+                   "plan": ["reset_token_broker"]} for name, summary in hosts.items()}}
+        page = parse(render_html(report))
+        assert page.errors == []
+        assert sorted(h for h, _s in page.rows) == sorted(hosts)
+        assert not [t for t, _a in page.tags if t == "script"]
