@@ -61,6 +61,66 @@ Function Get-M365RungUser {
     return , $resolved.ToArray()
 }
 
+Function Select-M365RungUser {
+    <#
+    .SYNOPSIS
+    The users a user-context rung works on: the named ones, or by default everyone
+    logged on now. With RequireLoggedOn, any selected user without a session (or nobody
+    at all) is an error before anything runs. Throws [ArgumentException] naming the option.
+    #>
+    [CmdletBinding()]
+    param (
+        [AllowNull()][AllowEmptyCollection()][string[]]$Identity,
+        [bool]$RequireLoggedOn = $false
+    )
+    $selected = Get-M365RungUser -Identity $Identity -ParameterName 'users'
+    if ($null -eq $Identity -or $Identity.Count -eq 0) {
+        # Nobody to ask when no one is signed in: the default is whoever is logged on.
+        $selected = @($selected | Where-Object { $_.LoggedOn })
+    }
+    if ($RequireLoggedOn) {
+        $absent = @($selected | Where-Object { -not $_.LoggedOn })
+        if ($absent.Count -gt 0 -or $selected.Count -eq 0) {
+            $names = ($absent | ForEach-Object { if ($_.UserName) { $_.UserName } else { $_.Sid } }) -join ', '
+            if (-not $names) { $names = 'nobody is logged on' }
+            throw [System.ArgumentException]::new("require_logged_on: not logged on: $names; nothing was changed", 'require_logged_on')
+        }
+    }
+    , $selected
+}
+
+Function Assert-M365Timeout {
+    [CmdletBinding()]
+    param ([int]$Timeout, [string]$ParameterName = 'timeout')
+    if ($Timeout -lt 1 -or $Timeout -gt 3600) {
+        throw [System.ArgumentException]::new("${ParameterName}: must be between 1 and 3600 seconds, got $Timeout", $ParameterName)
+    }
+}
+
+Function Get-M365RungFailure {
+    <#
+    .SYNOPSIS
+    The failure message for a user-context rung's per-user results, or $null when none
+    failed (skipped users fail the task only with RequireLoggedOn).
+    #>
+    [CmdletBinding()]
+    param (
+        [AllowEmptyCollection()][object[]]$Result,
+        [bool]$RequireLoggedOn = $false,
+        [Parameter(Mandatory)][string]$Action
+    )
+    $skipped = @($Result | Where-Object { $_.status -eq 'skipped' })
+    if ($RequireLoggedOn -and $skipped.Count -gt 0) {
+        return "require_logged_on: $($skipped.Count) user(s) were not logged on when their task ran"
+    }
+    $failed = @($Result | Where-Object { $_.status -eq 'failed' })
+    if ($failed.Count -gt 0) {
+        $who = ($failed | ForEach-Object { if ($_.user) { $_.user } else { $_.sid } }) -join ', '
+        return "$Action failed for ${who}: $(($failed | ForEach-Object { $_.message }) -join ' | ')"
+    }
+    $null
+}
+
 Function ConvertTo-M365UserOutcome {
     <#
     .SYNOPSIS
@@ -833,7 +893,7 @@ Function Stop-M365BrokerProcess {
 }
 
 Export-ModuleMember -Function @(
-    'Get-M365RungUser', 'ConvertTo-M365UserOutcome', 'Get-M365OutputProperty',
+    'Get-M365RungUser', 'Select-M365RungUser', 'Assert-M365Timeout', 'Get-M365RungFailure', 'ConvertTo-M365UserOutcome', 'Get-M365OutputProperty',
     'Test-M365BroadPattern', 'ConvertTo-M365TargetRegex', 'Assert-M365CredentialPattern',
     'Test-M365PathInside',
     'Test-M365QuarantineId', 'New-M365QuarantineId', 'Get-M365QuarantineDefaultRoot', 'Get-M365QuarantinePath',

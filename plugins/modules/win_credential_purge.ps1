@@ -113,30 +113,13 @@ namespace M365Ops {
 
 # --- validation: everything is checked before any user is touched ---------------------
 $timeout = $module.Params.timeout
-if ($timeout -lt 1 -or $timeout -gt 3600) {
-    $module.FailJson("timeout: must be between 1 and 3600 seconds, got $timeout")
-}
 try {
+    Assert-M365Timeout -Timeout $timeout
     $regexes = Assert-M365CredentialPattern -Pattern $module.Params.patterns -AllowBroad $module.Params.allow_broad_patterns -ParameterName 'patterns'
-    $selected = Get-M365RungUser -Identity $module.Params.users -ParameterName 'users'
+    $selected = Select-M365RungUser -Identity $module.Params.users -RequireLoggedOn $module.Params.require_logged_on
 }
 catch [System.ArgumentException] {
     $module.FailJson($_.Exception.Message)
-}
-$explicitUsers = $null -ne $module.Params.users -and $module.Params.users.Count -gt 0
-if (-not $explicitUsers) {
-    # Nobody to ask about credentials when no one is signed in; the default is
-    # "whoever is logged on now".
-    $selected = @($selected | Where-Object { $_.LoggedOn })
-}
-if ($module.Params.require_logged_on) {
-    $absent = @($selected | Where-Object { -not $_.LoggedOn })
-    if ($absent.Count -gt 0) {
-        $module.FailJson("require_logged_on: not logged on: $(($absent | ForEach-Object { if ($_.UserName) { $_.UserName } else { $_.Sid } }) -join ', '); nothing was changed")
-    }
-    if ($selected.Count -eq 0) {
-        $module.FailJson('require_logged_on: no user is logged on; nothing was changed')
-    }
 }
 
 # --- per user ----------------------------------------------------------------------------
@@ -176,14 +159,8 @@ $module.Result.changed = $module.Result.removed_count -gt 0
 $module.Diff.before = @{ credential_targets = $before }
 $module.Diff.after = @{ credential_targets = $after }
 
-$failed = @($results | Where-Object { $_.status -eq 'failed' })
-$skipped = @($results | Where-Object { $_.status -eq 'skipped' })
-if ($module.Params.require_logged_on -and $skipped.Count -gt 0) {
-    $module.FailJson("require_logged_on: $($skipped.Count) user(s) were not logged on when their task ran")
-}
-if ($failed.Count -gt 0) {
-    $module.FailJson("credential purge failed for $(($failed | ForEach-Object { $_.user }) -join ', '): $(($failed | ForEach-Object { $_.message }) -join ' | ')")
-}
+$failure = Get-M365RungFailure -Result $results -RequireLoggedOn $module.Params.require_logged_on -Action 'credential purge'
+if ($failure) { $module.FailJson($failure) }
 if ($results.Count -eq 0) {
     $module.Result.msg = 'no user selected: nobody is logged on and no users were given'
 }

@@ -145,9 +145,6 @@ namespace M365Ops {
 
 # --- validation -------------------------------------------------------------------------
 $timeout = $module.Params.timeout
-if ($timeout -lt 1 -or $timeout -gt 3600) {
-    $module.FailJson("timeout: must be between 1 and 3600 seconds, got $timeout")
-}
 $clientId = $module.Params.client_id
 $guid = [guid]::Empty
 if (-not [guid]::TryParseExact($clientId, 'D', [ref]$guid)) {
@@ -172,20 +169,11 @@ if ($primaryUpn) {
     }
 }
 try {
-    $selected = Get-M365RungUser -Identity $module.Params.users -ParameterName 'users'
+    Assert-M365Timeout -Timeout $timeout
+    $selected = Select-M365RungUser -Identity $module.Params.users -RequireLoggedOn $module.Params.require_logged_on
 }
 catch [System.ArgumentException] {
     $module.FailJson($_.Exception.Message)
-}
-if (-not $module.Params.users) {
-    $selected = @($selected | Where-Object { $_.LoggedOn })
-}
-if ($module.Params.require_logged_on) {
-    $absent = @($selected | Where-Object { -not $_.LoggedOn })
-    if ($absent.Count -gt 0 -or $selected.Count -eq 0) {
-        $names = ($absent | ForEach-Object { if ($_.UserName) { $_.UserName } else { $_.Sid } }) -join ', '
-        $module.FailJson("require_logged_on: not logged on: $(if ($names) { $names } else { 'nobody is logged on' }); nothing was changed")
-    }
 }
 
 # --- per user ----------------------------------------------------------------------------
@@ -238,14 +226,8 @@ $module.Result.changed = @($results | Where-Object { $_.status -eq 'changed' }).
 $module.Diff.before = @{ work_accounts = $before }
 $module.Diff.after = @{ work_accounts = $after }
 
-$failed = @($results | Where-Object { $_.status -eq 'failed' })
-$skipped = @($results | Where-Object { $_.status -eq 'skipped' })
-if ($module.Params.require_logged_on -and $skipped.Count -gt 0) {
-    $module.FailJson("require_logged_on: $($skipped.Count) user(s) were not logged on when their task ran")
-}
-if ($failed.Count -gt 0) {
-    $module.FailJson("work account removal failed for $(($failed | ForEach-Object { $_.user }) -join ', '): $(($failed | ForEach-Object { $_.message }) -join ' | ')")
-}
+$failure = Get-M365RungFailure -Result $results -RequireLoggedOn $module.Params.require_logged_on -Action 'work account removal'
+if ($failure) { $module.FailJson($failure) }
 if ($results.Count -eq 0) {
     $module.Result.msg = 'no user selected: nobody is logged on and no users were given'
 }

@@ -1,0 +1,145 @@
+#!powershell
+
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+
+# Rung 4 (reregister_broker_plugin). AppX registration is per user: Get-AppxPackage and
+# Add-AppxPackage -Register act on the calling user's registration, so both run in a task
+# inside the user's session. Re-registering when the package is healthy only restarts the
+# broker under the user (-ForceApplicationShutdown), so it is done only when the package
+# is missing or its status is not Ok, or when force is set.
+
+$spec = @{
+    options = @{
+        users = @{ type = 'list'; elements = 'str' }
+        state = @{ type = 'str'; choices = @('registered'); default = 'registered' }
+        force = @{ type = 'bool'; default = $false }
+        require_logged_on = @{ type = 'bool'; default = $false }
+        timeout = @{ type = 'int'; default = 300 }
+    }
+    supports_check_mode = $true
+}
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module.Result.changed = $false
+$module.Result.reboot_required = $false
+$module.Result.users = @()
+
+# Runs in the user's session (Windows PowerShell 5.1). Helpers are defined only when
+# absent so tests can stand in for the AppX cmdlets and still run the decision logic.
+$brokerScript = {
+    param([bool]$Force, [bool]$Apply)
+    $ErrorActionPreference = 'Stop'
+    $packageName = 'Microsoft.AAD.BrokerPlugin'
+    if (-not (Get-Command -Name Get-M365BrokerPackage -ErrorAction SilentlyContinue)) {
+        function Get-M365BrokerPackage { Get-AppxPackage -Name 'Microsoft.AAD.BrokerPlugin' | Select-Object -First 1 }
+    }
+    if (-not (Get-Command -Name Register-M365BrokerPackage -ErrorAction SilentlyContinue)) {
+        function Register-M365BrokerPackage([string]$ManifestPath) {
+            Add-AppxPackage -Register $ManifestPath -DisableDevelopmentMode -ForceApplicationShutdown
+        }
+    }
+    if (-not (Get-Command -Name Get-M365SystemAppsManifest -ErrorAction SilentlyContinue)) {
+        function Get-M365SystemAppsManifest {
+            Join-Path -Path $env:windir -ChildPath 'SystemApps\Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy\AppxManifest.xml'
+        }
+    }
+
+    function Get-State {
+        $p = Get-M365BrokerPackage
+        if ($null -eq $p) { return @{ installed = $false; status = $null; version = $null; install_location = $null; manifest_present = $false } }
+        $manifest = if ($p.InstallLocation) { Join-Path -Path $p.InstallLocation -ChildPath 'AppxManifest.xml' } else { $null }
+        @{
+            installed = $true
+            status = "$($p.Status)"
+            version = "$($p.Version)"
+            install_location = "$($p.InstallLocation)"
+            manifest_present = [bool]($manifest -and (Test-Path -LiteralPath $manifest))
+        }
+    }
+
+    $before = Get-State
+    $healthy = $before.installed -and $before.status -eq 'Ok' -and $before.manifest_present
+    $out = @{ before = $before; after = $before; action = 'none'; reason = ''; error = $null }
+    if ($healthy -and -not $Force) { return $out }
+    $out.reason = if ($Force -and $healthy) { 'force' } elseif (-not $before.installed) { 'missing' } elseif (-not $before.manifest_present) { 'manifest missing' } else { "status $($before.status)" }
+    $out.action = 'register'
+    $manifestPath = if ($before.manifest_present) { Join-Path -Path $before.install_location -ChildPath 'AppxManifest.xml' } else { Get-M365SystemAppsManifest }
+    $out.manifest = $manifestPath
+    if (-not $Apply) { return $out }
+    try {
+        Register-M365BrokerPackage -ManifestPath $manifestPath
+    }
+    catch {
+        $out.error = "Add-AppxPackage -Register $($manifestPath): $($_.Exception.Message)"
+        return $out
+    }
+    $out.after = Get-State
+    if (-not ($out.after.installed -and $out.after.status -eq 'Ok')) {
+        $out.error = "after re-registration $packageName is $(if ($out.after.installed) { "in status $($out.after.status)" } else { 'still missing' })"
+    }
+    $out
+}
+
+# --- validation -------------------------------------------------------------------------
+$timeout = $module.Params.timeout
+try {
+    Assert-M365Timeout -Timeout $timeout
+    $selected = Select-M365RungUser -Identity $module.Params.users -RequireLoggedOn $module.Params.require_logged_on
+}
+catch [System.ArgumentException] {
+    $module.FailJson($_.Exception.Message)
+}
+
+# --- per user ----------------------------------------------------------------------------
+$before = [ordered]@{}
+$after = [ordered]@{}
+$results = foreach ($userProfile in $selected) {
+    $key = if ($userProfile.UserName) { $userProfile.UserName } else { $userProfile.Sid }
+    $task = Invoke-M365TaskScript -ScriptBlock $brokerScript -RunAs User -UserSid $userProfile.Sid -TimeoutSeconds $timeout `
+        -Parameters @{ Force = $module.Params.force; Apply = (-not $module.CheckMode) }
+    $entry = ConvertTo-M365UserOutcome -UserProfile $userProfile -TaskResult $task
+    $entry.action = 'none'
+    $entry.reason = ''
+    $entry.package = $null
+    if ($null -eq $entry.status) {
+        $o = $task.Output
+        $entry.action = [string](Get-M365OutputProperty $o 'action' 'none')
+        $entry.reason = [string](Get-M365OutputProperty $o 'reason' '')
+        $b = Get-M365OutputProperty $o 'before'
+        $a = Get-M365OutputProperty $o 'after'
+        $entry.package = $a
+        $before[$key] = $b
+        $after[$key] = if ($module.CheckMode -and $entry.action -eq 'register') { @{ installed = $true; status = 'Ok' } } else { $a }
+        $err = Get-M365OutputProperty $o 'error'
+        if ($err) {
+            $entry.status = 'failed'
+            $entry.message = $err
+        }
+        elseif ($entry.action -eq 'register') {
+            $entry.status = 'changed'
+            $entry.message = "re-registered ($($entry.reason))"
+        }
+        else {
+            $entry.status = 'unchanged'
+        }
+    }
+    $entry
+}
+$results = @($results)
+
+$module.Result.users = $results
+$module.Result.changed = @($results | Where-Object { $_.status -eq 'changed' }).Count -gt 0
+$module.Diff.before = @{ broker_plugin = $before }
+$module.Diff.after = @{ broker_plugin = $after }
+
+$failure = Get-M365RungFailure -Result $results -RequireLoggedOn $module.Params.require_logged_on -Action 'BrokerPlugin re-registration'
+if ($failure) { $module.FailJson($failure) }
+if ($results.Count -eq 0) {
+    $module.Result.msg = 'no user selected: nobody is logged on and no users were given'
+}
+$module.ExitJson()
