@@ -99,9 +99,10 @@ class FakeTenant(object):
         self.tokens = {}
 
     # -- test controls -----------------------------------------------------
-    def fail_next(self, method, path_regex, status, body=None, headers=None, times=1):
-        for _ in range(times):
-            self.faults.append([method, re.compile(path_regex), (status, body, headers or {})])
+    def fail_next(self, method, path_regex, status, body=None, headers=None, times=1, skip=0):
+        """Answer the next matching request(s) with this response; `skip` lets that many through first."""
+        for index in range(times):
+            self.faults.append([method, re.compile(path_regex), (status, body, headers or {}), skip if index == 0 else 0])
 
     def calls(self, method=None, path_regex=None):
         return [r for r in self.requests
@@ -125,8 +126,11 @@ class FakeTenant(object):
                         content_type="application/json" if text else None)
 
     def _route(self, request, body):
-        for index, (method, regex, response) in enumerate(self.faults):
+        for index, (method, regex, response, skip) in enumerate(self.faults):
             if method == request.method and regex.search(request.path):
+                if skip:
+                    self.faults[index][3] -= 1
+                    break
                 del self.faults[index]
                 status, payload, headers = response
                 if payload is None and status >= 400:
@@ -434,4 +438,7 @@ def run_module(main, args, capsys):
         with pytest.raises(SystemExit):
             main()
     captured = capsys.readouterr()
-    return json.loads(captured.out), captured.out + captured.err
+    try:
+        return json.loads(captured.out), captured.out + captured.err
+    except ValueError:
+        raise AssertionError("module printed no JSON: %r %r" % (captured.out, captured.err))
