@@ -14,6 +14,7 @@ class ActionModule(RebootCapableAction):
 
     ARGUMENT_SPEC = {
         "include_windows_pending": {"type": "bool", "default": False},
+        "requested_by": {"type": "list", "elements": "str", "default": []},
     }
 
     def _state_module(self, args):
@@ -24,6 +25,10 @@ class ActionModule(RebootCapableAction):
         reasons = ["%s: %s" % (source, marker[source]) for source in sorted(marker)]
         if args["include_windows_pending"]:
             reasons.extend("Windows: %s" % reason for reason in state.get("windows_reasons") or [])
+        # Steps of this play that returned reboot_required. In check mode they wrote no
+        # marker, and this is how a dry run still says it would restart.
+        reasons.extend("%s: returned reboot_required" % name for name in sorted(set(args["requested_by"]))
+                       if name not in marker)
         return reasons
 
     def _after_reboot(self, state, args, task_vars):

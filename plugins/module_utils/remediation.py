@@ -251,6 +251,16 @@ def _summary_of(diagnosis):
     }
 
 
+def reboot_requests(rung_results):
+    """Modules (short names, as in the marker) whose rung result says the host needs a restart.
+
+    Passed to win_reboot_if_needed's ``requested_by``; the short name is the marker's
+    source name, so a rung that also wrote its marker is one reason, not two.
+    """
+    return [RUNG_MODULES[rung].rsplit(".", 1)[-1] for rung in HOST_RUNGS
+            if isinstance((rung_results or {}).get(rung), dict) and rung_results[rung].get("reboot_required")]
+
+
 def _ran(rung_results):
     """Rungs whose module actually executed (not skipped by a condition)."""
     ran = []
@@ -271,27 +281,56 @@ def build_host_entry(before, after, selection, rung_results=None, reboot=None, f
     selection = selection or {"run": [], "skipped": [], "manual": []}
     reboot = reboot or {}
     outcome = classify_outcome(before, after, rung_results, failed=failed, check_mode=check_mode)
+    reason = outcome["reason"]
+    skipped = list(selection.get("skipped") or [])
+    if skipped and outcome["outcome"] in ("improved", "unchanged"):
+        reason += "; not run: " + ", ".join("%s (%s)" % (s["rung"], s["reason"]) for s in skipped)
+    if reboot.get("rebooted") and not _ran(rung_results):
+        reason += "; restarted for a reboot an earlier run left pending"
     latest = after if after is not None and not check_mode else before
     entry = {
         "join_type": (latest or {}).get("join_type"),
+        "device_id": (latest or {}).get("device_id"),
+        "device_name": (latest or {}).get("device_name"),
+        "users": list((latest or {}).get("users") or []),
         "findings": _findings(latest),
         "plan": list((latest or {}).get("plan") or []),
         "before": _summary_of(before),
         "after": _summary_of(None if check_mode else after),
         "outcome": outcome["outcome"],
-        "outcome_reason": outcome["reason"],
+        "outcome_reason": reason,
         "rungs_run": _ran(rung_results),
-        "rungs_skipped": list(selection.get("skipped") or []),
+        "rungs_skipped": skipped,
         "manual": list(selection.get("manual") or []),
         "rebooted": bool(reboot.get("rebooted")),
-        "reboot_pending": bool(reboot.get("reboot_required")) and not reboot.get("rebooted"),
+        "reboot_pending": bool(reboot.get("reboot_required")) and not reboot.get("rebooted") and not check_mode,
         "check_mode": bool(check_mode),
     }
     if check_mode:
         entry["would_run"] = list(selection.get("run") or [])
+        entry["would_reboot"] = bool(reboot.get("reboot_required"))
     if failed:
         entry["error"] = str(failed)
     return entry
+
+
+def collect_entries(all_hosts, entries, active_hosts):
+    """The report's ``hosts`` for every host of the play seen so far.
+
+    ``entries`` maps host -> the entry the role built (or ``None``). A host with no entry
+    that is no longer active failed or went unreachable outside the steps the role
+    records; a host with no entry that is still active belongs to a later batch
+    (``serial``) and is left out until its batch has run.
+    """
+    active = set(active_hosts or [])
+    hosts = {}
+    for host in all_hosts or []:
+        entry = (entries or {}).get(host)
+        if entry:
+            hosts[host] = entry
+        elif host not in active:
+            hosts[host] = {"error": "the host failed or was unreachable before the remediate role recorded a result; see the play output"}
+    return hosts
 
 
 def summarise_fleet(entries):

@@ -37,6 +37,15 @@ options:
         Windows Update, pending file renames), not only for the collection's marker.
     type: bool
     default: false
+  requested_by:
+    description:
+      - Short names of modules that returned C(reboot_required) earlier in the play (for
+        example the rungs the remediate role ran), as in the marker. They count as reasons to restart even when no
+        marker is set, which is how a check-mode run reports that it would restart (in
+        check mode the rung modules write no marker).
+    type: list
+    elements: str
+    default: []
   reboot_timeout:
     description: Seconds to wait for the host to come back (passed to M(ansible.windows.win_reboot)).
     type: int

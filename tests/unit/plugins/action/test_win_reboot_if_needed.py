@@ -328,3 +328,22 @@ def test_connection_drop_during_reboot_is_handled_by_the_delegated_plugin(monkey
     assert result["rebooted"] is True and host.boots == 1
     assert connection.dropped == 2 and connection.resets >= 1
     assert result["cleared"] == ["win_token_broker_cache"] and host.marker == {}
+
+
+def test_check_mode_would_reboot_for_a_rung_that_wrote_no_marker():
+    # In check mode the rung wrote nothing; the role passes the rungs that said reboot_required.
+    host = FakeHost()
+    action, loader = make_action(host, {"requested_by": ["win_token_broker_cache"]}, check_mode=True, reboot=restarting(host))
+    result = action.run(task_vars={})
+    assert result["changed"] is True and result["rebooted"] is False
+    assert result["reasons"] == ["win_token_broker_cache: returned reboot_required"]
+    loader.action_loader.get.assert_not_called()
+
+
+def test_requested_by_counts_once_with_the_marker_and_clears_only_marker_sources():
+    host = FakeHost({"win_token_broker_cache": TB_REASON})
+    action, dummy = make_action(host, {"requested_by": ["win_dsreg_join", "win_token_broker_cache"]},
+                                reboot=restarting(host))
+    result = action.run(task_vars={})
+    assert result["reasons"] == ["win_token_broker_cache: " + TB_REASON, "win_dsreg_join: returned reboot_required"]
+    assert result["rebooted"] is True and result["cleared"] == ["win_token_broker_cache"]

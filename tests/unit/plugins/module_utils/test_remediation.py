@@ -219,3 +219,42 @@ def test_fleet_summary_counts():
     assert summary["outcomes"] == {"fixed": 1, "improved": 0, "unchanged": 1, "failed": 0, "needs_user": 0}
     assert summary["rungs"] == {"purge_office_credentials": 1, "reset_token_broker": 1}
     assert summary["rebooted"] == 1 and summary["errors"] == 1 and summary["already_healthy"] == 1
+
+
+def test_collect_entries_across_batches():
+    done = rem.build_host_entry(HEALTHY, HEALTHY, rem.select_rungs([]), {})
+    hosts = rem.collect_entries(["PC1", "PC2", "PC3", "PC4"],
+                                {"PC1": done, "PC2": {"unreachable": True, "error": "timed out"}, "PC3": None},
+                                active_hosts=["PC1", "PC4"])
+    assert hosts["PC1"] is done and hosts["PC2"]["unreachable"] is True
+    assert "failed or was unreachable" in hosts["PC3"]["error"]
+    assert "PC4" not in hosts  # a later batch
+
+
+def test_host_entry_keeps_identity_for_the_tenant_checks():
+    before = dict(BROKEN, device_id="6f9a9b1e-3f0c-4a3e-9d67-1d7c0c3b2a11", device_name="PC042", users=["alice@contoso.com"])
+    entry = rem.build_host_entry(before, None, rem.select_rungs(BROKEN["plan"]), {}, failed="x")
+    assert entry["device_id"] == before["device_id"] and entry["users"] == ["alice@contoso.com"]
+
+
+def test_host_entry_reason_names_rungs_that_were_not_run():
+    before = diag(finding("device_not_joined", "rejoin_hybrid", "critical"))
+    entry = rem.build_host_entry(before, before, rem.select_rungs(before["plan"]), {})
+    assert entry["outcome"] == "unchanged"
+    assert "not run: rejoin_hybrid (needs the opt-in remediate_allow_rejoin_hybrid: true)" in entry["outcome_reason"]
+
+
+def test_host_entry_reason_mentions_a_finished_leftover_reboot():
+    entry = rem.build_host_entry(HEALTHY, HEALTHY, rem.select_rungs([]), {}, reboot={"rebooted": True})
+    assert entry["outcome"] == "unchanged" and entry["rebooted"] is True
+    assert "earlier run left pending" in entry["outcome_reason"]
+
+
+def test_reboot_requests_and_check_mode_would_reboot():
+    results = {"purge_office_credentials": {"changed": True, "reboot_required": False},
+               "reset_token_broker": {"changed": True, "reboot_required": True},
+               "rejoin_hybrid": {"skipped": True}}
+    assert rem.reboot_requests(results) == ["win_token_broker_cache"]
+    entry = rem.build_host_entry(BROKEN, None, rem.select_rungs(BROKEN["plan"]), results,
+                                 reboot={"changed": True, "rebooted": False, "reboot_required": True}, check_mode=True)
+    assert entry["would_reboot"] is True and entry["reboot_pending"] is False

@@ -1,0 +1,55 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters the remediate role decides with; the decisions live in module_utils/remediation.py."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.m365ops.activation.plugins.module_utils import remediation
+
+
+def remediate_select(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False):
+    """Which planned rungs run: ``plan | m365ops.activation.remediate_select(...)``."""
+    try:
+        return remediation.select_rungs(plan, max_rung=max_rung, disabled=disabled,
+                                        allow_rejoin_hybrid=allow_rejoin_hybrid)
+    except ValueError as e:
+        raise AnsibleFilterError(str(e)) from e
+
+
+def remediate_entry(before, after=None, selection=None, rung_results=None, reboot=None, failed=None,
+                    check_mode=False):
+    """One host's report entry with its outcome."""
+    return remediation.build_host_entry(before, after, selection, rung_results=rung_results, reboot=reboot,
+                                        failed=failed or None, check_mode=check_mode)
+
+
+def remediate_collect(all_hosts, hostvars, active_hosts, var_name="_remediate_entry"):
+    """The report's hosts: ``ansible_play_hosts_all | remediate_collect(hostvars, ansible_play_hosts)``."""
+    entries = {}
+    for host in all_hosts or []:
+        host_vars = hostvars[host] if host in hostvars else {}
+        entries[host] = host_vars.get(var_name)
+    return remediation.collect_entries(all_hosts, entries, active_hosts)
+
+
+def remediate_reboot_requests(rung_results):
+    """Rungs that returned reboot_required: ``_rung_results | remediate_reboot_requests``."""
+    return remediation.reboot_requests(rung_results)
+
+
+def remediate_summary(entries):
+    """Fleet counts per outcome and per rung (AWX job artifacts)."""
+    return remediation.summarise_fleet(entries)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "remediate_select": remediate_select,
+            "remediate_entry": remediate_entry,
+            "remediate_collect": remediate_collect,
+            "remediate_summary": remediate_summary,
+            "remediate_reboot_requests": remediate_reboot_requests,
+        }
