@@ -1,0 +1,240 @@
+#!powershell
+
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+
+# Rung 3 (reset_token_broker). Microsoft's fix deletes the files under the two
+# TokenBroker\Accounts folders; here they are moved into a quarantine (ACL SYSTEM +
+# Administrators) with a manifest, so `state: restored` can put them back. Runs as the
+# connecting administrator: the folders are found through ProfileList (never
+# %LOCALAPPDATA%, which is the admin's own) and every path must stay inside the profile.
+
+$spec = @{
+    options = @{
+        users = @{ type = 'list'; elements = 'str' }
+        state = @{ type = 'str'; choices = @('absent', 'restored'); default = 'absent' }
+        quarantine_id = @{ type = 'str' }
+        quarantine_path = @{ type = 'path' }
+        quarantine_retention_days = @{ type = 'int'; default = 30 }
+        stop_broker = @{ type = 'bool'; default = $false }
+    }
+    required_if = @(, @('state', 'restored', @('quarantine_id')))
+    supports_check_mode = $true
+}
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module.Result.changed = $false
+$module.Result.reboot_required = $false
+$module.Result.users = @()
+$module.Result.pruned = @()
+
+$ModuleName = 'win_token_broker_cache'
+$Caches = [ordered]@{
+    aad_broker_plugin = 'AppData\Local\Packages\Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy\AC\TokenBroker\Accounts'
+    cloud_experience_host = 'AppData\Local\Packages\Microsoft.Windows.CloudExperienceHost_cw5n1h2txyewy\AC\TokenBroker\Accounts'
+}
+
+Function Get-CacheRoot {
+    # Both cache folders of one profile; Join-M365ProfilePath throws when a folder would
+    # leave the profile (a junction planted by the user, say).
+    param ([Parameter(Mandatory)][object]$UserProfile)
+    foreach ($name in $Caches.Keys) {
+        @{ Cache = $name; Root = (Join-M365ProfilePath -UserProfile $UserProfile -ChildPath $Caches[$name]) }
+    }
+}
+
+Function Get-UserKey {
+    param ([Parameter(Mandatory)][object]$UserProfile)
+    if ($UserProfile.UserName) { $UserProfile.UserName } else { $UserProfile.Sid }
+}
+
+# --- validation -------------------------------------------------------------------------
+$state = $module.Params.state
+$retention = $module.Params.quarantine_retention_days
+if ($retention -lt 0 -or $retention -gt 3650) {
+    $module.FailJson("quarantine_retention_days: must be between 0 (keep forever) and 3650, got $retention")
+}
+$root = $module.Params.quarantine_path
+if ($root) {
+    if (-not [System.IO.Path]::IsPathRooted($root) -or @($root -split '[\\/]') -contains '..') {
+        $module.FailJson("quarantine_path: '$root' must be an absolute path without '..'")
+    }
+}
+else {
+    $root = Get-M365QuarantineDefaultRoot
+}
+$module.Result.quarantine_root = $root
+
+if ($state -eq 'restored') {
+    if ($module.Params.users) {
+        $module.FailJson('users: not used with state=restored; a quarantine is restored as a whole')
+    }
+    try {
+        $qPath = Get-M365QuarantinePath -Root $root -Id $module.Params.quarantine_id -ParameterName 'quarantine_id'
+    }
+    catch [System.ArgumentException] {
+        $module.FailJson($_.Exception.Message)
+    }
+    if (-not (Test-Path -LiteralPath (Join-Path -Path $qPath -ChildPath 'manifest.json') -PathType Leaf)) {
+        $module.FailJson("quarantine_id: no quarantine '$($module.Params.quarantine_id)' under $root")
+    }
+    $module.Result.quarantine_id = $module.Params.quarantine_id
+    $module.Result.quarantine_path = $qPath
+
+    $profilesBySid = @{}
+    foreach ($p in @(Get-M365UserProfile)) { $profilesBySid[$p.Sid] = $p }
+    # A manifest entry may only go back into the cache folders of the profile it names,
+    # resolved now - not wherever the manifest says.
+    $allowedRoot = {
+        param($sid)
+        if (-not $profilesBySid.ContainsKey($sid)) { throw "no user profile with SID $sid on this host" }
+        Get-CacheRoot -UserProfile $profilesBySid[$sid] | ForEach-Object { $_.Root }
+    }
+    $restore = Restore-M365Quarantine -QuarantinePath $qPath -AllowedRoot $allowedRoot -CheckMode:$module.CheckMode
+    $module.Result.files = $restore
+    $restored = @($restore | Where-Object { $_.status -eq 'restored' })
+    $module.Result.restored_count = $restored.Count
+    $module.Result.changed = $restored.Count -gt 0
+    $module.Diff.before = @{ restored = @() }
+    $module.Diff.after = @{ restored = @($restored | ForEach-Object { $_.original_path }) }
+    if ($restored.Count -gt 0) {
+        # The broker has cached state in memory; it reads the restored files on restart.
+        $module.Result.reboot_required = $true
+        if (-not $module.CheckMode) {
+            Set-M365RebootMarker -Source $ModuleName -Reason "TokenBroker caches restored from quarantine $($module.Params.quarantine_id)"
+        }
+    }
+    $bad = @($restore | Where-Object { $_.status -in @('refused', 'hash_mismatch') })
+    if ($bad.Count -gt 0) {
+        $module.FailJson("quarantine_id: $($bad.Count) file(s) were not restored: $(($bad | ForEach-Object { "$($_.original_path): $($_.message)" }) -join '; ')")
+    }
+    foreach ($w in @($restore | Where-Object { $_.status -in @('conflict', 'missing') })) {
+        $module.Warn("$($w.original_path): $($w.message)")
+    }
+    $module.ExitJson()
+}
+
+# --- state: absent ---------------------------------------------------------------------
+if ($module.Params.quarantine_id) {
+    $module.FailJson('quarantine_id: only used with state=restored; state=absent creates a new quarantine')
+}
+try {
+    $selected = Get-M365RungUser -Identity $module.Params.users -ParameterName 'users'
+}
+catch [System.ArgumentException] {
+    $module.FailJson($_.Exception.Message)
+}
+
+# Plan every user first: a path that leaves a profile fails the run before any file moves.
+$plan = foreach ($userProfile in $selected) {
+    try {
+        $roots = @(Get-CacheRoot -UserProfile $userProfile)
+    }
+    catch [System.ArgumentException] {
+        $module.FailJson("users: $(Get-UserKey $userProfile): $($_.Exception.Message); nothing was moved")
+    }
+    $counts = [ordered]@{}
+    foreach ($r in $roots) { $counts[$r.Cache] = @(Get-M365CacheFile -Root $r.Root).Count }
+    [pscustomobject]@{ Profile = $userProfile; Roots = $roots; Counts = $counts; Total = ($counts.Values | Measure-Object -Sum).Sum }
+}
+$plan = @($plan)
+if (-not $module.Params.users) {
+    # Default: every profile that has something cached.
+    $plan = @($plan | Where-Object { $_.Total -gt 0 })
+}
+
+$quarantineId = $null
+$qPath = $null
+$before = [ordered]@{}
+$after = [ordered]@{}
+$results = foreach ($item in $plan) {
+    $userProfile = $item.Profile
+    $key = Get-UserKey $userProfile
+    $before[$key] = $item.Counts
+    $entry = [ordered]@{ user = $userProfile.UserName; sid = $userProfile.Sid; status = 'unchanged'; files = @(); locked = @(); broker_stopped = $false; message = '' }
+    if ($item.Total -eq 0) {
+        $after[$key] = $item.Counts
+        $entry
+        continue
+    }
+
+    if ($module.Params.stop_broker) {
+        $procs = @()
+        if ($userProfile.UserName) { $procs = @(Get-M365BrokerProcess -UserName $userProfile.UserName) }
+        if ($procs.Count -gt 0) {
+            $entry.broker_stopped = $true
+            if (-not $module.CheckMode) {
+                try { Stop-M365BrokerProcess -Process $procs }
+                catch { $entry.message = "could not stop the broker: $($_.Exception.Message)" }
+                # The broker releases its files as it exits; give it a moment.
+                Start-Sleep -Seconds 2
+            }
+        }
+    }
+
+    if (-not $module.CheckMode -and $null -eq $qPath) {
+        $quarantineId = New-M365QuarantineId
+        $qPath = New-M365Quarantine -Root $root -Id $quarantineId
+    }
+    $move = Invoke-M365QuarantineMove -QuarantinePath $(if ($qPath) { $qPath } else { Join-Path $root 'check-mode' }) `
+        -QuarantineId $(if ($quarantineId) { $quarantineId } else { 'check-mode' }) -UserSid $userProfile.Sid -UserName $userProfile.UserName `
+        -Source $item.Roots -CheckMode:$module.CheckMode
+    $entry.status = $move.status
+    $entry.files = @($move.files | ForEach-Object {
+            [ordered]@{ cache = $_.cache; original_path = $_.original_path; size = $_.size; sha256 = $_.sha256 }
+        })
+    $entry.locked = @($move.locked)
+    if ($move.message) { $entry.message = (@($entry.message, $move.message) | Where-Object { $_ }) -join '; ' }
+    if ($move.status -eq 'moved') {
+        $zero = [ordered]@{}
+        foreach ($c in $item.Counts.Keys) { $zero[$c] = 0 }
+        $after[$key] = $zero
+    }
+    else {
+        $after[$key] = $item.Counts
+    }
+    $entry
+}
+$results = @($results)
+
+$moved = @($results | Where-Object { $_.status -eq 'moved' })
+if ($qPath -and $moved.Count -eq 0) {
+    # Nothing went in (all locked or failed): no empty quarantine left behind.
+    Remove-Item -LiteralPath $qPath -Recurse -Force
+    $quarantineId = $null
+    $qPath = $null
+}
+$module.Result.users = $results
+$module.Result.quarantine_id = $quarantineId
+$module.Result.quarantine_path = $qPath
+$module.Result.moved_count = [int](($moved | ForEach-Object { $_.files.Count } | Measure-Object -Sum).Sum)
+$module.Diff.before = @{ token_broker_files = $before }
+$module.Diff.after = @{ token_broker_files = $after }
+
+if ($moved.Count -gt 0) {
+    $module.Result.changed = $true
+    $module.Result.reboot_required = $true
+    if (-not $module.CheckMode) {
+        Set-M365RebootMarker -Source $ModuleName -Reason "TokenBroker caches quarantined in $quarantineId"
+    }
+}
+
+$keep = @(if ($quarantineId) { $quarantineId })
+$module.Result.pruned = Remove-M365ExpiredQuarantine -Root $root -RetentionDays $retention -Keep $keep -CheckMode:$module.CheckMode
+if ($module.Result.pruned.Count -gt 0) { $module.Result.changed = $true }
+
+foreach ($l in @($results | Where-Object { $_.status -eq 'locked' })) {
+    $module.Warn("$(if ($l.user) { $l.user } else { $l.sid }): $($l.message)")
+}
+$failed = @($results | Where-Object { $_.status -eq 'failed' })
+if ($failed.Count -gt 0) {
+    $module.FailJson("TokenBroker quarantine failed for $(($failed | ForEach-Object { if ($_.user) { $_.user } else { $_.sid } }) -join ', '): $(($failed | ForEach-Object { $_.message }) -join ' | ')")
+}
+if ($results.Count -eq 0) {
+    $module.Result.msg = 'no TokenBroker account files found in any selected profile'
+}
+$module.ExitJson()

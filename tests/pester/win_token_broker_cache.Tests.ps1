@@ -1,0 +1,300 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The quarantine works on real files in a temporary folder: profiles live under TestDrive,
+# paths are resolved by the real Join-M365ProfilePath, files are really moved, hashed and
+# restored. Only the profile list, the broker process and the reboot marker are mocked.
+
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'RungModuleHarness.ps1')
+    Initialize-RungHarness
+
+    $script:AadRel = 'AppData/Local/Packages/Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy/AC/TokenBroker/Accounts'
+    $script:CxhRel = 'AppData/Local/Packages/Microsoft.Windows.CloudExperienceHost_cw5n1h2txyewy/AC/TokenBroker/Accounts'
+
+    Function New-CacheFile([string]$ProfilePath, [string]$Rel, [string]$Name, [int]$Size = 512) {
+        $dir = Join-Path $ProfilePath $Rel
+        $null = New-Item -ItemType Directory -Path $dir -Force
+        $bytes = [byte[]]::new($Size)
+        [System.Random]::new($Name.GetHashCode()).NextBytes($bytes)
+        $path = Join-Path $dir $Name
+        [System.IO.File]::WriteAllBytes($path, $bytes)
+        $path
+    }
+    Function Get-Sha([string]$Path) { (Get-FileHash -LiteralPath $Path -Algorithm SHA256).Hash.ToLowerInvariant() }
+}
+
+Describe 'win_token_broker_cache' {
+    BeforeEach {
+        # TestDrive lives for the whole Describe: give each test its own tree.
+        $script:Case = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
+        $global:RungQRoot = Join-Path $script:Case 'ProgramData' 'm365ops' 'quarantine'
+        $users = Join-Path $script:Case 'Users'
+        $global:RungAlice = New-TestProfile -ProfilePath (Join-Path $users 'alice')
+        $global:RungBob = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1105' -UserName 'CONTOSO\bob' -ProfilePath (Join-Path $users 'bob') -LoggedOn $false
+        $global:RungCarol = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1106' -UserName 'CONTOSO\carol' -ProfilePath (Join-Path $users 'carol') -LoggedOn $false
+        $null = New-Item -ItemType Directory -Path $global:RungCarol.ProfilePath -Force
+
+        $script:AliceFiles = @(
+            New-CacheFile $global:RungAlice.ProfilePath $script:AadRel 'a1b2c3d4e5f6.tbacct' 1800
+            New-CacheFile $global:RungAlice.ProfilePath $script:AadRel '0f9e8d7c6b5a.tbacct' 2400
+            New-CacheFile $global:RungAlice.ProfilePath $script:CxhRel '77aa88bb99cc.tbacct' 700
+        )
+        $script:BobFiles = @(New-CacheFile $global:RungBob.ProfilePath $script:AadRel 'b0b0b0b0.tbacct' 900)
+        $script:Hashes = @{}
+        foreach ($f in $script:AliceFiles + $script:BobFiles) { $script:Hashes[$f] = Get-Sha $f }
+
+        Mock -ModuleName RungCommon Get-M365UserProfile { @($global:RungAlice, $global:RungBob, $global:RungCarol) }
+        Mock Get-M365UserProfile { @($global:RungAlice, $global:RungBob, $global:RungCarol) }
+        Mock -ModuleName RungCommon Resolve-M365User {
+            switch ($Identity) {
+                'alice' { $global:RungAlice }
+                'bob' { $global:RungBob }
+                'carol' { $global:RungCarol }
+                default { throw [System.ArgumentException]::new("Identity '$Identity' is unknown: no account or user profile on this host matches it.") }
+            }
+        } -ParameterFilter { $Identity -notmatch '[\\/\*\?]' }
+        Mock -ModuleName RungCommon Set-M365QuarantineAcl { }
+        Mock Set-M365RebootMarker { }
+        Mock Get-M365BrokerProcess { @() }
+        Mock Stop-M365BrokerProcess { }
+        Mock Start-Sleep { }
+        $script:Base = @{ quarantine_path = $global:RungQRoot }
+    }
+
+    AfterEach {
+        if ($global:RungHeld) { $global:RungHeld | ForEach-Object { $_.Dispose() }; $global:RungHeld = $null }
+    }
+
+    Context 'state: absent' {
+        It 'moves every cache file of the users that have some into a new quarantine with a manifest' {
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base -DiffMode
+            $r.failed | Should -BeNullOrEmpty
+            $r.changed | Should -BeTrue
+            $r.reboot_required | Should -BeTrue
+            $r.quarantine_id | Should -Match '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$'
+            $r.users.Count | Should -Be 2 -Because 'carol has no cached accounts and is not selected by default'
+            $r.moved_count | Should -Be 4
+            foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeFalse }
+
+            $manifest = Get-Content -Raw (Join-Path $r.quarantine_path 'manifest.json') | ConvertFrom-Json
+            $manifest.schema | Should -Be 1
+            $manifest.id | Should -Be $r.quarantine_id
+            $manifest.entries.Count | Should -Be 4
+            foreach ($e in $manifest.entries) {
+                $e.sha256 | Should -Be $script:Hashes[$e.original_path]
+                $e.size | Should -Be (Get-Item (Join-Path $r.quarantine_path $e.stored_path)).Length
+                $e.user_sid | Should -BeIn @($global:RungAlice.Sid, $global:RungBob.Sid)
+                $e.quarantined_at | Should -Not -BeNullOrEmpty
+                Get-Sha (Join-Path $r.quarantine_path $e.stored_path) | Should -Be $e.sha256
+            }
+            $r.diff.before.token_broker_files.'CONTOSO\alice'.aad_broker_plugin | Should -Be 2
+            $r.diff.after.token_broker_files.'CONTOSO\alice'.aad_broker_plugin | Should -Be 0
+            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -ParameterFilter { $Path -eq $r.quarantine_path }
+            Should -Invoke Set-M365RebootMarker -Times 1 -Exactly -ParameterFilter { $Source -eq 'win_token_broker_cache' }
+        }
+
+        It 'is idempotent: a second run moves nothing, creates no quarantine and asks for no reboot' {
+            $first = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r.changed | Should -BeFalse
+            $r.reboot_required | Should -BeFalse
+            $r.quarantine_id | Should -BeNullOrEmpty
+            @(Get-ChildItem $global:RungQRoot -Directory).Name | Should -Be @($first.quarantine_id)
+        }
+
+        It 'in check mode lists the files and changes nothing' {
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base -CheckMode
+            $r.changed | Should -BeTrue
+            $r.reboot_required | Should -BeTrue
+            $r.users[0].files.Count | Should -BeGreaterThan 0
+            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+            Test-Path -LiteralPath $global:RungQRoot | Should -BeFalse
+            Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
+        }
+
+        It 'only touches the named users' {
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ users = @('bob') })
+            $r.users.Count | Should -Be 1
+            Test-Path -LiteralPath $script:BobFiles[0] | Should -BeFalse
+            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+        }
+
+        It 'reports locked files and leaves that user whole, moving the others' {
+            $global:RungHeld = @([System.IO.File]::Open($script:AliceFiles[1], 'Open', 'Read', 'None'))
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r.failed | Should -BeNullOrEmpty
+            $alice = $r.users | Where-Object { $_.user -eq 'CONTOSO\alice' }
+            $alice.status | Should -Be 'locked'
+            $alice.locked | Should -Be @($script:AliceFiles[1])
+            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+            Test-Path -LiteralPath $script:BobFiles[0] | Should -BeFalse
+            $r.warnings | Should -Match 'in use'
+        }
+
+        It 'stops the user''s broker first with stop_broker, then moves the files' {
+            $global:RungHeld = @([System.IO.File]::Open($script:AliceFiles[0], 'Open', 'Read', 'None'))
+            Mock Get-M365BrokerProcess { @([pscustomobject]@{ Id = 4242; Name = 'Microsoft.AAD.BrokerPlugin'; UserName = 'CONTOSO\alice' }) } -ParameterFilter { $UserName -eq 'CONTOSO\alice' }
+            Mock Stop-M365BrokerProcess { $global:RungHeld | ForEach-Object { $_.Dispose() }; $global:RungHeld = $null }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ users = @('alice'); stop_broker = $true })
+            $r.users[0].broker_stopped | Should -BeTrue
+            $r.users[0].status | Should -Be 'moved'
+            Should -Invoke Stop-M365BrokerProcess -Times 1 -Exactly -ParameterFilter { $Process[0].Id -eq 4242 }
+        }
+
+        It 'puts files back and quarantines nothing for a user when a delete fails half-way' {
+            $script:Deletes = 0
+            Mock -ModuleName RungCommon Remove-M365CacheFile {
+                $script:Deletes++
+                if ($script:Deletes -eq 2) { throw [System.UnauthorizedAccessException]::new('Access to the path is denied.') }
+                [System.IO.File]::Delete($Path)
+            }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ users = @('alice') })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'put back'
+            foreach ($f in $script:AliceFiles) {
+                Test-Path -LiteralPath $f | Should -BeTrue
+                Get-Sha $f | Should -Be $script:Hashes[$f]
+            }
+            $r.quarantine_id | Should -BeNullOrEmpty
+        }
+
+        It 'refuses a cache folder that is a link out of the profile, before moving anything' {
+            $outside = Join-Path $TestDrive 'outside'
+            $null = New-Item -ItemType Directory -Path $outside -Force
+            $packages = Join-Path $global:RungCarol.ProfilePath 'AppData' 'Local' 'Packages'
+            $null = New-Item -ItemType Directory -Path $packages -Force
+            $null = New-Item -ItemType SymbolicLink -Path (Join-Path $packages 'Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy') -Target $outside
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ users = @('alice', 'carol') })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^users: CONTOSO\\carol: .*junction or symbolic link'
+            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+        }
+
+        It 'refuses <name>' -TestCases @(
+            @{ name = 'a traversal user name'; params = @{ users = @('..\..\Windows') }; pattern = '^users: ' }
+            @{ name = 'a relative quarantine_path'; params = @{ quarantine_path = 'quarantine' }; pattern = '^quarantine_path: ' }
+            @{ name = 'a quarantine_path with ..'; params = @{ quarantine_path = '/tmp/../etc' }; pattern = '^quarantine_path: ' }
+            @{ name = 'negative retention'; params = @{ quarantine_retention_days = -1 }; pattern = '^quarantine_retention_days: ' }
+            @{ name = 'quarantine_id with absent'; params = @{ quarantine_id = '20261126T181500Z-3fa2c9d1' }; pattern = '^quarantine_id: ' }
+        ) {
+            $p = $script:Base.Clone()
+            foreach ($k in $params.Keys) { $p[$k] = $params[$k] }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $p
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match $pattern
+            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+        }
+    }
+
+    Context 'state: restored' {
+        It 'round trip: absent then restored puts every file back with the same SHA-256' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id }) -DiffMode
+            $r.failed | Should -BeNullOrEmpty
+            $r.changed | Should -BeTrue
+            $r.restored_count | Should -Be 4
+            $r.reboot_required | Should -BeTrue
+            foreach ($f in $script:AliceFiles + $script:BobFiles) {
+                Test-Path -LiteralPath $f | Should -BeTrue
+                Get-Sha $f | Should -Be $script:Hashes[$f]
+            }
+            $manifest = Get-Content -Raw (Join-Path $q.quarantine_path 'manifest.json') | ConvertFrom-Json
+            @($manifest.entries | Where-Object { -not $_.restored_at }).Count | Should -Be 0
+        }
+
+        It 'is idempotent: restoring twice changes nothing the second time' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $null = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r.changed | Should -BeFalse
+            $r.reboot_required | Should -BeFalse
+            @($r.files | Where-Object { $_.status -eq 'already_present' }).Count | Should -Be 4
+        }
+
+        It 'in check mode restores nothing' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id }) -CheckMode
+            $r.changed | Should -BeTrue
+            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeFalse }
+        }
+
+        It 'refuses a quarantined file whose SHA-256 changed, restoring the rest' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $manifest = Get-Content -Raw (Join-Path $q.quarantine_path 'manifest.json') | ConvertFrom-Json
+            $victim = $manifest.entries[0]
+            [System.IO.File]::WriteAllText((Join-Path $q.quarantine_path $victim.stored_path), 'tampered')
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'SHA-256'
+            Test-Path -LiteralPath $victim.original_path | Should -BeFalse
+            $r.restored_count | Should -Be 3
+        }
+
+        It 'refuses a manifest entry pointing outside the user''s cache folders' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $manifestPath = Join-Path $q.quarantine_path 'manifest.json'
+            $manifest = Get-Content -Raw $manifestPath | ConvertFrom-Json
+            $evil = Join-Path $TestDrive 'Windows' 'System32' 'evil.dll'
+            $manifest.entries[0].original_path = $evil
+            $manifest.entries[1].stored_path = '../../outside.bin'
+            $manifest | ConvertTo-Json -Depth 10 | Set-Content -LiteralPath $manifestPath
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r.failed | Should -BeTrue
+            @($r.files | Where-Object { $_.status -eq 'refused' }).Count | Should -Be 2
+            Test-Path -LiteralPath $evil | Should -BeFalse
+        }
+
+        It 'leaves a newer file at the original path alone (conflict) and warns' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            [System.IO.File]::WriteAllText($script:AliceFiles[0], 'signed in again since')
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r.failed | Should -BeNullOrEmpty
+            ($r.files | Where-Object { $_.original_path -eq $script:AliceFiles[0] }).status | Should -Be 'conflict'
+            Get-Content -Raw $script:AliceFiles[0] | Should -Be 'signed in again since'
+            $r.warnings | Should -Match 'different file'
+        }
+
+        It 'refuses quarantine id <id> naming the option' -TestCases @(
+            @{ id = '../../Windows' }, @{ id = '20261126T181500Z-3fa2c9d1/../x' }, @{ id = '..' }, @{ id = 'C:\ProgramData' }, @{ id = '20261126T181500Z-3FA2C9D1' }
+        ) {
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $id })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^quarantine_id: .*is not a quarantine id'
+        }
+
+        It 'fails for an unknown but well-formed quarantine id' {
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = '20261126T181500Z-3fa2c9d1' })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match "^quarantine_id: no quarantine"
+        }
+
+        It 'requires quarantine_id with state restored' {
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored' })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'quarantine_id'
+        }
+    }
+
+    Context 'retention' {
+        It 'prunes quarantines older than quarantine_retention_days and nothing else' {
+            $old = Join-Path $global:RungQRoot '20200101T000000Z-00000001'
+            $recent = Join-Path $global:RungQRoot ((Get-Date).ToUniversalTime().AddDays(-2).ToString('yyyyMMdd\THHmmss\Z') + '-00000002')
+            $other = Join-Path $global:RungQRoot 'not-a-quarantine'
+            foreach ($d in $old, $recent, $other) { $null = New-Item -ItemType Directory -Path $d -Force }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ quarantine_retention_days = 30 })
+            $r.pruned | Should -Be @('20200101T000000Z-00000001')
+            Test-Path $old | Should -BeFalse
+            Test-Path $recent | Should -BeTrue
+            Test-Path $other | Should -BeTrue
+        }
+
+        It 'keeps everything with quarantine_retention_days 0' {
+            $old = Join-Path $global:RungQRoot '20200101T000000Z-00000001'
+            $null = New-Item -ItemType Directory -Path $old -Force
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ quarantine_retention_days = 0 })
+            $r.pruned.Count | Should -Be 0
+            Test-Path $old | Should -BeTrue
+        }
+    }
+}
