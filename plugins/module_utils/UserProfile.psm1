@@ -59,7 +59,7 @@ Function Get-M365InteractiveSid {
         $owner = Invoke-CimMethod -InputObject $proc -MethodName GetOwnerSid -ErrorAction SilentlyContinue
         if ($owner -and $owner.ReturnValue -eq 0 -and $owner.Sid) { [string]$owner.Sid }
     }
-    , @($sids | Sort-Object -Unique)
+    $sids | Sort-Object -Unique
 }
 
 Function ConvertTo-M365AccountName {

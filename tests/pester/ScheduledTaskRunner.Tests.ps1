@@ -1,0 +1,307 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# ScheduledTaskRunner.psm1. The scheduled-task cmdlets and the ACL call are mocked; the
+# encoded command is real: "starting the task" runs it with this pwsh, so the inline
+# transport, the parameters, the output envelope and the cleanup are all exercised.
+
+BeforeAll {
+    $utils = Join-Path $PSScriptRoot '..' '..' 'plugins' 'module_utils'
+    Import-Module (Join-Path $utils 'UserProfile.psm1') -Force
+    Import-Module (Join-Path $utils 'ScheduledTaskRunner.psm1') -Force
+    & (Get-Module ScheduledTaskRunner) { $script:PollMilliseconds = 20 }
+    # The pwsh that runs this test ($PSHOME/pwsh; a bundled pwsh's process is dotnet).
+    $script:Pwsh = if ($env:PWSH) { $env:PWSH } else { Join-Path $PSHOME 'pwsh' }
+    if (-not (Test-Path -LiteralPath $script:Pwsh)) { $script:Pwsh = (Get-Command pwsh -ErrorAction Stop).Source }
+    $script:UserSid = 'S-1-5-21-1004336348-1177238915-682003330-1104'
+
+    # Runs the task's command line the way Task Scheduler would (minus the principal).
+    Function Invoke-TaskArgument {
+        param([string]$Argument)
+        $encoded = ($Argument -split ' ')[-1]
+        & $script:Pwsh -NoProfile -NonInteractive -EncodedCommand $encoded | Out-Null
+        $LASTEXITCODE
+    }
+
+    Function Set-TaskMocks {
+        param([string]$Root)
+        $script:Registered = @{}
+        $script:ExitCode = $null
+        Mock -ModuleName ScheduledTaskRunner Get-M365RunRoot { $Root }.GetNewClosure()
+        Mock -ModuleName ScheduledTaskRunner Set-M365PathSddl { }
+        Mock -ModuleName ScheduledTaskRunner Get-M365PowerShellPath { 'C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe' }
+        Mock -ModuleName ScheduledTaskRunner Register-M365Task {
+            $script:Registered = @{ TaskName = $TaskName; Argument = $Argument; UserId = $UserId; LogonType = $LogonType; Execute = $Execute }
+        }
+        Mock -ModuleName ScheduledTaskRunner Start-M365Task { $script:ExitCode = Invoke-TaskArgument -Argument $script:Registered.Argument }
+        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = $script:ExitCode } }
+        Mock -ModuleName ScheduledTaskRunner Stop-M365Task { }
+        Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { }
+        Mock -ModuleName ScheduledTaskRunner Get-M365InteractiveSid { $script:UserSid }
+    }
+}
+
+Describe 'ConvertTo-M365TaskCommand' {
+    It 'builds a hidden, profile-less powershell command with the script inline' {
+        $arg = ConvertTo-M365TaskCommand -ScriptBlock { 'x' } -OutputFile 'C:\Windows\Temp\m365ops-1\output.json'
+        $arg | Should -Match '^-NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -WindowStyle Hidden -EncodedCommand [A-Za-z0-9+/=]+$'
+        $decoded = [Text.Encoding]::Unicode.GetString([Convert]::FromBase64String(($arg -split ' ')[-1]))
+        $decoded | Should -Match ([regex]::Escape("'C:\Windows\Temp\m365ops-1\output.json'"))
+        $decoded | Should -Not -Match '\.ps1'
+    }
+
+    It 'round-trips parameters and the returned object through the output file' {
+        $out = Join-Path $TestDrive 'out1.json'
+        Set-Content -LiteralPath $out -Value ''
+        $arg = ConvertTo-M365TaskCommand -OutputFile $out -Parameters @{ Name = "o'brien"; Count = 2; Items = @('a', 'b') } -ScriptBlock {
+            param([string]$Name, [int]$Count, [string[]]$Items)
+            [pscustomobject]@{ name = $Name; next = $Count + 1; items = $Items; nested = @{ k = 'v' } }
+        }
+        Invoke-TaskArgument -Argument $arg | Should -Be 0
+        $env = Read-M365TaskOutput -Path $out
+        $env.ok | Should -BeTrue
+        $env.output.name | Should -Be "o'brien"
+        $env.output.next | Should -Be 3
+        $env.output.items | Should -Be @('a', 'b')
+        $env.output.nested.k | Should -Be 'v'
+    }
+
+    It 'reports a script error in the envelope with exit code 1' {
+        $out = Join-Path $TestDrive 'out2.json'
+        Set-Content -LiteralPath $out -Value ''
+        $arg = ConvertTo-M365TaskCommand -OutputFile $out -ScriptBlock { throw 'dsregcmd exploded' }
+        Invoke-TaskArgument -Argument $arg | Should -Be 1
+        $env = Read-M365TaskOutput -Path $out
+        $env.ok | Should -BeFalse
+        $env.error | Should -Match 'dsregcmd exploded'
+    }
+
+    It 'exits 2 and creates nothing when the output file was not pre-created' {
+        $out = Join-Path $TestDrive 'never-created.json'
+        $arg = ConvertTo-M365TaskCommand -OutputFile $out -ScriptBlock { 1 }
+        Invoke-TaskArgument -Argument $arg | Should -Be 2
+        Test-Path -LiteralPath $out | Should -BeFalse
+    }
+
+    It 'refuses a script too large for a command line, naming ScriptBlock' {
+        $rng = [Random]::new(7)
+        $noise = -join (1..40000 | ForEach-Object { [char]$rng.Next(33, 126) })
+        $sb = [ScriptBlock]::Create("'$($noise.Replace("'", "''"))'")
+        { ConvertTo-M365TaskCommand -ScriptBlock $sb -OutputFile 'x' } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage 'ScriptBlock is too large*'
+    }
+}
+
+Describe 'Get-M365RunFolderSddl' {
+    It 'gives a SYSTEM run only SYSTEM and Administrators, inheritance off' {
+        $s = Get-M365RunFolderSddl
+        $s.Folder | Should -Be 'D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
+        $s.File | Should -Be 'D:P(A;;FA;;;SY)(A;;FA;;;BA)'
+    }
+
+    It 'gives the user traverse on the folder and write (never delete or re-ACL) on the output file' {
+        # ACL classes are Windows-only in .NET, so the SDDL is read by hand: D:P = protected
+        # DACL (no inheritance from %SystemRoot%\Temp), ACE = (type;flags;rights;;;sid).
+        Function Get-Ace([string]$Sddl) {
+            [regex]::Matches($Sddl, '\((A|D);([A-Z]*);([^;]*);;;([^)]+)\)') | ForEach-Object {
+                $rights = $_.Groups[3].Value
+                [pscustomobject]@{
+                    Type = $_.Groups[1].Value; Flags = $_.Groups[2].Value; Sid = $_.Groups[4].Value
+                    Mask = if ($rights -eq 'FA') { 0x1F01FF } else { [Convert]::ToInt32($rights, 16) }
+                }
+            }
+        }
+        $s = Get-M365RunFolderSddl -UserSid $script:UserSid
+        foreach ($sddl in $s.Folder, $s.File) {
+            $sddl | Should -BeLike 'D:P(*'
+            $aces = @(Get-Ace $sddl)
+            ($aces | Where-Object Type -NE 'A') | Should -BeNullOrEmpty
+            @($aces | Where-Object { $_.Sid -notin @('SY', 'BA', $script:UserSid) }).Count | Should -Be 0
+            $user = @($aces | Where-Object Sid -EQ $script:UserSid)
+            $user.Count | Should -Be 1
+            $user[0].Flags | Should -Be ''  # not inherited by anything created later
+            # DELETE 0x10000, WRITE_DAC 0x40000, WRITE_OWNER 0x80000, FILE_DELETE_CHILD 0x40
+            foreach ($bit in 0x10000, 0x40000, 0x80000, 0x40) { ($user[0].Mask -band $bit) | Should -Be 0 }
+        }
+        $folderUser = @(Get-Ace $s.Folder | Where-Object Sid -EQ $script:UserSid)[0]
+        ($folderUser.Mask -band 0x6) | Should -Be 0     # FILE_ADD_FILE, FILE_ADD_SUBDIRECTORY
+        ($folderUser.Mask -band 0x20) | Should -Be 0x20 # traverse
+        $fileUser = @(Get-Ace $s.File | Where-Object Sid -EQ $script:UserSid)[0]
+        ($fileUser.Mask -band 0x2) | Should -Be 0x2     # FILE_WRITE_DATA: may write the output
+    }
+}
+
+Describe 'New-M365RunFolder' {
+    BeforeEach {
+        $script:Root = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
+        $null = New-Item -ItemType Directory -Path $script:Root
+        Mock -ModuleName ScheduledTaskRunner Get-M365RunRoot { $script:Root }
+        Mock -ModuleName ScheduledTaskRunner Set-M365PathSddl { }
+    }
+
+    It 'creates the folder and an empty output file and locks both' {
+        $f = New-M365RunFolder -RunId 'abc' -UserSid $script:UserSid
+        $f.Path | Should -Be (Join-Path $script:Root 'm365ops-abc')
+        (Get-Item -LiteralPath $f.OutputFile).Length | Should -Be 0
+        Should -Invoke -ModuleName ScheduledTaskRunner Set-M365PathSddl -Times 1 -Exactly -ParameterFilter { $Path -eq $f.OutputFile -and $Sddl -match [regex]::Escape($script:UserSid) }
+        Should -Invoke -ModuleName ScheduledTaskRunner Set-M365PathSddl -Times 1 -Exactly -ParameterFilter { $Path -eq $f.Path -and $Sddl -like 'D:P*' }
+    }
+
+    It 'never reuses a folder that already exists (someone may have planted it)' {
+        $null = New-Item -ItemType Directory -Path (Join-Path $script:Root 'm365ops-dup')
+        { New-M365RunFolder -RunId 'dup' } | Should -Throw
+        Should -Invoke -ModuleName ScheduledTaskRunner Set-M365PathSddl -Times 0 -Exactly
+    }
+
+    It 'removes a half-built folder when the ACL is refused' {
+        Mock -ModuleName ScheduledTaskRunner Set-M365PathSddl { throw [System.UnauthorizedAccessException]::new('denied') }
+        { New-M365RunFolder -RunId 'acl' } | Should -Throw -ExceptionType ([System.UnauthorizedAccessException])
+        Test-Path -LiteralPath (Join-Path $script:Root 'm365ops-acl') | Should -BeFalse
+    }
+}
+
+Describe 'Test-M365AccessDenied' {
+    It 'recognises <Name>' -ForEach @(
+        @{ Name = 'UnauthorizedAccessException'; Ex = [System.UnauthorizedAccessException]::new('x') }
+        @{ Name = 'E_ACCESSDENIED HRESULT'; Ex = [System.Runtime.InteropServices.COMException]::new('x', -2147024891) }
+        @{ Name = 'a wrapped E_ACCESSDENIED'; Ex = [System.Exception]::new('outer', [System.Runtime.InteropServices.COMException]::new('x', -2147024891)) }
+    ) {
+        $record = [System.Management.Automation.ErrorRecord]::new($Ex, 'id', 'NotSpecified', $null)
+        Test-M365AccessDenied -ErrorRecord $record | Should -BeTrue
+    }
+
+    It 'recognises a PermissionDenied record (CIM cmdlets)' {
+        $record = [System.Management.Automation.ErrorRecord]::new([System.Exception]::new('x'), 'HRESULT 0x80070005,Register-ScheduledTask', 'PermissionDenied', $null)
+        Test-M365AccessDenied -ErrorRecord $record | Should -BeTrue
+    }
+
+    It 'does not call other failures access denied' {
+        $record = [System.Management.Automation.ErrorRecord]::new([System.IO.IOException]::new('disk full'), 'id', 'WriteError', $null)
+        Test-M365AccessDenied -ErrorRecord $record | Should -BeFalse
+    }
+}
+
+Describe 'Invoke-M365TaskScript' {
+    BeforeEach {
+        $script:Root = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
+        $null = New-Item -ItemType Directory -Path $script:Root
+        Set-TaskMocks -Root $script:Root
+    }
+
+    It 'runs as SYSTEM with a ServiceAccount principal and returns the output' {
+        $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { param($X) @{ doubled = $X * 2 } } -Parameters @{ X = 21 }
+        $r.Status | Should -Be 'ok'
+        $r.Output.doubled | Should -Be 42
+        $r.ExitCode | Should -Be 0
+        $script:Registered.UserId | Should -Be 'S-1-5-18'
+        $script:Registered.LogonType | Should -Be 'ServiceAccount'
+        $script:Registered.Execute | Should -Match 'powershell\.exe$'
+        ($r.PSObject.Properties.Name -join ',') | Should -Be 'Status,Output,Message,ExitCode'
+        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly -ParameterFilter { $TaskName -eq $script:Registered.TaskName }
+        @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
+    }
+
+    It 'runs as the user with an Interactive principal' {
+        $r = Invoke-M365TaskScript -RunAs User -UserSid $script:UserSid -ScriptBlock { 'hi' }
+        $r.Status | Should -Be 'ok'
+        $r.Output | Should -Be 'hi'
+        $script:Registered.UserId | Should -Be $script:UserSid
+        $script:Registered.LogonType | Should -Be 'Interactive'
+        Should -Invoke -ModuleName ScheduledTaskRunner Set-M365PathSddl -ParameterFilter { $Sddl -match [regex]::Escape($script:UserSid) }
+    }
+
+    It 'returns not_logged_on at once for a user without a session, registering nothing' {
+        Mock -ModuleName ScheduledTaskRunner Get-M365InteractiveSid { 'S-1-5-21-1-2-3-9999' }
+        $r = Invoke-M365TaskScript -RunAs User -UserSid $script:UserSid -ScriptBlock { 'x' }
+        $r.Status | Should -Be 'not_logged_on'
+        $r.Message | Should -Match ([regex]::Escape($script:UserSid))
+        Should -Invoke -ModuleName ScheduledTaskRunner Register-M365Task -Times 0 -Exactly
+        @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
+    }
+
+    It 'times out: stops and unregisters the task and removes the folder' {
+        Mock -ModuleName ScheduledTaskRunner Start-M365Task { }
+        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Running'; LastTaskResult = 0x41301 } }
+        $watch = [Diagnostics.Stopwatch]::StartNew()
+        $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { Start-Sleep 100 } -TimeoutSeconds 1
+        $watch.Elapsed.TotalSeconds | Should -BeLessThan 10
+        $r.Status | Should -Be 'timeout'
+        $r.Message | Should -Match '1 seconds'
+        Should -Invoke -ModuleName ScheduledTaskRunner Stop-M365Task -Times 1 -Exactly
+        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly
+        @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
+    }
+
+    It 'keeps waiting while the task is queued or has not run yet' {
+        $script:Polls = 0
+        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState {
+            $script:Polls++
+            if ($script:Polls -eq 1) { [pscustomobject]@{ State = 'Ready'; LastTaskResult = 0x41303 } }
+            elseif ($script:Polls -eq 2) { [pscustomobject]@{ State = 'Queued'; LastTaskResult = 0x41325 } }
+            else { [pscustomobject]@{ State = 'Ready'; LastTaskResult = $script:ExitCode } }
+        }
+        (Invoke-M365TaskScript -RunAs System -ScriptBlock { 5 }).Output | Should -Be 5
+        $script:Polls | Should -Be 3
+    }
+
+    It 'reports access_denied when registering is refused, and still cleans up' {
+        Mock -ModuleName ScheduledTaskRunner Register-M365Task { throw [System.UnauthorizedAccessException]::new('Access is denied.') }
+        $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }
+        $r.Status | Should -Be 'access_denied'
+        $r.Message | Should -Match 'Access is denied'
+        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 0 -Exactly
+        @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
+    }
+
+    It 'reports access_denied when starting is refused and unregisters the task' {
+        Mock -ModuleName ScheduledTaskRunner Start-M365Task { throw [System.Runtime.InteropServices.COMException]::new('denied', -2147024891) }
+        $r = Invoke-M365TaskScript -RunAs User -UserSid $script:UserSid -ScriptBlock { 1 }
+        $r.Status | Should -Be 'access_denied'
+        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly
+    }
+
+    It 'reports access_denied when Task Scheduler ends the task with 0x80070005' {
+        Mock -ModuleName ScheduledTaskRunner Start-M365Task { }
+        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = -2147024891 } }
+        (Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }).Status | Should -Be 'access_denied'
+    }
+
+    It 'reports failed with the script error when the script throws' {
+        $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { throw 'no dsregcmd here' }
+        $r.Status | Should -Be 'failed'
+        $r.ExitCode | Should -Be 1
+        $r.Message | Should -Match 'no dsregcmd here'
+    }
+
+    It 'reports failed when the task ends without writing output' {
+        Mock -ModuleName ScheduledTaskRunner Start-M365Task { $script:ExitCode = 0xC000013A }
+        $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }
+        $r.Status | Should -Be 'failed'
+        $r.Message | Should -Match 'without writing output'
+    }
+
+    It 'reports failed for any other setup error' {
+        Mock -ModuleName ScheduledTaskRunner Register-M365Task { throw [System.IO.IOException]::new('The task XML is malformed') }
+        $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }
+        $r.Status | Should -Be 'failed'
+        $r.Message | Should -Match 'malformed'
+    }
+
+    It 'removes the folder even when unregistering fails' {
+        Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { throw 'RPC unavailable' }
+        $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 } -WarningAction SilentlyContinue -WarningVariable warn
+        $r.Status | Should -Be 'ok'
+        "$warn" | Should -Match 'Could not unregister'
+        @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
+    }
+
+    It 'refuses <Case> before creating anything' -ForEach @(
+        @{ Case = 'User without UserSid'; Splat = @{ RunAs = 'User' }; Message = 'UserSid is required*' }
+        @{ Case = 'a malformed UserSid'; Splat = @{ RunAs = 'User'; UserSid = 'alice' }; Message = "UserSid 'alice'*" }
+        @{ Case = 'a zero timeout'; Splat = @{ RunAs = 'System'; TimeoutSeconds = 0 }; Message = 'TimeoutSeconds*' }
+        @{ Case = 'a huge timeout'; Splat = @{ RunAs = 'System'; TimeoutSeconds = 99999 }; Message = 'TimeoutSeconds*' }
+    ) {
+        { Invoke-M365TaskScript -ScriptBlock { 1 } @Splat } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage $Message
+        Should -Invoke -ModuleName ScheduledTaskRunner Register-M365Task -Times 0 -Exactly
+        @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
+    }
+}

@@ -1,0 +1,197 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# UserProfile.psm1: the ProfileList, hive, session and account lookups are mocked; the
+# resolution rules and path confinement run for real.
+
+BeforeAll {
+    $utils = Join-Path $PSScriptRoot '..' '..' 'plugins' 'module_utils'
+    Import-Module (Join-Path $utils 'UserProfile.psm1') -Force
+
+    $script:AliceSid = 'S-1-5-21-1004336348-1177238915-682003330-1104'
+    $script:BobSid = 'S-1-5-21-1004336348-1177238915-682003330-1105'
+    $script:AliceFabSid = 'S-1-5-21-2000000000-1177238915-682003330-2201'
+    $script:CloudSid = 'S-1-12-1-3915262539-1146214066-2406525833-4194183727'
+
+    Function Set-ProfileMocks {
+        Mock -ModuleName UserProfile Get-M365ProfileListEntry {
+            @(
+                [pscustomobject]@{ Sid = 'S-1-5-18'; ProfileImagePath = 'C:\Windows\system32\config\systemprofile' }
+                [pscustomobject]@{ Sid = 'S-1-5-19'; ProfileImagePath = 'C:\Windows\ServiceProfiles\LocalService' }
+                [pscustomobject]@{ Sid = 'S-1-5-20'; ProfileImagePath = 'C:\Windows\ServiceProfiles\NetworkService' }
+                [pscustomobject]@{ Sid = $script:AliceSid; ProfileImagePath = 'C:\Users\alice' }
+                [pscustomobject]@{ Sid = $script:BobSid; ProfileImagePath = 'C:\Users\bob' }
+                [pscustomobject]@{ Sid = $script:AliceFabSid; ProfileImagePath = 'C:\Users\alice.FABRIKAM' }
+                [pscustomobject]@{ Sid = $script:CloudSid; ProfileImagePath = 'C:\Users\CarolSmith' }
+                [pscustomobject]@{ Sid = "$($script:BobSid).bak"; ProfileImagePath = 'C:\Users\bob.old' }
+                [pscustomobject]@{ Sid = 'S-1-5-21-1-2-3-999'; ProfileImagePath = $null }
+            )
+        }
+        Mock -ModuleName UserProfile ConvertTo-M365AccountName {
+            switch ($Sid) {
+                $script:AliceSid { 'CONTOSO\alice' }
+                $script:BobSid { 'CONTOSO\bob' }
+                $script:AliceFabSid { 'FABRIKAM\alice' }
+                $script:CloudSid { 'AzureAD\CarolSmith' }
+                default { $null }
+            }
+        }
+        Mock -ModuleName UserProfile Test-M365HiveLoaded { $Sid -in @($script:AliceSid, $script:CloudSid) }
+        Mock -ModuleName UserProfile Get-M365InteractiveSid { $script:AliceSid }
+        Mock -ModuleName UserProfile Get-M365ProfileUpn { if ($Sid -eq $script:CloudSid) { 'carol@contoso.com' } else { $null } }
+        Mock -ModuleName UserProfile ConvertTo-M365Sid { $null }
+    }
+}
+
+Describe 'Get-M365UserProfile' {
+    BeforeEach { Set-ProfileMocks }
+
+    It 'returns one object per real user profile, skipping service SIDs, .bak and empty paths' {
+        $profiles = @(Get-M365UserProfile)
+        $profiles.Sid | Should -Be @($script:AliceSid, $script:BobSid, $script:AliceFabSid, $script:CloudSid)
+    }
+
+    It 'fills UserName, ProfilePath, HiveLoaded and LoggedOn' {
+        $alice = Get-M365UserProfile | Where-Object Sid -EQ $script:AliceSid
+        $alice.UserName | Should -Be 'CONTOSO\alice'
+        $alice.ProfilePath | Should -Be 'C:\Users\alice'
+        $alice.HiveLoaded | Should -BeTrue
+        $alice.LoggedOn | Should -BeTrue
+        $bob = Get-M365UserProfile | Where-Object Sid -EQ $script:BobSid
+        $bob.HiveLoaded | Should -BeFalse
+        $bob.LoggedOn | Should -BeFalse
+        ($alice.PSObject.Properties.Name -join ',') | Should -Be 'Sid,UserName,ProfilePath,HiveLoaded,LoggedOn'
+    }
+
+    It 'keeps a profile whose SID no longer translates, with UserName $null' {
+        Mock -ModuleName UserProfile ConvertTo-M365AccountName { $null }
+        $profiles = @(Get-M365UserProfile)
+        $profiles.Count | Should -Be 4
+        $profiles[0].UserName | Should -BeNullOrEmpty
+    }
+
+    It 'asks for the interactive sessions once, not per profile' {
+        $null = @(Get-M365UserProfile)
+        Should -Invoke -ModuleName UserProfile Get-M365InteractiveSid -Times 1 -Exactly
+    }
+}
+
+Describe 'Resolve-M365User' {
+    BeforeEach { Set-ProfileMocks }
+
+    It 'resolves <Identity>' -ForEach @(
+        @{ Identity = 'CONTOSO\alice'; Expected = 'S-1-5-21-1004336348-1177238915-682003330-1104' }
+        @{ Identity = 'contoso\ALICE'; Expected = 'S-1-5-21-1004336348-1177238915-682003330-1104' }
+        @{ Identity = 'bob'; Expected = 'S-1-5-21-1004336348-1177238915-682003330-1105' }
+        @{ Identity = 'S-1-5-21-1004336348-1177238915-682003330-1105'; Expected = 'S-1-5-21-1004336348-1177238915-682003330-1105' }
+        @{ Identity = 'carol@contoso.com'; Expected = 'S-1-12-1-3915262539-1146214066-2406525833-4194183727' }
+        @{ Identity = 'AzureAD\CarolSmith'; Expected = 'S-1-12-1-3915262539-1146214066-2406525833-4194183727' }
+    ) {
+        (Resolve-M365User -Identity $Identity).Sid | Should -Be $Expected
+    }
+
+    It 'falls back to LookupAccountName for a domain UPN that is not cached' {
+        Mock -ModuleName UserProfile ConvertTo-M365Sid { if ($Name -eq 'bob@contoso.com') { $script:BobSid } }
+        (Resolve-M365User -Identity 'bob@contoso.com').UserName | Should -Be 'CONTOSO\bob'
+    }
+
+    It 'refuses an ambiguous bare name and lists the matches' {
+        { Resolve-M365User -Identity 'alice' } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage "*'alice' is ambiguous*CONTOSO\alice*FABRIKAM\alice*"
+    }
+
+    It 'names an unknown identity' {
+        { Resolve-M365User -Identity 'mallory' } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage "*'mallory' is unknown*"
+    }
+
+    It 'says when an existing account has no profile here' {
+        Mock -ModuleName UserProfile ConvertTo-M365Sid { 'S-1-5-21-1-2-3-4242' }
+        { Resolve-M365User -Identity 'CONTOSO\dave' } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage '*S-1-5-21-1-2-3-4242, which has no user profile*'
+    }
+
+    It 'refuses a SID without a profile' {
+        { Resolve-M365User -Identity 'S-1-5-21-9-9-9-9' } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage "*no user profile with this SID*"
+    }
+
+    It 'refuses a service account SID' {
+        { Resolve-M365User -Identity 'S-1-5-18' } | Should -Throw -ExceptionType ([System.ArgumentException])
+    }
+
+    It 'refuses malformed identity <Identity> before any lookup' -ForEach @(
+        @{ Identity = ''; Why = 'empty' }
+        @{ Identity = '   '; Why = 'empty' }
+        @{ Identity = 'a*'; Why = 'wildcard' }
+        @{ Identity = 'CONTOSO\?lice'; Why = 'wildcard' }
+        @{ Identity = '[ab]ob'; Why = 'wildcard' }
+        @{ Identity = '..\..\Windows'; Why = 'path characters' }
+        @{ Identity = 'C:\Users\alice'; Why = 'path characters' }
+        @{ Identity = 'alice/..'; Why = 'path characters' }
+        @{ Identity = 'CONTOSO\alice\x'; Why = 'path characters' }
+        @{ Identity = 'alice@'; Why = 'not a valid UPN' }
+        @{ Identity = 'S-1-5-21-abc'; Why = 'not a well-formed SID' }
+    ) {
+        { Resolve-M365User -Identity $Identity } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage "*$Why*"
+        Should -Invoke -ModuleName UserProfile Get-M365ProfileListEntry -Times 0 -Exactly
+        Should -Invoke -ModuleName UserProfile ConvertTo-M365Sid -Times 0 -Exactly
+    }
+}
+
+Describe 'Join-M365ProfilePath' {
+    BeforeAll {
+        $script:Alice = [pscustomobject]@{ Sid = 'S-1-5-21-1-2-3-1104'; UserName = 'CONTOSO\alice'; ProfilePath = 'C:\Users\alice'; HiveLoaded = $true; LoggedOn = $true }
+    }
+    BeforeEach { Mock -ModuleName UserProfile Test-M365ReparsePoint { $false } }
+
+    It 'joins <Child> to <Expected>' -ForEach @(
+        @{ Child = 'AppData\Local\Packages'; Expected = 'C:\Users\alice\AppData\Local\Packages' }
+        @{ Child = 'AppData/Local/Microsoft/Office/Licenses'; Expected = 'C:\Users\alice\AppData\Local\Microsoft\Office\Licenses' }
+        @{ Child = '.\AppData\.\Local'; Expected = 'C:\Users\alice\AppData\Local' }
+        @{ Child = 'AppData\Local\x\..\Packages'; Expected = 'C:\Users\alice\AppData\Local\Packages' }
+        @{ Child = 'NTUSER.DAT'; Expected = 'C:\Users\alice\NTUSER.DAT' }
+    ) {
+        Join-M365ProfilePath -UserProfile $script:Alice -ChildPath $Child | Should -Be $Expected
+    }
+
+    It 'handles a profile path with a trailing separator' {
+        $p = [pscustomobject]@{ ProfilePath = 'C:\Users\alice\' }
+        Join-M365ProfilePath -UserProfile $p -ChildPath 'AppData' | Should -Be 'C:\Users\alice\AppData'
+    }
+
+    It 'refuses <Child>' -ForEach @(
+        @{ Child = '..\bob\AppData'; Why = 'leaves the profile' }
+        @{ Child = 'AppData\..\..\alice2'; Why = 'leaves the profile' }
+        @{ Child = '..'; Why = 'leaves the profile' }
+        @{ Child = '\Windows\System32'; Why = 'rooted' }
+        @{ Child = '/etc'; Why = 'rooted' }
+        @{ Child = 'C:\Windows'; Why = 'rooted' }
+        @{ Child = 'D:x'; Why = 'rooted' }
+        @{ Child = 'NTUSER.DAT:stream'; Why = 'stream' }
+        @{ Child = ''; Why = 'empty' }
+        @{ Child = '.'; Why = 'profile root itself' }
+        @{ Child = 'AppData\...'; Why = 'invalid segment' }
+        @{ Child = 'AppData\*'; Why = 'invalid segment' }
+    ) {
+        { Join-M365ProfilePath -UserProfile $script:Alice -ChildPath $Child } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage "*$Why*"
+    }
+
+    It 'refuses a drive root as the profile' {
+        { Join-M365ProfilePath -UserProfile ([pscustomobject]@{ ProfilePath = 'C:\' }) -ChildPath 'Windows' } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage '*drive root*'
+    }
+
+    It 'refuses to walk through a junction the user planted' {
+        Mock -ModuleName UserProfile Test-M365ReparsePoint { $Path -eq 'C:\Users\alice\AppData\Local\Packages' }
+        { Join-M365ProfilePath -UserProfile $script:Alice -ChildPath 'AppData\Local\Packages\X\AC' } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage '*junction or symbolic link*'
+    }
+}
+
+Describe 'Join-M365ProfilePath on a real file system' {
+    It 'uses the platform separator for a non-Windows profile path and detects a real symlink' {
+        $root = Join-Path $TestDrive 'alice'
+        $null = New-Item -ItemType Directory -Path (Join-Path $root 'AppData')
+        $p = [pscustomobject]@{ ProfilePath = $root }
+        Join-M365ProfilePath -UserProfile $p -ChildPath 'AppData\Local' | Should -Be (Join-Path (Join-Path $root 'AppData') 'Local')
+        $outside = Join-Path $TestDrive 'outside'
+        $null = New-Item -ItemType Directory -Path $outside
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $root 'Link') -Target $outside
+        { Join-M365ProfilePath -UserProfile $p -ChildPath 'Link\file' } | Should -Throw -ExpectedMessage '*junction or symbolic link*'
+    }
+}
