@@ -1,0 +1,462 @@
+# Copyright: (c) 2026, m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ansible_collections.m365ops.activation.plugins.module_utils.evidence import EvidenceError, build_evidence
+from ansible_collections.m365ops.activation.plugins.module_utils.triage import (
+    RUNGS, SEVERITIES, evaluate, plan_of, summary_line, triage_bundle, triage_dir,
+)
+
+HERE = os.path.dirname(__file__)
+EXAMPLES = os.path.join(HERE, '..', '..', '..', '..', 'examples', 'evidence')
+BORDER = '+' + '-' * 70 + '+'
+TENANT = '4d1c6a4e-2f8b-4b1e-9a53-7c0f2e9d1b64'
+
+
+def fixture(name):
+    with open(os.path.join(HERE, 'fixtures', 'dsreg', name), encoding='utf-8', newline='') as handle:
+        return handle.read()
+
+
+def dsreg_text(boxes):
+    """boxes: list of (title, {key: value}) in dsregcmd's layout."""
+    lines = ['']
+    for title, pairs in boxes:
+        lines += [BORDER, '| %-69s|' % title, BORDER, '']
+        lines += ['%26s : %s' % (key, value) for key, value in pairs.items()]
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def device(aad='YES', domain='YES', auth='SUCCESS', validity='[ 2025-01-08 09:00:00.000 UTC -- 2035-01-08 09:30:00.000 UTC ]',
+           prt='YES', prt_updated='2026-11-20 08:10:12.000 UTC', prt_expiry='2026-12-04 08:10:11.000 UTC',
+           recovery='NO', wpj='NO', sso_extra=None, diag_extra=None, work_accounts=(), account='CONTOSO\\alice, alice@contoso.com'):
+    boxes = [('Device State', {'AzureAdJoined': aad, 'EnterpriseJoined': 'NO', 'DomainJoined': domain,
+                               'Device Name': 'PC042.contoso.local'})]
+    if aad == 'YES':
+        boxes.append(('Device Details', {'DeviceId': '3f6a2c1e-8b4d-4e7f-a9c2-5d1e0b7f3a68',
+                                         'DeviceCertificateValidity': validity, 'DeviceAuthStatus': auth}))
+        boxes.append(('Tenant Details', {'TenantName': 'Contoso', 'TenantId': TENANT}))
+    boxes.append(('User State', {'NgcSet': 'NO', 'WorkplaceJoined': wpj}))
+    sso = {'AzureAdPrt': prt}
+    if prt == 'YES':
+        sso.update({'AzureAdPrtUpdateTime': prt_updated, 'AzureAdPrtExpiryTime': prt_expiry})
+    sso.update(sso_extra or {})
+    boxes.append(('SSO State', sso))
+    for index, (name, tid) in enumerate(work_accounts, 1):
+        boxes.append(('Work Account %d' % index, {'WorkplaceTenantId': tid, 'WorkplaceTenantName': name}))
+    diag = {'AadRecoveryEnabled': recovery, 'Executing Account Name': account}
+    diag.update(diag_extra or {})
+    boxes.append(('Diagnostic Data', diag))
+    return dsreg_text(boxes)
+
+
+def event(event_id, code, when='2026-11-20T08:00:00Z'):
+    return {'Id': event_id, 'LevelDisplayName': 'Error', 'TimeCreated': when, 'Message': 'Error: %s something' % code}
+
+
+def user(**kwargs):
+    entry = {'sid': 'S-1-5-21-1-2-3-1104', 'user': 'CONTOSO\\alice', 'status': 'ok', 'sign_in_upn': 'alice@contoso.com',
+             'credential_targets': ['MicrosoftOffice16_Data:SSPI:alice@contoso.com'],
+             'wam_accounts': [{'upn': 'alice@contoso.com', 'provider': 'AzureAD'}], 'broker_plugin_registered': True}
+    entry.update(kwargs)
+    return entry
+
+
+def facts(users=None, **kwargs):
+    data = {'schema': 1, 'collected_at': '2026-11-20T09:00:00Z', 'hostname': 'PC042',
+            'users': [user()] if users is None else users}
+    data.update(kwargs)
+    return data
+
+
+def run(text=None, events=None, host_facts=None):
+    return evaluate(build_evidence(text or device(), events, host_facts))
+
+
+def ids(result):
+    return [finding['id'] for finding in result['findings']]
+
+
+def finding(result, finding_id):
+    matches = [f for f in result['findings'] if f['id'] == finding_id]
+    assert len(matches) == 1, ids(result)
+    return matches[0]
+
+
+def test_rungs_are_the_documented_ladder():
+    assert RUNGS == ('purge_office_credentials', 'remove_extra_work_accounts', 'reset_token_broker',
+                     'reregister_broker_plugin', 'rejoin_hybrid', 'forcerecovery_cloud_joined', 'fix_network_path',
+                     'check_licence', 'check_device_registration_policy')
+
+
+def test_healthy_device():
+    result = run(host_facts=facts())
+    assert result['plan'] == []
+    assert ids(result) == ['device_healthy']
+    assert all(f['rung'] is None for f in result['findings'])
+    assert result == {**result, 'join_type': 'hybrid_joined', 'device_id': '3f6a2c1e-8b4d-4e7f-a9c2-5d1e0b7f3a68',
+                      'device_name': 'PC042.contoso.local', 'tenant_name': 'Contoso', 'users': ['alice@contoso.com']}
+
+
+def test_finding_shape_and_plan_order():
+    result = run(events=[event(1098, '0xCAA70007'), event(1098, '0xCAA50021')],
+                 host_facts=facts(broker_plugin={'installed': False}))
+    for item in result['findings']:
+        assert set(item) == {'id', 'severity', 'summary', 'evidence', 'rung'}
+        assert item['severity'] in SEVERITIES
+        assert item['rung'] is None or item['rung'] in RUNGS
+        assert item['summary'] and isinstance(item['evidence'], list)
+    assert result['plan'] == sorted(result['plan'], key=RUNGS.index)
+    severities = [SEVERITIES.index(f['severity']) for f in result['findings']]
+    assert severities == sorted(severities)
+
+
+# --- join state --------------------------------------------------------------------------
+
+def test_workgroup_device():
+    result = run(device(aad='NO', domain='NO'))
+    assert result['join_type'] == 'workgroup'
+    assert finding(result, 'device_not_registered')['severity'] == 'info'
+    assert result['plan'] == []
+
+
+def test_domain_joined_without_blocker_plans_rejoin():
+    result = run(device(aad='NO', prt='NO'))
+    assert result['join_type'] == 'domain_joined'
+    assert finding(result, 'not_hybrid_joined')['rung'] == 'rejoin_hybrid'
+    assert result['plan'] == ['rejoin_hybrid']
+
+
+def test_scp_missing_blocks_the_rejoin():
+    result = run(fixture('domain_scp_missing.txt'))
+    scp = finding(result, 'scp_missing')
+    assert scp['rung'] is None
+    assert 'dsregcmd: Client ErrorCode = 0x801C001D' in scp['evidence']
+    assert finding(result, 'not_hybrid_joined')['rung'] is None
+    assert result['plan'] == []
+    assert result['users'] == ['dave@contoso.com']
+
+
+def test_drs_unreachable_plans_the_network_fix():
+    result = run(fixture('domain_drs_unreachable.txt'))
+    drs = finding(result, 'drs_unreachable')
+    assert drs['rung'] == 'fix_network_path'
+    assert 'codes: 0x80072EE2' in drs['evidence']
+    assert result['plan'] == ['fix_network_path']
+
+
+def test_device_not_synced_waits():
+    result = run(device(aad='NO', prt='NO', diag_extra={'Server ErrorCode': '0x801c03f2'}))
+    assert finding(result, 'device_not_synced')['rung'] is None
+    assert finding(result, 'not_hybrid_joined')['rung'] is None
+
+
+@pytest.mark.parametrize('domain, rung', [('YES', 'rejoin_hybrid'), ('NO', 'forcerecovery_cloud_joined')])
+def test_device_auth_failed(domain, rung):
+    result = run(device(domain=domain, auth='FAILED. Device is either disabled or deleted'))
+    item = finding(result, 'device_auth_failed')
+    assert (item['severity'], item['rung']) == ('critical', rung)
+    assert rung in result['plan']
+
+
+def test_device_auth_failed_fixture_prefers_device_rung_for_prt():
+    result = run(fixture('cloud_device_auth_failed.txt'))
+    assert result['join_type'] == 'entra_joined'
+    assert finding(result, 'prt_missing')['rung'] == 'forcerecovery_cloud_joined'
+    # collected after the 2026-09-02 end of validity: Client Time is absent, no events -> no reference
+    assert 'device_certificate_expired' not in ids(result)
+    assert 'rejoin_hybrid' not in result['plan']
+
+
+def test_certificate_expired_needs_a_reference_time():
+    text = device(validity='[ 2016-01-08 09:00:00.000 UTC -- 2026-01-08 09:30:00.000 UTC ]')
+    assert finding(run(text, host_facts=facts()), 'device_certificate_expired')['rung'] == 'rejoin_hybrid'
+    assert 'device_certificate_expired' not in ids(run(text))
+
+
+def test_recovery_pending_on_cloud_device():
+    result = run(device(domain='NO', recovery='YES'))
+    assert finding(result, 'device_recovery_pending')['rung'] == 'forcerecovery_cloud_joined'
+
+
+# --- events and network ---------------------------------------------------------------------
+
+def test_network_from_events_and_dsregcmd():
+    text = device(prt='NO', sso_extra={'Attempt Status': '0xc000023c', 'HTTP Error': '0x80072ee2'})
+    result = run(text, [event(1098, '0xCAA70007'), event(1098, '0xCAA70007', '2026-11-20T08:30:00Z'),
+                        event(1098, '0xCAA82EE2')],
+                 facts(network={'proxy_server': 'proxy.contoso.local:8080', 'winhttp_proxy': 'Proxy Server(s) : p:8080'}))
+    net = finding(result, 'network_blocked')
+    assert net['rung'] == 'fix_network_path'
+    assert net['evidence'] == [
+        'event 1098 0xCAA70007 (x2, last) at 2026-11-20T08:30:00Z: Connection interrupted',
+        'event 1098 0xCAA82EE2 at 2026-11-20T08:00:00Z: Request timed out',
+        'dsregcmd SSO State: 0x80072EE2 (WinHTTP timeout)',
+        'host facts: user proxy proxy.contoso.local:8080',
+        'host facts: WinHTTP proxy Proxy Server(s) : p:8080']
+    assert finding(result, 'prt_missing')['rung'] == 'fix_network_path'
+    # the cached credentials cannot cause a network failure: no purge
+    assert result['plan'] == ['fix_network_path']
+
+
+def test_broker_errors_reset_the_token_broker():
+    result = run(events=[event(1098, '0xCAA50021'), event(1098, '0xCAA5001C')], host_facts=facts())
+    broker = finding(result, 'wam_broker_errors')
+    assert broker['rung'] == 'reset_token_broker'
+    assert len(broker['evidence']) == 2
+    # symptomatic now, so the cached Office credentials are purged first (Microsoft's step 1)
+    assert finding(result, 'office_credentials_cached')['rung'] == 'purge_office_credentials'
+    assert result['plan'] == ['purge_office_credentials', 'reset_token_broker']
+
+
+def test_broker_errors_behind_a_network_failure_wait_for_it():
+    result = run(events=[event(1098, '0xCAA50021'), event(1098, '0xCAA70004')])
+    assert finding(result, 'wam_broker_errors')['rung'] is None
+    assert result['plan'] == ['fix_network_path']
+
+
+@pytest.mark.parametrize('code, finding_id, rung', [
+    ('0xCAA20003', 'token_grant_rejected', 'purge_office_credentials'),
+    ('0xCAA90004', 'token_grant_rejected', 'purge_office_credentials'),
+    ('80080300', 'wam_account_errors', 'purge_office_credentials'),
+    ('0x801C0003', 'device_registration_refused', 'check_device_registration_policy'),
+    ('0x801C000E', 'device_registration_refused', 'check_device_registration_policy'),
+])
+def test_event_code_rules(code, finding_id, rung):
+    result = run(events=[event(1097, code)])
+    assert finding(result, finding_id)['rung'] == rung
+
+
+def test_unknown_codes_only_from_error_events():
+    result = run(events=[event(1098, '0xDEADBEEF'), event(1104, '0x12345678')])
+    unknown = finding(result, 'unknown_aad_errors')
+    assert unknown['rung'] is None
+    assert unknown['evidence'] == ['event 1098 0xDEADBEEF at 2026-11-20T08:00:00Z: Unknown code']
+
+
+def test_events_of_other_ids_are_ignored():
+    # 1022 is not an error-carrying id; 1104 without a code says nothing
+    result = run(events=[event(1022, '0xCAA50021'), event(1104, 'no code')])
+    assert result['plan'] == []
+
+
+# --- PRT ------------------------------------------------------------------------------------
+
+def test_prt_missing_resets_the_broker():
+    result = run(device(prt='NO', sso_extra={'Attempt Status': '0xc000006d', 'Server Error Code': 'invalid_grant'}))
+    prt = finding(result, 'prt_missing')
+    assert prt['rung'] == 'reset_token_broker'
+    assert prt['evidence'] == ['dsregcmd (alice@contoso.com): AzureAdPrt = NO',
+                               'dsregcmd (alice@contoso.com): Attempt Status = 0xc000006d',
+                               'dsregcmd (alice@contoso.com): Server Error Code = invalid_grant']
+
+
+def test_user_context_output_speaks_for_the_user():
+    # device-context output over WinRM has no PRT (admin network logon); the user's own has one
+    text = device(prt='NO')
+    result = run(text, host_facts=facts(users=[user(dsregcmd_status=device())]))
+    assert 'prt_missing' not in ids(result)
+    result = run(device(), host_facts=facts(users=[user(dsregcmd_status=device(prt='NO'))]))
+    assert finding(result, 'prt_missing')['evidence'][0] == 'dsregcmd (alice@contoso.com): AzureAdPrt = NO'
+
+
+def test_prt_expired_and_stale():
+    expired = run(device(prt_updated='2026-11-01 08:00:00.000 UTC', prt_expiry='2026-11-15 08:00:00.000 UTC'),
+                  host_facts=facts())
+    assert finding(expired, 'prt_expired')['rung'] == 'reset_token_broker'
+    stale = run(device(prt_updated='2026-11-20 03:00:00.000 UTC'), host_facts=facts())
+    item = finding(stale, 'prt_stale')
+    assert (item['severity'], item['rung']) == ('low', None)
+    assert stale['plan'] == []
+    assert 'prt_stale' not in ids(run(device(prt_updated='2026-11-20 03:00:00.000 UTC')))   # no reference time
+
+
+def test_no_prt_rules_for_registered_devices():
+    result = run(device(aad='NO', domain='NO', wpj='YES', prt='NO'))
+    assert result['join_type'] == 'entra_registered'
+    assert 'prt_missing' not in ids(result)
+
+
+# --- host facts -------------------------------------------------------------------------------
+
+def test_extra_work_accounts_from_host_facts():
+    accounts = [{'upn': 'alice@contoso.com', 'provider': 'AzureAD'}, {'upn': 'a.b@fabrikam.com', 'provider': 'AzureAD'},
+                {'upn': 'alice@outlook.com', 'provider': 'MSA'}]
+    result = run(host_facts=facts(users=[user(wam_accounts=accounts)]))
+    item = finding(result, 'extra_work_accounts')
+    assert item['rung'] == 'remove_extra_work_accounts'
+    assert item['evidence'] == ['host facts: CONTOSO\\alice has WAM work account a.b@fabrikam.com (signs in as alice@contoso.com)']
+
+
+def test_extra_work_accounts_from_dsregcmd():
+    registered = run(fixture('registered_two_accounts.txt'))
+    assert finding(registered, 'extra_work_accounts')['evidence'] == ['dsregcmd: 2 Work Account boxes (Contoso, Fabrikam)']
+    joined = run(device(work_accounts=[('Fabrikam', 'a7e3b9d2-61c4-4f0e-8d2a-39b5c7e1f480')]))
+    assert 'extra_work_accounts' in ids(joined)
+    same_tenant = run(device(work_accounts=[('Contoso', TENANT)]))
+    assert 'extra_work_accounts' not in ids(same_tenant)
+
+
+def test_office_credentials_for_another_account_are_purged_even_without_symptoms():
+    targets = ['MicrosoftOffice16_Data:SSPI:alice@contoso.com', 'MicrosoftOffice16_Data:SSPI:bob@fabrikam.com',
+               'virtualapp/didlogical']
+    result = run(host_facts=facts(users=[user(credential_targets=targets)]))
+    item = finding(result, 'office_credentials_cached')
+    assert item['severity'] == 'medium'
+    assert len(item['evidence']) == 2 and item['evidence'][1].endswith('(not the sign-in account)')
+    assert result['plan'] == ['purge_office_credentials']
+
+
+@pytest.mark.parametrize('plugin, user_registered, expected', [
+    ({'installed': False}, True, 'host facts: Microsoft.AAD.BrokerPlugin is not installed'),
+    ({'installed': True, 'status': 'Modified'}, True, 'host facts: Microsoft.AAD.BrokerPlugin status Modified'),
+    ({'installed': True, 'status': 'Ok'}, False, 'host facts: BrokerPlugin not registered for CONTOSO\\alice'),
+])
+def test_broker_plugin_broken(plugin, user_registered, expected):
+    result = run(host_facts=facts(users=[user(broker_plugin_registered=user_registered)], broker_plugin=plugin))
+    item = finding(result, 'broker_plugin_broken')
+    assert (item['rung'], item['evidence']) == ('reregister_broker_plugin', [expected])
+
+
+def profile(**kwargs):
+    data = {'sid': 'S-1-5-21-1-2-3-1104', 'user': 'CONTOSO\\alice',
+            'licensing': {'mode': 'vNext', 'licenses': [{'product': 'O365ProPlusRetail', 'not_after': '2026-12-14T00:00:00Z',
+                                                          'reduced_functionality': False}]},
+            'identity_policy': {'EnableADAL': None, 'DisableAADWAM': None, 'DisableADALatopWAMOverride': None}}
+    data.update(kwargs)
+    return data
+
+
+def test_unsupported_identity_policy_is_reported_not_planned():
+    result = run(host_facts=facts(profiles=[profile(identity_policy={'EnableADAL': 0, 'DisableAADWAM': 1,
+                                                                      'DisableADALatopWAMOverride': 1})]))
+    item = finding(result, 'unsupported_identity_policy')
+    assert item['rung'] is None and len(item['evidence']) == 3
+    assert result['plan'] == []
+
+
+@pytest.mark.parametrize('licence', [
+    {'product': 'O365ProPlusRetail', 'not_after': '2026-12-14T00:00:00Z', 'reduced_functionality': True},
+    {'product': 'O365ProPlusRetail', 'not_after': '2026-11-01T00:00:00Z', 'reduced_functionality': False},
+])
+def test_reduced_functionality_mode(licence):
+    result = run(host_facts=facts(profiles=[profile(licensing={'mode': 'vNext', 'licenses': [licence]})]))
+    assert finding(result, 'reduced_functionality_mode')['rung'] == 'check_licence'
+    # a licence problem is a sign-in symptom: cached Office credentials go first
+    assert result['plan'] == ['purge_office_credentials', 'check_licence']
+
+
+def test_no_office_licence():
+    result = run(host_facts=facts(office={'installed': True}, profiles=[profile(licensing={'mode': 'vNext', 'licenses': []})]))
+    assert finding(result, 'no_office_licence')['rung'] == 'check_licence'
+    not_installed = run(host_facts=facts(office={'installed': False}, profiles=[profile(licensing={'licenses': []})]))
+    assert 'no_office_licence' not in ids(not_installed)
+    assert finding(not_installed, 'office_not_installed')['severity'] == 'info'
+
+
+def test_reboot_pending_and_users_not_checked():
+    result = run(host_facts=facts(users=[user(), {'sid': 'S-1', 'user': 'CONTOSO\\frank', 'status': 'not_logged_on',
+                                                   'message': 'no session'}],
+                                  pending_reboot={'marker': True, 'windows': False, 'reasons': []}))
+    assert finding(result, 'reboot_pending')['evidence'] == ['host facts: pending reboot (collection marker)']
+    assert finding(result, 'user_not_checked')['evidence'] == ['host facts: CONTOSO\\frank not_logged_on: no session']
+    assert result['plan'] == []
+    assert 'device_healthy' in ids(result)
+
+
+# --- safety property ----------------------------------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(aad=st.sampled_from(['YES', 'NO']), domain=st.sampled_from(['YES', 'NO']), wpj=st.sampled_from(['YES', 'NO']),
+       auth=st.sampled_from(['SUCCESS', 'FAILED. Device is either disabled or deleted']),
+       recovery=st.sampled_from(['YES', 'NO']), prt=st.sampled_from(['YES', 'NO']),
+       expired=st.booleans(), codes=st.lists(st.sampled_from(['0xCAA50021', '0xCAA70007', '0xCAA20003', '0x801C0003',
+                                                              '80080300', '0xDEADBEEF']), max_size=4),
+       diag=st.sampled_from([{}, {'Client ErrorCode': '0x801c001d'}, {'DRS Discovery Test': 'FAIL [0x801c0021/0x80072ee2]'}]))
+def test_rejoin_hybrid_only_for_domain_joined_devices(aad, domain, wpj, auth, recovery, prt, expired, codes, diag):
+    validity = '[ 2016-01-01 00:00:00.000 UTC -- %s ]' % ('2026-01-01 00:00:00.000 UTC' if expired else '2036-01-01 00:00:00.000 UTC')
+    text = device(aad=aad, domain=domain, wpj=wpj, auth=auth, recovery=recovery, prt=prt, validity=validity, diag_extra=diag)
+    result = run(text, [event(1098, code) for code in codes], facts())
+    if 'rejoin_hybrid' in result['plan']:
+        assert domain == 'YES'
+    if 'forcerecovery_cloud_joined' in result['plan']:
+        assert (aad, domain) == ('YES', 'NO')
+    assert result['plan'] == plan_of(result['findings'])
+    assert (result['plan'] == []) or any(f['rung'] for f in result['findings'])
+
+
+def test_bad_evidence():
+    with pytest.raises(ValueError, match='evidence'):
+        evaluate({'events': []})
+
+
+# --- folders ------------------------------------------------------------------------------------
+
+EXPECTED_EXAMPLES = {
+    'LT-CLOUD-21': (['purge_office_credentials', 'reset_token_broker', 'forcerecovery_cloud_joined'],
+                    {'device_recovery_pending', 'wam_broker_errors', 'unsupported_identity_policy',
+                     'office_credentials_cached'}),
+    'LT-REG-EXTRA': (['purge_office_credentials', 'remove_extra_work_accounts', 'check_licence'],
+                     {'reduced_functionality_mode', 'extra_work_accounts', 'office_credentials_cached'}),
+    'PC-DOM-NOSCP': ([], {'scp_missing', 'not_hybrid_joined'}),
+    'PC-HEALTHY': ([], {'device_healthy'}),
+    'PC-HYB-PRT': (['purge_office_credentials', 'reset_token_broker'],
+                   {'wam_broker_errors', 'prt_missing', 'token_grant_rejected', 'office_credentials_cached'}),
+    'PC-NET-BLOCK': (['fix_network_path'], {'network_blocked', 'prt_missing', 'user_not_checked'}),
+}
+
+
+def test_the_example_hosts():
+    if not os.path.isdir(EXAMPLES):
+        pytest.skip('examples/evidence not shipped with this copy of the collection')
+    hosts = triage_dir(EXAMPLES)
+    assert set(EXPECTED_EXAMPLES) <= set(hosts)
+    for name, (plan, finding_ids) in EXPECTED_EXAMPLES.items():
+        assert hosts[name]['plan'] == plan, name
+        assert set(ids(hosts[name])) == finding_ids, name
+    # every example exercises a different set of rules
+    signatures = [frozenset(ids(entry)) for entry in hosts.values()]
+    assert len(set(signatures)) == len(signatures)
+
+
+def test_triage_dir_keeps_going_past_bad_hosts(tmp_path):
+    (tmp_path / 'good').mkdir()
+    (tmp_path / 'good' / 'dsregcmd_status.txt').write_text(device())
+    (tmp_path / 'empty').mkdir()
+    (tmp_path / 'empty' / 'dsregcmd_status.txt').write_text('')
+    (tmp_path / 'badjson').mkdir()
+    (tmp_path / 'badjson' / 'dsregcmd_status.txt').write_text(device())
+    (tmp_path / 'badjson' / 'aad_events.json').write_text('{"Id": ')
+    (tmp_path / '.hidden').mkdir()
+    (tmp_path / 'README.txt').write_text('not a host')
+    hosts = triage_dir(str(tmp_path))
+    assert sorted(hosts) == ['badjson', 'empty', 'good']
+    assert hosts['good']['plan'] == []
+    assert hosts['empty'] == {'error': '%s: empty (expected the output of dsregcmd /status)'
+                                       % os.path.join(str(tmp_path), 'empty', 'dsregcmd_status.txt')}
+    assert hosts['badjson']['error'].startswith(os.path.join(str(tmp_path), 'badjson', 'aad_events.json') + ': malformed JSON')
+    assert triage_bundle(str(tmp_path / 'missing'))['error'].endswith('missing: evidence folder not found')
+
+
+def test_triage_dir_without_hosts(tmp_path):
+    with pytest.raises(EvidenceError, match='no host folders'):
+        triage_dir(str(tmp_path))
+    with pytest.raises(EvidenceError, match='evidence folder not found'):
+        triage_dir(str(tmp_path / 'nope'))
+
+
+def test_summary_line():
+    assert summary_line('PC1', {'error': 'x: empty'}) == 'PC1: ERROR x: empty'
+    assert summary_line('PC2', run(host_facts=facts())) == 'PC2: hybrid_joined; healthy; plan: nothing to do'
+    blocked = run(fixture('domain_scp_missing.txt'))
+    assert summary_line('PC3', blocked) == \
+        'PC3: domain_joined; findings: scp_missing, not_hybrid_joined; plan: no automatic rung, see the findings'
+    planned = run(events=[event(1098, '0xCAA70007')])
+    assert summary_line('PC4', planned) == 'PC4: hybrid_joined; findings: network_blocked; plan: fix_network_path'
