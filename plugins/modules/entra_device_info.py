@@ -47,13 +47,13 @@ options:
     default: []
   lookups:
     description:
-      - One entry per host to check; results and findings are returned per O(lookups[].key).
+      - One entry per host to check; objects and findings are returned per O(lookups[].key) in RV(by_key).
     type: list
     elements: dict
     default: []
     suboptions:
       key:
-        description: Label of the entry in RV(results), normally the inventory host name.
+        description: Label of the entry in RV(by_key), normally the inventory host name.
         type: str
         required: true
       device_id:
@@ -95,7 +95,7 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
-results:
+by_key:
   description: Per lookup key (for O(device_id) and O(display_name) shorthands the key is the value itself).
   returned: success
   type: dict
@@ -283,7 +283,7 @@ def lookup_findings(entry, by_id, by_name):
 def run(module, client):
     lookups = normalise_lookups(module.params)
     cache = {}
-    results = {}
+    by_key = {}
     every = {}
     duplicates = set()
     for entry in lookups:
@@ -297,13 +297,13 @@ def run(module, client):
             every.setdefault(device["id"], device)
         if len(by_name) > 1:
             duplicates.add(entry["display_name"])
-        results[entry["key"]] = {
+        by_key[entry["key"]] = {
             "found": bool(found),
             "duplicates": len(by_name) > 1,
             "devices": list(found.values()),
             "findings": lookup_findings(entry, by_id, by_name),
         }
-    return {"changed": False, "results": results, "devices": list(every.values()), "duplicates": sorted(duplicates)}
+    return {"changed": False, "by_key": by_key, "devices": list(every.values()), "duplicates": sorted(duplicates)}
 
 
 def argument_spec():

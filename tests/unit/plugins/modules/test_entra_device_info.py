@@ -25,7 +25,7 @@ def ids(findings):
 def test_healthy_hybrid_device_by_id_and_name(fake_tenant, capsys):
     result, _ = run_module(mod.main, auth_params(fake_tenant, lookups=[
         {"key": "PC042", "device_id": PC042_ID.upper(), "display_name": "PC042", "join_type": "hybrid_joined"}]), capsys)
-    entry = result["results"]["PC042"]
+    entry = result["by_key"]["PC042"]
     assert result["changed"] is False
     assert entry["found"] is True and entry["duplicates"] is False
     assert len(entry["devices"]) == 1
@@ -42,7 +42,7 @@ def test_healthy_hybrid_device_by_id_and_name(fake_tenant, capsys):
 def test_disabled_device_and_trust_mismatch(fake_tenant, capsys):
     result, _ = run_module(mod.main, auth_params(fake_tenant, lookups=[
         {"key": "pc043.contoso.com", "device_id": PC043_ID, "join_type": "hybrid_joined"}]), capsys)
-    findings = {f["id"]: f for f in result["results"]["pc043.contoso.com"]["findings"]}
+    findings = {f["id"]: f for f in result["by_key"]["pc043.contoso.com"]["findings"]}
     assert set(findings) == {"device_object_disabled", "device_trust_type_mismatch"}
     assert findings["device_object_disabled"]["severity"] == "high"
     assert "AzureAd" in findings["device_trust_type_mismatch"]["summary"]
@@ -52,7 +52,7 @@ def test_duplicates_across_pages(fake_tenant, capsys):
     fake_tenant.page_size = 1  # Graph pages even filtered lists; all three PC044 objects must be seen
     result, _ = run_module(mod.main, auth_params(fake_tenant, lookups=[
         {"key": "PC044", "device_id": PC044_ID, "display_name": "PC044", "join_type": "hybrid_joined"}]), capsys)
-    entry = result["results"]["PC044"]
+    entry = result["by_key"]["PC044"]
     assert entry["duplicates"] is True
     assert len(entry["devices"]) == 3
     assert result["duplicates"] == ["PC044"]
@@ -65,18 +65,18 @@ def test_missing_hybrid_device_points_to_rejoin(fake_tenant, capsys):
     result, _ = run_module(mod.main, auth_params(fake_tenant, lookups=[
         {"key": "PC099", "device_id": missing, "join_type": "hybrid_joined"},
         {"key": "PC098", "device_id": "10000000-1111-4222-8333-444444444444", "join_type": "entra_joined"}]), capsys)
-    assert result["results"]["PC099"]["found"] is False
-    f99 = result["results"]["PC099"]["findings"][0]
+    assert result["by_key"]["PC099"]["found"] is False
+    f99 = result["by_key"]["PC099"]["findings"][0]
     assert f99["id"] == "device_object_missing" and f99["rung"] == "rejoin_hybrid"
-    f98 = result["results"]["PC098"]["findings"][0]
+    f98 = result["by_key"]["PC098"]["findings"][0]
     assert f98["id"] == "device_object_missing" and f98["rung"] is None
 
 
 def test_shorthand_options_and_query_cache(fake_tenant, capsys):
     result, _ = run_module(mod.main, auth_params(fake_tenant, device_id=[PC042_ID], display_name=["PC042", "NOPE"]),
                            capsys)
-    assert set(result["results"]) == {PC042_ID, "PC042", "NOPE"}
-    assert ids(result["results"]["NOPE"]["findings"]) == ["device_name_not_found"]
+    assert set(result["by_key"]) == {PC042_ID, "PC042", "NOPE"}
+    assert ids(result["by_key"]["NOPE"]["findings"]) == ["device_name_not_found"]
     assert len(result["devices"]) == 1
 
 
