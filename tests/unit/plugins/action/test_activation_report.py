@@ -1,0 +1,72 @@
+# Copyright: (c) 2026, m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import json
+import os
+from unittest.mock import MagicMock
+
+import pytest
+
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.m365ops.activation.plugins.action.activation_report import ActionModule
+
+HOSTS = {'PC1': {'join_type': 'hybrid_joined', 'plan': ['reset_token_broker'],
+                 'findings': [{'id': 'prt_missing', 'severity': 'high', 'summary': 's', 'evidence': [],
+                               'rung': 'reset_token_broker'}]},
+         'PC2': {'error': 'PC2/dsregcmd_status.txt: empty'}}
+
+
+def action(args, check_mode=False):
+    task = MagicMock()
+    task.args = args
+    task.check_mode = check_mode
+    task.async_val = 0
+    task.action = 'm365ops.activation.activation_report'
+    connection = MagicMock()
+    connection._shell.tmpdir = None
+    return ActionModule(task, connection, MagicMock(), MagicMock(), MagicMock(), MagicMock())
+
+
+def test_writes_the_report(tmp_path):
+    result = action({'kind': 'triage', 'hosts': HOSTS, 'report_dir': str(tmp_path / 'out')}).run(task_vars={})
+    assert result['changed'] is True
+    assert result['paths'] == {'json': str(tmp_path / 'out' / 'report.json'), 'md': str(tmp_path / 'out' / 'report.md')}
+    with open(result['paths']['json'], encoding='utf-8') as handle:
+        assert json.load(handle) == result['report']
+    assert result['report']['summary'] == {'hosts': 2, 'healthy': 0, 'with_findings': 1, 'errors': 1,
+                                           'rungs': {'reset_token_broker': 1}}
+    assert os.path.isfile(result['paths']['md'])
+
+
+def test_relative_report_dir_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = action({'kind': 'diagnose', 'hosts': {}, 'report_dir': 'reports'}).run(task_vars={})
+    assert result['paths']['json'] == str(tmp_path / 'reports' / 'report.json')
+    assert (tmp_path / 'reports' / 'report.md').is_file()
+
+
+def test_check_mode_writes_nothing(tmp_path):
+    result = action({'kind': 'triage', 'hosts': HOSTS, 'report_dir': str(tmp_path / 'out')}, check_mode=True).run(task_vars={})
+    assert result['changed'] is True
+    assert result['report']['kind'] == 'triage'
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'kind': 'audit', 'hosts': {}, 'report_dir': '/tmp/x'}, 'kind'),
+    ({'kind': 'triage', 'report_dir': '/tmp/x'}, 'hosts'),
+    ({'kind': 'triage', 'hosts': {}}, 'report_dir'),
+    ({'kind': 'triage', 'hosts': {'PC1': 'fine'}, 'report_dir': '/tmp/x'}, "hosts: entry for 'PC1' must be a mapping"),
+])
+def test_bad_arguments_name_the_parameter(tmp_path, args, message):
+    with pytest.raises(AnsibleActionFail, match=message):
+        action(args).run(task_vars={})
+
+
+def test_unwritable_report_dir(tmp_path):
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(AnsibleActionFail, match='report_dir: cannot write the report'):
+        action({'kind': 'triage', 'hosts': HOSTS, 'report_dir': str(tmp_path / 'file')}).run(task_vars={})
