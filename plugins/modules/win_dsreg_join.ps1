@@ -1,0 +1,286 @@
+#!powershell
+
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+
+# Rung 5 (rejoin_hybrid, opt-in). `dsregcmd /join` and `/leave` act on hybrid join: the
+# join schedules the Automatic-Device-Join task, and must run as SYSTEM - done through a
+# temporary SYSTEM task with the command inline (no PsExec, no script file on disk).
+# Guard rails, in order of importance:
+#   * a cloud-only Entra joined device is never left unless allow_cloud_only_leave: /join
+#     cannot bring it back and users can be locked out; the recovery there is
+#     `dsregcmd /forcerecovery` with the user present;
+#   * before any leave, the rejoin is preflighted (a DC answers, the SCP is found, the
+#     Automatic-Device-Join task is ready) and the leave refused if any check fails;
+#   * the join completes asynchronously (Entra Connect must sync the device's
+#     userCertificate, 30 min by default), so after a bounded wait the module returns
+#     join_result=pending instead of blocking; a later diagnose confirms it.
+
+$spec = @{
+    options = @{
+        state = @{ type = 'str'; required = $true; choices = @('joined', 'left', 'rejoined') }
+        allow_cloud_only_leave = @{ type = 'bool'; default = $false }
+        join_wait = @{ type = 'int'; default = 60 }
+        poll_interval = @{ type = 'int'; default = 10 }
+        timeout = @{ type = 'int'; default = 300 }
+    }
+    supports_check_mode = $true
+}
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module.Result.changed = $false
+$module.Result.reboot_required = $false
+$module.Result.action = 'none'
+$module.Result.join_result = $null
+$module.Result.preflight = $null
+$module.Result.diagnostic_data = $null
+
+$ModuleName = 'win_dsreg_join'
+$ExpectedPendingCodes = @('0x801c03f2')  # DirectoryError: device object not synced yet (sync-join)
+
+# Runs as SYSTEM in the temporary task: one dsregcmd invocation, its text and exit code.
+$dsregScript = {
+    param([string[]]$Arguments)
+    $text = & dsregcmd.exe @Arguments 2>&1 | Out-String
+    @{ output = $text; exit_code = $LASTEXITCODE }
+}
+
+Function Get-DeviceStatus {
+    $raw = Invoke-M365Dsregcmd -ArgumentList '/status'
+    $parsed = ConvertFrom-M365DsregStatus -Text $raw.Output
+    [pscustomobject]@{
+        Raw = $raw.Output
+        Parsed = $parsed
+        JoinType = Get-M365JoinType -Status $parsed
+    }
+}
+
+Function Get-DeviceSummary {
+    param ($Status)
+    $s = [ordered]@{ join_type = $Status.JoinType }
+    foreach ($k in 'AzureAdJoined', 'EnterpriseJoined', 'DomainJoined', 'DomainName', 'DeviceId', 'TenantName', 'TenantId') {
+        $s[$k] = Get-M365DsregValue -Status $Status.Parsed -Key $k
+    }
+    $s
+}
+
+Function Get-DiagnosticData {
+    param ($Status)
+    if ($Status.Parsed.Contains('Diagnostic Data')) { $Status.Parsed['Diagnostic Data'] } else { $null }
+}
+
+Function Invoke-Preflight {
+    # Can a rejoin succeed after a leave? Each check mirrors a pre-join diagnostic of
+    # dsregcmd (AD connectivity, AD configuration/SCP) plus the task that does the join.
+    param ($Status)
+    $domain = Get-M365DsregValue -Status $Status.Parsed -Key 'DomainName'
+    $checks = [ordered]@{}
+    if ($domain) {
+        $dc = Test-M365DomainController -DomainName $domain
+        $checks.domain_controller = @{ ok = [bool]$dc.Ok; detail = "$($dc.Detail)" }
+    }
+    else {
+        $checks.domain_controller = @{ ok = $false; detail = 'dsregcmd /status shows no DomainName' }
+    }
+    $scp = Get-M365ServiceConnectionPoint
+    $checks.service_connection_point = @{
+        ok = [bool]$scp.Found
+        detail = if ($scp.Found) { "$($scp.Source): $($scp.TenantName) $($scp.TenantId)".Trim() } else { "$($scp.Detail)" }
+    }
+    $task = Get-M365DeviceJoinTask
+    $taskOk = $task.Found -and $task.State -ne 'Disabled'
+    $checks.automatic_device_join_task = @{
+        ok = [bool]$taskOk
+        detail = if (-not $task.Found) { '\Microsoft\Windows\Workplace Join\Automatic-Device-Join not found' } else { "state $($task.State)" }
+    }
+    [ordered]@{
+        passed = -not @($checks.Values | Where-Object { -not $_.ok })
+        checks = $checks
+    }
+}
+
+Function Invoke-SystemDsreg {
+    param ([string[]]$Arguments)
+    $task = Invoke-M365TaskScript -ScriptBlock $dsregScript -Parameters @{ Arguments = $Arguments } -RunAs System -TimeoutSeconds $module.Params.timeout
+    $output = [string](Get-M365OutputProperty $task.Output 'output' '')
+    $exit = Get-M365OutputProperty $task.Output 'exit_code'
+    [pscustomobject]@{
+        Ok = ($task.Status -eq 'ok' -and $exit -eq 0)
+        Output = $output.Trim()
+        ExitCode = $exit
+        Message = if ($task.Status -ne 'ok') { "SYSTEM task $($task.Status): $($task.Message)" } elseif ($exit -ne 0) { "dsregcmd $($Arguments -join ' ') exited with $exit" } else { '' }
+    }
+}
+
+Function Get-TailText {
+    # /join /debug is verbose; keep the end, where the outcome is.
+    param ([string]$Text, [int]$Lines = 60)
+    (($Text -split "`r?`n") | Select-Object -Last $Lines) -join "`n"
+}
+
+# --- validation -------------------------------------------------------------------------
+$state = $module.Params.state
+foreach ($opt in @(@('join_wait', 0, 3600), @('poll_interval', 1, 300), @('timeout', 1, 3600))) {
+    $v = $module.Params[$opt[0]]
+    if ($v -lt $opt[1] -or $v -gt $opt[2]) {
+        $module.FailJson("$($opt[0]): must be between $($opt[1]) and $($opt[2]) seconds, got $v")
+    }
+}
+
+$before = Get-DeviceStatus
+$module.Result.device_before = Get-DeviceSummary $before
+$joinType = $before.JoinType
+if ($joinType -eq 'unknown') {
+    $module.FailJson("dsregcmd /status did not report AzureAdJoined/DomainJoined; cannot decide safely. Output: $(Get-TailText $before.Raw 20)")
+}
+
+$markers = Get-M365RebootMarker
+$pendingJoin = $markers -and $markers.ContainsKey($ModuleName) -and "$($markers[$ModuleName])" -match '/join'
+
+# --- decide -----------------------------------------------------------------------------
+$action = 'none'
+$needsPreflight = $false
+switch ($state) {
+    'joined' {
+        switch ($joinType) {
+            { $_ -in 'hybrid_joined', 'entra_joined' } { $module.Result.join_result = 'joined' }
+            'domain_joined' {
+                if ($pendingJoin) { $module.Result.join_result = 'pending' } else { $action = 'join' }
+            }
+            default {
+                $module.FailJson("state=joined: dsregcmd /join performs hybrid join, which needs an Active Directory domain-joined device; this device is $joinType")
+            }
+        }
+    }
+    'left' {
+        switch ($joinType) {
+            { $_ -in 'domain_joined', 'workgroup' } { $module.Result.join_result = 'left' }
+            'hybrid_joined' { $action = 'leave'; $needsPreflight = $true }
+            'entra_joined' {
+                if (-not $module.Params.allow_cloud_only_leave) {
+                    $module.FailJson('allow_cloud_only_leave: refusing dsregcmd /leave on a cloud-only Microsoft Entra joined device (AzureAdJoined YES, DomainJoined NO): dsregcmd /join cannot rejoin it and users may be locked out. To repair its registration use dsregcmd /forcerecovery with the user present; set allow_cloud_only_leave: true only to unjoin it for good.')
+                }
+                $action = 'leave'
+                $module.Warn('leaving a cloud-only Entra joined device (allow_cloud_only_leave: true); it will not be rejoined by this module')
+            }
+            default {
+                $module.FailJson("state=left: this device is $joinType; only hybrid (and, with allow_cloud_only_leave, cloud-only Entra) joins are left by this module")
+            }
+        }
+    }
+    'rejoined' {
+        switch ($joinType) {
+            'hybrid_joined' {
+                if ($pendingJoin) { $module.Result.join_result = 'pending' } else { $action = 'rejoin'; $needsPreflight = $true }
+            }
+            'domain_joined' {
+                if ($pendingJoin) { $module.Result.join_result = 'pending' } else { $action = 'join' }
+            }
+            'entra_joined' {
+                $module.FailJson('state=rejoined: this is a cloud-only Microsoft Entra joined device; dsregcmd /join only performs hybrid join and cannot rejoin it. Use dsregcmd /forcerecovery with the user present.')
+            }
+            default {
+                $module.FailJson("state=rejoined: hybrid rejoin needs an Active Directory domain-joined device; this device is $joinType")
+            }
+        }
+    }
+}
+
+if ($needsPreflight) {
+    $pre = Invoke-Preflight $before
+    $module.Result.preflight = $pre
+    if (-not $pre.passed) {
+        $failedChecks = ($pre.checks.GetEnumerator() | Where-Object { -not $_.Value.ok } | ForEach-Object { "$($_.Key) ($($_.Value.detail))" }) -join '; '
+        $module.FailJson("state=$($state): refusing dsregcmd /leave because a rejoin could not succeed: $failedChecks. Nothing was changed.")
+    }
+}
+
+$module.Result.action = $action
+$expectedAfter = switch ($action) { 'leave' { if ($joinType -eq 'entra_joined') { 'workgroup' } else { 'domain_joined' } } 'none' { $joinType } default { 'hybrid_joined' } }
+$module.Diff.before = @{ join_type = $joinType }
+$module.Diff.after = @{ join_type = $expectedAfter }
+
+if ($action -eq 'none') {
+    $module.Result.device_after = $module.Result.device_before
+    if ($module.Result.join_result -eq 'pending') {
+        $module.Result.msg = 'a hybrid join requested earlier is still awaiting reboot, sign-in or the Entra Connect sync; not repeated'
+    }
+    $module.ExitJson()
+}
+
+$module.Result.changed = $true
+$module.Result.reboot_required = $true
+if ($module.CheckMode) {
+    $module.Result.join_result = if ($action -eq 'leave') { 'left' } else { 'pending' }
+    $module.ExitJson()
+}
+
+# --- act --------------------------------------------------------------------------------
+if ($action -in 'leave', 'rejoin') {
+    $leave = Invoke-SystemDsreg -Arguments @('/leave')
+    $module.Result.leave_output = Get-TailText $leave.Output
+    if (-not $leave.Ok) {
+        $now = Get-DeviceStatus
+        if ($now.JoinType -eq $joinType) {
+            $module.Result.changed = $false
+            $module.Result.reboot_required = $false
+        }
+        $module.Result.device_after = Get-DeviceSummary $now
+        $module.FailJson("dsregcmd /leave failed: $($leave.Message)")
+    }
+    # Recorded at once: if the run dies here, the next run still knows a reboot is owed.
+    Set-M365RebootMarker -Source $ModuleName -Reason $(if ($action -eq 'rejoin') { 'dsregcmd /leave done, /join to follow' } else { 'dsregcmd /leave' })
+}
+
+if ($action -in 'join', 'rejoin') {
+    $join = Invoke-SystemDsreg -Arguments @('/join', '/debug')
+    $module.Result.join_output = Get-TailText $join.Output
+    if (-not $join.Ok) {
+        $now = Get-DeviceStatus
+        $module.Result.device_after = Get-DeviceSummary $now
+        $module.Result.diagnostic_data = Get-DiagnosticData $now
+        $module.Result.join_result = 'failed'
+        $module.FailJson("dsregcmd /join failed: $($join.Message)$(if ($action -eq 'rejoin') { '. The device has LEFT its hybrid join; the Automatic-Device-Join task retries at sign-in and hourly, or rerun with state=joined.' })")
+    }
+    Set-M365RebootMarker -Source $ModuleName -Reason $(if ($action -eq 'rejoin') { 'dsregcmd /leave + /join submitted' } else { 'dsregcmd /join submitted' })
+}
+
+# --- wait (bounded) and report -----------------------------------------------------------
+$after = Get-DeviceStatus
+if ($action -in 'join', 'rejoin') {
+    $attempts = [math]::Floor($module.Params.join_wait / $module.Params.poll_interval)
+    for ($i = 0; $i -lt $attempts -and $after.JoinType -ne 'hybrid_joined'; $i++) {
+        Start-Sleep -Seconds $module.Params.poll_interval
+        $after = Get-DeviceStatus
+    }
+    if ($after.JoinType -eq 'hybrid_joined') {
+        $module.Result.join_result = 'joined'
+    }
+    else {
+        $diag = Get-DiagnosticData $after
+        $module.Result.diagnostic_data = $diag
+        $failedTests = @()
+        $clientError = $null
+        if ($diag) {
+            $failedTests = @($diag.GetEnumerator() | Where-Object { $_.Key -match 'Test$' -and "$($_.Value)" -match '^FAIL' } | ForEach-Object { "$($_.Key) = $($_.Value)" })
+            $clientError = $diag['Client ErrorCode']
+        }
+        if ($failedTests.Count -gt 0 -or ($clientError -and $clientError -notin $ExpectedPendingCodes)) {
+            $module.Result.join_result = 'failed'
+            $module.Result.device_after = Get-DeviceSummary $after
+            $module.FailJson("hybrid join did not complete and dsregcmd reports errors: $((@($failedTests) + @(if ($clientError) { "Client ErrorCode = $clientError" })) -join '; '). See diagnostic_data and https://www.microsoft.com/aadjerrors")
+        }
+        $module.Result.join_result = 'pending'
+        $module.Result.msg = "hybrid join submitted; not complete after $($module.Params.join_wait)s. Waiting for Entra Connect to sync the device (userCertificate; default cycle 30 minutes) and the Automatic-Device-Join task (runs at sign-in and hourly). Reboot, then re-run the diagnosis to confirm."
+    }
+}
+else {
+    $module.Result.join_result = if ($after.JoinType -in 'domain_joined', 'workgroup') { 'left' } else { 'pending' }
+}
+$module.Result.device_after = Get-DeviceSummary $after
+$module.ExitJson()

@@ -1,0 +1,386 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# `dsregcmd /status` fixtures follow the documented layout (Microsoft Learn, "Troubleshoot
+# devices by using the dsregcmd command"): boxed section headers, right-aligned keys,
+# " : " separators, YES/NO values, the pre-join "Diagnostic Data" section on a
+# domain-joined device that has not completed hybrid join. Identifiers are made up.
+
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'RungModuleHarness.ps1')
+    Initialize-RungHarness
+
+    Function New-DsregStatus {
+        param ([string]$AzureAdJoined, [string]$DomainJoined, [string]$Diagnostic = '', [string]$DomainName = 'CONTOSO')
+        $domainLine = if ($DomainJoined -eq 'YES') { "                DomainName : $DomainName`n" } else { '' }
+        $details = if ($AzureAdJoined -eq 'YES') {
+            @'
++----------------------------------------------------------------------+
+| Device Details                                                       |
++----------------------------------------------------------------------+
+
+                  DeviceId : 6f1c2a9e-3b7d-4e52-9c1a-2d8e4f6a0b13
+                Thumbprint : 3C9E1A7B5D2F4E6081A9C7B3D5E2F4A6B8C0D1E2
+ DeviceCertificateValidity : [ 2026-03-02 09:14:07.000 UTC -- 2036-03-02 09:44:07.000 UTC ]
+            KeyContainerId : 0d4b7e21-8a3c-4f69-b2e5-7c1d9a6f3e84
+               KeyProvider : Microsoft Platform Crypto Provider
+              TpmProtected : YES
+          DeviceAuthStatus : SUCCESS
++----------------------------------------------------------------------+
+
++----------------------------------------------------------------------+
+| Tenant Details                                                       |
++----------------------------------------------------------------------+
+
+                TenantName : Contoso
+                  TenantId : 8d2b6c41-5e7a-4f93-a1c8-3b9e0d7f2a56
+                       Idp : login.windows.net
+               AuthCodeUrl : https://login.microsoftonline.com/8d2b6c41-5e7a-4f93-a1c8-3b9e0d7f2a56/oauth2/authorize
++----------------------------------------------------------------------+
+'@
+        }
+        else { '' }
+        @"
++----------------------------------------------------------------------+
+| Device State                                                         |
++----------------------------------------------------------------------+
+
+             AzureAdJoined : $AzureAdJoined
+          EnterpriseJoined : NO
+              DomainJoined : $DomainJoined
+$domainLine               Device Name : PC042.contoso.com
+
++----------------------------------------------------------------------+
+
+$details
+$Diagnostic
+"@
+    }
+
+    $script:SyncPending = @'
++----------------------------------------------------------------------+
+| Diagnostic Data                                                       |
++----------------------------------------------------------------------+
+
+     Diagnostics Reference : www.microsoft.com/aadjerrors
+              User Context : SYSTEM
+               Client Time : 2026-11-26 18:05:12.000 UTC
+      AD Connectivity Test : PASS
+     AD Configuration Test : PASS
+        DRS Discovery Test : PASS
+     DRS Connectivity Test : PASS
+    Token acquisition Test : PASS
+     Fallback to Sync-Join : ENABLED
+
+     Previous Registration : 2026-11-26 18:05:03.000 UTC
+         Registration Type : sync
+               Error Phase : join
+          Client ErrorCode : 0x801c03f2
+          Server ErrorCode : DirectoryError
+            Server Message : The device object by the given id (6f1c2a9e-3b7d-4e52-9c1a-2d8e4f6a0b13) isn't found.
+              Https Status : 400
+                Request Id : 1b7e4c2a-9d35-4f80-a6e1-5c3b8d2f7a94
+
++----------------------------------------------------------------------+
+'@
+    $script:DiscoveryFail = @'
++----------------------------------------------------------------------+
+| Diagnostic Data                                                       |
++----------------------------------------------------------------------+
+
+     Diagnostics Reference : www.microsoft.com/aadjerrors
+              User Context : SYSTEM
+               Client Time : 2026-11-26 18:05:12.000 UTC
+      AD Connectivity Test : PASS
+     AD Configuration Test : PASS
+        DRS Discovery Test : FAIL [0x801c0021/0x801c000c]
+     DRS Connectivity Test : SKIPPED
+    Token acquisition Test : SKIPPED
+     Fallback to Sync-Join : ENABLED
+
+     Previous Registration : 2026-11-26 18:05:03.000 UTC
+               Error Phase : discover
+          Client ErrorCode : 0x801c0021
+
++----------------------------------------------------------------------+
+'@
+    $script:Hybrid = New-DsregStatus -AzureAdJoined YES -DomainJoined YES
+    $script:DomainOnly = New-DsregStatus -AzureAdJoined NO -DomainJoined YES
+    $script:DomainPending = New-DsregStatus -AzureAdJoined NO -DomainJoined YES -Diagnostic $script:SyncPending
+    $script:DomainDiscoveryFail = New-DsregStatus -AzureAdJoined NO -DomainJoined YES -Diagnostic $script:DiscoveryFail
+    $script:CloudOnly = New-DsregStatus -AzureAdJoined YES -DomainJoined NO
+    $script:Workgroup = New-DsregStatus -AzureAdJoined NO -DomainJoined NO
+
+    # A scripted host: dsregcmd /status answers from a queue (last answer repeats), and
+    # the SYSTEM task's /leave and /join change what it answers next.
+    Function Set-Device([string[]]$Statuses) { $global:DsregQueue = [System.Collections.Generic.Queue[string]]::new([string[]]$Statuses) }
+}
+
+Describe 'win_dsreg_join' {
+    BeforeEach {
+        $global:DsregCalls = [System.Collections.Generic.List[string]]::new()
+        $global:Markers = @{}
+        $global:AfterLeave = $script:DomainOnly
+        $global:AfterJoin = @($script:Hybrid)
+        $global:LeaveExit = 0
+        $global:JoinExit = 0
+        Mock Invoke-M365Dsregcmd {
+            $text = if ($global:DsregQueue.Count -gt 1) { $global:DsregQueue.Dequeue() } else { $global:DsregQueue.Peek() }
+            [pscustomobject]@{ Output = $text; ExitCode = 0 }
+        }
+        Mock Invoke-M365TaskScript {
+            $global:DsregCalls.Add(($Parameters.Arguments -join ' '))
+            if ($Parameters.Arguments[0] -eq '/leave') {
+                if ($global:LeaveExit -eq 0) { Set-Device @($global:AfterLeave) }
+                return New-TaskResult -Output @{ output = 'DSREGCMD_END_STATUS'; exit_code = $global:LeaveExit }
+            }
+            if ($global:JoinExit -eq 0) { Set-Device $global:AfterJoin }
+            New-TaskResult -Output @{ output = "DsrCLI: logging initialized.`nDsrCLI: join: scheduled Automatic-Device-Join"; exit_code = $global:JoinExit }
+        } -ParameterFilter { $RunAs -eq 'System' }
+        Mock Test-M365DomainController { [pscustomobject]@{ Ok = $true; Detail = 'DC: \\DC01.contoso.com' } }
+        Mock Get-M365ServiceConnectionPoint { [pscustomobject]@{ Found = $true; Source = 'ad'; TenantId = '8d2b6c41-5e7a-4f93-a1c8-3b9e0d7f2a56'; TenantName = 'contoso.onmicrosoft.com'; Detail = '' } }
+        Mock Get-M365DeviceJoinTask { [pscustomobject]@{ Found = $true; State = 'Ready' } }
+        Mock Get-M365RebootMarker { $global:Markers }
+        Mock Set-M365RebootMarker { $global:Markers[$Source] = "2026-11-26T18:05:00Z $Reason" }
+        Mock Start-Sleep { }
+    }
+
+    Context 'parsing' {
+        It 'reads the join type of <name>' -TestCases @(
+            @{ name = 'hybrid'; text = 'Hybrid'; expected = 'hybrid_joined' }
+            @{ name = 'domain only'; text = 'DomainOnly'; expected = 'domain_joined' }
+            @{ name = 'cloud only'; text = 'CloudOnly'; expected = 'entra_joined' }
+            @{ name = 'workgroup'; text = 'Workgroup'; expected = 'workgroup' }
+        ) {
+            $parsed = ConvertFrom-M365DsregStatus -Text (Get-Variable -Name $text -Scope Script -ValueOnly)
+            Get-M365JoinType -Status $parsed | Should -Be $expected
+        }
+
+        It 'keeps values with colons and brackets whole' {
+            $parsed = ConvertFrom-M365DsregStatus -Text $script:Hybrid
+            $parsed['Device Details']['DeviceCertificateValidity'] | Should -Be '[ 2026-03-02 09:14:07.000 UTC -- 2036-03-02 09:44:07.000 UTC ]'
+            $parsed['Tenant Details']['AuthCodeUrl'] | Should -Be 'https://login.microsoftonline.com/8d2b6c41-5e7a-4f93-a1c8-3b9e0d7f2a56/oauth2/authorize'
+            $d = (ConvertFrom-M365DsregStatus -Text $script:DomainPending)['Diagnostic Data']
+            $d['Client Time'] | Should -Be '2026-11-26 18:05:12.000 UTC'
+            $d['Client ErrorCode'] | Should -Be '0x801c03f2'
+        }
+
+        It 'joins a wrapped value onto its key' {
+            $text = "+---+`n| Tenant Details |`n+---+`n               SettingsUrl : eyJVeGxzIjpbImh0dHBzOi8vZXhh`n                             bXBsZS5jb20iXX0=`n"
+            (ConvertFrom-M365DsregStatus -Text $text)['Tenant Details']['SettingsUrl'] | Should -Be 'eyJVeGxzIjpbImh0dHBzOi8vZXhhbXBsZS5jb20iXX0='
+        }
+    }
+
+    Context 'state: joined' {
+        It 'joins a domain-joined device as SYSTEM and reports joined when the join completes' {
+            Set-Device @($script:DomainOnly)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined' } -DiffMode
+            $r.failed | Should -BeNullOrEmpty
+            $r.changed | Should -BeTrue
+            $r.action | Should -Be 'join'
+            $r.join_result | Should -Be 'joined'
+            $r.reboot_required | Should -BeTrue
+            @($global:DsregCalls) | Should -Be @('/join /debug')
+            $r.diff.before.join_type | Should -Be 'domain_joined'
+            $r.diff.after.join_type | Should -Be 'hybrid_joined'
+            Should -Invoke Set-M365RebootMarker -ParameterFilter { $Source -eq 'win_dsreg_join' -and $Reason -match '/join' }
+        }
+
+        It 'returns pending with the Diagnostic Data instead of blocking while the device awaits sync' {
+            Set-Device @($script:DomainOnly)
+            $global:AfterJoin = @($script:DomainPending)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined'; join_wait = 30; poll_interval = 10 }
+            $r.failed | Should -BeNullOrEmpty
+            $r.join_result | Should -Be 'pending'
+            $r.msg | Should -Match 'Entra Connect'
+            $r.diagnostic_data.'Client ErrorCode' | Should -Be '0x801c03f2'
+            Should -Invoke Start-Sleep -Times 3 -Exactly
+        }
+
+        It 'fails with the Diagnostic Data when dsregcmd reports a failed pre-join test' {
+            Set-Device @($script:DomainOnly)
+            $global:AfterJoin = @($script:DomainDiscoveryFail)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined'; join_wait = 0 }
+            $r.failed | Should -BeTrue
+            $r.join_result | Should -Be 'failed'
+            $r.msg | Should -Match 'DRS Discovery Test = FAIL \[0x801c0021/0x801c000c\]'
+            $r.diagnostic_data.'Error Phase' | Should -Be 'discover'
+        }
+
+        It 'is idempotent on a hybrid joined device' {
+            Set-Device @($script:Hybrid)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined' }
+            $r.changed | Should -BeFalse
+            $r.join_result | Should -Be 'joined'
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        }
+
+        It 'does not repeat a join that is already pending' {
+            Set-Device @($script:DomainOnly)
+            $global:AfterJoin = @($script:DomainPending)
+            $null = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined'; join_wait = 0 }
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined'; join_wait = 0 }
+            $r.changed | Should -BeFalse
+            $r.join_result | Should -Be 'pending'
+            @($global:DsregCalls).Count | Should -Be 1
+        }
+
+        It 'in check mode runs nothing' {
+            Set-Device @($script:DomainOnly)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined' } -CheckMode
+            $r.changed | Should -BeTrue
+            $r.action | Should -Be 'join'
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
+        }
+
+        It 'refuses a workgroup device' {
+            Set-Device @($script:Workgroup)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined' }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'domain-joined'
+        }
+
+        It 'fails when the SYSTEM join task fails' {
+            Set-Device @($script:DomainOnly)
+            $global:JoinExit = 1
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined' }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'dsregcmd /join failed: dsregcmd /join /debug exited with 1'
+        }
+    }
+
+    Context 'state: left - guard rails' {
+        It 'refuses to leave a cloud-only Entra joined device and points to /forcerecovery' {
+            Set-Device @($script:CloudOnly)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left' }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^allow_cloud_only_leave: '
+            $r.msg | Should -Match 'dsregcmd /forcerecovery'
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        }
+
+        It 'leaves a cloud-only device only with allow_cloud_only_leave, warning' {
+            Set-Device @($script:CloudOnly)
+            $global:AfterLeave = $script:Workgroup
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left'; allow_cloud_only_leave = $true }
+            $r.failed | Should -BeNullOrEmpty
+            $r.join_result | Should -Be 'left'
+            $r.warnings | Should -Match 'cloud-only'
+            @($global:DsregCalls) | Should -Be @('/leave')
+        }
+
+        It 'refuses to rejoin a cloud-only device at all' {
+            Set-Device @($script:CloudOnly)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined'; allow_cloud_only_leave = $true }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'forcerecovery'
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        }
+
+        It 'refuses to leave a hybrid device when the preflight check <check> fails' -TestCases @(
+            @{ check = 'domain_controller' }, @{ check = 'service_connection_point' }, @{ check = 'automatic_device_join_task' }
+        ) {
+            switch ($check) {
+                'domain_controller' { Mock Test-M365DomainController { [pscustomobject]@{ Ok = $false; Detail = 'Getting DC name failed: Status = 1355 0x54b ERROR_NO_SUCH_DOMAIN' } } }
+                'service_connection_point' { Mock Get-M365ServiceConnectionPoint { [pscustomobject]@{ Found = $false; Source = 'ad'; Detail = 'no azureADId keyword' } } }
+                'automatic_device_join_task' { Mock Get-M365DeviceJoinTask { [pscustomobject]@{ Found = $true; State = 'Disabled' } } }
+            }
+            Set-Device @($script:Hybrid)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left' }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match "refusing dsregcmd /leave because a rejoin could not succeed: $check"
+            $r.preflight.checks.$check.ok | Should -BeFalse
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        }
+
+        It 'leaves a hybrid device after a passing preflight' {
+            Set-Device @($script:Hybrid)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left' }
+            $r.failed | Should -BeNullOrEmpty
+            $r.preflight.passed | Should -BeTrue
+            $r.join_result | Should -Be 'left'
+            $r.reboot_required | Should -BeTrue
+            Should -Invoke Test-M365DomainController -ParameterFilter { $DomainName -eq 'CONTOSO' }
+        }
+
+        It 'is idempotent on a device that is only domain joined' {
+            Set-Device @($script:DomainOnly)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left' }
+            $r.changed | Should -BeFalse
+            $r.join_result | Should -Be 'left'
+        }
+
+        It 'runs the preflight in check mode too, and nothing else' {
+            Set-Device @($script:Hybrid)
+            Mock Get-M365DeviceJoinTask { [pscustomobject]@{ Found = $false; State = $null } }
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left' } -CheckMode
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'automatic_device_join_task'
+        }
+    }
+
+    Context 'state: rejoined' {
+        It 'leaves then joins as SYSTEM, in that order, writing the reboot marker' {
+            Set-Device @($script:Hybrid)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
+            $r.failed | Should -BeNullOrEmpty
+            $r.action | Should -Be 'rejoin'
+            @($global:DsregCalls) | Should -Be @('/leave', '/join /debug')
+            $r.join_result | Should -Be 'joined'
+            $global:Markers['win_dsreg_join'] | Should -Match '/join submitted'
+        }
+
+        It 'is idempotent: a second run before the reboot does not rejoin again' {
+            Set-Device @($script:Hybrid)
+            $null = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
+            $r.changed | Should -BeFalse
+            $r.join_result | Should -Be 'pending'
+            @($global:DsregCalls).Count | Should -Be 2
+        }
+
+        It 'stops after a failed leave and reports nothing changed' {
+            Set-Device @($script:Hybrid)
+            $global:LeaveExit = 5
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
+            $r.failed | Should -BeTrue
+            $r.changed | Should -BeFalse
+            $r.msg | Should -Match '/leave failed'
+            @($global:DsregCalls) | Should -Be @('/leave')
+            Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
+        }
+
+        It 'says the device has left when the join after the leave fails' {
+            Set-Device @($script:Hybrid)
+            $global:JoinExit = 1
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
+            $r.failed | Should -BeTrue
+            $r.changed | Should -BeTrue
+            $r.msg | Should -Match 'LEFT its hybrid join'
+            $global:Markers['win_dsreg_join'] | Should -Match '/leave'
+        }
+    }
+
+    Context 'validation' {
+        It 'refuses <name>' -TestCases @(
+            @{ name = 'an unknown state'; params = @{ state = 'gone' }; pattern = 'state' }
+            @{ name = 'a negative join_wait'; params = @{ state = 'joined'; join_wait = -1 }; pattern = '^join_wait: ' }
+            @{ name = 'a zero poll_interval'; params = @{ state = 'joined'; poll_interval = 0 }; pattern = '^poll_interval: ' }
+            @{ name = 'a huge timeout'; params = @{ state = 'joined'; timeout = 86400 }; pattern = '^timeout: ' }
+        ) {
+            Set-Device @($script:DomainOnly)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params $params
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match $pattern
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        }
+
+        It 'refuses to act when dsregcmd /status cannot be read' {
+            Set-Device @('The command is not recognized')
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left' }
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'cannot decide safely'
+        }
+    }
+}
