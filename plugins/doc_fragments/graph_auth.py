@@ -74,7 +74,7 @@ options:
     type: int
     default: 6
 notes:
-  - Runs on the controller (use C(delegate_to: localhost) or a C(localhost) play) and needs the Python
+  - Runs on the controller (set C(delegate_to) to V(localhost) or use a C(localhost) play) and needs the Python
     libraries C(msal) and C(requests) there.
   - The Microsoft Graph application permissions each module needs are listed in the collection's
     C(docs/graph-permissions.md).

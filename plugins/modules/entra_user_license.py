@@ -14,7 +14,7 @@ description:
     (C(assignedLicenses) and C(licenseAssignmentStates)), with findings about what keeps
     Microsoft 365 Apps from activating.
   - O(state=present) and O(state=absent) assign or remove one SKU directly (C(POST /users/{id}/assignLicense)).
-  - O(state=refreshed) is step 5 of Microsoft's procedure for error 0xCAA50021, "toggle the licence off and on":
+  - O(state=refreshed) is step 5 of Microsoft's procedure for error 0xCAA50021 (toggle the licence off and on);
     the direct assignment is removed and added again with the same C(disabledPlans).
     It is refused for a licence a group gives the user (removing the direct part would not take the
     licence away); use O(state=reprocessed) there, which asks Entra to re-evaluate the user's
@@ -126,6 +126,9 @@ user:
       type: str
     user_principal_name:
       description: User principal name.
+      type: str
+    display_name:
+      description: Display name.
       type: str
     account_enabled:
       description: Whether the account may sign in.
