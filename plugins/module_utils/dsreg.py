@@ -31,17 +31,10 @@ _BORDER_RE = re.compile(r'^\+-{3,}\+$')
 _PROMPT_RE = re.compile(r'^(?:PS\s+)?[A-Za-z]:\\[^>]*>')
 # Console chatter dsregcmd itself prints around the boxes.
 _NOISE_PREFIXES = ('waiting for', 'for more information')
-# A key: letters first, then the characters seen in real keys ("Fallback to Fed-Join",
-# "Auto-Configuration URL", "KeySignTest:" in the pre-1809 layout).
-_KEY_RE = re.compile(r'^[A-Za-z][A-Za-z0-9 ()/._\-]*:?$')
-# The pre-1809 layout prints "Key: Value" (no space before the colon). The value may
-# itself contain colons (URLs, times), so the key ends at the first colon followed by
-# whitespace or the end of the line.
-_OLD_KV_RE = re.compile(r'^([A-Za-z][A-Za-z0-9 ()/._\-]*?)\s*:(?:\s+(.*))?$')
 # CamelCase humps with acronyms kept whole: "WamDefaultGUID" -> Wam Default GUID,
 # "IsUserAzureAD" -> Is User Azure AD, "NgcPreReq" -> Ngc Pre Req.
 _WORD_RE = re.compile(r'[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+')
-_WORK_ACCOUNT_RE = re.compile(r'^work_account_?(\d+)?$')
+_WORK_ACCOUNT_RE = re.compile(r'^work_account(?:_\d+)?$')
 _HEX_RE = re.compile(r'0x[0-9A-Fa-f]{1,8}\b')
 _TIME_RE = re.compile(r'(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:\s*UTC|Z)?')
 
@@ -60,37 +53,26 @@ def snake_case(name: str) -> str:
     return result
 
 
-def _convert(value: str):
-    value = value.strip()
-    if value == 'YES':
-        return True
-    if value == 'NO':
-        return False
-    return value
-
-
-def _split_key_value(line: str):
-    """Return ``(key, raw_value)`` for a key line, ``None`` for anything else."""
-    pos = line.find(' : ')
-    if pos > 0:
-        key = line[:pos].strip()
-        if _KEY_RE.match(key):
-            return key.rstrip(':').rstrip(), line[pos + 3:]
-        return None
-    if line.endswith(' :'):
-        # "Proxy Server List :" - a key whose value is empty.
-        key = line[:-2].strip()
-        if _KEY_RE.match(key):
-            return key.rstrip(':').rstrip(), ''
-        return None
-    match = _OLD_KV_RE.match(line)
-    if match:
-        return match.group(1), match.group(2) or ''
-    return None
+# One match per line for both layouts: "Key : Value" (1809+), "Key: Value" (pre-1809),
+# "KeySignTest: : Value" (pre-1809 oddity) and "Key :" (empty value). The key is lazy, so
+# it ends at the first colon; values keep their own colons (URLs, times).
+_KV_RE = re.compile(r'([A-Za-z][A-Za-z0-9 ()/._\-]*?)\s*:(?:\s*:)?(?:\s+(.*))?$')
 
 
 def _indent_of(line: str) -> int:
     return len(line) - len(line.lstrip(' \t'))
+
+
+def _common_indent(lines) -> int:
+    """Indentation shared by the box borders: what a paste added to every line."""
+    common = None
+    for line in lines:
+        stripped = line.lstrip(' \t')
+        if stripped[:2] == '+-' or stripped[:1] == '|':
+            indent = len(line) - len(stripped)
+            if common is None or indent < common:
+                common = indent
+    return common or 0
 
 
 def parse_dsreg_status(text: str) -> dict:
@@ -100,40 +82,27 @@ def parse_dsreg_status(text: str) -> dict:
     if not isinstance(text, str):
         text = '' if text is None else str(text)
     lines = text.replace('\r\n', '\n').replace('\r', '\n').split('\n')
+    kv_match = _KV_RE.match
+    snake_cache = _SNAKE_CACHE
 
-    # Pasted text is often indented as a whole (a ticket, an e-mail quote). The
-    # box borders carry that indentation; continuation lines are cut back by it so a
-    # value wrapped by the console joins back exactly.
-    common = None
-    for line in lines:
-        stripped = line.strip()
-        if stripped[:2] == '+-' or stripped[:1] == '|':
-            indent = _indent_of(line)
-            if common is None or indent < common:
-                common = indent
-    common = common or 0
-
+    common = None       # paste indentation, computed on the first wrapped value
     box = None          # dict being filled, None before the first box
     last_key = None     # key a continuation line would extend
     for raw in lines:
-        line = raw.rstrip()
-        stripped = line.lstrip()
+        stripped = raw.strip()
         if not stripped:
             last_key = None
             continue
         first = stripped[0]
-        if first == '+' and _BORDER_RE.match(stripped):
+        if first == '+' and stripped[-1] == '+' and _BORDER_RE.match(stripped):
             last_key = None
             continue
         if first == '|':
             last_key = None
-            title = stripped.strip('|').strip()
-            name = snake_case(title)
+            name = snake_case(stripped.strip('|').strip())
             if not name:
                 box = None
-                continue
-            match = _WORK_ACCOUNT_RE.match(name)
-            if match and name.startswith('work_account'):
+            elif _WORK_ACCOUNT_RE.match(name):
                 box = {}
                 work_accounts.append(box)
             elif name in ('join_type', 'work_accounts'):
@@ -141,33 +110,34 @@ def parse_dsreg_status(text: str) -> dict:
             else:
                 box = result.setdefault(name, {})
             continue
-        if _PROMPT_RE.match(stripped) or stripped.lower().startswith(_NOISE_PREFIXES):
-            last_key = None
-            continue
         if box is None:
             continue
-        pair = _split_key_value(stripped)
-        if pair is not None:
-            key = snake_case(pair[0])
-            if key:
-                if key not in box:
-                    box[key] = pair[1]
-                    last_key = key
-                else:
-                    # Repeated key in one box (a double paste): the first one stands.
-                    last_key = None
+        match = kv_match(stripped)
+        if match is not None:
+            raw_key, value = match.groups()
+            key = snake_cache.get(raw_key) or snake_case(raw_key)
+            if key and key not in box:
+                # the line is stripped and \s+ ate the leading blanks: value needs no strip
+                box[key] = True if value == 'YES' else False if value == 'NO' else value or ""
+                last_key = key
+            else:
+                # Repeated key in one box (a double paste): the first one stands.
+                last_key = None
             continue
-        if last_key is not None and ':' not in stripped:
-            # The console wrapped a long value (SettingsUrl, error descriptions):
-            # cut back the paste indentation only, keep the rest as printed.
-            cut = min(common, _indent_of(line))
-            box[last_key] = box[last_key].rstrip('\n') + line[cut:]
+        if last_key is not None and ':' not in stripped \
+                and not _PROMPT_RE.match(stripped) and not stripped.lower().startswith(_NOISE_PREFIXES):
+            # The console wrapped a long value (SettingsUrl, error descriptions): cut
+            # back the paste indentation only, keep the rest exactly as printed.
+            if common is None:
+                common = _common_indent(lines)
+            line = raw.rstrip()
+            value = box[last_key]
+            if isinstance(value, bool):
+                value = 'YES' if value else 'NO'
+            box[last_key] = value + line[min(common, _indent_of(line)):]
             continue
         last_key = None
 
-    for section in list(result.values()) + work_accounts:
-        for key, value in section.items():
-            section[key] = _convert(value)
     result['work_accounts'] = work_accounts
     result['join_type'] = join_type_of(result)
     return result
