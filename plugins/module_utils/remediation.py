@@ -287,6 +287,9 @@ def build_host_entry(before, after, selection, rung_results=None, reboot=None, f
         reason += "; not run: " + ", ".join("%s (%s)" % (s["rung"], s["reason"]) for s in skipped)
     if reboot.get("rebooted") and not _ran(rung_results):
         reason += "; restarted for a reboot an earlier run left pending"
+    reboot_pending = bool(reboot.get("reboot_required")) and not reboot.get("rebooted") and not check_mode
+    if reboot_pending:
+        reason += "; restart pending (not allowed in this run): it completes the repair, the next run restarts the host"
     latest = after if after is not None and not check_mode else before
     entry = {
         "join_type": (latest or {}).get("join_type"),
@@ -303,7 +306,7 @@ def build_host_entry(before, after, selection, rung_results=None, reboot=None, f
         "rungs_skipped": skipped,
         "manual": list(selection.get("manual") or []),
         "rebooted": bool(reboot.get("rebooted")),
-        "reboot_pending": bool(reboot.get("reboot_required")) and not reboot.get("rebooted") and not check_mode,
+        "reboot_pending": reboot_pending,
         "check_mode": bool(check_mode),
     }
     if check_mode:

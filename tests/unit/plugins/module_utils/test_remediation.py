@@ -188,6 +188,7 @@ def test_host_entry_reboot_declined_is_pending():
                                  {"reset_token_broker": {"changed": True}},
                                  reboot={"rebooted": False, "reboot_required": True})
     assert entry["reboot_pending"] is True
+    assert "restart pending" in entry["outcome_reason"]
 
 
 def test_host_entry_check_mode_lists_what_would_run():
