@@ -1,0 +1,129 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: win_dsreg_join
+short_description: Leave, join or rejoin Microsoft Entra hybrid join with dsregcmd as SYSTEM
+description:
+  - Rung 5 of the repair ladder (C(rejoin_hybrid)), opt-in.
+  - Reads C(dsregcmd /status), then runs C(dsregcmd /leave) and/or C(dsregcmd /join /debug)
+    as SYSTEM through a temporary scheduled task (this replaces C(PsExec -s)), and reads
+    the status again.
+  - O(state=joined) joins a domain-joined device that is not hybrid joined;
+    O(state=left) leaves a hybrid join; O(state=rejoined) leaves then joins.
+  - The join completes asynchronously. The module polls for O(join_wait) seconds and
+    then returns RV(join_result=pending) rather than blocking; a later diagnosis confirms
+    the join. When dsregcmd's pre-join diagnostics report a failed test or an error other
+    than the expected sync-join C(0x801c03f2), the module fails with RV(diagnostic_data).
+  - Guard rails. A cloud-only Microsoft Entra joined device (AzureAdJoined YES,
+    DomainJoined NO) is never left unless O(allow_cloud_only_leave=true), and never
+    rejoined (C(dsregcmd /join) only performs hybrid join; its recovery is
+    C(dsregcmd /forcerecovery) with the user present). Before any leave of a hybrid
+    device, a preflight checks that a rejoin can succeed (a domain controller answers,
+    the service connection point is found, the C(Automatic-Device-Join) task is ready)
+    and the leave is refused if not.
+  - A leave or join sets the collection's pending-reboot marker; a second run while that
+    marker is pending does not repeat a join.
+version_added: 0.1.0
+author:
+  - m365ops maintainers
+options:
+  state:
+    description:
+      - C(joined), C(left) or C(rejoined), as described above.
+    type: str
+    required: true
+    choices: [joined, left, rejoined]
+  allow_cloud_only_leave:
+    description:
+      - Allow O(state=left) on a cloud-only Entra joined device. It cannot be rejoined by
+        this module afterwards.
+    type: bool
+    default: false
+  join_wait:
+    description:
+      - Seconds to wait for the hybrid join to show in C(dsregcmd /status) after
+        C(/join) (0 to 3600). After that RV(join_result) is C(pending).
+    type: int
+    default: 60
+  poll_interval:
+    description:
+      - Seconds between status reads while waiting (1 to 300).
+    type: int
+    default: 10
+  timeout:
+    description:
+      - Seconds to wait for each SYSTEM task (1 to 3600).
+    type: int
+    default: 300
+notes:
+  - Supports check mode (status and preflight are read; nothing runs) and diff mode
+    (join type before and expected after).
+  - Undo a leave with O(state=joined); see C(docs/rungs/win_dsreg_join.md).
+seealso:
+  - module: m365ops.activation.win_reboot_if_needed
+"""
+
+EXAMPLES = r"""
+- name: Rejoin a hybrid device whose registration is broken
+  m365ops.activation.win_dsreg_join:
+    state: rejoined
+  register: rejoin
+
+- name: Join a domain-joined device that never completed hybrid join, waiting up to 5 minutes
+  m365ops.activation.win_dsreg_join:
+    state: joined
+    join_wait: 300
+"""
+
+RETURN = r"""
+action:
+  description: What ran (or would run in check mode) - C(none), C(join), C(leave) or C(rejoin).
+  returned: always
+  type: str
+  sample: rejoin
+join_result:
+  description: C(joined), C(pending) (submitted, not complete yet), C(left) or C(failed).
+  returned: always
+  type: str
+  sample: pending
+preflight:
+  description: Rejoin preflight before a leave - C(passed) and C(checks) (C(domain_controller), C(service_connection_point), C(automatic_device_join_task), each with C(ok) and C(detail)).
+  returned: when a hybrid device is left or rejoined
+  type: dict
+diagnostic_data:
+  description: The C(Diagnostic Data) section of C(dsregcmd /status) after a join that did not complete.
+  returned: when a join is pending or failed
+  type: dict
+  sample: {"Error Phase": "join", "Client ErrorCode": "0x801c03f2"}
+device_before:
+  description: Join state before - C(join_type) and the C(AzureAdJoined), C(EnterpriseJoined), C(DomainJoined), C(DomainName), C(DeviceId), C(TenantName), C(TenantId) fields.
+  returned: always
+  type: dict
+device_after:
+  description: The same fields after the run.
+  returned: when the status could be read
+  type: dict
+leave_output:
+  description: End of the C(dsregcmd /leave) output.
+  returned: when a leave ran
+  type: str
+join_output:
+  description: End of the C(dsregcmd /join /debug) output.
+  returned: when a join ran
+  type: str
+reboot_required:
+  description: Whether a restart is needed (after any leave or join).
+  returned: always
+  type: bool
+  sample: true
+msg:
+  description: What a pending join is waiting for.
+  returned: when join_result is pending
+  type: str
+"""
