@@ -49,7 +49,7 @@ h2{font-size:16px;margin:28px 0 10px}
 .card{border:1px solid var(--line);border-radius:8px;padding:10px 16px;min-width:120px;background:var(--panel)}
 .card .n{font-size:24px;font-weight:600;display:block}
 .card .l{color:var(--muted)}
-.charts{display:flex;flex-wrap:wrap;gap:24px}
+.charts{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start;margin-top:16px}
 .chart{margin:0;border:1px solid var(--line);border-radius:8px;padding:12px;background:var(--bg)}
 .chart h3{font-size:14px;margin:0 0 8px}
 svg text{font:12px -apple-system,"Segoe UI",Roboto,Arial,sans-serif;fill:var(--fg)}
@@ -171,6 +171,10 @@ def _normalise(report) -> tuple:
             "plan": _plan(current, current_name),
             "join_type": current.get("join_type") or entry.get("join_type"),
             "before": None,
+            # False when there is no current state to show: an unreachable host, one that
+            # failed before it was diagnosed, a remediate run that died before its re-diagnosis.
+            "known": after is not None or (before is None and ("findings" in entry or not (
+                entry.get("error") or entry.get("unreachable")))),
             "rungs_run": [str(r) for r in _require_list(entry.get("rungs_run"), name + "['rungs_run']")],
         }
         if before is not None:
@@ -298,6 +302,9 @@ def _badge(text: str, css: str) -> str:
     return '<span class="badge %s">%s</span>' % (_esc(css), _esc(text))
 
 
+_UNKNOWN = '<span class="none">not diagnosed</span>'
+
+
 def _finding_badges(findings: list) -> str:
     if not findings:
         return '<span class="none">none</span>'
@@ -328,6 +335,8 @@ def _before_after_cell(row: dict) -> str:
     if row["before"] is None:
         return '<span class="none">not run</span>'
     was = len(_actionable(row["before"]["findings"]))
+    if not row["known"]:
+        return '%d \u2192 <span class="none">not re-diagnosed</span>' % was
     now = len(_actionable(row["findings"]))
     return "%d \u2192 %d finding%s" % (was, now, "" if now == 1 else "s")
 
@@ -358,8 +367,9 @@ def _details(row: dict) -> str:
     if row["before"] is not None:
         body.append("<h4>Before</h4>" + _finding_list(row["before"]["findings"]))
         body.append("<p>Rungs run: %s</p>" % (", ".join(_esc(r) for r in row["rungs_run"]) or "none"))
-        body.append("<h4>After</h4>" + _finding_list(row["findings"]))
-    elif not entry.get("unreachable") or row["findings"]:
+        body.append("<h4>After</h4>" + (_finding_list(row["findings"]) if row["known"]
+                                          else '<p class="none">Not re-diagnosed.</p>'))
+    elif row["known"]:
         body.append(_finding_list(row["findings"]))
     if row["plan"]:
         body.append("<p>Plan: %s</p>" % ", ".join('<span class="rung">%s</span>' % _esc(r) for r in row["plan"]))
@@ -379,8 +389,8 @@ def _table(kind: str, rows: list) -> str:
             '<td class="host">%s</td>' % _esc(row["host"]),
             "<td>%s</td>" % _badge(_STATE_LABELS[row["state"]], "st-" + row["state"]),
             "<td>%s</td>" % _join_cell(row),
-            "<td>%s</td>" % _finding_badges(row["findings"]),
-            "<td>%s</td>" % _rung_list(row["plan"]),
+            "<td>%s</td>" % (_finding_badges(row["findings"]) if row["known"] else _UNKNOWN),
+            "<td>%s</td>" % (_rung_list(row["plan"]) if row["known"] else _UNKNOWN),
         ]
         if remediate:
             cells.append("<td>%s</td>" % _rung_list(row["rungs_run"]))

@@ -145,6 +145,12 @@ def test_remediate_row_shows_join_plan_rungs_and_before_after():
     # The fixed host's info finding does not count as a finding left.
     assert rows["PC042"][6] == "2 \u2192 0 findings"
     assert rows["PC044"][6] == "not run"
+    # No state to show is not the same as no findings.
+    assert rows["PC044"][3:5] == ["not diagnosed", "not diagnosed"]
+    # PC051 failed before its re-diagnosis: nothing is claimed about "after".
+    assert rows["PC051"][3:5] == ["not diagnosed", "not diagnosed"]
+    assert rows["PC051"][6] == "1 \u2192 not re-diagnosed"
+    assert "Not re-diagnosed." in rows["PC051"][7]
 
 
 def test_join_type_change_is_shown():
