@@ -33,6 +33,17 @@ RUNGS = (
     'check_device_registration_policy',
 )
 SEVERITIES = ('critical', 'high', 'medium', 'low', 'info')
+# Every finding id the rules can raise; docs/triage.md explains each one.
+FINDING_IDS = (
+    'device_not_registered', 'scp_missing', 'drs_unreachable', 'device_not_synced', 'not_hybrid_joined',
+    'device_auth_failed', 'device_certificate_expired', 'device_recovery_pending',
+    'network_blocked', 'wam_broker_errors', 'wam_account_errors', 'token_grant_rejected',
+    'device_registration_refused', 'unknown_aad_errors',
+    'prt_missing', 'prt_expired', 'prt_stale',
+    'extra_work_accounts', 'office_credentials_cached', 'broker_plugin_broken', 'unsupported_identity_policy',
+    'reduced_functionality_mode', 'no_office_licence', 'reboot_pending', 'user_not_checked', 'office_not_installed',
+    'device_healthy',
+)
 # Findings at or above this severity make a host "not healthy" in reports.
 PROBLEM_SEVERITIES = ('critical', 'high', 'medium')
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from ansible_collections.m365ops.activation.plugins.module_utils.evidence import EvidenceError, build_evidence
 from ansible_collections.m365ops.activation.plugins.module_utils.triage import (
-    RUNGS, SEVERITIES, evaluate, plan_of, summary_line, triage_bundle, triage_dir,
+    FINDING_IDS, RUNGS, SEVERITIES, evaluate, plan_of, summary_line, triage_bundle, triage_dir,
 )
 
 HERE = os.path.dirname(__file__)
@@ -110,6 +110,7 @@ def test_finding_shape_and_plan_order():
                  host_facts=facts(broker_plugin={'installed': False}))
     for item in result['findings']:
         assert set(item) == {'id', 'severity', 'summary', 'evidence', 'rung'}
+        assert item['id'] in FINDING_IDS
         assert item['severity'] in SEVERITIES
         assert item['rung'] is None or item['rung'] in RUNGS
         assert item['summary'] and isinstance(item['evidence'], list)
@@ -390,6 +391,17 @@ def test_rejoin_hybrid_only_for_domain_joined_devices(aad, domain, wpj, auth, re
         assert (aad, domain) == ('YES', 'NO')
     assert result['plan'] == plan_of(result['findings'])
     assert (result['plan'] == []) or any(f['rung'] for f in result['findings'])
+    assert {f['id'] for f in result['findings']} <= set(FINDING_IDS)
+
+
+def test_every_finding_and_rung_is_documented():
+    docs = os.path.join(HERE, '..', '..', '..', '..', 'docs', 'triage.md')
+    if not os.path.isfile(docs):
+        pytest.skip('docs not shipped with this copy of the collection')
+    with open(docs, encoding='utf-8') as handle:
+        text = handle.read()
+    assert [name for name in FINDING_IDS if '#### `%s`' % name not in text] == []
+    assert [rung for rung in RUNGS if '| `%s` |' % rung not in text] == []
 
 
 def test_bad_evidence():
