@@ -104,8 +104,18 @@ def _require_list(value, name: str) -> list:
 def _findings(section: dict, name: str) -> list:
     findings = _require_list(section.get("findings"), name + "['findings']")
     for index, finding in enumerate(findings):
-        _require_mapping(finding, "%s['findings'][%d]" % (name, index))
+        where = "%s['findings'][%d]" % (name, index)
+        _require_mapping(finding, where)
+        _require_list(finding.get("evidence"), where + "['evidence']")
+        if not isinstance(finding.get("severity"), (str, type(None))):
+            raise ValueError("%s['severity'] must be a string" % where)
     return findings
+
+
+def _severity(finding: dict) -> str:
+    """The finding's severity, or "unknown" for one outside the contract's vocabulary."""
+    severity = finding.get("severity")
+    return severity if severity in _SEVERITY_RANK else "unknown"
 
 
 def _plan(section: dict, name: str) -> list:
@@ -119,7 +129,7 @@ def _actionable(findings: list) -> list:
 
 
 def _worst_severity(findings: list):
-    ranked = [f.get("severity") for f in findings if f.get("severity") in _SEVERITY_RANK]
+    ranked = [_severity(f) for f in findings if _severity(f) != "unknown"]
     if not ranked:
         return None
     return min(ranked, key=lambda s: _SEVERITY_RANK[s])
@@ -310,7 +320,7 @@ def _finding_badges(findings: list) -> str:
         return '<span class="none">none</span>'
     per_severity = {}
     for finding in findings:
-        severity = finding.get("severity") if finding.get("severity") in _SEVERITY_RANK else "unknown"
+        severity = _severity(finding)
         per_severity[severity] = per_severity.get(severity, 0) + 1
     order = list(SEVERITIES) + ["unknown"]
     return "".join(_badge("%d %s" % (per_severity[s], s), "sev-" + s)
@@ -345,9 +355,9 @@ def _finding_list(findings: list) -> str:
     if not findings:
         return '<p class="none">No findings.</p>'
     items = []
-    for finding in sorted(findings, key=lambda f: _SEVERITY_RANK.get(f.get("severity"), len(SEVERITIES))):
-        severity = finding.get("severity") if finding.get("severity") in _SEVERITY_RANK else "unknown"
-        evidence = _require_list(finding.get("evidence"), "finding %r evidence" % (finding.get("id"),))
+    for finding in sorted(findings, key=lambda f: _SEVERITY_RANK.get(_severity(f), len(SEVERITIES))):
+        severity = _severity(finding)
+        evidence = finding.get("evidence") or []
         rung = finding.get("rung")
         items.append(
             "<li>%s <b>%s</b> %s%s%s</li>" % (

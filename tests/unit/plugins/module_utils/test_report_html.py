@@ -223,6 +223,14 @@ def test_every_kind_renders(kind):
     assert "Before \u2192 after" not in text
 
 
+def test_unknown_severity_is_shown_not_dropped():
+    report = {"kind": "triage", "hosts": {"PC1": {"findings": [
+        {"id": "new_rule", "severity": "severe", "summary": "s", "evidence": [], "rung": None}], "plan": []}}}
+    text = render_html(report)
+    assert '<span class="badge sev-unknown">1 unknown</span>' in text
+    assert '<span class="badge sev-unknown">severe</span>' in text
+
+
 def test_empty_report_still_renders():
     text = render_html({"kind": "triage", "hosts": {}})
     page = parse(text)
@@ -268,6 +276,10 @@ def test_rendering_is_pure():
      "report['hosts']['PC1']['findings'][0] must be a mapping"),
     ({"kind": "triage", "hosts": {"PC1": {"findings": [], "plan": "reset_token_broker"}}},
      "report['hosts']['PC1']['plan'] must be a list"),
+    ({"kind": "triage", "hosts": {"PC1": {"findings": [{"id": "x", "evidence": "dsregcmd"}]}}},
+     "report['hosts']['PC1']['findings'][0]['evidence'] must be a list"),
+    ({"kind": "triage", "hosts": {"PC1": {"findings": [{"id": "x", "severity": ["high"]}]}}},
+     "report['hosts']['PC1']['findings'][0]['severity'] must be a string"),
     ({"kind": "remediate", "hosts": {"PC1": {"before": [], "outcome": "fixed"}}},
      "report['hosts']['PC1']['before'] must be a mapping"),
     ({"kind": "remediate", "hosts": {"PC1": {"after": {"findings": {}}, "outcome": "fixed"}}},
