@@ -243,6 +243,11 @@ class GraphSettings(object):
                         break
             if value is None:
                 value = opt.get("default")
+            if opt["type"] == "int" and isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise GraphConfigError("%s must be a whole number, got %r" % (name, value))
             values[name] = value
         return cls(**values)
 

@@ -140,6 +140,33 @@ def test_certificate_auth_signs_assertion_with_sha1_thumbprint(fake_tenant, tmp_
     assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
+def test_encrypted_key_with_password_from_environment(fake_tenant, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    key_pem, cert_pem, cert = make_certificate("m365ops-app-enc")
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.BestAvailableEncryption(b"pfx-pass-123")).decode()
+    assert "ENCRYPTED PRIVATE KEY" in encrypted
+    fake_tenant.add_certificate(cert)
+    pem = tmp_path / "enc.pem"
+    pem.write_text(encrypted + cert_pem)
+    env = {"AZURE_TENANT_ID": TENANT_ID, "AZURE_CLIENT_ID": CLIENT_ID, "AZURE_CLIENT_CERTIFICATE_PATH": str(pem),
+           "AZURE_CLIENT_CERTIFICATE_PASSWORD": "pfx-pass-123", "AZURE_AUTHORITY_HOST": fake_tenant.base_url,
+           "M365OPS_GRAPH_URL": fake_tenant.base_url, "M365OPS_GRAPH_TIMEOUT": "45"}
+    client = graph.client_from_params({}, environ=env)
+    assert client.settings.timeout == 45
+    assert client.get("policies/deviceRegistrationPolicy")["id"] == "deviceRegistrationPolicy"
+    assert "pfx-pass-123" in client.settings.secrets
+
+
+def test_non_numeric_timeout_from_environment_names_it():
+    env = {"AZURE_TENANT_ID": TENANT_ID, "AZURE_CLIENT_ID": CLIENT_ID, "AZURE_CLIENT_SECRET": "abcd1234",
+           "M365OPS_GRAPH_TIMEOUT": "five minutes"}
+    with pytest.raises(graph.GraphConfigError) as err:
+        graph.GraphSettings.from_params({}, environ=env)
+    assert "graph_timeout must be a whole number" in str(err.value)
+
+
 def test_unregistered_certificate_is_a_clear_auth_error(fake_tenant, tmp_path):
     key_pem, cert_pem, _cert = make_certificate("not-registered")
     pem = tmp_path / "other.pem"
