@@ -109,5 +109,47 @@ Function Clear-M365RebootMarker {
     }
 }
 
+# Windows' own pending-restart signals, read through two small registry functions so
+# Pester mocks them. The reason strings are stable English: reports and tests match them.
+Function Test-M365RebootRegistryKey {
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$Path)
+    Test-Path -LiteralPath $Path
+}
+
+Function Get-M365RebootRegistryValue {
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Name)
+    $item = Get-ItemProperty -LiteralPath $Path -Name $Name -ErrorAction SilentlyContinue
+    if ($null -eq $item) { return $null }
+    $item.$Name
+}
+
+Function Get-M365WindowsPendingReboot {
+    <#
+    .SYNOPSIS
+    The reasons Windows itself gives for a pending restart (servicing, Windows Update,
+    pending file renames); empty when none.
+    #>
+    [CmdletBinding()]
+    [OutputType([string[]])]
+    param()
+    $reasons = [System.Collections.Generic.List[string]]::new()
+    if (Test-M365RebootRegistryKey -Path 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending') {
+        $reasons.Add('Component Based Servicing: RebootPending')
+    }
+    if (Test-M365RebootRegistryKey -Path 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired') {
+        $reasons.Add('Windows Update: RebootRequired')
+    }
+    $renames = @(Get-M365RebootRegistryValue -Path 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name 'PendingFileRenameOperations' |
+        Where-Object { -not [string]::IsNullOrWhiteSpace($_) })
+    if ($renames.Count -gt 0) {
+        # REG_MULTI_SZ pairs: source, then destination (empty destination = delete).
+        $reasons.Add("Session Manager: PendingFileRenameOperations ($($renames.Count) entries)")
+    }
+    $reasons.ToArray()
+}
+
 Export-ModuleMember -Function Set-M365RebootMarker, Get-M365RebootMarker, Clear-M365RebootMarker, `
-    Get-M365RebootMarkerValue, Set-M365RebootMarkerValue, Remove-M365RebootMarkerValue, Remove-M365RebootMarkerKey
+    Get-M365RebootMarkerValue, Set-M365RebootMarkerValue, Remove-M365RebootMarkerValue, Remove-M365RebootMarkerKey, `
+    Get-M365WindowsPendingReboot, Test-M365RebootRegistryKey, Get-M365RebootRegistryValue

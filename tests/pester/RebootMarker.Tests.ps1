@@ -82,3 +82,26 @@ Describe 'RebootMarker' {
         Should -Invoke -ModuleName RebootMarker Remove-M365RebootMarkerKey -Times 1 -Exactly -ParameterFilter { $Path -eq $script:Key }
     }
 }
+
+Describe 'Get-M365WindowsPendingReboot' {
+    BeforeEach {
+        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $false }
+        Mock -ModuleName RebootMarker Get-M365RebootRegistryValue { $null }
+    }
+
+    It 'is empty when Windows has nothing pending' {
+        @(Get-M365WindowsPendingReboot).Count | Should -Be 0
+    }
+
+    It 'names each signal Windows raises' {
+        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $Path -like '*Component Based Servicing\RebootPending' }
+        Mock -ModuleName RebootMarker Get-M365RebootRegistryValue { @('\??\C:\Windows\Temp\a.dll', '', '\??\C:\x.tmp', '') }
+        $r = @(Get-M365WindowsPendingReboot)
+        $r | Should -Be @('Component Based Servicing: RebootPending', 'Session Manager: PendingFileRenameOperations (2 entries)')
+    }
+
+    It 'reports Windows Update' {
+        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $Path -like '*WindowsUpdate\Auto Update\RebootRequired' }
+        @(Get-M365WindowsPendingReboot) | Should -Be @('Windows Update: RebootRequired')
+    }
+}

@@ -1,0 +1,711 @@
+#!powershell
+
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+#AnsibleRequires -CSharpUtil Ansible.Basic
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
+
+# Everything the triage rules need from one host in one module execution: device-context
+# sources read here, per-user sources in one user-context task per user. Read-only, so it
+# runs the same in check mode. Each source is collected on its own: one that fails (or
+# does not exist, as under pwsh on Linux) is listed in collection_errors and the rest is
+# still returned, because a partial picture is still worth triaging.
+
+$script:AadChannel = 'Microsoft-Windows-AAD/Operational'
+$script:AadEventIds = @(1098, 1097, 1104, 1081)
+$script:BrokerPackage = 'Microsoft.AAD.BrokerPlugin'
+$script:TokenBrokerDirs = [ordered]@{
+    aad_broker_plugin = 'AppData\Local\Packages\Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy\AC\TokenBroker\Accounts'
+    cloud_experience_host = 'AppData\Local\Packages\Microsoft.Windows.CloudExperienceHost_cw5n1h2txyewy\AC\TokenBroker\Accounts'
+}
+$script:IdentityValues = @('EnableADAL', 'DisableAADWAM', 'DisableADALatopWAMOverride')
+# Click-to-Run CDN folder ids of the update channels (CDNBaseUrl / UpdateChannel).
+$script:OfficeChannels = @{
+    '492350f6-3a01-4f97-b9c0-c7c6ddf67d60' = 'Current'
+    '64256afe-f5d9-4f86-8936-8840a6a4f5be' = 'CurrentPreview'
+    '55336b82-a18d-4dd6-b5f6-9e5095c314a6' = 'MonthlyEnterprise'
+    '7ffbc6bf-bc32-4f92-8982-f9dd17fd3114' = 'SemiAnnual'
+    'b8f9b850-328d-4355-9145-c59439a0c4cf' = 'SemiAnnualPreview'
+    '5440fd1f-7ecb-4221-8110-145efaa6372f' = 'BetaChannel'
+}
+# LicensingNext per-product values, as Microsoft's vNextDiag.ps1 reads them.
+$script:LicensingModes = @{ 2 = 'vNext'; 3 = 'Device' }
+$script:EventLevels = @{ 1 = 'Critical'; 2 = 'Error'; 3 = 'Warning'; 4 = 'Information'; 5 = 'Verbose' }
+
+# ---------------------------------------------------------------------------------------
+# Windows adapters: one Windows call each, so Pester mocks them and the logic below runs
+# under pwsh anywhere.
+# ---------------------------------------------------------------------------------------
+Function Assert-AfRegistry {
+    if (-not (Get-PSProvider -PSProvider Registry -ErrorAction SilentlyContinue)) {
+        throw [System.PlatformNotSupportedException]::new('the Windows registry is not available on this host')
+    }
+}
+
+Function Invoke-AfDsregcmd {
+    param([string[]]$ArgumentList = @('/status'))
+    $out = & dsregcmd.exe @ArgumentList 2>&1 | Out-String
+    [pscustomobject]@{ Output = $out; ExitCode = $LASTEXITCODE }
+}
+
+Function Get-AfAadEvent {
+    param([int]$Days, [int]$MaxEvents)
+    $filter = @{ LogName = $script:AadChannel; Id = $script:AadEventIds; StartTime = (Get-Date).AddDays(-$Days) }
+    try {
+        Get-WinEvent -FilterHashtable $filter -MaxEvents $MaxEvents -ErrorAction Stop
+    }
+    catch {
+        # "No events were found that match the specified selection criteria" is an
+        # answer, not a failure; its id is stable where the message is localised.
+        if ($_.FullyQualifiedErrorId -like 'NoMatchingEventsFound*') { return }
+        throw
+    }
+}
+
+Function Get-AfRegistryValue {
+    <# .SYNOPSIS Values of one registry key as a hashtable; $null when the key does not exist. #>
+    param([Parameter(Mandatory)][string]$Path)
+    Assert-AfRegistry
+    if (-not (Test-Path -LiteralPath $Path)) { return $null }
+    $key = Get-Item -LiteralPath $Path -ErrorAction Stop
+    $values = @{}
+    foreach ($name in $key.GetValueNames()) {
+        if ($name -ne '') { $values[$name] = $key.GetValue($name) }
+    }
+    $values
+}
+
+Function Get-AfBrokerPackage {
+    Get-AppxPackage -AllUsers -Name $script:BrokerPackage -ErrorAction Stop
+}
+
+Function Get-AfFile {
+    <# .SYNOPSIS Files under a folder (recursive); nothing when the folder does not exist. #>
+    param([Parameter(Mandatory)][string]$Path)
+    if (-not (Test-Path -LiteralPath $Path -PathType Container)) { return }
+    Get-ChildItem -LiteralPath $Path -File -Recurse -Force -ErrorAction Stop
+}
+
+Function Read-AfLicenseFile {
+    param([Parameter(Mandatory)][string]$Path)
+    # Office writes its licence files as UTF-16 LE JSON.
+    [System.IO.File]::ReadAllText($Path, [System.Text.Encoding]::Unicode)
+}
+
+Function Get-AfUtcNow { [DateTime]::UtcNow }
+
+Function Get-AfHostName {
+    if ($env:COMPUTERNAME) { $env:COMPUTERNAME } else { [System.Net.Dns]::GetHostName() }
+}
+
+# ---------------------------------------------------------------------------------------
+# Gathering logic
+# ---------------------------------------------------------------------------------------
+Function ConvertTo-AfIsoTime {
+    param($Value)
+    if ($null -eq $Value -or "$Value" -eq '') { return $null }
+    if ($Value -is [DateTime]) {
+        $dt = if ($Value.Kind -eq [DateTimeKind]::Unspecified) { [DateTime]::SpecifyKind($Value, [DateTimeKind]::Local) } else { $Value }
+    }
+    else {
+        $styles = [System.Globalization.DateTimeStyles]::AdjustToUniversal -bor [System.Globalization.DateTimeStyles]::AssumeUniversal
+        $parsed = [DateTime]::MinValue
+        if (-not [DateTime]::TryParse([string]$Value, [System.Globalization.CultureInfo]::InvariantCulture, $styles, [ref]$parsed)) {
+            return $null
+        }
+        $dt = [DateTime]::SpecifyKind($parsed, [DateTimeKind]::Utc)
+    }
+    $dt.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
+}
+
+Function Add-AfError {
+    param([System.Collections.IList]$Errors, [string]$Source, [string]$Message)
+    $Errors.Add(@{ source = $Source; message = $Message }) | Out-Null
+}
+
+Function Invoke-AfSource {
+    <# .SYNOPSIS Run one source; on failure record {source, message} and return $null. #>
+    param([string]$Name, [System.Collections.IList]$Errors, [scriptblock]$ScriptBlock)
+    try {
+        & $ScriptBlock
+    }
+    catch {
+        Add-AfError -Errors $Errors -Source $Name -Message $_.Exception.Message
+        $null
+    }
+}
+
+Function Test-AfDsregText {
+    <# .SYNOPSIS Whether text looks like dsregcmd /status output (it always has a Device State box). #>
+    param([string]$Text)
+    [bool]($Text -match '(?m)^\s*(AzureAdJoined|DomainJoined|WorkplaceJoined|EnterpriseJoined)\s*:')
+}
+
+Function Get-AfDeviceDsreg {
+    param([System.Collections.IList]$Errors)
+    $r = Invoke-AfSource -Name 'dsregcmd_status' -Errors $Errors -ScriptBlock { Invoke-AfDsregcmd -ArgumentList '/status' }
+    if ($null -eq $r) { return $null }
+    $text = [string]$r.Output
+    if ([string]::IsNullOrWhiteSpace($text)) {
+        Add-AfError -Errors $Errors -Source 'dsregcmd_status' -Message "dsregcmd /status returned no output (exit code $($r.ExitCode))"
+        return $null
+    }
+    if (-not (Test-AfDsregText -Text $text)) {
+        # Returned anyway: the raw text is evidence of what went wrong on the host.
+        Add-AfError -Errors $Errors -Source 'dsregcmd_status' -Message "dsregcmd /status output not recognised (exit code $($r.ExitCode)): no Device State values"
+    }
+    $text
+}
+
+Function ConvertTo-AfEventRecord {
+    <# .SYNOPSIS An EventLogRecord -> the export record {Id, LevelDisplayName, TimeCreated, Message}. #>
+    param($EventRecord)
+    $level = $null
+    if ($EventRecord.PSObject.Properties['Level'] -and $null -ne $EventRecord.Level) {
+        $level = $script:EventLevels[[int]$EventRecord.Level]
+    }
+    # LevelDisplayName is localised; the numeric level is not.
+    if (-not $level -and $EventRecord.PSObject.Properties['LevelDisplayName']) { $level = [string]$EventRecord.LevelDisplayName }
+    $message = if ($EventRecord.PSObject.Properties['Message']) { [string]$EventRecord.Message } else { '' }
+    if ([string]::IsNullOrWhiteSpace($message) -and $EventRecord.PSObject.Properties['Properties'] -and $EventRecord.Properties) {
+        # Without the provider's message DLL Message is empty; the insertion strings still
+        # carry the error code the rules match on.
+        $message = (@($EventRecord.Properties | ForEach-Object { [string]$_.Value }) -join '; ')
+    }
+    [ordered]@{
+        Id = [int]$EventRecord.Id
+        LevelDisplayName = $level
+        TimeCreated = ConvertTo-AfIsoTime -Value $EventRecord.TimeCreated
+        Message = $message
+    }
+}
+
+Function Get-AfAadEvents {
+    param([int]$Days, [int]$MaxEvents, [System.Collections.IList]$Errors)
+    $events = Invoke-AfSource -Name 'aad_events' -Errors $Errors -ScriptBlock { @(Get-AfAadEvent -Days $Days -MaxEvents $MaxEvents) }
+    if ($null -eq $events) { return $null }
+    , @($events | ForEach-Object { ConvertTo-AfEventRecord -EventRecord $_ })
+}
+
+Function Get-AfOsInfo {
+    $v = Get-AfRegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
+    if ($null -eq $v) { throw 'HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion not found' }
+    $build = [int]$v['CurrentBuildNumber']
+    $major = if ($v.ContainsKey('CurrentMajorVersionNumber')) { [int]$v['CurrentMajorVersionNumber'] } else { 10 }
+    $minor = if ($v.ContainsKey('CurrentMinorVersionNumber')) { [int]$v['CurrentMinorVersionNumber'] } else { 0 }
+    [ordered]@{
+        build = $build
+        version = "$major.$minor.$build"
+        ubr = if ($v.ContainsKey('UBR')) { [int]$v['UBR'] } else { $null }
+        display_version = if ($v.ContainsKey('DisplayVersion')) { [string]$v['DisplayVersion'] } else { $null }
+        product_name = if ($v.ContainsKey('ProductName')) { [string]$v['ProductName'] } else { $null }
+    }
+}
+
+Function Get-AfOfficeChannel {
+    param([string]$UpdateChannel, [string]$CdnBaseUrl)
+    foreach ($source in @($UpdateChannel, $CdnBaseUrl)) {
+        if (-not $source) { continue }
+        if ($source -match '([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})') {
+            $name = $script:OfficeChannels[$Matches[1].ToLowerInvariant()]
+            if ($name) { return $name }
+            return "unknown ($($Matches[1].ToLowerInvariant()))"
+        }
+    }
+    $null
+}
+
+Function Get-AfOfficeInfo {
+    $c = Get-AfRegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Office\ClickToRun\Configuration'
+    if ($null -eq $c -or -not $c['VersionToReport']) {
+        return [ordered]@{ installed = $false; version = $null; channel = $null; shared_computer_licensing = $false }
+    }
+    # SCA can be switched on by the C2R configuration or by policy; either makes it active.
+    $policy = Get-AfRegistryValue -Path 'HKLM:\SOFTWARE\Policies\Microsoft\Office\16.0\Common\Licensing'
+    $sca = ("$($c['SharedComputerLicensing'])" -eq '1') -or ($policy -and "$($policy['SharedComputerLicensing'])" -eq '1')
+    [ordered]@{
+        installed = $true
+        version = [string]$c['VersionToReport']
+        channel = Get-AfOfficeChannel -UpdateChannel ([string]$c['UpdateChannel']) -CdnBaseUrl ([string]$c['CDNBaseUrl'])
+        shared_computer_licensing = [bool]$sca
+        platform = if ($c['Platform']) { [string]$c['Platform'] } else { $null }
+        product_release_ids = if ($c['ProductReleaseIds']) { @(([string]$c['ProductReleaseIds']) -split ',' | Where-Object { $_ }) } else { @() }
+    }
+}
+
+Function ConvertFrom-AfWinHttpSetting {
+    <#
+    .SYNOPSIS
+    Decode the WinHttpSettings blob (HKLM ...\Internet Settings\Connections) that
+    `netsh winhttp set proxy` writes; netsh's own output is localised, the blob is not.
+    .DESCRIPTION
+    Little-endian DWORDs: version, counter, flags (bit 0x2 = named proxy), proxy length,
+    proxy (ASCII), bypass length, bypass. Direct access is 18000000 00000000 01000000 ...
+    #>
+    param([byte[]]$Blob)
+    $direct = [ordered]@{ winhttp_proxy = 'Direct access (no proxy server).'; proxy_server = $null; bypass_list = $null }
+    if ($null -eq $Blob -or $Blob.Length -lt 16) { return $direct }
+    $flags = [BitConverter]::ToInt32($Blob, 8)
+    $proxyLength = [BitConverter]::ToInt32($Blob, 12)
+    if (($flags -band 0x2) -eq 0 -or $proxyLength -le 0 -or 16 + $proxyLength -gt $Blob.Length) { return $direct }
+    $proxy = [System.Text.Encoding]::ASCII.GetString($Blob, 16, $proxyLength)
+    $bypass = $null
+    $at = 16 + $proxyLength
+    if ($at + 4 -le $Blob.Length) {
+        $bypassLength = [BitConverter]::ToInt32($Blob, $at)
+        if ($bypassLength -gt 0 -and $at + 4 + $bypassLength -le $Blob.Length) {
+            $bypass = [System.Text.Encoding]::ASCII.GetString($Blob, $at + 4, $bypassLength)
+        }
+    }
+    $text = "Proxy Server(s) : $proxy"
+    if ($bypass) { $text += "; Bypass List : $bypass" }
+    [ordered]@{ winhttp_proxy = $text; proxy_server = $proxy; bypass_list = $bypass }
+}
+
+Function Get-AfNetworkInfo {
+    $v = Get-AfRegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Internet Settings\Connections'
+    $blob = if ($v -and $v.ContainsKey('WinHttpSettings')) { [byte[]]$v['WinHttpSettings'] } else { $null }
+    ConvertFrom-AfWinHttpSetting -Blob $blob
+}
+
+Function Get-AfPendingReboot {
+    Assert-AfRegistry
+    $marker = Get-M365RebootMarker
+    $windows = @(Get-M365WindowsPendingReboot)
+    $reasons = [System.Collections.Generic.List[string]]::new()
+    foreach ($source in @($marker.Keys | Sort-Object)) { $reasons.Add("marker $($source): $($marker[$source])") }
+    foreach ($r in $windows) { $reasons.Add($r) }
+    [ordered]@{ marker = ($marker.Count -gt 0); windows = ($windows.Count -gt 0); reasons = @($reasons) }
+}
+
+Function Get-AfBrokerPluginInfo {
+    $packages = @(Get-AfBrokerPackage)
+    if ($packages.Count -eq 0) {
+        return [ordered]@{ installed = $false; version = $null; status = $null; registered_sids = @() }
+    }
+    $pkg = $packages | Sort-Object -Property { [version]"$($_.Version)" } -Descending | Select-Object -First 1
+    $sids = @()
+    if ($pkg.PSObject.Properties['PackageUserInformation'] -and $pkg.PackageUserInformation) {
+        # -AllUsers lists who has the package staged or installed; only Installed counts.
+        $sids = @($pkg.PackageUserInformation | Where-Object { "$($_.InstallState)" -eq 'Installed' } |
+                ForEach-Object { if ($_.UserSecurityId.PSObject.Properties['Sid']) { [string]$_.UserSecurityId.Sid } else { [string]$_.UserSecurityId } })
+    }
+    [ordered]@{
+        installed = $true
+        version = [string]$pkg.Version
+        status = [string]$pkg.Status
+        registered_sids = $sids
+    }
+}
+
+Function ConvertFrom-AfLicenseFile {
+    <#
+    .SYNOPSIS
+    One vNext licence file -> {file, product, license_type, status, not_after, expires_on,
+    tenant_id, reduced_functionality}.
+    .DESCRIPTION
+    The file is JSON whose "License" is base64 of a JSON licence: ProductReleaseId,
+    LicenseType, Status, ExpiresOn and MetaData {NotBefore, NotAfter, RenewAfter,
+    TenantId}. Office enters Reduced Functionality Mode once now > MetaData.NotAfter (the
+    rule Microsoft's vNextDiag.ps1 applies).
+    #>
+    param([string]$Text, [string]$File, [DateTime]$Now)
+    $outer = $Text.TrimStart([char]0xFEFF) | ConvertFrom-Json -ErrorAction Stop
+    if (-not $outer.PSObject.Properties['License'] -or -not $outer.License) { throw "no License field" }
+    $inner = [System.Text.Encoding]::UTF8.GetString([Convert]::FromBase64String([string]$outer.License)) | ConvertFrom-Json -ErrorAction Stop
+    $meta = $null
+    foreach ($name in 'MetaData', 'Metadata') {
+        if ($inner.PSObject.Properties[$name]) { $meta = $inner.$name; break }
+    }
+    $notAfter = if ($meta -and $meta.PSObject.Properties['NotAfter']) { ConvertTo-AfIsoTime -Value $meta.NotAfter } else { $null }
+    $rfm = $false
+    if ($notAfter) {
+        $rfm = $Now.ToUniversalTime() -gt [DateTime]::Parse($notAfter, [System.Globalization.CultureInfo]::InvariantCulture, [System.Globalization.DateTimeStyles]::AdjustToUniversal)
+    }
+    $prop = { param($o, $n) if ($o -and $o.PSObject.Properties[$n]) { $o.$n } else { $null } }
+    [ordered]@{
+        file = $File
+        product = [string](& $prop $inner 'ProductReleaseId')
+        license_type = [string](& $prop $inner 'LicenseType')
+        status = [string](& $prop $inner 'Status')
+        not_after = $notAfter
+        expires_on = ConvertTo-AfIsoTime -Value (& $prop $inner 'ExpiresOn')
+        tenant_id = [string](& $prop $meta 'TenantId')
+        reduced_functionality = [bool]$rfm
+    }
+}
+
+Function Get-AfProfileLicensing {
+    param($UserProfile, [DateTime]$Now, [System.Collections.IList]$Errors)
+    $modes = [ordered]@{}
+    if ($UserProfile.HiveLoaded) {
+        $next = Get-AfRegistryValue -Path "Registry::HKEY_USERS\$($UserProfile.Sid)\Software\Microsoft\Office\16.0\Common\Licensing\LicensingNext"
+        if ($next) {
+            foreach ($name in @($next.Keys | Sort-Object)) {
+                # Product ids end in retail/volume; other values (e.g. timestamps) are not modes.
+                if ($name -notmatch '(retail|volume)$') { continue }
+                $value = 0
+                $mode = if ([int]::TryParse("$($next[$name])", [ref]$value) -and $script:LicensingModes.ContainsKey($value)) { $script:LicensingModes[$value] } else { 'Legacy' }
+                $modes[$name] = $mode
+            }
+        }
+    }
+    $licenses = [System.Collections.Generic.List[object]]::new()
+    $dir = Join-M365ProfilePath -UserProfile $UserProfile -ChildPath 'AppData\Local\Microsoft\Office\Licenses'
+    foreach ($f in @(Get-AfFile -Path $dir)) {
+        try {
+            $licenses.Add((ConvertFrom-AfLicenseFile -Text (Read-AfLicenseFile -Path $f.FullName) -File $f.FullName -Now $Now))
+        }
+        catch {
+            Add-AfError -Errors $Errors -Source "licensing:$($UserProfile.Sid)" -Message "$($f.FullName): not a readable vNext licence ($($_.Exception.Message))"
+        }
+    }
+    $distinct = @($modes.Values | Select-Object -Unique)
+    $mode = if ($distinct.Count -eq 1) { $distinct[0] } elseif ($distinct.Count -gt 1) { 'Mixed' } elseif ($licenses.Count -gt 0) { 'vNext' } else { $null }
+    [ordered]@{ mode = $mode; modes = $modes; licenses = @($licenses) }
+}
+
+Function Get-AfIdentityPolicy {
+    <#
+    .SYNOPSIS
+    EnableADAL / DisableAADWAM / DisableADALatopWAMOverride of a loaded hive, policy key
+    first (it wins when both are set); $null where unset. $null overall when the hive is
+    not loaded: unknown, not "unset".
+    #>
+    param($UserProfile)
+    if (-not $UserProfile.HiveLoaded) { return $null }
+    $root = "Registry::HKEY_USERS\$($UserProfile.Sid)\Software"
+    $policy = Get-AfRegistryValue -Path "$root\Policies\Microsoft\Office\16.0\Common\Identity"
+    $plain = Get-AfRegistryValue -Path "$root\Microsoft\Office\16.0\Common\Identity"
+    $result = [ordered]@{}
+    foreach ($name in $script:IdentityValues) {
+        $value = $null
+        foreach ($set in @($policy, $plain)) {
+            if ($set -and $set.ContainsKey($name)) { $value = [int]$set[$name]; break }
+        }
+        $result[$name] = $value
+    }
+    $result
+}
+
+Function Get-AfTokenBrokerStat {
+    param($UserProfile)
+    $result = [ordered]@{}
+    foreach ($key in $script:TokenBrokerDirs.Keys) {
+        $dir = Join-M365ProfilePath -UserProfile $UserProfile -ChildPath $script:TokenBrokerDirs[$key]
+        $files = @(Get-AfFile -Path $dir)
+        $newest = $null
+        $bytes = [long]0
+        foreach ($f in $files) {
+            $bytes += [long]$f.Length
+            if ($null -eq $newest -or $f.LastWriteTimeUtc -gt $newest) { $newest = $f.LastWriteTimeUtc }
+        }
+        $result[$key] = [ordered]@{
+            files = $files.Count
+            bytes = $bytes
+            newest = if ($newest) { ConvertTo-AfIsoTime -Value ([DateTime]::SpecifyKind($newest, [DateTimeKind]::Utc)) } else { $null }
+        }
+    }
+    $result
+}
+
+Function Get-AfProfileFact {
+    param($UserProfile, [DateTime]$Now, [System.Collections.IList]$Errors)
+    $sid = $UserProfile.Sid
+    $entry = [ordered]@{
+        sid = $sid
+        user = $UserProfile.UserName
+        path = $UserProfile.ProfilePath
+        hive_loaded = [bool]$UserProfile.HiveLoaded
+        logged_on = [bool]$UserProfile.LoggedOn
+    }
+    $entry.licensing = Invoke-AfSource -Name "licensing:$sid" -Errors $Errors -ScriptBlock { Get-AfProfileLicensing -UserProfile $UserProfile -Now $Now -Errors $Errors }
+    $entry.identity_policy = Invoke-AfSource -Name "identity_policy:$sid" -Errors $Errors -ScriptBlock { Get-AfIdentityPolicy -UserProfile $UserProfile }
+    $entry.token_broker = Invoke-AfSource -Name "token_broker:$sid" -Errors $Errors -ScriptBlock { Get-AfTokenBrokerStat -UserProfile $UserProfile }
+    $entry
+}
+
+# Runs inside the user's session (Windows PowerShell 5.1, through the task runner). It
+# only reads: user-context dsregcmd (this user's PRT), Credential Manager target names
+# via CredEnumerate (cmdkey output is localised; the secret is never read), WAM accounts
+# Office can use, the sign-in UPN and whether the broker app is registered for the user.
+# Windows helpers are defined only when absent so tests can supply stand-ins.
+$script:UserContextScript = {
+    param([string[]]$Patterns, [string]$ClientId)
+    $ErrorActionPreference = 'Stop'
+    $out = @{ sign_in_upn = $null; dsregcmd_status = $null; credential_targets = @(); wam_accounts = @(); broker_plugin_registered = $null; errors = @() }
+
+    if (-not (Get-Command -Name Get-AfUserDsreg -ErrorAction SilentlyContinue)) {
+        function Get-AfUserDsreg { & dsregcmd.exe /status 2>&1 | Out-String }
+    }
+    if (-not (Get-Command -Name Get-AfCredentialTarget -ErrorAction SilentlyContinue)) {
+        function Get-AfCredentialTarget {
+            if (-not ('M365Ops.FactsCredList' -as [type])) {
+                Add-Type -TypeDefinition @'
+using System;
+using System.Collections.Generic;
+using System.ComponentModel;
+using System.Runtime.InteropServices;
+namespace M365Ops {
+    public static class FactsCredList {
+        [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
+        private struct CREDENTIAL {
+            public UInt32 Flags; public UInt32 Type; public IntPtr TargetName; public IntPtr Comment;
+            public System.Runtime.InteropServices.ComTypes.FILETIME LastWritten;
+            public UInt32 CredentialBlobSize; public IntPtr CredentialBlob; public UInt32 Persist;
+            public UInt32 AttributeCount; public IntPtr Attributes; public IntPtr TargetAlias; public IntPtr UserName;
+        }
+        [DllImport("advapi32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
+        private static extern bool CredEnumerateW(string filter, UInt32 flags, out UInt32 count, out IntPtr credentials);
+        [DllImport("advapi32.dll")]
+        private static extern void CredFree(IntPtr buffer);
+        public static List<string> Targets() {
+            List<string> targets = new List<string>();
+            UInt32 count; IntPtr creds;
+            if (!CredEnumerateW(null, 0, out count, out creds)) {
+                int err = Marshal.GetLastWin32Error();
+                if (err == 1168) return targets;  // ERROR_NOT_FOUND: empty vault
+                throw new Win32Exception(err);
+            }
+            try {
+                for (int i = 0; i < count; i++) {
+                    IntPtr p = Marshal.ReadIntPtr(creds, i * IntPtr.Size);
+                    CREDENTIAL c = (CREDENTIAL)Marshal.PtrToStructure(p, typeof(CREDENTIAL));
+                    targets.Add(Marshal.PtrToStringUni(c.TargetName));
+                }
+            } finally { CredFree(creds); }
+            return targets;
+        }
+    }
+}
+'@
+            }
+            [M365Ops.FactsCredList]::Targets()
+        }
+    }
+    if (-not (Get-Command -Name Get-AfSignInUpn -ErrorAction SilentlyContinue)) {
+        function Get-AfSignInUpn {
+            if (-not ('M365Ops.FactsSignIn' -as [type])) {
+                Add-Type -TypeDefinition @'
+using System.Runtime.InteropServices;
+using System.Text;
+namespace M365Ops {
+    public static class FactsSignIn {
+        [DllImport("secur32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
+        private static extern bool GetUserNameExW(int nameFormat, StringBuilder name, ref uint size);
+        public static string Upn() {
+            uint size = 1024; StringBuilder sb = new StringBuilder((int)size);
+            return GetUserNameExW(8, sb, ref size) ? sb.ToString() : null;  // 8 = NameUserPrincipal
+        }
+    }
+}
+'@
+            }
+            [M365Ops.FactsSignIn]::Upn()
+        }
+    }
+    if (-not (Get-Command -Name Get-AfWamAccount -ErrorAction SilentlyContinue)) {
+        function Get-AfWamAccount([string]$ClientId) {
+            # WebAuthenticationCoreManager (Windows 10 1803+): the work/school accounts WAM
+            # offers Office's client id, the same list Office's account picker shows.
+            Add-Type -AssemblyName System.Runtime.WindowsRuntime
+            $null = [Windows.Security.Authentication.Web.Core.WebAuthenticationCoreManager, Windows.Security.Authentication.Web.Core, ContentType = WindowsRuntime]
+            $asTask = [System.WindowsRuntimeSystemExtensions].GetMethods() | Where-Object {
+                $_.Name -eq 'AsTask' -and $_.GetParameters().Count -eq 1 -and $_.GetParameters()[0].ParameterType.Name -eq 'IAsyncOperation`1' } | Select-Object -First 1
+            $wait = {
+                param($op, [type]$type)
+                $t = $asTask.MakeGenericMethod($type).Invoke($null, @($op))
+                if (-not $t.Wait(30000)) { throw 'WAM did not answer within 30 seconds' }
+                $t.Result
+            }
+            $provider = & $wait ([Windows.Security.Authentication.Web.Core.WebAuthenticationCoreManager]::FindAccountProviderAsync('https://login.microsoft.com', 'organizations')) ([Windows.Security.Credentials.WebAccountProvider])
+            $found = & $wait ([Windows.Security.Authentication.Web.Core.WebAuthenticationCoreManager]::FindAllAccountsAsync($provider, $ClientId)) ([Windows.Security.Authentication.Web.Core.FindAllAccountsResult])
+            if ("$($found.Status)" -ne 'Success') { throw "FindAllAccountsAsync returned $($found.Status)" }
+            foreach ($a in $found.Accounts) { @{ upn = [string]$a.UserName; provider = 'AzureAD'; state = "$($a.State)" } }
+        }
+    }
+    if (-not (Get-Command -Name Test-AfBrokerRegistered -ErrorAction SilentlyContinue)) {
+        function Test-AfBrokerRegistered { [bool](Get-AppxPackage -Name 'Microsoft.AAD.BrokerPlugin') }
+    }
+
+    try { $out.dsregcmd_status = [string](Get-AfUserDsreg) } catch { $out.errors += "dsregcmd: $($_.Exception.Message)" }
+    try {
+        $out.credential_targets = @(Get-AfCredentialTarget | Where-Object {
+                $t = $_; $t -and @($Patterns | Where-Object { $t -like $_ }).Count -gt 0 } | Sort-Object -Unique)
+    }
+    catch { $out.errors += "credentials: $($_.Exception.Message)" }
+    try { $out.sign_in_upn = Get-AfSignInUpn } catch { $out.errors += "sign-in UPN: $($_.Exception.Message)" }
+    if (-not $out.sign_in_upn -and $out.dsregcmd_status -match '(?m)^\s*Executing Account Name\s*:\s*[^,\r\n]*,\s*(\S+@\S+)\s*$') {
+        $out.sign_in_upn = $Matches[1]
+    }
+    try { $out.wam_accounts = @(Get-AfWamAccount -ClientId $ClientId) } catch { $out.errors += "WAM accounts: $($_.Exception.Message)" }
+    try { $out.broker_plugin_registered = Test-AfBrokerRegistered } catch { $out.errors += "BrokerPlugin: $($_.Exception.Message)" }
+    $out
+}
+
+Function ConvertTo-AfUserEntry {
+    <# .SYNOPSIS A task runner result -> the users[] entry of host_facts (docs/development.md). #>
+    param($UserProfile, $TaskResult)
+    $status = switch ([string]$TaskResult.Status) {
+        'ok' { 'ok' }
+        'not_logged_on' { 'not_logged_on' }
+        'timeout' { 'timeout' }
+        'access_denied' { 'access_denied' }
+        default { 'error' }
+    }
+    $entry = [ordered]@{ sid = $UserProfile.Sid; user = $UserProfile.UserName; status = $status; message = [string]$TaskResult.Message }
+    if ($status -ne 'ok') { return $entry }
+    $o = $TaskResult.Output
+    $get = { param($n) if ($o -and $o.PSObject.Properties[$n]) { $o.$n } else { $null } }
+    $entry.sign_in_upn = & $get 'sign_in_upn'
+    $entry.dsregcmd_status = & $get 'dsregcmd_status'
+    $entry.credential_targets = @(& $get 'credential_targets' | Where-Object { $_ } | ForEach-Object { [string]$_ })
+    $entry.wam_accounts = @(& $get 'wam_accounts' | Where-Object { $_ } | ForEach-Object {
+            [ordered]@{ upn = [string]$_.upn; provider = [string]$_.provider; state = if ($_.PSObject.Properties['state']) { [string]$_.state } else { $null } } })
+    $entry.broker_plugin_registered = & $get 'broker_plugin_registered'
+    $errors = @(& $get 'errors' | Where-Object { $_ } | ForEach-Object { [string]$_ })
+    if ($errors.Count -gt 0) { $entry.message = ($errors -join '; ') }
+    $entry
+}
+
+Function Select-AfUserProfile {
+    <#
+    .SYNOPSIS
+    Profiles that get a user-context task: the named users (each resolved, so a bad name
+    fails with an ArgumentException naming it) or every logged-on profile.
+    #>
+    param([object[]]$Profiles, [string[]]$Users)
+    if ($Users -and $Users.Count -gt 0) {
+        $selected = [System.Collections.Generic.List[object]]::new()
+        foreach ($u in $Users) {
+            $p = Resolve-M365User -Identity $u
+            if (-not @($selected | Where-Object { $_.Sid -eq $p.Sid })) { $selected.Add($p) }
+        }
+        return , @($selected)
+    }
+    , @($Profiles | Where-Object { $_.LoggedOn })
+}
+
+Function Get-ActivationFact {
+    <#
+    .SYNOPSIS
+    The whole gathering: @{ dsregcmd_status; aad_events; host_facts; collection_errors }.
+    #>
+    param(
+        [int]$EventsDays = 14,
+        [int]$MaxEvents = 200,
+        [string[]]$Users,
+        [bool]$UserContext = $true,
+        [int]$Timeout = 120,
+        [string[]]$CredentialPatterns = @('MicrosoftOffice1*'),
+        [string]$ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c'
+    )
+    $errors = [System.Collections.ArrayList]::new()
+    $now = Get-AfUtcNow
+
+    # Named users are resolved first: a name that does not resolve is bad input and stops
+    # the run before any task is created.
+    $profiles = Invoke-AfSource -Name 'profiles' -Errors $errors -ScriptBlock { @(Get-M365UserProfile) }
+    $targets = @()
+    if ($UserContext) {
+        if ($Users -and $Users.Count -gt 0 -and $null -eq $profiles) {
+            throw [System.ArgumentException]::new("users: cannot resolve $($Users -join ', ') because the user profiles could not be read ($(@($errors | Where-Object { $_.source -eq 'profiles' })[0].message)).")
+        }
+        if ($null -ne $profiles) {
+            try {
+                $targets = Select-AfUserProfile -Profiles $profiles -Users $Users
+            }
+            catch [System.ArgumentException] {
+                throw [System.ArgumentException]::new("users: $($_.Exception.Message)")
+            }
+        }
+    }
+
+    $facts = [ordered]@{ schema = 1; collected_at = ConvertTo-AfIsoTime -Value $now; hostname = Get-AfHostName }
+    $dsreg = Get-AfDeviceDsreg -Errors $errors
+    $events = Get-AfAadEvents -Days $EventsDays -MaxEvents $MaxEvents -Errors $errors
+    $facts.os = Invoke-AfSource -Name 'os' -Errors $errors -ScriptBlock { Get-AfOsInfo }
+    $facts.office = Invoke-AfSource -Name 'office' -Errors $errors -ScriptBlock { Get-AfOfficeInfo }
+    $facts.network = Invoke-AfSource -Name 'network' -Errors $errors -ScriptBlock { Get-AfNetworkInfo }
+    $facts.pending_reboot = Invoke-AfSource -Name 'pending_reboot' -Errors $errors -ScriptBlock { Get-AfPendingReboot }
+    $facts.broker_plugin = Invoke-AfSource -Name 'broker_plugin' -Errors $errors -ScriptBlock { Get-AfBrokerPluginInfo }
+    $facts.profiles = @(foreach ($p in @($profiles)) { if ($p) { Get-AfProfileFact -UserProfile $p -Now $now -Errors $errors } })
+
+    $userEntries = [System.Collections.Generic.List[object]]::new()
+    foreach ($p in $targets) {
+        $run = $null
+        try {
+            $run = Invoke-M365TaskScript -ScriptBlock $script:UserContextScript -RunAs User -UserSid $p.Sid -TimeoutSeconds $Timeout `
+                -Parameters @{ Patterns = $CredentialPatterns; ClientId = $ClientId }
+        }
+        catch {
+            $run = [pscustomobject]@{ Status = 'failed'; Output = $null; Message = $_.Exception.Message; ExitCode = $null }
+        }
+        $userEntries.Add((ConvertTo-AfUserEntry -UserProfile $p -TaskResult $run))
+    }
+    $facts.users = @($userEntries)
+
+    # Facts that could not be read are left out rather than sent as null, so the
+    # triage rules see "unknown", not "false".
+    foreach ($k in @($facts.Keys)) { if ($null -eq $facts[$k]) { $facts.Remove($k) } }
+    @{
+        dsregcmd_status = $dsreg
+        aad_events = $events
+        host_facts = $facts
+        collection_errors = @($errors)
+    }
+}
+
+# ---------------------------------------------------------------------------------------
+# Module body (skipped when Pester loads the functions above from the AST)
+# ---------------------------------------------------------------------------------------
+$spec = @{
+    options = @{
+        events_days = @{ type = 'int'; default = 14 }
+        max_events = @{ type = 'int'; default = 200 }
+        users = @{ type = 'list'; elements = 'str' }
+        user_context = @{ type = 'bool'; default = $true }
+        timeout = @{ type = 'int'; default = 120 }
+        credential_patterns = @{ type = 'list'; elements = 'str'; default = @('MicrosoftOffice1*') }
+        # Used by the action plugin on the controller; accepted here so the argument spec
+        # matches the documentation when the module is run without it.
+        evidence_dir = @{ type = 'str' }
+    }
+    supports_check_mode = $true
+}
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module.Result.changed = $false
+
+$p = $module.Params
+if ($p.events_days -lt 1 -or $p.events_days -gt 365) {
+    $module.FailJson("events_days must be between 1 and 365, got $($p.events_days).")
+}
+if ($p.max_events -lt 1 -or $p.max_events -gt 5000) {
+    $module.FailJson("max_events must be between 1 and 5000, got $($p.max_events).")
+}
+if ($p.timeout -lt 10 -or $p.timeout -gt 3600) {
+    $module.FailJson("timeout must be between 10 and 3600 seconds, got $($p.timeout).")
+}
+foreach ($pattern in @($p.credential_patterns)) {
+    # Reading target names is harmless, but a pattern that matches everything would
+    # report every saved credential of the user: keep the list to Office's own.
+    if ([string]::IsNullOrWhiteSpace($pattern) -or $pattern.Trim('*', '?', ' ') -eq '') {
+        $module.FailJson("credential_patterns: '$pattern' would match every credential; give an Office prefix such as 'MicrosoftOffice1*'.")
+    }
+}
+
+try {
+    $gathered = Get-ActivationFact -EventsDays $p.events_days -MaxEvents $p.max_events -Users @($p.users | Where-Object { $null -ne $_ }) `
+        -UserContext $p.user_context -Timeout $p.timeout -CredentialPatterns @($p.credential_patterns)
+}
+catch [System.ArgumentException] {
+    $module.FailJson($_.Exception.Message)
+}
+$module.Result.dsregcmd_status = $gathered.dsregcmd_status
+$module.Result.aad_events = $gathered.aad_events
+$module.Result.host_facts = $gathered.host_facts
+$module.Result.collection_errors = $gathered.collection_errors
+$module.ExitJson()
