@@ -27,11 +27,29 @@ JSON_NAME = 'report.json'
 MD_NAME = 'report.md'
 
 
+def _state(entry: dict) -> dict:
+    """The host state an entry reports: its own join_type/findings/plan (remediate puts
+    the latest state there too), else its ``after``."""
+    if 'findings' not in entry and isinstance(entry.get('after'), dict):
+        return entry['after']
+    return entry
+
+
+def _is_error(entry: dict) -> bool:
+    """Counted among the errors: unreachable, or carrying an error (a remediate entry
+    that failed keeps its state too; report_html and the AWX summary count it here)."""
+    return bool(entry.get('unreachable') or entry.get('error'))
+
+
+def _has_state(entry: dict) -> bool:
+    return 'findings' in entry or 'before' in entry or 'after' in entry
+
+
 def is_healthy(entry: dict) -> bool:
     """No error, an empty plan and no finding at medium severity or above."""
     if not isinstance(entry, dict) or entry.get('error') or entry.get('unreachable'):
         return False
-    state = entry.get('after') if isinstance(entry.get('after'), dict) else entry
+    state = _state(entry)
     if state.get('plan'):
         return False
     return not any(isinstance(f, dict) and f.get('severity') in PROBLEM_SEVERITIES
@@ -41,15 +59,14 @@ def is_healthy(entry: dict) -> bool:
 def summarise(hosts: dict) -> dict:
     summary = {'hosts': len(hosts), 'healthy': 0, 'with_findings': 0, 'errors': 0, 'rungs': {}}
     for entry in hosts.values():
-        if entry.get('error') or entry.get('unreachable'):
+        if _is_error(entry):
             summary['errors'] += 1
             continue
         if is_healthy(entry):
             summary['healthy'] += 1
         else:
             summary['with_findings'] += 1
-        state = entry.get('after') if isinstance(entry.get('after'), dict) else entry
-        for rung in state.get('plan') or []:
+        for rung in _state(entry).get('plan') or []:
             summary['rungs'][rung] = summary['rungs'].get(rung, 0) + 1
     summary['rungs'] = {rung: summary['rungs'][rung] for rung in RUNGS if rung in summary['rungs']}
     if any('outcome' in entry for entry in hosts.values()):
@@ -148,9 +165,11 @@ def render_markdown(report: dict) -> str:
             lines.append('**%s**: %s' % ('Unreachable' if entry.get('unreachable') else 'Error',
                                          _cell(entry.get('error', ''))))
             lines.append('')
-            continue
+            if not _has_state(entry):
+                continue
         if 'before' in entry or 'after' in entry:
-            lines.append('- outcome: `%s`' % entry.get('outcome', 'unknown'))
+            lines.append('- outcome: `%s`%s' % (entry.get('outcome', 'unknown'),
+                                               ' (%s)' % _cell(entry['outcome_reason']) if entry.get('outcome_reason') else ''))
             lines.append('- rungs run: %s' % (', '.join('`%s`' % r for r in entry.get('rungs_run') or []) or 'none'))
             lines.append('')
             if isinstance(entry.get('before'), dict):

@@ -89,6 +89,22 @@ def test_markdown():
     assert md.endswith('\n') and not md.endswith('\n\n')
 
 
+def test_remediate_entries_as_remediation_builds_them():
+    # remediation.build_host_entry puts the latest state at the top and may add an error
+    failed = dict(SICK, before={'join_type': 'hybrid_joined', 'findings': SICK['findings'], 'plan': SICK['plan']},
+                  after=None, outcome='failed', outcome_reason='rung reset_token_broker failed',
+                  rungs_run=[], error='win_token_broker_cache: access denied')
+    fixed = dict(HEALTHY, before={'join_type': 'hybrid_joined', 'findings': SICK['findings'], 'plan': SICK['plan']},
+                 after={'join_type': 'hybrid_joined', 'findings': [], 'plan': SICK['plan']},   # top level wins
+                 outcome='fixed', rungs_run=['reset_token_broker'])
+    report = build_report('remediate', {'PC1': failed, 'PC2': fixed, 'PC3': {'error': 'unreachable before the role ran'}}, 'x')
+    # a failed host counts among the errors (report_html and the AWX summary agree on that)
+    assert report['summary'] == {'hosts': 3, 'healthy': 1, 'with_findings': 0, 'errors': 2, 'rungs': {},
+                                 'outcomes': {'failed': 1, 'fixed': 1}}
+    md = render_markdown(report)
+    assert '**Error**: win_token_broker_cache: access denied\n\n- outcome: `failed` (rung reset_token_broker failed)' in md
+
+
 def test_markdown_remediate():
     hosts = {'PC1': {'before': SICK, 'after': HEALTHY, 'outcome': 'fixed', 'rungs_run': ['reset_token_broker']}}
     md = render_markdown(build_report('remediate', hosts, generated='x'))
