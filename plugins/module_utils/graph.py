@@ -318,7 +318,7 @@ class GraphClient(object):
             if not result or "access_token" not in result:
                 result = result or {}
                 code = result.get("error") or "unknown_error"
-                desc = redact(result.get("error_description") or "", self.settings.secrets).split("\n")[0]
+                desc = (redact(result.get("error_description") or "", self.settings.secrets).splitlines() or [""])[0]
                 raise GraphAuthError(
                     "could not get a Graph token for client_id %s in tenant %s: %s: %s. Check tenant_id, "
                     "client_id and the client secret or certificate of the app registration."

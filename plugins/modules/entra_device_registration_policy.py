@@ -62,7 +62,8 @@ options:
       - Who may register devices with Microsoft Entra ID (C(azureADRegistration.allowedToRegister)),
         the setting that also governs adding a work or school account to Windows.
       - Graph refuses changes while Intune enrollment manages this setting (C(isAdminConfigurable) false);
-        the module then fails before sending anything.
+        the module then fails before sending anything. In that case Entra lets every user register whatever
+        value Graph returns, and the findings treat it as V(all).
       - Leave unset to keep the current value.
     type: dict
     suboptions:
@@ -292,6 +293,11 @@ def findings(summary):
         prefix, words, prop = labels[key]
         scope = summary[key]
         evidence = ["%s = %s" % (prop, describe(scope))]
+        if key == "allowed_to_register" and summary.get("register_admin_configurable") is False:
+            # With Intune (or MDM for Microsoft 365) configured, Entra forces registration
+            # to All and the portal greys the setting out; Graph may still return the
+            # stored value (often none), which then does not apply.
+            continue
         if scope["scope"] == "none":
             out.append(graph.make_finding(
                 prefix + "_blocked", "high", "No user may %s; affected devices cannot get a Primary Refresh Token "
@@ -304,6 +310,7 @@ def findings(summary):
             out.append(graph.make_finding(
                 prefix + "_unknown", "low", "The policy's %s value is of an unknown type." % prop, evidence, RUNG))
     quota = summary.get("user_device_quota")
+    register = "all" if summary.get("register_admin_configurable") is False else describe(summary["allowed_to_register"])
     if isinstance(quota, int) and quota < 1:
         out.append(graph.make_finding(
             "device_quota_zero", "high", "userDeviceQuota is %d: no user may join or register another device." % quota,
@@ -311,7 +318,9 @@ def findings(summary):
     if not out:
         out.append(graph.make_finding(
             "device_registration_policy_ok", "info", "Every user may join and register devices.",
-            ["azureADJoin.allowedToJoin = all", "azureADRegistration.allowedToRegister = all",
+            ["azureADJoin.allowedToJoin = all",
+             "azureADRegistration.allowedToRegister = %s%s" % (
+                 register, " (managed by MDM enrollment)" if summary.get("register_admin_configurable") is False else ""),
              "userDeviceQuota = %s" % quota], None))
     return out
 

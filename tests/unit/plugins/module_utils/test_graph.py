@@ -188,6 +188,7 @@ def test_wrong_secret_gives_credentials_message_without_secret(fake_tenant):
     text = str(err.value)
     assert "invalid_client" in text and "AADSTS7000215" in text
     assert "client secret or certificate" in text
+    assert "Trace ID" not in text and "\r" not in text  # first line of AAD's description only
     assert wrong not in text and CLIENT_SECRET not in text
     assert not fake_tenant.calls("GET", r"^/v1.0/")
 

@@ -132,3 +132,14 @@ def test_blocked_join_and_zero_quota_findings():
     assert set(found) == {"device_join_blocked", "device_quota_zero"}
     assert found["device_join_blocked"]["severity"] == "high"
     assert all(f["rung"] == "check_device_registration_policy" for f in found.values())
+
+
+def test_registration_managed_by_mdm_is_not_reported_as_blocked():
+    # Microsoft's documented GET example: MDM-managed registration reads back as "none"
+    summary = mod.summarise({"userDeviceQuota": 50, "azureADJoin": {"isAdminConfigurable": True, "allowedToJoin": {
+        "@odata.type": "#microsoft.graph.allDeviceRegistrationMembership"}}, "azureADRegistration": {
+            "isAdminConfigurable": False, "allowedToRegister": {
+                "@odata.type": "#microsoft.graph.noDeviceRegistrationMembership"}}})
+    found = mod.findings(summary)
+    assert [f["id"] for f in found] == ["device_registration_policy_ok"]
+    assert "azureADRegistration.allowedToRegister = all (managed by MDM enrollment)" in found[0]["evidence"]
