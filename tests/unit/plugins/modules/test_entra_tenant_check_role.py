@@ -55,7 +55,7 @@ def test_tenant_playbook_writes_tenant_report(fake_tenant, graph_tls, tmp_path):
         "AZURE_AUTHORITY_HOST": fake_tenant.base_url, "M365OPS_GRAPH_URL": fake_tenant.base_url,
     })
     proc = subprocess.run(
-        [sys.executable, "-m", "ansible", "playbook", os.path.join(COLLECTION, "playbooks", "tenant.yml"),
+        [sys.executable, "-m", "ansible.cli.playbook", os.path.join(COLLECTION, "playbooks", "tenant.yml"),
          "-e", "diagnose_report=%s" % report_in, "-e", "report_dir=%s" % out_dir, "-v"],
         env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
     output = proc.stdout + proc.stderr
