@@ -127,9 +127,15 @@ def _render_state(lines, state, heading=None):
         lines.append('')
     lines.append('- join type: `%s`' % state.get('join_type', 'unknown'))
     plan = state.get('plan') or []
-    lines.append('- plan: %s' % (' → '.join('`%s`' % rung for rung in plan) if plan else 'nothing to do'))
-    lines.append('')
     findings = state.get('findings') or []
+    if plan:
+        planned = ' → '.join('`%s`' % rung for rung in plan)
+    elif any(isinstance(f, dict) and f.get('severity') in PROBLEM_SEVERITIES for f in findings):
+        planned = 'no automatic rung; see the findings'
+    else:
+        planned = 'nothing to do'
+    lines.append('- plan: %s' % planned)
+    lines.append('')
     if findings:
         lines.append('| severity | finding | rung | summary |')
         lines.append('|---|---|---|---|')

@@ -170,10 +170,10 @@ def _rule_join_state(ctx, findings):
     drs_tests = [(name, lookup(dsreg, key, 'diagnostic_data')) for name, key in (
         ('DRS Discovery Test', 'drs_discovery_test'), ('DRS Connectivity Test', 'drs_connectivity_test'),
         ('Token acquisition Test', 'token_acquisition_test'))]
-    blocked = False
+    blockers = []
 
     if (isinstance(ad_config, str) and ad_config.upper().startswith('FAIL')) or '0x801C001D' in client_codes:
-        blocked = True
+        blockers.append('scp_missing')
         evidence = list(base)
         if isinstance(ad_config, str):
             evidence.append('dsregcmd: AD Configuration Test = %s' % ad_config)
@@ -194,7 +194,7 @@ def _rule_join_state(ctx, findings):
             network_codes += [code for code in hex_codes(value)
                               if classify_code(code)['category'] == 'network']
     if failed_tests or '0x801C0021' in client_codes:
-        blocked = True
+        blockers.append('drs_unreachable')
         findings.append(_finding(
             'drs_unreachable', 'high',
             'Hybrid join cannot reach the Device Registration Service '
@@ -204,7 +204,7 @@ def _rule_join_state(ctx, findings):
             'fix_network_path'))
 
     if '0x801C03F2' in client_codes + server_codes:
-        blocked = True
+        blockers.append('device_not_synced')
         findings.append(_finding(
             'device_not_synced', 'medium',
             'Entra ID does not know the device object yet: for a managed domain the join completes '
@@ -216,11 +216,11 @@ def _rule_join_state(ctx, findings):
         'not_hybrid_joined', 'high',
         'The device is domain joined but not Entra hybrid joined, so users get no PRT and WAM '
         'sign-in to Microsoft 365 fails or prompts.'
-        + (' The join is blocked by the findings above; rejoining before they are fixed would fail.'
-           if blocked else ' Re-run the hybrid join as SYSTEM.'),
+        + (' The join is blocked (%s); rejoining before that is fixed would fail.' % ', '.join(blockers)
+           if blockers else ' Re-run the hybrid join as SYSTEM.'),
         base + (['dsregcmd: Previous Registration = %s' % lookup(dsreg, 'previous_registration')]
                 if lookup(dsreg, 'previous_registration') else []),
-        None if blocked else 'rejoin_hybrid'))
+        None if blockers else 'rejoin_hybrid'))
 
 
 def _rule_device_health(ctx, findings):

@@ -86,6 +86,8 @@ def test_markdown():
     assert '**Error**: PC3/dsregcmd_status.txt: empty' in md
     assert '**Unreachable**: WinRM timeout' in md
     assert '## PC1\n\n- join type: `hybrid_joined`\n- plan: nothing to do' in md
+    # PC5 has a medium finding no rung addresses
+    assert '## PC5\n\n- join type: `entra_joined`\n- plan: no automatic rung; see the findings' in md
     assert md.endswith('\n') and not md.endswith('\n\n')
 
 

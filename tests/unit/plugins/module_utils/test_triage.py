@@ -140,7 +140,9 @@ def test_scp_missing_blocks_the_rejoin():
     scp = finding(result, 'scp_missing')
     assert scp['rung'] is None
     assert 'dsregcmd: Client ErrorCode = 0x801C001D' in scp['evidence']
-    assert finding(result, 'not_hybrid_joined')['rung'] is None
+    not_joined = finding(result, 'not_hybrid_joined')
+    assert not_joined['rung'] is None
+    assert 'The join is blocked (scp_missing)' in not_joined['summary']
     assert result['plan'] == []
     assert result['users'] == ['dave@contoso.com']
 
