@@ -384,14 +384,15 @@ def plan_actions(params, raw_user, licenses, sku):
                                  % (_label(sku), upn, ", ".join(current["groups"])))
             return []
         return [("remove", {"addLicenses": [], "removeLicenses": [sku_id]})]
+    if state == "present":
+        wanted = None if params.get("disabled_plans") is None else resolve_plans(params["disabled_plans"], sku)
+        if current is not None and current["direct"] and (wanted is None or wanted == current["disabled_plans"]):
+            return []
     if not raw_user.get("usageLocation"):
         raise ValueError("user: %s has no usageLocation; Graph refuses to assign licences without one. Set it in "
                          "Entra (or Set-MgUser -UsageLocation) first; nothing was changed" % upn)
     if state == "present":
-        wanted = None if params.get("disabled_plans") is None else resolve_plans(params["disabled_plans"], sku)
         if current is not None and current["direct"]:
-            if wanted is None or wanted == current["disabled_plans"]:
-                return []
             return [("add", {"addLicenses": [{"skuId": sku_id, "disabledPlans": wanted}], "removeLicenses": []})]
         units = sku.get("prepaidUnits") or {}
         free = (units.get("enabled") or 0) - (sku.get("consumedUnits") or 0)

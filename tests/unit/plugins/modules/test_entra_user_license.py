@@ -233,3 +233,15 @@ def test_secret_never_in_output_or_logs(fake_tenant, capsys, caplog, monkeypatch
     for token in fake_tenant.tokens:
         for text in texts:
             assert token not in text
+
+
+def test_present_already_held_needs_no_usage_location(fake_tenant, capsys):
+    fake_tenant.users["4a6e2b1c-0d3f-4e5a-9b8c-7d6e5f4a3b21"]["usageLocation"] = None
+    result, _ = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="present"),
+                           capsys)
+    assert result["changed"] is False
+    assert "usage_location_missing" in ids(result)
+    result, _ = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="refreshed",
+                                                 refresh_delay=0), capsys)
+    assert result["failed"] is True and "no usageLocation" in result["msg"]
+    assert not posts(fake_tenant)
