@@ -15,6 +15,7 @@ share it.
 from __future__ import annotations
 
 import html
+import json
 
 from .triage import PROBLEM_SEVERITIES, RUNGS, SEVERITIES
 
@@ -56,7 +57,8 @@ svg text{font:12px -apple-system,"Segoe UI",Roboto,Arial,sans-serif;fill:var(--f
 table{border-collapse:collapse;width:100%;margin-top:4px}
 th,td{border-bottom:1px solid var(--line);padding:6px 8px;text-align:left;vertical-align:top}
 th{background:var(--panel);font-weight:600;position:sticky;top:0}
-td.host{font-family:ui-monospace,SFMono-Regular,Consolas,monospace;word-break:break-all}
+td.host{font-family:ui-monospace,SFMono-Regular,Consolas,monospace;max-width:30ch;overflow-wrap:break-word}
+td.details{min-width:320px;overflow-wrap:anywhere}
 .badge{display:inline-block;border-radius:10px;padding:0 8px;margin:1px 2px 1px 0;font-size:12px;
 color:#fff;background:var(--grey);white-space:nowrap}
 .sev-critical{background:var(--critical)}.sev-high{background:var(--high)}
@@ -69,6 +71,9 @@ color:#fff;background:var(--grey);white-space:nowrap}
 details summary{cursor:pointer;color:var(--info)}
 details ul{margin:6px 0;padding-left:18px}
 details .err{color:var(--bad);white-space:pre-wrap}
+details dl{display:grid;grid-template-columns:minmax(0,max-content) minmax(0,1fr);gap:2px 12px;margin:6px 0}
+details dt{color:var(--muted)}details dd{margin:0;word-break:break-word}
+.why{color:var(--muted);font-size:12px;max-width:260px;margin-top:2px}
 .ev{color:var(--muted);font-family:ui-monospace,SFMono-Regular,Consolas,monospace;font-size:12px}
 .fill-critical{fill:var(--critical)}.fill-high{fill:var(--high)}.fill-medium{fill:var(--medium)}
 .fill-low{fill:var(--low)}.fill-info{fill:var(--info)}.fill-unknown{fill:var(--grey)}
@@ -170,7 +175,8 @@ def _normalise(report) -> tuple:
             before = _require_mapping(entry["before"], name + "['before']")
         if "after" in entry and entry["after"] is not None:
             after = _require_mapping(entry["after"], name + "['after']")
-        # The state of a remediated host is what is left after the ladder.
+        # The state to show is the latest known: after the ladder when it was re-diagnosed,
+        # else the entry's own (a remediate entry repeats its latest state at the top).
         current = after if after is not None else entry
         current_name = name + ("['after']" if after is not None else "")
         findings = _findings(current, current_name)
@@ -181,10 +187,11 @@ def _normalise(report) -> tuple:
             "plan": _plan(current, current_name),
             "join_type": current.get("join_type") or entry.get("join_type"),
             "before": None,
-            # False when there is no current state to show: an unreachable host, one that
-            # failed before it was diagnosed, a remediate run that died before its re-diagnosis.
-            "known": after is not None or (before is None and ("findings" in entry or not (
-                entry.get("error") or entry.get("unreachable")))),
+            "after": findings if after is not None else None,
+            # False when there is no state to show at all (unreachable, or failed before
+            # any diagnosis): "no findings known" must not read as "no findings".
+            "known": after is not None or "findings" in entry or not (
+                entry.get("error") or entry.get("unreachable")),
             "rungs_run": [str(r) for r in _require_list(entry.get("rungs_run"), name + "['rungs_run']")],
         }
         if before is not None:
@@ -279,8 +286,9 @@ def _charts(kind: str, rows: list) -> str:
     out = [_bar_chart(outcome_title, [s[0] for s in states],
                       [("hosts", [s[1] for s in states], ["fill-" + s[2] for s in states])],
                       "No hosts in this report")]
-    after = _finding_counts(rows, lambda r: r["findings"])
     if any(row["before"] is not None for row in rows):
+        # Hosts that were not re-diagnosed have no "after": they add nothing to it.
+        after = _finding_counts(rows, lambda r: r["after"] or [])
         before = _finding_counts(rows, lambda r: r["before"]["findings"] if r["before"] else [])
         ids = sorted(set(before) | set(after), key=lambda i: (-before.get(i, (0,))[0], i))
         out.append(_bar_chart(
@@ -289,6 +297,7 @@ def _charts(kind: str, rows: list) -> str:
              ("after", [after.get(i, (0,))[0] for i in ids], ["fill-after"] * len(ids))],
             "No findings before or after"))
     else:
+        after = _finding_counts(rows, lambda r: r["findings"] if r["known"] else [])
         ids = sorted(after, key=lambda i: (-after[i][0], i))
         out.append(_bar_chart(
             "Findings by kind (hosts)", ids,
@@ -345,9 +354,10 @@ def _before_after_cell(row: dict) -> str:
     if row["before"] is None:
         return '<span class="none">not run</span>'
     was = len(_actionable(row["before"]["findings"]))
-    if not row["known"]:
-        return '%d \u2192 <span class="none">not re-diagnosed</span>' % was
-    now = len(_actionable(row["findings"]))
+    if row["after"] is None:
+        why = "check mode" if row["entry"].get("check_mode") else "not re-diagnosed"
+        return '%d \u2192 <span class="none">%s</span>' % (was, why)
+    now = len(_actionable(row["after"]))
     return "%d \u2192 %d finding%s" % (was, now, "" if now == 1 else "s")
 
 
@@ -377,13 +387,41 @@ def _details(row: dict) -> str:
     if row["before"] is not None:
         body.append("<h4>Before</h4>" + _finding_list(row["before"]["findings"]))
         body.append("<p>Rungs run: %s</p>" % (", ".join(_esc(r) for r in row["rungs_run"]) or "none"))
-        body.append("<h4>After</h4>" + (_finding_list(row["findings"]) if row["known"]
+        body.append("<h4>After</h4>" + (_finding_list(row["after"]) if row["after"] is not None
                                           else '<p class="none">Not re-diagnosed.</p>'))
     elif row["known"]:
         body.append(_finding_list(row["findings"]))
     if row["plan"]:
         body.append("<p>Plan: %s</p>" % ", ".join('<span class="rung">%s</span>' % _esc(r) for r in row["plan"]))
+    body.append(_facts(entry))
     return "<details><summary>details</summary>%s</details>" % "".join(body)
+
+
+# Keys the table and the finding lists already show; every other key of a host entry
+# (outcome_reason, users, device_id, policy, rungs_skipped, ...) is listed as a fact.
+_SHOWN_KEYS = frozenset(("findings", "plan", "before", "after", "error", "unreachable",
+                         "outcome", "rungs_run", "join_type"))
+
+
+def _fact_text(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fact_text(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return str(value)
+
+
+def _facts(entry: dict) -> str:
+    # False flags (rebooted: no, check mode: no) are the normal case and only add noise.
+    keys = sorted((k for k in entry if k not in _SHOWN_KEYS and entry[k] not in (None, "", [], {}, False)),
+                  key=lambda k: (k != "outcome_reason", str(k)))
+    if not keys:
+        return ""
+    return "<dl>%s</dl>" % "".join(
+        "<dt>%s</dt><dd>%s</dd>" % (_esc(str(k).replace("_", " ")), _esc(_fact_text(entry[k])))
+        for k in keys)
 
 
 def _table(kind: str, rows: list) -> str:
@@ -397,7 +435,9 @@ def _table(kind: str, rows: list) -> str:
     for row in rows:
         cells = [
             '<td class="host">%s</td>' % _esc(row["host"]),
-            "<td>%s</td>" % _badge(_STATE_LABELS[row["state"]], "st-" + row["state"]),
+            "<td>%s%s</td>" % (_badge(_STATE_LABELS[row["state"]], "st-" + row["state"]),
+                               '<div class="why">%s</div>' % _esc(row["entry"]["outcome_reason"])
+                               if row["entry"].get("outcome_reason") else ""),
             "<td>%s</td>" % _join_cell(row),
             "<td>%s</td>" % (_finding_badges(row["findings"]) if row["known"] else _UNKNOWN),
             "<td>%s</td>" % (_rung_list(row["plan"]) if row["known"] else _UNKNOWN),
@@ -405,7 +445,7 @@ def _table(kind: str, rows: list) -> str:
         if remediate:
             cells.append("<td>%s</td>" % _rung_list(row["rungs_run"]))
             cells.append("<td>%s</td>" % _before_after_cell(row))
-        cells.append("<td>%s</td>" % _details(row))
+        cells.append('<td class="details">%s</td>' % _details(row))
         body.append('<tr class="host-row" data-host="%s" data-state="%s">%s</tr>'
                     % (_esc(row["host"]), _esc(row["state"]), "".join(cells)))
     if not body:

@@ -116,7 +116,7 @@ def test_one_row_per_host_with_its_state():
     # Sorted by what needs attention first.
     assert page.rows == [
         ("PC044", "unreachable"), ("PC043", "error"), ("PC051", "failed"),
-        ("PC050", "needs_user"), ("PC045", "improved"), ("PC042", "fixed"),
+        ("PC050", "needs_user"), ("PC052", "unchanged"), ("PC045", "improved"), ("PC042", "fixed"),
     ]
 
 
@@ -136,7 +136,8 @@ def test_remediate_row_shows_join_plan_rungs_and_before_after():
     rows = {host: cells for (host, _state), cells in zip(page.rows, page.cells)}
     pc045 = rows["PC045"]
     assert pc045[0] == "PC045"
-    assert pc045[1] == "improved"
+    # Status badge, then the outcome reason under it.
+    assert pc045[1] == "improved" + "resolved: extra_work_accounts; not run: reset_token_broker (max_rung is 2)"
     assert pc045[2] == "hybrid_joined"
     assert pc045[3] == "1 high"
     assert pc045[4] == "reset_token_broker"
@@ -147,10 +148,12 @@ def test_remediate_row_shows_join_plan_rungs_and_before_after():
     assert rows["PC044"][6] == "not run"
     # No state to show is not the same as no findings.
     assert rows["PC044"][3:5] == ["not diagnosed", "not diagnosed"]
-    # PC051 failed before its re-diagnosis: nothing is claimed about "after".
-    assert rows["PC051"][3:5] == ["not diagnosed", "not diagnosed"]
+    # PC051 failed before its re-diagnosis: the latest known state is shown, and
+    # nothing is claimed about "after".
+    assert rows["PC051"][3:5] == ["1 high", "reset_token_broker"]
     assert rows["PC051"][6] == "1 \u2192 not re-diagnosed"
     assert "Not re-diagnosed." in rows["PC051"][7]
+    assert rows["PC052"][6] == "1 \u2192 check mode"
 
 
 def test_join_type_change_is_shown():
@@ -172,6 +175,13 @@ def test_details_carry_findings_evidence_and_errors():
     assert "dsregcmd (CONTOSO\\alice): AzureAdPrt = NO" in details
     assert "event 1098 0xCAA50021 at 2026-11-20T08:14:03Z" in details
     assert "the user's session is locked by another process" in rows["PC051"][-1]
+    # Other entry keys are listed as facts, the outcome reason first.
+    assert "outcome reason" in rows["PC045"][-1]
+    assert "rungs skipped reset_token_broker" not in rows["PC045"][-1]
+    assert 'rungs skipped{"reason": "max_rung is 2", "rung": "reset_token_broker"}' in rows["PC045"][-1]
+    assert "device id6a59e9c3-1b0e-4b7c-9d55-0f4b2c1e8a11" in details
+    assert "would run" in rows["PC052"][-1] and "check modeyes" in rows["PC052"][-1]
+    assert "check mode" not in rows["PC045"][-1] and "rebootedyes" in details
     assert "psrp: connection refused on PC044:5986" in rows["PC044"][-1]
     assert text.count("<details>") == len(page.rows)
 
@@ -182,11 +192,14 @@ def test_charts_count_hosts_per_outcome_and_findings_before_after():
     charts = [a["aria-label"] for t, a in page.tags if t == "svg"]
     assert charts == ["Outcome per host", "Findings by kind: before \u2192 after",
                       "Still planned after the run (hosts)"]
-    for expected in ("fixed: 1", "improved: 1", "needs user: 1", "failed: 1", "unchanged: 0",
+    for expected in ("fixed: 1", "improved: 1", "needs user: 1", "failed: 1", "unchanged: 1",
                      "error: 1", "unreachable: 1",
                      "prt_missing (before): 2", "prt_missing (after): 1",
                      "extra_work_accounts (before): 1", "extra_work_accounts (after): 0",
-                     "device_healthy (after): 1"):
+                     "device_healthy (after): 1",
+                     # PC051 (not re-diagnosed) and PC052 (check mode) have no "after".
+                     "wam_broker_errors (before): 1", "wam_broker_errors (after): 0",
+                     "office_credentials_cached (before): 2", "office_credentials_cached (after): 0"):
         assert expected in titles, expected
 
 
@@ -335,3 +348,30 @@ def test_agrees_with_the_report_summary(name):
     else:
         for outcome, count in summary["outcomes"].items():
             assert states.count(outcome) == count
+
+
+def test_tenant_entries_show_users_devices_and_policy():
+    """The tenant check's entries: per host (device + users), per user, and the tenant policy."""
+    report = {"kind": "tenant", "generated": "2026-11-26T18:10:00Z", "hosts": {
+        "PC042": {"join_type": "hybrid_joined", "device_id": "6a59e9c3-1b0e-4b7c-9d55-0f4b2c1e8a11",
+                  "device_name": "PC042", "users": ["alice@contoso.com"],
+                  "findings": [{"id": "device_object_disabled", "severity": "high", "rung": None,
+                                "summary": "The host's device object is disabled in Microsoft Entra ID.",
+                                "evidence": ["device PC042 (0d3c5a7e-2f4b-4e59-a3c1-7b8e9f6a1d20) accountEnabled = false"]}],
+                  "plan": []},
+        "bob@contoso.com": {"users": ["bob@contoso.com"],
+                            "findings": [{"id": "no_office_licence", "severity": "medium",
+                                          "rung": "check_licence", "summary": "No Office licence.",
+                                          "evidence": ["Graph: assignedLicenses = []"]}],
+                            "plan": ["check_licence"]},
+        "tenant": {"findings": [], "plan": [],
+                   "policy": {"userDeviceQuota": 50,
+                              "azureADJoin": {"allowedToJoin": {"@odata.type": "#microsoft.graph.allDeviceRegistrationMembership"}}}},
+    }}
+    page = parse(render_html(report))
+    rows = {host: cells for (host, _state), cells in zip(page.rows, page.cells)}
+    assert dict(page.rows) == {"PC042": "with_findings", "bob@contoso.com": "with_findings", "tenant": "healthy"}
+    assert "device id6a59e9c3-1b0e-4b7c-9d55-0f4b2c1e8a11" in rows["PC042"][-1]
+    assert "usersbob@contoso.com" in rows["bob@contoso.com"][-1]
+    assert '"userDeviceQuota": 50' in rows["tenant"][-1]
+    assert rows["bob@contoso.com"][4] == "check_licence"
