@@ -77,6 +77,11 @@ def _parse_iso(value):
     return dt.replace(tzinfo=timezone.utc)
 
 
+def _list(value):
+    # host_facts.json is written by people too: a field of the wrong type reads as empty.
+    return value if isinstance(value, list) else []
+
+
 def _yes_no(value):
     return 'YES' if value is True else 'NO' if value is False else str(value)
 
@@ -406,7 +411,7 @@ def _rule_work_accounts(ctx, findings):
     evidence = []
     for user in ctx.ok_users():
         sign_in = _upn(user.get('sign_in_upn'))
-        for account in user.get('wam_accounts') or []:
+        for account in _list(user.get('wam_accounts')):
             if not isinstance(account, dict):
                 continue
             provider = _upn(account.get('provider'))
@@ -450,7 +455,7 @@ def _rule_office_credentials(ctx, findings, network_blocked):
     foreign = False
     for user in ctx.ok_users():
         sign_in = _upn(user.get('sign_in_upn'))
-        targets = [t for t in user.get('credential_targets') or []
+        targets = [t for t in _list(user.get('credential_targets'))
                    if isinstance(t, str) and t.lower().startswith(OFFICE_CREDENTIAL_PREFIX)]
         for target in targets:
             other = sign_in and '@' in target and sign_in not in target.lower()
@@ -489,7 +494,8 @@ def _rule_profiles(ctx, findings):
     reference = ctx.reference
     for profile in ctx.facts.get('profiles') or []:
         who = profile.get('user') or profile.get('sid') or 'profile'
-        policy = profile.get('identity_policy') or {}
+        policy = profile.get('identity_policy')
+        policy = policy if isinstance(policy, dict) else {}
         for name, bad in UNSUPPORTED_IDENTITY_VALUES.items():
             if policy.get(name) == bad:
                 policy_evidence.append('host facts: %s Office\\16.0\\Common\\Identity\\%s = %s' % (who, name, bad))
@@ -526,7 +532,7 @@ def _rule_profiles(ctx, findings):
 def _rule_host_state(ctx, findings):
     pending = ctx.facts.get('pending_reboot') or {}
     if pending.get('marker') or pending.get('windows'):
-        reasons = pending.get('reasons') or []
+        reasons = _list(pending.get('reasons'))
         findings.append(_finding(
             'reboot_pending', 'low',
             'A reboot is pending; finish it before judging the result of earlier repairs.',
@@ -539,7 +545,7 @@ def _rule_host_state(ctx, findings):
             'Per-user checks did not run for some users; their credentials, WAM accounts and PRT '
             'are unknown.',
             ['host facts: %s %s%s' % (user.get('user') or user.get('sid'), user.get('status'),
-                                      (': ' + user['message']) if user.get('message') else '') for user in skipped]))
+                                      (': %s' % (user['message'],)) if user.get('message') else '') for user in skipped]))
     office = ctx.facts.get('office') or {}
     if office.get('installed') is False:
         findings.append(_finding(

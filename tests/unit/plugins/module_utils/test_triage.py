@@ -406,6 +406,42 @@ def test_every_finding_and_rung_is_documented():
     assert [rung for rung in RUNGS if '| `%s` |' % rung not in text] == []
 
 
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+                     max_leaves=6)
+_USER_KEYS = st.sampled_from(['sid', 'user', 'status', 'sign_in_upn', 'dsregcmd_status', 'credential_targets',
+                              'wam_accounts', 'broker_plugin_registered', 'message'])
+_PROFILE_KEYS = st.sampled_from(['user', 'licensing', 'identity_policy', 'token_broker'])
+
+
+@settings(max_examples=250, deadline=None)
+@given(dsreg=st.text(max_size=300) | st.sampled_from([device(), device(prt='NO'), device(aad='NO')]),
+       users=st.lists(st.dictionaries(_USER_KEYS, _JSON | st.sampled_from(['ok', 'error', device()])), max_size=2),
+       profiles=st.lists(st.dictionaries(_PROFILE_KEYS, _JSON), max_size=2),
+       extra=st.dictionaries(st.sampled_from(['collected_at', 'office', 'network', 'pending_reboot', 'broker_plugin']),
+                             _JSON, max_size=3))
+def test_any_evidence_is_either_refused_by_file_or_triaged(dsreg, users, profiles, extra):
+    host_facts = dict(extra, schema=1, users=users, profiles=profiles)
+    try:
+        evidence = build_evidence(dsreg, None, host_facts)
+    except EvidenceError as exc:
+        assert exc.file in ('dsregcmd_status.txt', 'host_facts.json')
+        return
+    result = evaluate(evidence)
+    assert result['plan'] == plan_of(result['findings'])
+    assert {f['id'] for f in result['findings']} <= set(FINDING_IDS)
+
+
+def test_odd_types_in_host_facts():
+    odd = facts(users=[user(wam_accounts='alice', credential_targets={'a': 1}),
+                       {'status': 'error', 'message': 5, 'user': ['x']}],
+                profiles=[profile(identity_policy=['EnableADAL'], licensing={'licenses': 'none'})],
+                pending_reboot={'windows': True, 'reasons': 'CBS'})
+    result = run(host_facts=odd)
+    assert finding(result, 'user_not_checked')['evidence'] == ["host facts: ['x'] error: 5"]
+    assert finding(result, 'reboot_pending')['evidence'] == ['host facts: pending reboot (Windows)']
+
+
 def test_bad_evidence():
     with pytest.raises(ValueError, match='evidence'):
         evaluate({'events': []})
