@@ -50,7 +50,7 @@ Function Get-M365RungUser {
             $userProfile = Resolve-M365User -Identity $id
         }
         catch [System.ArgumentException] {
-            throw [System.ArgumentException]::new("${ParameterName}: $($_.Exception.Message)", $ParameterName)
+            throw [System.ArgumentException]::new("${ParameterName}: $($_.Exception.Message)")
         }
         # The same user named twice (name and SID) is processed once.
         if (-not $seen.ContainsKey($userProfile.Sid)) {
@@ -83,7 +83,7 @@ Function Select-M365RungUser {
         if ($absent.Count -gt 0 -or $selected.Count -eq 0) {
             $names = ($absent | ForEach-Object { if ($_.UserName) { $_.UserName } else { $_.Sid } }) -join ', '
             if (-not $names) { $names = 'nobody is logged on' }
-            throw [System.ArgumentException]::new("require_logged_on: not logged on: $names; nothing was changed", 'require_logged_on')
+            throw [System.ArgumentException]::new("require_logged_on: not logged on: $names; nothing was changed")
         }
     }
     , $selected
@@ -93,7 +93,7 @@ Function Assert-M365Timeout {
     [CmdletBinding()]
     param ([int]$Timeout, [string]$ParameterName = 'timeout')
     if ($Timeout -lt 1 -or $Timeout -gt 3600) {
-        throw [System.ArgumentException]::new("${ParameterName}: must be between 1 and 3600 seconds, got $Timeout", $ParameterName)
+        throw [System.ArgumentException]::new("${ParameterName}: must be between 1 and 3600 seconds, got $Timeout")
     }
 }
 
@@ -221,19 +221,18 @@ Function Assert-M365CredentialPattern {
         [string]$ParameterName = 'patterns'
     )
     if ($null -eq $Pattern -or $Pattern.Count -eq 0) {
-        throw [System.ArgumentException]::new("${ParameterName}: at least one pattern is required", $ParameterName)
+        throw [System.ArgumentException]::new("${ParameterName}: at least one pattern is required")
     }
     $regexes = foreach ($p in $Pattern) {
         if ($null -ne $p -and $p -match '[\x00-\x1f]') {
-            throw [System.ArgumentException]::new("${ParameterName}: pattern '$($p -replace '[\x00-\x1f]', '?')' contains control characters", $ParameterName)
+            throw [System.ArgumentException]::new("${ParameterName}: pattern '$($p -replace '[\x00-\x1f]', '?')' contains control characters")
         }
         if ($null -ne $p -and $p.Length -gt 512) {
-            throw [System.ArgumentException]::new("${ParameterName}: pattern is longer than 512 characters", $ParameterName)
+            throw [System.ArgumentException]::new("${ParameterName}: pattern is longer than 512 characters")
         }
         if ((Test-M365BroadPattern -Pattern $p) -and -not $AllowBroad) {
             throw [System.ArgumentException]::new(
-                "${ParameterName}: pattern '$p' matches every credential; refused unless allow_broad_patterns is true",
-                $ParameterName)
+                "${ParameterName}: pattern '$p' matches every credential; refused unless allow_broad_patterns is true")
         }
         if ([string]::IsNullOrWhiteSpace($p)) { '^.*$' } else { ConvertTo-M365TargetRegex -Pattern $p }
     }
@@ -315,8 +314,7 @@ Function Get-M365QuarantinePath {
     )
     if (-not (Test-M365QuarantineId -Id $Id)) {
         throw [System.ArgumentException]::new(
-            "${ParameterName}: '$Id' is not a quarantine id (expected yyyyMMddTHHmmssZ-xxxxxxxx, e.g. 20261126T181500Z-3fa2c9d1)",
-            $ParameterName)
+            "${ParameterName}: '$Id' is not a quarantine id (expected yyyyMMddTHHmmssZ-xxxxxxxx, e.g. 20261126T181500Z-3fa2c9d1)")
     }
     Join-Path -Path $Root -ChildPath $Id
 }

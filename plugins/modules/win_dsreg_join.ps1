@@ -77,27 +77,32 @@ Function Get-DiagnosticData {
 Function Invoke-Preflight {
     # Can a rejoin succeed after a leave? Each check mirrors a pre-join diagnostic of
     # dsregcmd (AD connectivity, AD configuration/SCP) plus the task that does the join.
+    # A check that cannot run counts as failed: the leave is refused on doubt.
     param ($Status)
     $domain = Get-M365DsregValue -Status $Status.Parsed -Key 'DomainName'
     $checks = [ordered]@{}
-    if ($domain) {
+    try {
+        if (-not $domain) { throw 'dsregcmd /status shows no DomainName' }
         $dc = Test-M365DomainController -DomainName $domain
         $checks.domain_controller = @{ ok = [bool]$dc.Ok; detail = "$($dc.Detail)" }
     }
-    else {
-        $checks.domain_controller = @{ ok = $false; detail = 'dsregcmd /status shows no DomainName' }
+    catch { $checks.domain_controller = @{ ok = $false; detail = $_.Exception.Message } }
+    try {
+        $scp = Get-M365ServiceConnectionPoint
+        $checks.service_connection_point = @{
+            ok = [bool]$scp.Found
+            detail = if ($scp.Found) { "$($scp.Source): $($scp.TenantName) $($scp.TenantId)".Trim() } else { "$($scp.Detail)" }
+        }
     }
-    $scp = Get-M365ServiceConnectionPoint
-    $checks.service_connection_point = @{
-        ok = [bool]$scp.Found
-        detail = if ($scp.Found) { "$($scp.Source): $($scp.TenantName) $($scp.TenantId)".Trim() } else { "$($scp.Detail)" }
+    catch { $checks.service_connection_point = @{ ok = $false; detail = $_.Exception.Message } }
+    try {
+        $task = Get-M365DeviceJoinTask
+        $checks.automatic_device_join_task = @{
+            ok = [bool]($task.Found -and $task.State -ne 'Disabled')
+            detail = if (-not $task.Found) { '\Microsoft\Windows\Workplace Join\Automatic-Device-Join not found' } else { "state $($task.State)" }
+        }
     }
-    $task = Get-M365DeviceJoinTask
-    $taskOk = $task.Found -and $task.State -ne 'Disabled'
-    $checks.automatic_device_join_task = @{
-        ok = [bool]$taskOk
-        detail = if (-not $task.Found) { '\Microsoft\Windows\Workplace Join\Automatic-Device-Join not found' } else { "state $($task.State)" }
-    }
+    catch { $checks.automatic_device_join_task = @{ ok = $false; detail = $_.Exception.Message } }
     [ordered]@{
         passed = -not @($checks.Values | Where-Object { -not $_.ok })
         checks = $checks

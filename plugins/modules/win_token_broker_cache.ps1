@@ -86,11 +86,13 @@ if ($state -eq 'restored') {
     $module.Result.quarantine_path = $qPath
 
     $profilesBySid = @{}
-    foreach ($p in @(Get-M365UserProfile)) { $profilesBySid[$p.Sid] = $p }
     # A manifest entry may only go back into the cache folders of the profile it names,
-    # resolved now - not wherever the manifest says.
+    # resolved now - not wherever the manifest says. Profiles are read on first need.
     $allowedRoot = {
         param($sid)
+        if ($profilesBySid.Count -eq 0) {
+            foreach ($p in @(Get-M365UserProfile)) { $profilesBySid[$p.Sid] = $p }
+        }
         if (-not $profilesBySid.ContainsKey($sid)) { throw "no user profile with SID $sid on this host" }
         Get-CacheRoot -UserProfile $profilesBySid[$sid] | ForEach-Object { $_.Root }
     }

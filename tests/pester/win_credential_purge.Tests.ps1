@@ -65,7 +65,7 @@ Describe 'win_credential_purge' {
         ) {
             $r = Invoke-RungModule -Name win_credential_purge -Params @{ patterns = @('MicrosoftOffice1*', $pattern) }
             $r.failed | Should -BeTrue
-            $r.msg | Should -Match '^patterns: .*allow_broad_patterns'
+            $r.msg | Should -Match '^patterns: .*allow_broad_patterns is true$'
             Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
             [M365Ops.CredVault]::Store.Count | Should -Be $script:Vault.Count
         }
