@@ -9,9 +9,12 @@ import json
 import pytest
 
 from ansible_collections.m365ops.activation.plugins.module_utils import graph
-from ansible_collections.m365ops.activation.tests.unit.plugins.fake_graph import (  # noqa: F401 (fixtures)
+# The fixtures are used by name as test arguments, which linters do not see.
+# pylint: disable=unused-import
+from ansible_collections.m365ops.activation.tests.unit.plugins.fake_graph import (  # noqa: F401
     CLIENT_ID, CLIENT_SECRET, TENANT_ID, auth_params, fake_tenant, graph_server, graph_tls, make_certificate,
 )
+# pylint: enable=unused-import
 
 
 class Clock(object):

@@ -9,9 +9,12 @@ from urllib.parse import parse_qs
 import pytest
 
 from ansible_collections.m365ops.activation.plugins.modules import entra_device_info as mod
-from ansible_collections.m365ops.activation.tests.unit.plugins.fake_graph import (  # noqa: F401 (fixtures)
+# The fixtures are used by name as test arguments, which linters do not see.
+# pylint: disable=unused-import
+from ansible_collections.m365ops.activation.tests.unit.plugins.fake_graph import (  # noqa: F401
     auth_params, fake_tenant, graph_server, graph_tls, run_module,
 )
+# pylint: enable=unused-import
 
 PC042_ID = "e3a1f7c2-9b4d-4c8e-a1f0-3d2c1b0a9f8e"
 PC043_ID = "5c4b3a29-1807-4f6e-9d5c-4b3a29180706"

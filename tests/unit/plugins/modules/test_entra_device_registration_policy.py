@@ -9,9 +9,12 @@ import json
 import pytest
 
 from ansible_collections.m365ops.activation.plugins.modules import entra_device_registration_policy as mod
-from ansible_collections.m365ops.activation.tests.unit.plugins.fake_graph import (  # noqa: F401 (fixtures)
+# The fixtures are used by name as test arguments, which linters do not see.
+# pylint: disable=unused-import
+from ansible_collections.m365ops.activation.tests.unit.plugins.fake_graph import (  # noqa: F401
     auth_params, fake_tenant, graph_server, graph_tls, run_module,
 )
+# pylint: enable=unused-import
 
 UPDATABLE = ("userDeviceQuota", "multiFactorAuthConfiguration", "azureADRegistration", "azureADJoin",
              "localAdminPassword")

@@ -13,9 +13,12 @@ import sys
 import pytest
 
 from ansible_collections.m365ops.activation.plugins.module_utils import graph
-from ansible_collections.m365ops.activation.tests.unit.plugins.fake_graph import (  # noqa: F401 (fixtures)
+# The fixtures are used by name as test arguments, which linters do not see.
+# pylint: disable=unused-import
+from ansible_collections.m365ops.activation.tests.unit.plugins.fake_graph import (  # noqa: F401
     CLIENT_ID, CLIENT_SECRET, TENANT_ID, fake_tenant, graph_server, graph_tls,
 )
+# pylint: enable=unused-import
 
 # .../ansible_collections/m365ops/activation/plugins/module_utils/graph.py
 COLLECTION = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(graph.__file__))))

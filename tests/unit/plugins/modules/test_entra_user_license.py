@@ -10,9 +10,12 @@ import logging
 import pytest
 
 from ansible_collections.m365ops.activation.plugins.modules import entra_user_license as mod
-from ansible_collections.m365ops.activation.tests.unit.plugins.fake_graph import (  # noqa: F401 (fixtures)
+# The fixtures are used by name as test arguments, which linters do not see.
+# pylint: disable=unused-import
+from ansible_collections.m365ops.activation.tests.unit.plugins.fake_graph import (  # noqa: F401
     CLIENT_SECRET, auth_params, fake_tenant, graph_server, graph_tls, run_module,
 )
+# pylint: enable=unused-import
 
 E5 = "c7df2760-2c81-4ef7-b578-5b5392b571df"
 BUSINESS = "cdd28e44-67e3-425e-be4c-737fab2899d3"
