@@ -387,8 +387,8 @@ def _details(row: dict) -> str:
     if row["before"] is not None:
         body.append("<h4>Before</h4>" + _finding_list(row["before"]["findings"]))
         body.append("<p>Rungs run: %s</p>" % (", ".join(_esc(r) for r in row["rungs_run"]) or "none"))
-        body.append("<h4>After</h4>" + (_finding_list(row["after"]) if row["after"] is not None
-                                          else '<p class="none">Not re-diagnosed.</p>'))
+        after = _finding_list(row["after"]) if row["after"] is not None else '<p class="none">Not re-diagnosed.</p>'
+        body.append("<h4>After</h4>" + after)
     elif row["known"]:
         body.append(_finding_list(row["findings"]))
     if row["plan"]:
