@@ -341,12 +341,18 @@ def _rule_events(ctx, findings, network_blocked):
 # --- PRT --------------------------------------------------------------------------------
 
 def _prt_sources(ctx):
-    """(label, parsed dsregcmd) pairs whose SSO State speaks for a real user."""
+    """(label, parsed dsregcmd) pairs whose SSO State speaks for a real user.
+
+    With host facts listing users, the bundle came from win_activation_facts: its
+    dsregcmd_status.txt ran over WinRM under the admin's network logon, whose SSO State
+    says nothing about the users, so only their own (user-context) outputs count.
+    Without, the file was collected by hand in the user's session.
+    """
     sources = []
     for user in ctx.ok_users():
         if user.get('dsreg'):
             sources.append((user.get('sign_in_upn') or user.get('user') or 'user', user['dsreg']))
-    if not sources and isinstance(ctx.dsreg.get('sso_state'), dict):
+    if not ctx.users and isinstance(ctx.dsreg.get('sso_state'), dict):
         # "Executing Account Name : CONTOSO\alice, alice@contoso.com": name the user by UPN.
         account = lookup(ctx.dsreg, 'executing_account_name', 'diagnostic_data')
         parts = [p.strip() for p in account.split(',')] if isinstance(account, str) else []
@@ -559,7 +565,8 @@ def _users(ctx):
         upn = user.get('sign_in_upn')
         if isinstance(upn, str) and upn and upn not in upns:
             upns.append(upn)
-    if not upns:
+    if not ctx.users:
+        # hand-collected: the file ran in the user's own session
         account = lookup(ctx.dsreg, 'executing_account_name', 'diagnostic_data')
         if isinstance(account, str):
             for part in account.split(','):

@@ -195,7 +195,8 @@ def test_network_from_events_and_dsregcmd():
     text = device(prt='NO', sso_extra={'Attempt Status': '0xc000023c', 'HTTP Error': '0x80072ee2'})
     result = run(text, [event(1098, '0xCAA70007'), event(1098, '0xCAA70007', '2026-11-20T08:30:00Z'),
                         event(1098, '0xCAA82EE2')],
-                 facts(network={'proxy_server': 'proxy.contoso.local:8080', 'winhttp_proxy': 'Proxy Server(s) : p:8080'}))
+                 facts(users=[user(dsregcmd_status=text)],
+                       network={'proxy_server': 'proxy.contoso.local:8080', 'winhttp_proxy': 'Proxy Server(s) : p:8080'}))
     net = finding(result, 'network_blocked')
     assert net['rung'] == 'fix_network_path'
     assert net['evidence'] == [
@@ -270,11 +271,25 @@ def test_user_context_output_speaks_for_the_user():
     assert finding(result, 'prt_missing')['evidence'][0] == 'dsregcmd (alice@contoso.com): AzureAdPrt = NO'
 
 
+def test_device_file_of_a_live_bundle_does_not_speak_for_users():
+    # win_activation_facts ran dsregcmd over WinRM: the admin's network logon has no PRT
+    admin = device(prt='NO', account='CONTOSO\\svc-m365ops, svc-m365ops@contoso.com')
+    no_user_output = run(admin, host_facts=facts(users=[user(), {'sid': 'S-1', 'status': 'not_logged_on'}]))
+    assert 'prt_missing' not in ids(no_user_output)
+    assert no_user_output['users'] == ['alice@contoso.com']
+    # collected by hand (no host facts): the file is the user's own
+    by_hand = run(admin)
+    assert finding(by_hand, 'prt_missing')['evidence'][0] == 'dsregcmd (svc-m365ops@contoso.com): AzureAdPrt = NO'
+    assert by_hand['users'] == ['svc-m365ops@contoso.com']
+
+
 def test_prt_expired_and_stale():
-    expired = run(device(prt_updated='2026-11-01 08:00:00.000 UTC', prt_expiry='2026-11-15 08:00:00.000 UTC'),
-                  host_facts=facts())
+    def live(text):
+        # collected_at in the host facts is the reference time
+        return run(device(prt='NO'), host_facts=facts(users=[user(dsregcmd_status=text)]))
+    expired = live(device(prt_updated='2026-11-01 08:00:00.000 UTC', prt_expiry='2026-11-15 08:00:00.000 UTC'))
     assert finding(expired, 'prt_expired')['rung'] == 'reset_token_broker'
-    stale = run(device(prt_updated='2026-11-20 03:00:00.000 UTC'), host_facts=facts())
+    stale = live(device(prt_updated='2026-11-20 03:00:00.000 UTC'))
     item = finding(stale, 'prt_stale')
     assert (item['severity'], item['rung']) == ('low', None)
     assert stale['plan'] == []
@@ -458,7 +473,7 @@ EXPECTED_EXAMPLES = {
     'PC-DOM-NOSCP': ([], {'scp_missing', 'not_hybrid_joined'}),
     'PC-HEALTHY': ([], {'device_healthy'}),
     'PC-HYB-PRT': (['purge_office_credentials', 'reset_token_broker'],
-                   {'wam_broker_errors', 'prt_missing', 'token_grant_rejected', 'office_credentials_cached'}),
+                   {'wam_broker_errors', 'prt_missing', 'token_grant_rejected'}),
     'PC-NET-BLOCK': (['fix_network_path'], {'network_blocked', 'prt_missing', 'user_not_checked'}),
 }
 
