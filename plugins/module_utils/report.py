@@ -174,8 +174,8 @@ def render_markdown(report: dict) -> str:
             if not _has_state(entry):
                 continue
         if 'before' in entry or 'after' in entry:
-            lines.append('- outcome: `%s`%s' % (entry.get('outcome', 'unknown'),
-                                               ' (%s)' % _cell(entry['outcome_reason']) if entry.get('outcome_reason') else ''))
+            reason = ' (%s)' % _cell(entry['outcome_reason']) if entry.get('outcome_reason') else ''
+            lines.append('- outcome: `%s`%s' % (entry.get('outcome', 'unknown'), reason))
             lines.append('- rungs run: %s' % (', '.join('`%s`' % r for r in entry.get('rungs_run') or []) or 'none'))
             lines.append('')
             if isinstance(entry.get('before'), dict):

@@ -345,16 +345,16 @@ def test_broker_plugin_broken(plugin, user_registered, expected):
 
 def profile(**kwargs):
     data = {'sid': 'S-1-5-21-1-2-3-1104', 'user': 'CONTOSO\\alice',
-            'licensing': {'mode': 'vNext', 'licenses': [{'product': 'O365ProPlusRetail', 'not_after': '2026-12-14T00:00:00Z',
-                                                          'reduced_functionality': False}]},
+            'licensing': {'mode': 'vNext', 'licenses': [
+                {'product': 'O365ProPlusRetail', 'not_after': '2026-12-14T00:00:00Z', 'reduced_functionality': False}]},
             'identity_policy': {'EnableADAL': None, 'DisableAADWAM': None, 'DisableADALatopWAMOverride': None}}
     data.update(kwargs)
     return data
 
 
 def test_unsupported_identity_policy_is_reported_not_planned():
-    result = run(host_facts=facts(profiles=[profile(identity_policy={'EnableADAL': 0, 'DisableAADWAM': 1,
-                                                                      'DisableADALatopWAMOverride': 1})]))
+    policy = {'EnableADAL': 0, 'DisableAADWAM': 1, 'DisableADALatopWAMOverride': 1}
+    result = run(host_facts=facts(profiles=[profile(identity_policy=policy)]))
     item = finding(result, 'unsupported_identity_policy')
     assert item['rung'] is None and len(item['evidence']) == 3
     assert result['plan'] == []
@@ -380,9 +380,8 @@ def test_no_office_licence():
 
 
 def test_reboot_pending_and_users_not_checked():
-    result = run(host_facts=facts(users=[user(), {'sid': 'S-1', 'user': 'CONTOSO\\frank', 'status': 'not_logged_on',
-                                                   'message': 'no session'}],
-                                  pending_reboot={'marker': True, 'windows': False, 'reasons': []}))
+    frank = {'sid': 'S-1', 'user': 'CONTOSO\\frank', 'status': 'not_logged_on', 'message': 'no session'}
+    result = run(host_facts=facts(users=[user(), frank], pending_reboot={'marker': True, 'windows': False, 'reasons': []}))
     assert finding(result, 'reboot_pending')['evidence'] == ['host facts: pending reboot (collection marker)']
     assert finding(result, 'user_not_checked')['evidence'] == ['host facts: CONTOSO\\frank not_logged_on: no session']
     assert result['plan'] == []
