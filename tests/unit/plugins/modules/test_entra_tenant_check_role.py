@@ -59,7 +59,8 @@ def test_tenant_playbook_writes_tenant_report(fake_tenant, graph_tls, tmp_path):
     })
     proc = subprocess.run(
         [sys.executable, "-m", "ansible.cli.playbook", os.path.join(COLLECTION, "playbooks", "tenant.yml"),
-         "-e", "diagnose_report=%s" % report_in, "-e", "report_dir=%s" % out_dir, "-v"],
+         # relative: resolved against the directory ansible-playbook runs in, as a user expects
+         "-e", "diagnose_report=%s" % report_in.name, "-e", "report_dir=%s" % out_dir, "-v"],
         env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
