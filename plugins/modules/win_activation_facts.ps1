@@ -185,7 +185,9 @@ Function ConvertTo-AfEventRecord {
 
 Function Get-AfAadEvents {
     param([int]$Days, [int]$MaxEvents, [System.Collections.IList]$Errors)
-    $events = Invoke-AfSource -Name 'aad_events' -Errors $Errors -ScriptBlock { @(Get-AfAadEvent -Days $Days -MaxEvents $MaxEvents) }
+    # The leading comma keeps an empty or one-item answer an array through the pipeline:
+    # no events is an answer, only $null means the log could not be read.
+    $events = Invoke-AfSource -Name 'aad_events' -Errors $Errors -ScriptBlock { , @(Get-AfAadEvent -Days $Days -MaxEvents $MaxEvents) }
     if ($null -eq $events) { return $null }
     , @($events | ForEach-Object { ConvertTo-AfEventRecord -EventRecord $_ })
 }
@@ -608,7 +610,7 @@ Function Get-ActivationFact {
 
     # Named users are resolved first: a name that does not resolve is bad input and stops
     # the run before any task is created.
-    $profiles = Invoke-AfSource -Name 'profiles' -Errors $errors -ScriptBlock { @(Get-M365UserProfile) }
+    $profiles = Invoke-AfSource -Name 'profiles' -Errors $errors -ScriptBlock { , @(Get-M365UserProfile) }
     $targets = @()
     if ($UserContext) {
         if ($Users -and $Users.Count -gt 0 -and $null -eq $profiles) {

@@ -1,0 +1,488 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Gathering logic of plugins/modules/win_activation_facts.ps1 under pwsh. The module's
+# functions and constants are loaded from the part of the file before the module body
+# (which needs Ansible.Basic); Windows-only commands are mocked. The module_utils are the
+# real ones.
+
+BeforeAll {
+    $root = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
+    $utils = Join-Path $root 'plugins' 'module_utils'
+    foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker') {
+        Import-Module (Join-Path $utils "$name.psm1") -Force
+    }
+    $modulePath = Join-Path $root 'plugins' 'modules' 'win_activation_facts.ps1'
+    $text = Get-Content -LiteralPath $modulePath -Raw
+    $errors = $null
+    $null = [System.Management.Automation.Language.Parser]::ParseInput($text, [ref]$null, [ref]$errors)
+    if ($errors.Count) { throw "win_activation_facts.ps1 does not parse: $($errors[0])" }
+    $cut = $text.IndexOf('$spec = @{')
+    if ($cut -lt 0) { throw 'module body marker not found' }
+    . ([scriptblock]::Create($text.Substring(0, $cut)))
+
+    # Windows cmdlets that do not exist under pwsh on Linux, so Pester has something to mock.
+    # Same parameters as the real ones, so mocks bind them and filters can check them.
+    if (-not (Get-Command Get-WinEvent -ErrorAction SilentlyContinue)) {
+        Function global:Get-WinEvent { param([hashtable[]]$FilterHashtable, [long]$MaxEvents) throw 'Get-WinEvent is Windows-only' }
+    }
+    if (-not (Get-Command Get-AppxPackage -ErrorAction SilentlyContinue)) {
+        Function global:Get-AppxPackage { param([string]$Name, [switch]$AllUsers) throw 'Get-AppxPackage is Windows-only' }
+    }
+
+    $script:Fixtures = Join-Path $PSScriptRoot '..' 'unit' 'plugins' 'action' 'fixtures' 'win_activation_facts'
+    $script:DeviceDsreg = Get-Content -LiteralPath (Join-Path $script:Fixtures 'device_hybrid_no_prt.txt') -Raw
+    $script:AliceDsreg = Get-Content -LiteralPath (Join-Path $script:Fixtures 'user_alice_no_prt.txt') -Raw
+    $script:Now = [DateTime]::new(2026, 11, 26, 9, 0, 0, [DateTimeKind]::Utc)
+
+    Function New-LicenseText {
+        # A vNext licence file as Office writes it: JSON whose License is base64 of the
+        # licence JSON (fields as Microsoft's vNextDiag.ps1 reads them).
+        param([string]$Product = 'O365ProPlusRetail', [string]$NotAfter = '2026-12-20T00:00:00Z')
+        $inner = @{
+            LicenseId = '0b5c1a2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d'; ProductReleaseId = $Product; LicenseType = 'User'
+            Status = 'Ok'; ExpiresOn = '2027-01-31T00:00:00Z'; Acid = '8f8d2a17-3b4c-4d5e-9f6a-7b8c9d0e1f2a'
+            MetaData = @{ NotBefore = '2026-11-20T00:00:00Z'; NotAfter = $NotAfter; RenewAfter = '2026-11-27T00:00:00Z'
+                TenantId = '4d1c6a4e-2f8b-4b1e-9a53-7c0f2e9d1b64'; UserId = '1003BFFD9A6C2F51' }
+        } | ConvertTo-Json -Compress
+        @{ Version = 1; License = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($inner)) } | ConvertTo-Json -Compress
+    }
+
+    Function New-Profile {
+        param([string]$Sid, [string]$Name, [string]$Path, [bool]$LoggedOn = $true, [bool]$HiveLoaded = $true)
+        [pscustomobject]@{ Sid = $Sid; UserName = "CONTOSO\$Name"; ProfilePath = $Path; HiveLoaded = $HiveLoaded; LoggedOn = $LoggedOn }
+    }
+}
+
+Describe 'ConvertFrom-AfWinHttpSetting' {
+    It 'reads the direct-access blob Windows writes after netsh winhttp reset proxy' {
+        $blob = [byte[]](0x18, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        $r = ConvertFrom-AfWinHttpSetting -Blob $blob
+        $r.winhttp_proxy | Should -Be 'Direct access (no proxy server).'
+        $r.proxy_server | Should -BeNullOrEmpty
+    }
+
+    It 'reads a named proxy and its bypass list' {
+        $proxy = [Text.Encoding]::ASCII.GetBytes('proxy.contoso.com:8080')
+        $bypass = [Text.Encoding]::ASCII.GetBytes('<local>;*.contoso.com')
+        $blob = [byte[]](@(0x28, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0) + [BitConverter]::GetBytes([int]$proxy.Length) + $proxy +
+            [BitConverter]::GetBytes([int]$bypass.Length) + $bypass)
+        $r = ConvertFrom-AfWinHttpSetting -Blob $blob
+        $r.proxy_server | Should -Be 'proxy.contoso.com:8080'
+        $r.bypass_list | Should -Be '<local>;*.contoso.com'
+        $r.winhttp_proxy | Should -Be 'Proxy Server(s) : proxy.contoso.com:8080; Bypass List : <local>;*.contoso.com'
+    }
+
+    It 'treats a missing or truncated value as direct access' {
+        (ConvertFrom-AfWinHttpSetting -Blob $null).proxy_server | Should -BeNullOrEmpty
+        (ConvertFrom-AfWinHttpSetting -Blob ([byte[]](0x28, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 50, 0, 0, 0, 65))).proxy_server | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Office Click-to-Run' {
+    It 'names channel <Expected> from <Url>' -ForEach @(
+        @{ Url = 'http://officecdn.microsoft.com/pr/492350f6-3a01-4f97-b9c0-c7c6ddf67d60'; Expected = 'Current' }
+        @{ Url = 'http://officecdn.microsoft.com/pr/55336B82-A18D-4DD6-B5F6-9E5095C314A6'; Expected = 'MonthlyEnterprise' }
+        @{ Url = 'http://officecdn.microsoft.com/pr/7ffbc6bf-bc32-4f92-8982-f9dd17fd3114'; Expected = 'SemiAnnual' }
+        @{ Url = 'http://officecdn.microsoft.com/pr/01234567-89ab-4cde-8f01-23456789abcd'; Expected = 'unknown (01234567-89ab-4cde-8f01-23456789abcd)' }
+    ) {
+        Get-AfOfficeChannel -CdnBaseUrl $Url | Should -Be $Expected
+    }
+
+    It 'lets UpdateChannel (policy) win over CDNBaseUrl' {
+        Get-AfOfficeChannel -UpdateChannel 'http://officecdn.microsoft.com/pr/55336b82-a18d-4dd6-b5f6-9e5095c314a6' `
+            -CdnBaseUrl 'http://officecdn.microsoft.com/pr/492350f6-3a01-4f97-b9c0-c7c6ddf67d60' | Should -Be 'MonthlyEnterprise'
+    }
+
+    It 'reads version, channel and shared computer licensing' {
+        Mock Get-AfRegistryValue {
+            if ($Path -like '*ClickToRun\Configuration') {
+                @{ VersionToReport = '16.0.17928.20114'; CDNBaseUrl = 'http://officecdn.microsoft.com/pr/492350f6-3a01-4f97-b9c0-c7c6ddf67d60'
+                    Platform = 'x64'; ProductReleaseIds = 'O365ProPlusRetail,VisioProRetail'; SharedComputerLicensing = '0' }
+            }
+            elseif ($Path -like '*Policies*Licensing') { @{ SharedComputerLicensing = 1 } }
+        }
+        $o = Get-AfOfficeInfo
+        $o.installed | Should -BeTrue
+        $o.version | Should -Be '16.0.17928.20114'
+        $o.channel | Should -Be 'Current'
+        $o.shared_computer_licensing | Should -BeTrue
+        $o.product_release_ids | Should -Be @('O365ProPlusRetail', 'VisioProRetail')
+    }
+
+    It 'reports installed = false without Click-to-Run' {
+        Mock Get-AfRegistryValue { $null }
+        $o = Get-AfOfficeInfo
+        $o.installed | Should -BeFalse
+        $o.shared_computer_licensing | Should -BeFalse
+    }
+}
+
+Describe 'vNext licences' {
+    It 'reads product, NotAfter and tenant and sees no RFM before NotAfter' {
+        $l = ConvertFrom-AfLicenseFile -Text (New-LicenseText) -File 'a.json' -Now $script:Now
+        $l.product | Should -Be 'O365ProPlusRetail'
+        $l.not_after | Should -Be '2026-12-20T00:00:00Z'
+        $l.expires_on | Should -Be '2027-01-31T00:00:00Z'
+        $l.tenant_id | Should -Be '4d1c6a4e-2f8b-4b1e-9a53-7c0f2e9d1b64'
+        $l.reduced_functionality | Should -BeFalse
+    }
+
+    It 'detects Reduced Functionality Mode once now is past NotAfter' {
+        (ConvertFrom-AfLicenseFile -Text (New-LicenseText -NotAfter '2026-11-25T23:59:59Z') -File 'a.json' -Now $script:Now).reduced_functionality | Should -BeTrue
+    }
+
+    It 'refuses a file that is not a licence' {
+        { ConvertFrom-AfLicenseFile -Text '{"Version":1}' -File 'x.json' -Now $script:Now } | Should -Throw '*License*'
+        { ConvertFrom-AfLicenseFile -Text 'garbage' -File 'x.json' -Now $script:Now } | Should -Throw
+    }
+
+    It 'reads the licence files of a profile from disk (UTF-16) and the LicensingNext mode' {
+        $profilePath = Join-Path $TestDrive 'alice'
+        $dir = Join-Path $profilePath 'AppData' 'Local' 'Microsoft' 'Office' 'Licenses' '5'
+        $null = New-Item -ItemType Directory -Path $dir
+        [IO.File]::WriteAllText((Join-Path $dir 'good.json'), (New-LicenseText), [Text.Encoding]::Unicode)
+        [IO.File]::WriteAllText((Join-Path $dir 'bad.json'), 'not json', [Text.Encoding]::Unicode)
+        Mock Get-AfRegistryValue { @{ o365proplusretail = 2; visioproretail = 3; LastUpdate = 'x' } }
+        $errors = [Collections.ArrayList]::new()
+        $p = New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path $profilePath
+        $lic = Get-AfProfileLicensing -UserProfile $p -Now $script:Now -Errors $errors
+        $lic.modes['o365proplusretail'] | Should -Be 'vNext'
+        $lic.modes['visioproretail'] | Should -Be 'Device'
+        $lic.modes.Contains('LastUpdate') | Should -BeFalse
+        $lic.mode | Should -Be 'Mixed'
+        @($lic.licenses).Count | Should -Be 1
+        $lic.licenses[0].product | Should -Be 'O365ProPlusRetail'
+        $errors.Count | Should -Be 1
+        $errors[0].source | Should -Be 'licensing:S-1-5-21-1-2-3-1104'
+        $errors[0].message | Should -Match 'bad\.json'
+        Should -Invoke Get-AfRegistryValue -Times 1 -Exactly -ParameterFilter { $Path -eq 'Registry::HKEY_USERS\S-1-5-21-1-2-3-1104\Software\Microsoft\Office\16.0\Common\Licensing\LicensingNext' }
+    }
+
+    It 'does not read LicensingNext from an unloaded hive' {
+        Mock Get-AfRegistryValue { throw 'must not be called' }
+        $p = New-Profile -Sid 'S-1-5-21-1-2-3-1105' -Name bob -Path (Join-Path $TestDrive 'bob') -HiveLoaded $false
+        $lic = Get-AfProfileLicensing -UserProfile $p -Now $script:Now -Errors ([Collections.ArrayList]::new())
+        $lic.mode | Should -BeNullOrEmpty
+        @($lic.licenses).Count | Should -Be 0
+    }
+}
+
+Describe 'Get-AfIdentityPolicy' {
+    It 'is $null (unknown) when the hive is not loaded' {
+        Get-AfIdentityPolicy -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1' -Name a -Path 'C:\Users\a' -HiveLoaded $false) | Should -BeNullOrEmpty
+    }
+
+    It 'reports the unsupported values, the policy key winning' {
+        Mock Get-AfRegistryValue {
+            if ($Path -like '*\Policies\*') { @{ DisableAADWAM = 1 } } else { @{ EnableADAL = 0; DisableAADWAM = 0 } }
+        }
+        $r = Get-AfIdentityPolicy -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1' -Name a -Path 'C:\Users\a')
+        $r.EnableADAL | Should -Be 0
+        $r.DisableAADWAM | Should -Be 1
+        $r.DisableADALatopWAMOverride | Should -BeNullOrEmpty
+        @($r.Keys) | Should -Be @('EnableADAL', 'DisableAADWAM', 'DisableADALatopWAMOverride')
+    }
+}
+
+Describe 'Get-AfTokenBrokerStat' {
+    It 'counts files, bytes and the newest write time of both Accounts folders' {
+        $profilePath = Join-Path $TestDrive 'carol'
+        $aad = Join-Path $profilePath 'AppData' 'Local' 'Packages' 'Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy' 'AC' 'TokenBroker' 'Accounts'
+        $null = New-Item -ItemType Directory -Path $aad
+        Set-Content -LiteralPath (Join-Path $aad 'a.tbacct') -Value ('x' * 99) -NoNewline
+        Set-Content -LiteralPath (Join-Path $aad 'b.tbacct') -Value ('y' * 1) -NoNewline
+        (Get-Item (Join-Path $aad 'a.tbacct')).LastWriteTimeUtc = [DateTime]::new(2026, 11, 19, 17, 2, 11, [DateTimeKind]::Utc)
+        (Get-Item (Join-Path $aad 'b.tbacct')).LastWriteTimeUtc = [DateTime]::new(2026, 10, 2, 8, 0, 0, [DateTimeKind]::Utc)
+        # The Linux test host is case-sensitive; Windows paths are not, and the module
+        # builds them from the same relative names either way.
+        $r = Get-AfTokenBrokerStat -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1106' -Name carol -Path $profilePath)
+        $r.aad_broker_plugin.files | Should -Be 2
+        $r.aad_broker_plugin.bytes | Should -Be 100
+        $r.aad_broker_plugin.newest | Should -Be '2026-11-19T17:02:11Z'
+        $r.cloud_experience_host.files | Should -Be 0
+        $r.cloud_experience_host.newest | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'AAD events' {
+    It 'exports records with English levels and ISO UTC times' {
+        $ev = [pscustomobject]@{ Id = 1098; Level = 2; LevelDisplayName = 'Fehler'; TimeCreated = [DateTime]::new(2026, 11, 20, 8, 14, 3, [DateTimeKind]::Utc)
+            Message = "Error: 0xCAA50021 Number of redirects exceeded the maximum." }
+        $r = ConvertTo-AfEventRecord -EventRecord $ev
+        $r.Id | Should -Be 1098
+        $r.LevelDisplayName | Should -Be 'Error'
+        $r.TimeCreated | Should -Be '2026-11-20T08:14:03Z'
+        $r.Message | Should -Match '0xCAA50021'
+        @($r.Keys) | Should -Be @('Id', 'LevelDisplayName', 'TimeCreated', 'Message')
+    }
+
+    It 'keeps the error code from the insertion strings when the message cannot be rendered' {
+        $ev = [pscustomobject]@{ Id = 1098; Level = 2; TimeCreated = $script:Now; Message = $null
+            Properties = @([pscustomobject]@{ Value = '0xCAA50021' }, [pscustomobject]@{ Value = 'Number of redirects exceeded the maximum.' }) }
+        (ConvertTo-AfEventRecord -EventRecord $ev).Message | Should -Be '0xCAA50021; Number of redirects exceeded the maximum.'
+    }
+
+    It 'asks for the four ids of the AAD channel within the window, bounded' {
+        Mock Get-WinEvent { }
+        $errors = [Collections.ArrayList]::new()
+        $r = Get-AfAadEvents -Days 3 -MaxEvents 50 -Errors $errors
+        @($r).Count | Should -Be 0
+        $errors.Count | Should -Be 0
+        Should -Invoke Get-WinEvent -Times 1 -Exactly -ParameterFilter {
+            $FilterHashtable.LogName -eq 'Microsoft-Windows-AAD/Operational' -and (@($FilterHashtable.Id) -join ',') -eq '1098,1097,1104,1081' -and
+            $MaxEvents -eq 50 -and $FilterHashtable.StartTime -lt (Get-Date).AddDays(-2.9) -and $FilterHashtable.StartTime -gt (Get-Date).AddDays(-3.1)
+        }
+    }
+
+    It 'treats "no events found" as an empty answer, not an error' {
+        Mock Get-WinEvent {
+            $ex = [System.Exception]::new('No events were found that match the specified selection criteria.')
+            throw [System.Management.Automation.ErrorRecord]::new($ex, 'NoMatchingEventsFound,Microsoft.PowerShell.Commands.GetWinEventCommand', 'ObjectNotFound', $null)
+        }
+        $errors = [Collections.ArrayList]::new()
+        $r = Get-AfAadEvents -Days 14 -MaxEvents 200 -Errors $errors
+        , $r | Should -BeOfType [object[]]
+        @($r).Count | Should -Be 0
+        $errors.Count | Should -Be 0
+    }
+
+    It 'reports a missing channel as a collection error' {
+        Mock Get-WinEvent { throw [System.Exception]::new('The specified channel could not be found.') }
+        $errors = [Collections.ArrayList]::new()
+        Get-AfAadEvents -Days 14 -MaxEvents 200 -Errors $errors | Should -BeNullOrEmpty
+        $errors[0].source | Should -Be 'aad_events'
+        $errors[0].message | Should -Match 'channel could not be found'
+    }
+}
+
+Describe 'Get-AfDeviceDsreg' {
+    It 'returns the raw output' {
+        Mock Invoke-AfDsregcmd { [pscustomobject]@{ Output = $script:DeviceDsreg; ExitCode = 0 } }
+        $errors = [Collections.ArrayList]::new()
+        Get-AfDeviceDsreg -Errors $errors | Should -Be $script:DeviceDsreg
+        $errors.Count | Should -Be 0
+    }
+
+    It 'keeps malformed output as evidence and says it was not recognised' {
+        Mock Invoke-AfDsregcmd { [pscustomobject]@{ Output = "The request is not supported.`r`n"; ExitCode = 50 } }
+        $errors = [Collections.ArrayList]::new()
+        Get-AfDeviceDsreg -Errors $errors | Should -Match 'not supported'
+        $errors[0].source | Should -Be 'dsregcmd_status'
+        $errors[0].message | Should -Match 'not recognised \(exit code 50\)'
+    }
+
+    It 'reports empty output and a missing dsregcmd' {
+        Mock Invoke-AfDsregcmd { [pscustomobject]@{ Output = ''; ExitCode = 1 } }
+        $errors = [Collections.ArrayList]::new()
+        Get-AfDeviceDsreg -Errors $errors | Should -BeNullOrEmpty
+        $errors[0].message | Should -Match 'no output'
+        Mock Invoke-AfDsregcmd { throw "The term 'dsregcmd.exe' is not recognized" }
+        Get-AfDeviceDsreg -Errors $errors | Should -BeNullOrEmpty
+        $errors[1].message | Should -Match 'dsregcmd.exe'
+    }
+}
+
+Describe 'Pending reboot and BrokerPlugin' {
+    It 'combines the collection marker and Windows signals' {
+        Mock Assert-AfRegistry { }
+        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{ win_token_broker_cache = '2026-11-26T08:00:00Z TokenBroker caches quarantined' } }
+        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $Path -like '*WindowsUpdate*' }
+        Mock -ModuleName RebootMarker Get-M365RebootRegistryValue { $null }
+        $r = Get-AfPendingReboot
+        $r.marker | Should -BeTrue
+        $r.windows | Should -BeTrue
+        $r.reasons | Should -Be @('marker win_token_broker_cache: 2026-11-26T08:00:00Z TokenBroker caches quarantined', 'Windows Update: RebootRequired')
+    }
+
+    It 'reads the newest BrokerPlugin package and who has it installed' {
+        Mock Get-AfBrokerPackage {
+            [pscustomobject]@{ Name = 'Microsoft.AAD.BrokerPlugin'; Version = '1000.19580.1000.0'; Status = 'Ok'
+                PackageUserInformation = @(
+                    [pscustomobject]@{ UserSecurityId = [pscustomobject]@{ Sid = 'S-1-5-21-1-2-3-1104' }; InstallState = 'Installed' }
+                    [pscustomobject]@{ UserSecurityId = [pscustomobject]@{ Sid = 'S-1-5-21-1-2-3-1105' }; InstallState = 'Staged' }) }
+            [pscustomobject]@{ Name = 'Microsoft.AAD.BrokerPlugin'; Version = '1000.19041.1000.0'; Status = 'Ok'; PackageUserInformation = @() }
+        }
+        $r = Get-AfBrokerPluginInfo
+        $r.installed | Should -BeTrue
+        $r.version | Should -Be '1000.19580.1000.0'
+        $r.status | Should -Be 'Ok'
+        $r.registered_sids | Should -Be @('S-1-5-21-1-2-3-1104')
+    }
+
+    It 'reports a missing BrokerPlugin' {
+        Mock Get-AfBrokerPackage { }
+        (Get-AfBrokerPluginInfo).installed | Should -BeFalse
+    }
+}
+
+Describe 'User-context script' {
+    BeforeAll {
+        # Stand-ins for the Windows calls the script would otherwise define itself.
+        Function global:Get-AfUserDsreg { $script:AliceDsreg }
+        Function global:Get-AfCredentialTarget { @('MicrosoftOffice16_Data:SSPI:alice@contoso.com', 'LegacyGeneric:target=git:https://github.com', 'MicrosoftOffice16_Data:ADAL:alice@contoso.com', 'WindowsLive:target=virtualapp/didlogical') }
+        Function global:Get-AfSignInUpn { $null }
+        Function global:Get-AfWamAccount([string]$ClientId) { @{ upn = 'alice@contoso.com'; provider = 'AzureAD'; state = 'Connected' }; @{ upn = 'alice@fabrikam.com'; provider = 'AzureAD'; state = 'Connected' } }
+        Function global:Test-AfBrokerRegistered { throw 'Get-AppxPackage: access denied' }
+    }
+    AfterAll {
+        foreach ($f in 'Get-AfUserDsreg', 'Get-AfCredentialTarget', 'Get-AfSignInUpn', 'Get-AfWamAccount', 'Test-AfBrokerRegistered') { Remove-Item "function:global:$f" }
+    }
+
+    It 'returns only Office credential target names, the UPN, WAM accounts, and what failed' {
+        $o = & $script:UserContextScript -Patterns @('MicrosoftOffice1*') -ClientId 'd3590ed6-52b3-4102-aeff-aad2292ab01c'
+        $o.credential_targets | Should -Be @('MicrosoftOffice16_Data:ADAL:alice@contoso.com', 'MicrosoftOffice16_Data:SSPI:alice@contoso.com')
+        # GetUserNameEx gave nothing: the UPN comes from this session's dsregcmd.
+        $o.sign_in_upn | Should -Be 'alice@contoso.com'
+        $o.dsregcmd_status | Should -Match 'AzureAdPrt : NO'
+        @($o.wam_accounts).Count | Should -Be 2
+        $o.broker_plugin_registered | Should -BeNullOrEmpty
+        $o.errors | Should -Be @('BrokerPlugin: Get-AppxPackage: access denied')
+    }
+}
+
+Describe 'ConvertTo-AfUserEntry' {
+    BeforeAll { $script:P = New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path 'C:\Users\alice' }
+
+    It 'maps runner status <Status> to <Expected> with no data' -ForEach @(
+        @{ Status = 'not_logged_on'; Expected = 'not_logged_on' }
+        @{ Status = 'timeout'; Expected = 'timeout' }
+        @{ Status = 'access_denied'; Expected = 'access_denied' }
+        @{ Status = 'failed'; Expected = 'error' }
+    ) {
+        $e = ConvertTo-AfUserEntry -UserProfile $script:P -TaskResult ([pscustomobject]@{ Status = $Status; Output = $null; Message = 'why'; ExitCode = $null })
+        $e.status | Should -Be $Expected
+        $e.message | Should -Be 'why'
+        $e.Contains('credential_targets') | Should -BeFalse
+    }
+
+    It 'copies the data of an ok run (as it comes back through JSON)' {
+        $json = '{"sign_in_upn":"alice@contoso.com","dsregcmd_status":"x","credential_targets":["MicrosoftOffice16_Data:SSPI:alice@contoso.com"],"wam_accounts":[{"upn":"alice@contoso.com","provider":"AzureAD","state":"Connected"}],"broker_plugin_registered":true,"errors":["WAM accounts: boom"]}'
+        $e = ConvertTo-AfUserEntry -UserProfile $script:P -TaskResult ([pscustomobject]@{ Status = 'ok'; Output = ($json | ConvertFrom-Json); Message = ''; ExitCode = 0 })
+        $e.status | Should -Be 'ok'
+        $e.user | Should -Be 'CONTOSO\alice'
+        $e.credential_targets | Should -Be @('MicrosoftOffice16_Data:SSPI:alice@contoso.com')
+        $e.wam_accounts[0].upn | Should -Be 'alice@contoso.com'
+        $e.broker_plugin_registered | Should -BeTrue
+        $e.message | Should -Be 'WAM accounts: boom'
+    }
+}
+
+Describe 'Get-ActivationFact' {
+    BeforeEach {
+        $script:Profiles = @(
+            New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path (Join-Path $TestDrive 'alice')
+            New-Profile -Sid 'S-1-5-21-1-2-3-1105' -Name bob -Path (Join-Path $TestDrive 'bob')
+            New-Profile -Sid 'S-1-5-21-1-2-3-1106' -Name carol -Path (Join-Path $TestDrive 'carol')
+            New-Profile -Sid 'S-1-5-21-1-2-3-1107' -Name dave -Path (Join-Path $TestDrive 'dave') -LoggedOn $false -HiveLoaded $false
+        )
+        Mock Get-M365UserProfile { $script:Profiles }
+        Mock -ModuleName UserProfile Get-M365UserProfile { $script:Profiles }
+        Mock Invoke-AfDsregcmd { [pscustomobject]@{ Output = $script:DeviceDsreg; ExitCode = 0 } }
+        Mock Get-WinEvent { }
+        Mock Get-AfRegistryValue {
+            if ($Path -like '*Windows NT\CurrentVersion') { @{ CurrentBuildNumber = '22631'; CurrentMajorVersionNumber = 10; CurrentMinorVersionNumber = 0; UBR = 4460; DisplayVersion = '23H2' } }
+        }
+        Mock Get-AfBrokerPackage { }
+        Mock Assert-AfRegistry { }
+        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{} }
+        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $false }
+        Mock -ModuleName RebootMarker Get-M365RebootRegistryValue { $null }
+        Mock Get-AfUtcNow { $script:Now }
+        Mock Invoke-M365TaskScript {
+            [pscustomobject]@{ Status = 'ok'; Output = [pscustomobject]@{ sign_in_upn = "u$UserSid"; dsregcmd_status = 'x'; credential_targets = @(); wam_accounts = @(); broker_plugin_registered = $true; errors = @() }; Message = ''; ExitCode = 0 }
+        }
+    }
+
+    It 'runs one user-context task per logged-on user and none for others' {
+        $r = Get-ActivationFact
+        Should -Invoke Invoke-M365TaskScript -Times 3 -Exactly
+        Should -Invoke Invoke-M365TaskScript -Times 0 -ParameterFilter { $UserSid -eq 'S-1-5-21-1-2-3-1107' }
+        Should -Invoke Invoke-M365TaskScript -Times 3 -ParameterFilter { $RunAs -eq 'User' -and $Parameters.Patterns -contains 'MicrosoftOffice1*' }
+        $r.host_facts.users.sid | Should -Be @('S-1-5-21-1-2-3-1104', 'S-1-5-21-1-2-3-1105', 'S-1-5-21-1-2-3-1106')
+        $r.host_facts.profiles.Count | Should -Be 4
+        $r.dsregcmd_status | Should -Be $script:DeviceDsreg
+        $r.collection_errors.Count | Should -Be 0
+        $r.host_facts.schema | Should -Be 1
+        $r.host_facts.collected_at | Should -Be '2026-11-26T09:00:00Z'
+        $r.host_facts.office.installed | Should -BeFalse
+        $r.host_facts.network.winhttp_proxy | Should -Be 'Direct access (no proxy server).'
+        $r.host_facts.os.build | Should -Be 22631
+        $r.host_facts.os.version | Should -Be '10.0.22631'
+        , $r.aad_events | Should -BeOfType [object[]]
+    }
+
+    It 'runs tasks only for the named users, reporting one who is not logged on' {
+        Mock Invoke-M365TaskScript { [pscustomobject]@{ Status = 'not_logged_on'; Output = $null; Message = 'no session'; ExitCode = $null } } -ParameterFilter { $UserSid -eq 'S-1-5-21-1-2-3-1107' }
+        $r = Get-ActivationFact -Users @('CONTOSO\dave', 'S-1-5-21-1-2-3-1104', 'alice')
+        Should -Invoke Invoke-M365TaskScript -Times 2 -Exactly
+        $r.host_facts.users.status | Should -Be @('not_logged_on', 'ok')
+    }
+
+    It 'refuses an unknown user, naming the users option, before any task runs' {
+        { Get-ActivationFact -Users @('mallory') } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage "users: Identity 'mallory' is unknown*"
+        Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        Should -Invoke Invoke-AfDsregcmd -Times 0 -Exactly
+    }
+
+    It 'runs no task with UserContext off' {
+        $r = Get-ActivationFact -UserContext $false
+        Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        $r.host_facts.users.Count | Should -Be 0
+    }
+
+    It 'turns a runner exception into an error entry for that user only' {
+        Mock Invoke-M365TaskScript { throw 'Task Scheduler service is not running' } -ParameterFilter { $UserSid -eq 'S-1-5-21-1-2-3-1105' }
+        $r = Get-ActivationFact
+        $r.host_facts.users.status | Should -Be @('ok', 'error', 'ok')
+        $r.host_facts.users[1].message | Should -Match 'not running'
+    }
+
+    It 'still returns what it could when every Windows source fails (pwsh on Linux)' {
+        Mock Get-M365UserProfile { throw "The term 'Get-CimInstance' is not recognized" }
+        Mock Invoke-AfDsregcmd { throw "The term 'dsregcmd.exe' is not recognized" }
+        Mock Get-WinEvent { throw "The term 'Get-WinEvent' is not recognized" }
+        Mock Get-AfRegistryValue { throw 'the Windows registry is not available on this host' }
+        Mock Assert-AfRegistry { throw 'the Windows registry is not available on this host' }
+        Mock Get-AfBrokerPackage { throw "The term 'Get-AppxPackage' is not recognized" }
+        $r = Get-ActivationFact
+        @($r.collection_errors.source) | Should -Be @('profiles', 'dsregcmd_status', 'aad_events', 'os', 'office', 'network', 'pending_reboot', 'broker_plugin')
+        $r.dsregcmd_status | Should -BeNullOrEmpty
+        $r.aad_events | Should -BeNullOrEmpty
+        # Unknown facts are left out, never reported as false.
+        @($r.host_facts.Keys) | Should -Be @('schema', 'collected_at', 'hostname', 'profiles', 'users')
+        Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+    }
+}
+
+Describe 'User-context script through the real task runner' {
+    It 'travels inline, runs in a separate PowerShell and comes back as a user entry' {
+        $script:RunRoot = Join-Path $TestDrive 'runs'
+        $null = New-Item -ItemType Directory -Path $script:RunRoot
+        $script:PwshPath = if ($env:PWSH) { $env:PWSH } else { Join-Path $PSHOME 'pwsh' }
+        $script:Registered = $null
+        $script:Exit = $null
+        Mock -ModuleName ScheduledTaskRunner Get-M365InteractiveSid { 'S-1-5-21-1-2-3-1104' }
+        Mock -ModuleName ScheduledTaskRunner Get-M365RunRoot { $script:RunRoot }
+        Mock -ModuleName ScheduledTaskRunner Set-M365PathSddl { }
+        Mock -ModuleName ScheduledTaskRunner Get-M365PowerShellPath { 'C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe' }
+        Mock -ModuleName ScheduledTaskRunner Register-M365Task { $script:Registered = $Argument }
+        Mock -ModuleName ScheduledTaskRunner Start-M365Task {
+            & $script:PwshPath -NoProfile -NonInteractive -EncodedCommand (($script:Registered -split ' ')[-1]) | Out-Null
+            $script:Exit = $LASTEXITCODE
+        }
+        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = $script:Exit } }
+        Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { }
+        $run = Invoke-M365TaskScript -ScriptBlock $script:UserContextScript -RunAs User -UserSid 'S-1-5-21-1-2-3-1104' `
+            -Parameters @{ Patterns = @('MicrosoftOffice1*'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c' }
+        $run.Message | Should -BeNullOrEmpty
+        $run.Status | Should -Be 'ok'
+        $e = ConvertTo-AfUserEntry -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path 'C:\Users\alice') -TaskResult $run
+        $e.status | Should -Be 'ok'
+        # No Windows here: every part fails on its own and says so; none is faked.
+        $e.message | Should -Match 'dsregcmd'
+        $e.message | Should -Match 'WAM accounts'
+        @($e.credential_targets).Count | Should -Be 0
+        @(Get-ChildItem -LiteralPath $script:RunRoot -Force).Count | Should -Be 0
+    }
+}
