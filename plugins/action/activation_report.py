@@ -35,12 +35,12 @@ class ActionModule(ActionBase):
         try:
             report = build_report(args['kind'], args['hosts'])
         except ValueError as exc:
-            raise AnsibleActionFail(str(exc))
+            raise AnsibleActionFail(str(exc)) from exc
         paths = {'json': os.path.join(report_dir, 'report.json'), 'md': os.path.join(report_dir, 'report.md')}
         if not self._task.check_mode:
             try:
                 paths = write_report(report, report_dir)
             except (OSError, ValueError) as exc:
-                raise AnsibleActionFail('report_dir: cannot write the report under %s: %s' % (report_dir, exc))
+                raise AnsibleActionFail('report_dir: cannot write the report under %s: %s' % (report_dir, exc)) from exc
         result.update(changed=True, report=report, paths=paths)
         return result

@@ -30,7 +30,7 @@ class ActionModule(ActionBase):
         try:
             hosts = triage_dir(evidence_dir)
         except EvidenceError as exc:
-            raise AnsibleActionFail('evidence_dir: %s' % exc)
+            raise AnsibleActionFail('evidence_dir: %s' % exc) from exc
         # Bad hosts do not fail this task: the report still has to be written for the
         # good ones. The playbook fails at the end, naming the files in `errors`.
         result.update(

@@ -35,7 +35,7 @@ def aad_classify(code):
     try:
         return classify_code(code if isinstance(code, int) else str(code))
     except ValueError as exc:
-        raise AnsibleFilterError('aad_classify: %s' % exc)
+        raise AnsibleFilterError('aad_classify: %s' % exc) from exc
 
 
 def aad_events(data):
@@ -47,7 +47,7 @@ def aad_events(data):
             data = [data]
         return normalise_event_records(to_plain(data))
     except ValueError as exc:
-        raise AnsibleFilterError('aad_events: %s' % exc)
+        raise AnsibleFilterError('aad_events: %s' % exc) from exc
 
 
 def _evidence(value, events=None, host_facts=None, name='activation_evidence'):
@@ -58,7 +58,7 @@ def _evidence(value, events=None, host_facts=None, name='activation_evidence'):
         if isinstance(value, Mapping) and 'dsreg' in value:
             return to_plain(value)
     except (EvidenceError, ValueError) as exc:
-        raise AnsibleFilterError('%s: %s' % (name, exc))
+        raise AnsibleFilterError('%s: %s' % (name, exc)) from exc
     raise AnsibleFilterError('%s: expected dsregcmd /status text or an evidence dict, got %s'
                              % (name, type(value).__name__))
 
@@ -74,7 +74,7 @@ def activation_evaluate(value, events=None, host_facts=None):
     try:
         return evaluate(evidence)
     except ValueError as exc:
-        raise AnsibleFilterError('activation_evaluate: %s' % exc)
+        raise AnsibleFilterError('activation_evaluate: %s' % exc) from exc
 
 
 def activation_plan(value, events=None, host_facts=None):

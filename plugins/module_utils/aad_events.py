@@ -287,7 +287,7 @@ def parse_time_created(value) -> str:
             dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
                           micro, tzinfo=timezone.utc)
         except ValueError as exc:
-            raise ValueError('TimeCreated: %r is not a valid date (%s)' % (value, exc))
+            raise ValueError('TimeCreated: %r is not a valid date (%s)' % (value, exc)) from exc
         if zone and zone != 'Z':
             sign = 1 if zone[0] == '+' else -1
             digits = zone[1:].replace(':', '')
@@ -312,7 +312,7 @@ def parse_event_export(text: str) -> list:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ValueError('malformed JSON: %s' % exc)
+        raise ValueError('malformed JSON: %s' % exc) from exc
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -332,8 +332,8 @@ def _event_id(value, index):
         value = None
     try:
         return int(value)
-    except (TypeError, ValueError):
-        raise ValueError('record %d: Id %r is not an event id' % (index, value))
+    except (TypeError, ValueError) as exc:
+        raise ValueError('record %d: Id %r is not an event id' % (index, value)) from exc
 
 
 def normalise_event_records(records: list) -> list:
@@ -359,7 +359,7 @@ def normalise_event_records(records: list) -> list:
         try:
             time_created = parse_time_created(created)
         except ValueError as exc:
-            raise ValueError('record %d: %s' % (index, exc))
+            raise ValueError('record %d: %s' % (index, exc)) from exc
         message = message if isinstance(message, str) else ''
         events.append({
             'id': event_id,

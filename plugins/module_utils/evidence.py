@@ -48,7 +48,7 @@ def decode_text(data: bytes, file: str = '') -> str:
         try:
             return data.decode('utf-16')
         except UnicodeDecodeError as exc:
-            raise EvidenceError(file, 'not valid UTF-16 text (%s)' % exc)
+            raise EvidenceError(file, 'not valid UTF-16 text (%s)' % exc) from exc
     if data.startswith(b'\xef\xbb\xbf'):
         data = data[3:]
     if b'\x00' in data[:200] and len(data) > 1 and data[1:2] == b'\x00':
@@ -64,7 +64,7 @@ def decode_text(data: bytes, file: str = '') -> str:
 
 
 def _check_dsreg(parsed: dict, file: str):
-    for name, section in parsed.items():
+    for section in parsed.values():
         if isinstance(section, dict) and any(key in section for key in _SIGNATURE_KEYS):
             return
     raise EvidenceError(file, 'no dsregcmd /status sections found (expected boxes such as '
@@ -109,7 +109,7 @@ def build_evidence(dsregcmd_text: str, event_records, host_facts) -> dict:
     try:
         events = normalise_event_records(event_records)
     except ValueError as exc:
-        raise EvidenceError(EVENTS_FILE, str(exc))
+        raise EvidenceError(EVENTS_FILE, str(exc)) from exc
     facts = _check_host_facts(host_facts, FACTS_FILE)
 
     users = []
@@ -133,7 +133,7 @@ def _read(path: str) -> str:
         with open(path, 'rb') as handle:
             data = handle.read()
     except OSError as exc:
-        raise EvidenceError(path, 'cannot read (%s)' % (exc.strerror or exc))
+        raise EvidenceError(path, 'cannot read (%s)' % (exc.strerror or exc)) from exc
     return decode_text(data, path)
 
 
@@ -156,7 +156,7 @@ def load_bundle(host_dir: str) -> dict:
         try:
             records = parse_event_export(_read(events_path))
         except ValueError as exc:
-            raise EvidenceError(events_path, str(exc))
+            raise EvidenceError(events_path, str(exc)) from exc
 
     facts = None
     if os.path.exists(facts_path):
@@ -164,13 +164,13 @@ def load_bundle(host_dir: str) -> dict:
         try:
             facts = json.loads(text.lstrip('\ufeff'))
         except ValueError as exc:
-            raise EvidenceError(facts_path, 'malformed JSON: %s' % exc)
+            raise EvidenceError(facts_path, 'malformed JSON: %s' % exc) from exc
 
     paths = {DSREG_FILE: dsreg_path, EVENTS_FILE: events_path, FACTS_FILE: facts_path}
     try:
         return build_evidence(dsreg_text, records, facts)
     except EvidenceError as exc:
-        raise EvidenceError(paths.get(exc.file, exc.file), exc.reason)
+        raise EvidenceError(paths.get(exc.file, exc.file), exc.reason) from exc
 
 
 def _export_records(event_records) -> list:
