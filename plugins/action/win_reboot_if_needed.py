@@ -22,25 +22,60 @@ class ActionModule(RebootCapableAction):
 
     def _reboot_reasons(self, state, args):
         marker = state.get("marker") or {}
-        reasons = ["%s: %s" % (source, marker[source]) for source in sorted(marker)]
+        satisfied = set(state.get("satisfied") or [])
+        reasons = ["%s: %s" % (source, marker[source]) for source in sorted(marker) if source not in satisfied]
         if args["include_windows_pending"]:
             reasons.extend("Windows: %s" % reason for reason in state.get("windows_reasons") or [])
         # Steps of this play that returned reboot_required. In check mode they wrote no
         # marker, and this is how a dry run still says it would restart.
-        reasons.extend("%s: returned reboot_required" % name for name in sorted(set(args["requested_by"]))
-                       if name not in marker)
+        reasons.extend(self._known_reasons(args, exclude=marker))
         return reasons
 
+    def _known_reasons(self, args, exclude=()):
+        return ["%s: returned reboot_required" % name for name in sorted(set(args["requested_by"]))
+                if name not in exclude]
+
+    def _without_reboot(self, state, args, task_vars):
+        # The host restarted (a user, an update) after the request was written but before
+        # this step ran: nothing left to restart for, only the marker to tidy up.
+        satisfied = sorted(state.get("satisfied") or [])
+        if not satisfied:
+            return {}
+        if self._task.check_mode:
+            return {"changed": True, "msg": "no reboot needed; would clear what an earlier restart satisfied: %s"
+                    % ", ".join(satisfied)}
+        after = self._execute_module(module_name=STATE_MODULE, task_vars=task_vars, module_args={
+            "include_windows_pending": args["include_windows_pending"], "clear_satisfied": True})
+        after.pop("invocation", None)
+        if after.get("failed"):
+            return {"failed": True, "msg": "clearing the satisfied marker failed: %s" % after.get("msg", "no message")}
+        return {"changed": bool(after.get("changed")), "after": after,
+                "msg": "no reboot needed; cleared what an earlier restart satisfied: %s" % ", ".join(after.get("cleared") or [])}
+
     def _after_reboot(self, state, args, task_vars):
-        # One round trip reads the new boot time and clears exactly the sources seen
-        # before the restart; the module keeps them if the boot time did not move, so
-        # a host that never restarted is still marked for the next run.
+        # One round trip reads the new boot time and clears what the restart satisfied:
+        # the sources seen before it (if the boot time moved) and any source written
+        # before the new boot (when the first read was skipped, and leftovers of a run
+        # that died). A host that never restarted keeps its marker for the next run.
         module_args = {
             "include_windows_pending": args["include_windows_pending"],
             "clear_sources": sorted(state.get("marker") or {}),
-            "boot_time_before": state.get("boot_time"),
+            "clear_satisfied": True,
         }
+        if module_args["clear_sources"]:
+            module_args["boot_time_before"] = state.get("boot_time")
         return self._execute_module(module_name=STATE_MODULE, module_args=module_args, task_vars=task_vars)
+
+    def _verify_reboot(self, state, after, args):
+        error = super()._verify_reboot(state, after, args)
+        if error:
+            return error
+        late = sorted(set(args["requested_by"]) & set(after.get("kept") or []))
+        if late:
+            # Their marker is newer than the current boot: the restart did not happen.
+            return "the host did not restart after %s asked for it (boot time %s); the marker is kept" % (
+                ", ".join(late), after.get("boot_time"))
+        return None
 
     def _finish(self, result, args):
         state = result.pop("state", None) or {}

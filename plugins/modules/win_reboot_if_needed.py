@@ -17,9 +17,14 @@ description:
   - The restart is carried out by the action plugin of M(ansible.windows.win_reboot),
     which waits for the host to go down and come back and reconnects.
   - Once the host is back it checks that the boot time changed and clears the marker
-    sources it saw. A run that died between a rung and this step leaves the marker
-    behind, so the next run restarts the host; a second run after a completed restart
-    does nothing and reports no change.
+    sources the restart satisfied (those seen before it, and any written before the new
+    boot). A run that died between a rung and this step leaves the marker behind, so the
+    next run restarts the host, unless the host was restarted in between (the marker is
+    older than the boot), in which case the marker is only cleared. A second run after a
+    completed restart does nothing and reports no change.
+  - When O(requested_by) names a module, the restart is known to be due and the first
+    read of the host is skipped (one module execution in all); the marker sources of
+    O(requested_by) must then be older than the new boot, or the task fails.
   - In check mode it reports whether it would restart and changes nothing.
 version_added: 0.1.0
 author:
@@ -113,7 +118,7 @@ reasons:
   elements: str
   sample: ["win_token_broker_cache: 2026-11-26T09:20:00Z quarantined the TokenBroker caches of CONTOSO\\alice"]
 marker:
-  description: The collection's marker as read before the restart.
+  description: The collection's marker as read before the restart; empty when the read was skipped (O(requested_by)).
   returned: always
   type: dict
   sample: {"win_token_broker_cache": "2026-11-26T09:20:00Z quarantined the TokenBroker caches of CONTOSO\\alice"}
@@ -124,7 +129,7 @@ windows_reasons:
   elements: str
   sample: []
 boot_time_before:
-  description: Boot time (UTC) before the restart.
+  description: Boot time (UTC) before the restart; null when the read was skipped (O(requested_by)).
   returned: always
   type: str
   sample: "2026-11-26T09:15:30.000000Z"
@@ -134,7 +139,7 @@ boot_time_after:
   type: str
   sample: "2026-11-26T09:41:02.000000Z"
 cleared:
-  description: Marker sources cleared after the restart.
+  description: Marker sources cleared (after the restart, or because an earlier restart had satisfied them).
   returned: always
   type: list
   elements: str

@@ -40,6 +40,21 @@ Function ConvertTo-RebootStateTime {
     $Time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
 }
 
+Function Get-RebootStateMarkerTime {
+    <#
+    .SYNOPSIS
+    The UTC time a marker value was written ("<yyyy-MM-ddTHH:mm:ssZ> <reason>"), or $null.
+    #>
+    param([AllowNull()][string]$Value)
+    if ($Value -notmatch '^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)\s') { return $null }
+    $styles = [System.Globalization.DateTimeStyles]::AdjustToUniversal -bor [System.Globalization.DateTimeStyles]::AssumeUniversal
+    $parsed = [DateTime]::MinValue
+    if ([DateTime]::TryParseExact($Matches[1], "yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture, $styles, [ref]$parsed)) {
+        return $parsed
+    }
+    $null
+}
+
 Function Get-WindowsPendingReboot {
     <#
     .SYNOPSIS
@@ -70,6 +85,7 @@ Function Get-RebootState {
         [bool]$IncludeWindowsPending,
         [string[]]$ClearSources = @(),
         [AllowNull()][string]$BootTimeBefore,
+        [bool]$ClearSatisfied,
         [bool]$CheckMode
     )
     foreach ($source in $ClearSources) {
@@ -81,7 +97,9 @@ Function Get-RebootState {
         throw [System.ArgumentException]::new('boot_time_before is required with clear_sources: the marker is only cleared once the boot time has moved')
     }
 
-    $bootTime = ConvertTo-RebootStateTime -Time (Get-RebootStateBootTime)
+    $bootRaw = Get-RebootStateBootTime
+    $bootTime = ConvertTo-RebootStateTime -Time $bootRaw
+    $bootUtc = $bootRaw.ToUniversalTime()
     $markerBefore = @{} + (Get-M365RebootMarker)
     $result = @{
         changed = $false
@@ -99,29 +117,54 @@ Function Get-RebootState {
         $result.windows_pending = $result.windows_reasons.Count -gt 0
     }
 
+    # A source is satisfied when the host has restarted since it asked: either the boot
+    # time moved away from the one read before this run's restart (clear_sources), or
+    # the source's own timestamp is older than the current boot (clear_satisfied).
+    # Anything else is kept, so the next run restarts the host instead of forgetting
+    # why it had to.
+    $toClear = [System.Collections.Generic.List[string]]::new()
+    $kept = [System.Collections.Generic.List[string]]::new()
     if ($ClearSources.Count -gt 0) {
         $result.boot_time_changed = $bootTime -ne $BootTimeBefore
-        $present = @($ClearSources | Where-Object { $markerBefore.ContainsKey($_) } | Sort-Object -Unique)
-        if (-not $result.boot_time_changed) {
-            # The restart did not happen (or has not yet): keep every request so the next
-            # run restarts the host instead of forgetting why it had to.
-            $result.kept = $present
-        }
-        elseif ($present.Count -gt 0) {
-            $markerAfter = @{} + $markerBefore
-            foreach ($source in $present) {
-                if (-not $CheckMode) {
-                    Clear-M365RebootMarker -Source $source
-                }
-                $markerAfter.Remove($source)
-            }
-            $result.cleared = $present
-            $result.changed = $true
-            $result.marker = $markerAfter
-            $result.diff.after = @{ marker = $markerAfter }
+        foreach ($source in @($ClearSources | Where-Object { $markerBefore.ContainsKey($_) } | Sort-Object -Unique)) {
+            if ($result.boot_time_changed) { $toClear.Add($source) } else { $kept.Add($source) }
         }
     }
-    $result.reboot_required = ($result.marker.Count -gt 0) -or $result.windows_pending
+    if ($ClearSatisfied) {
+        foreach ($source in @($markerBefore.Keys | Sort-Object)) {
+            if ($toClear.Contains($source)) { continue }
+            $written = Get-RebootStateMarkerTime -Value $markerBefore[$source]
+            if ($null -ne $written -and $written -lt $bootUtc) {
+                $null = $kept.Remove($source)
+                $toClear.Add($source)
+            }
+            elseif (-not $kept.Contains($source)) {
+                $kept.Add($source)
+            }
+        }
+    }
+    $result.kept = @($kept | Sort-Object)
+    if ($toClear.Count -gt 0) {
+        $markerAfter = @{} + $markerBefore
+        foreach ($source in $toClear) {
+            if (-not $CheckMode) {
+                Clear-M365RebootMarker -Source $source
+            }
+            $markerAfter.Remove($source)
+        }
+        $result.cleared = @($toClear | Sort-Object)
+        $result.changed = $true
+        $result.marker = $markerAfter
+        $result.diff.after = @{ marker = $markerAfter }
+    }
+    # Requests left that the host has already restarted for (written before the current
+    # boot): a restart in between, by anyone, satisfied them.
+    $result.satisfied = @($result.marker.Keys | Sort-Object | Where-Object {
+            $written = Get-RebootStateMarkerTime -Value $result.marker[$_]
+            $null -ne $written -and $written -lt $bootUtc
+        })
+    $unsatisfied = @($result.marker.Keys | Where-Object { $result.satisfied -notcontains $_ })
+    $result.reboot_required = ($unsatisfied.Count -gt 0) -or $result.windows_pending
     $result
 }
 
@@ -130,6 +173,7 @@ $spec = @{
         include_windows_pending = @{ type = 'bool'; default = $false }
         clear_sources = @{ type = 'list'; elements = 'str'; default = @() }
         boot_time_before = @{ type = 'str' }
+        clear_satisfied = @{ type = 'bool'; default = $false }
     }
     supports_check_mode = $true
 }
@@ -138,7 +182,7 @@ $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
 try {
     $state = Get-RebootState -IncludeWindowsPending $module.Params.include_windows_pending `
         -ClearSources @($module.Params.clear_sources) -BootTimeBefore $module.Params.boot_time_before `
-        -CheckMode $module.CheckMode
+        -ClearSatisfied $module.Params.clear_satisfied -CheckMode $module.CheckMode
 }
 catch [System.ArgumentException] {
     $module.FailJson($_.Exception.Message)

@@ -15,8 +15,9 @@ description:
     asked for a restart) and, when O(include_windows_pending=true), the pending-reboot
     signals of Windows itself.
   - With O(clear_sources) it clears those marker sources, but only when the boot time is
-    no longer O(boot_time_before); a host that did not restart keeps its marker, so the
-    next run restarts it.
+    no longer O(boot_time_before); with O(clear_satisfied=true) it clears every source
+    written before the current boot. A host that did not restart keeps its marker, so
+    the next run restarts it.
   - This is the host side of M(m365ops.activation.win_reboot_if_needed); playbooks
     normally use that action instead.
 version_added: 0.1.0
@@ -43,6 +44,13 @@ options:
       - RV(boot_time) as read before the restart. Required when O(clear_sources) is not
         empty.
     type: str
+  clear_satisfied:
+    description:
+      - Clear every marker source whose time (the start of its value) is older than the
+        current boot, whoever restarted the host since. Values without a readable time
+        are kept.
+    type: bool
+    default: false
 notes:
   - Check mode reads everything and reports what it would clear without clearing it.
 seealso:
@@ -59,6 +67,10 @@ EXAMPLES = r"""
   m365ops.activation.win_reboot_state:
     clear_sources: "{{ reboot_state.marker.keys() | list }}"
     boot_time_before: "{{ reboot_state.boot_time }}"
+
+- name: Clear whatever a restart since has satisfied
+  m365ops.activation.win_reboot_state:
+    clear_satisfied: true
 """
 
 RETURN = r"""
@@ -84,7 +96,7 @@ cleared:
   elements: str
   sample: ["win_token_broker_cache"]
 kept:
-  description: Sources kept because the boot time had not changed.
+  description: Sources asked to be cleared (or checked, with O(clear_satisfied=true)) that were kept because the host has not restarted since they were written.
   returned: success
   type: list
   elements: str
@@ -100,8 +112,14 @@ windows_reasons:
   type: list
   elements: str
   sample: ["Component Based Servicing: RebootPending"]
+satisfied:
+  description: Sources left in the marker that were written before the current boot, so a restart already satisfied them.
+  returned: success
+  type: list
+  elements: str
+  sample: []
 reboot_required:
-  description: Whether a restart is still needed after this call (marker left or Windows pending).
+  description: Whether a restart is still needed after this call (an unsatisfied marker source, or Windows pending).
   returned: success
   type: bool
   sample: false

@@ -12,7 +12,10 @@ host is asked again afterwards so a restart that did not happen is caught.
 Hooks a subclass overrides:
 
 ``_state_module()``      module name and arguments that read the host's state
+``_known_reasons()``     reasons known without reading the host; when there are any
+                         (and the restart may happen), the read is skipped
 ``_reboot_reasons()``    why this state needs a restart; empty list = no restart
+``_without_reboot()``    what to do when no restart is needed (e.g. tidy a stale marker)
 ``_after_reboot()``      what to run once the host is back (e.g. clear a marker)
 ``_verify_reboot()``     an error message when the host did not really restart
 ``_finish()``            last look at the result before it is returned
@@ -59,8 +62,15 @@ class RebootCapableAction(ActionBase):
         """Return ``(module_name, module_args)`` for the module that reads the state."""
         return self._task.action, {k: v for k, v in args.items() if k not in REBOOT_ARGUMENT_SPEC}
 
+    def _known_reasons(self, args):
+        return []
+
     def _reboot_reasons(self, state, args):
         return ["%s requires a reboot" % self._task.action] if state.get("reboot_required") else []
+
+    def _without_reboot(self, state, args, task_vars):
+        """Result keys to add when no restart is needed; the default adds none."""
+        return {}
 
     def _after_reboot(self, state, args, task_vars):
         """Run once the host is back; the default reads the state again."""
@@ -116,16 +126,20 @@ class RebootCapableAction(ActionBase):
         spec.update(self.ARGUMENT_SPEC)
         dummy, args = self.validate_argument_spec(spec)
 
-        name, module_args = self._state_module(args)
-        state = self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
-        state.pop("invocation", None)
-        if state.get("failed"):
-            result.update(state)
-            result.setdefault("msg", "%s failed" % name)
-            result["rebooted"] = False
-            return self._finish(result, args)
-
-        reasons = self._reboot_reasons(state, args)
+        known = self._known_reasons(args)
+        if known and args["reboot"] and not self._task.check_mode:
+            # The play already knows a restart is due: one module execution fewer.
+            state, reasons = {}, known
+        else:
+            name, module_args = self._state_module(args)
+            state = self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
+            state.pop("invocation", None)
+            if state.get("failed"):
+                result.update(state)
+                result.setdefault("msg", "%s failed" % name)
+                result["rebooted"] = False
+                return self._finish(result, args)
+            reasons = self._reboot_reasons(state, args)
         result.update({
             "changed": bool(state.get("changed")),
             "rebooted": False,
@@ -135,6 +149,7 @@ class RebootCapableAction(ActionBase):
         })
         if not reasons:
             result["msg"] = "no reboot needed"
+            result.update(self._without_reboot(state, args, task_vars))
             return self._finish(result, args)
         if not args["reboot"]:
             result["msg"] = "reboot needed but not allowed (reboot: false): " + "; ".join(reasons)

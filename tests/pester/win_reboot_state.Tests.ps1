@@ -100,12 +100,14 @@ Describe 'win_reboot_state' {
             $r.diff.after.marker.Count | Should -Be 0
         }
 
-        It 'keeps a source that asked after the first read' {
+        It 'clears only the listed sources unless asked to clear what is satisfied' {
             Mock Get-RebootStateBootTime { $script:later }
             $r = Get-RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore $script:bootText
             $r.cleared | Should -Be @('win_token_broker_cache')
             $script:store.Keys | Should -Be @('win_dsreg_join')
-            $r.reboot_required | Should -BeTrue
+            # written at 09:21, before the 09:41 boot: satisfied, so no restart is needed
+            $r.satisfied | Should -Be @('win_dsreg_join')
+            $r.reboot_required | Should -BeFalse
         }
 
         It 'keeps every marker when the boot time did not move' {
@@ -133,6 +135,75 @@ Describe 'win_reboot_state' {
             $r = Get-RebootState -ClearSources @('win_token_broker_cache', 'win_dsreg_join') -BootTimeBefore $script:bootText
             $r.changed | Should -BeFalse
             $r.cleared.Count | Should -Be 0
+        }
+    }
+
+    Context 'clearing what a restart satisfied (clear_satisfied)' {
+        BeforeEach {
+            # boot: 09:15:30. One request from before that boot, one from after it.
+            $script:store['win_token_broker_cache'] = '2026-11-26T09:10:00Z quarantined caches'
+            $script:store['win_dsreg_join'] = '2026-11-26T09:21:00Z rejoined'
+        }
+
+        It 'reports, without clearing, the requests a restart already satisfied' {
+            $r = Get-RebootState
+            $r.satisfied | Should -Be @('win_token_broker_cache')
+            $r.changed | Should -BeFalse
+            $script:store.Count | Should -Be 2
+            $r.reboot_required | Should -BeTrue
+        }
+
+        It 'needs no restart when every request is older than the boot' {
+            $script:store.Remove('win_dsreg_join')
+            $r = Get-RebootState
+            $r.reboot_required | Should -BeFalse
+            $r.marker.Count | Should -Be 1
+        }
+
+        It 'clears the sources written before the current boot and keeps the newer ones' {
+            $r = Get-RebootState -ClearSatisfied $true
+            $r.cleared | Should -Be @('win_token_broker_cache')
+            $r.kept | Should -Be @('win_dsreg_join')
+            $script:store.Keys | Should -Be @('win_dsreg_join')
+            $r.reboot_required | Should -BeTrue
+            $r.changed | Should -BeTrue
+        }
+
+        It 'clears everything once the host booted after the last request' {
+            Mock Get-RebootStateBootTime { $script:later }
+            $r = Get-RebootState -ClearSatisfied $true
+            $r.cleared | Should -Be @('win_dsreg_join', 'win_token_broker_cache')
+            $r.kept.Count | Should -Be 0
+            $script:store.Count | Should -Be 0
+        }
+
+        It 'keeps a value without a readable timestamp rather than guess' {
+            $script:store['hand_written'] = 'please restart'
+            Mock Get-RebootStateBootTime { $script:later }
+            $r = Get-RebootState -ClearSatisfied $true
+            $r.kept | Should -Be @('hand_written')
+            $script:store.Keys | Should -Be @('hand_written')
+        }
+
+        It 'a listed source is cleared by a moved boot time even without a timestamp' {
+            $script:store['hand_written'] = 'please restart'
+            Mock Get-RebootStateBootTime { $script:later }
+            $r = Get-RebootState -ClearSources @('hand_written') -BootTimeBefore $script:bootText -ClearSatisfied $true
+            $r.cleared | Should -Be @('hand_written', 'win_dsreg_join', 'win_token_broker_cache')
+            $script:store.Count | Should -Be 0
+        }
+
+        It 'reads marker times in UTC: <value>' -ForEach @(
+            @{ value = '2026-11-26T09:10:00Z x'; expected = '2026-11-26T09:10:00' }
+            @{ value = '26/11/2026 09:10 x'; expected = $null }
+            @{ value = '2026-11-26T09:10:00Z'; expected = $null }
+        ) {
+            $t = Get-RebootStateMarkerTime -Value $value
+            if ($null -eq $expected) { $t | Should -BeNullOrEmpty }
+            else {
+                $t.Kind | Should -Be ([DateTimeKind]::Utc)
+                $t.ToString('s') | Should -Be $expected
+            }
         }
     }
 

@@ -41,19 +41,21 @@ class FakeHost:
         # PowerShell side of it).
         assert module_name == STATE_MODULE
         self.module_calls.append(dict(module_args))
-        result = {"changed": False, "boot_time": self.boot_time, "cleared": [], "kept": [],
+        satisfied = sorted(s for s, value in self.marker.items() if value[:20] < self.boot_time)
+        result = {"changed": False, "boot_time": self.boot_time, "cleared": [], "kept": [], "satisfied": satisfied,
                   "windows_reasons": list(self.windows) if module_args.get("include_windows_pending") else [],
                   "invocation": {"module_args": module_args}}
-        sources = module_args.get("clear_sources") or []
-        if sources:
-            present = sorted(s for s in sources if s in self.marker)
-            if self.boot_time == module_args["boot_time_before"]:
-                result["kept"] = present
-            elif present:
-                if not check_mode:
-                    for source in present:
-                        del self.marker[source]
-                result.update(changed=True, cleared=present)
+        listed = [s for s in module_args.get("clear_sources") or [] if s in self.marker]
+        booted_since = bool(listed) and self.boot_time != module_args["boot_time_before"]
+        checked = set(self.marker) if module_args.get("clear_satisfied") else set(listed)
+        # A marker value starts with its UTC time; ISO strings of one format sort by time.
+        clear = sorted(s for s in checked if (s in listed and booted_since) or self.marker[s][:20] < self.boot_time)
+        result["kept"] = sorted(checked - set(clear))
+        if clear:
+            if not check_mode:
+                for source in clear:
+                    del self.marker[source]
+            result.update(changed=True, cleared=clear)
         result["marker"] = dict(self.marker)
         return result
 
@@ -124,7 +126,7 @@ def test_marker_set_reboot_is_delegated_and_marker_cleared():
     assert result["reasons"] == ["win_token_broker_cache: " + TB_REASON]
     assert host.marker == {}
     assert host.module_calls[1] == {"include_windows_pending": False, "clear_sources": ["win_token_broker_cache"],
-                                    "boot_time_before": BOOT_1}
+                                    "boot_time_before": BOOT_1, "clear_satisfied": True}
 
 
 def test_no_marker_no_reboot():
@@ -340,10 +342,63 @@ def test_check_mode_would_reboot_for_a_rung_that_wrote_no_marker():
     loader.action_loader.get.assert_not_called()
 
 
-def test_requested_by_counts_once_with_the_marker_and_clears_only_marker_sources():
+def test_requested_by_counts_once_with_the_marker():
+    # With reboot: false the host is read, and a rung that also wrote its marker is one reason.
     host = FakeHost({"win_token_broker_cache": TB_REASON})
-    action, dummy = make_action(host, {"requested_by": ["win_dsreg_join", "win_token_broker_cache"]},
-                                reboot=restarting(host))
+    action, loader = make_action(host, {"reboot": False, "requested_by": ["win_dsreg_join", "win_token_broker_cache"]},
+                                 reboot=restarting(host))
     result = action.run(task_vars={})
     assert result["reasons"] == ["win_token_broker_cache: " + TB_REASON, "win_dsreg_join: returned reboot_required"]
-    assert result["rebooted"] is True and result["cleared"] == ["win_token_broker_cache"]
+    assert result["rebooted"] is False and result["reboot_required"] is True
+    loader.action_loader.get.assert_not_called()
+
+
+def test_a_rung_request_skips_the_first_read():
+    # The rung just wrote its marker and told the play: restart without asking the host
+    # first, then clear what the restart satisfied (one module execution in all).
+    host = FakeHost({"win_token_broker_cache": TB_REASON,
+                     "win_dsreg_join": "2026-11-20T10:00:00Z left by a run that died"})
+    action, loader = make_action(host, {"requested_by": ["win_token_broker_cache"]}, reboot=restarting(host))
+    result = action.run(task_vars={})
+    assert not result.get("failed"), result
+    assert result["rebooted"] is True and host.boots == 1
+    assert host.module_calls == [{"include_windows_pending": False, "clear_sources": [], "clear_satisfied": True}]
+    assert result["cleared"] == ["win_dsreg_join", "win_token_broker_cache"] and host.marker == {}
+    assert result["boot_time_before"] is None and result["boot_time_after"] != BOOT_1
+    assert "win_token_broker_cache" in loader.action_loader.get.call_args.kwargs["task"].args["msg"]
+
+
+def test_a_rung_request_without_a_restart_fails_and_keeps_the_marker():
+    host = FakeHost({"win_token_broker_cache": TB_REASON})
+
+    def get(name, **kwargs):
+        return MagicMock(run=MagicMock(return_value={"changed": True, "rebooted": True, "failed": False}))
+    action, dummy = make_action(host, {"requested_by": ["win_token_broker_cache"]}, reboot=get)
+    result = action.run(task_vars={})
+    assert result["failed"] is True
+    assert "did not restart after win_token_broker_cache asked for it" in result["msg"]
+    assert host.marker == {"win_token_broker_cache": TB_REASON}
+
+
+def test_a_request_an_earlier_restart_satisfied_is_cleared_without_restarting():
+    # The run died before its restart, then the user restarted the laptop overnight.
+    host = FakeHost({"win_token_broker_cache": "2026-11-20T10:00:00Z quarantined caches"})
+    action, loader = make_action(host, reboot=restarting(host))
+    result = action.run(task_vars={})
+    assert result["rebooted"] is False and result["changed"] is True and host.boots == 0
+    assert result["cleared"] == ["win_token_broker_cache"] and host.marker == {}
+    assert result["msg"] == "no reboot needed; cleared what an earlier restart satisfied: win_token_broker_cache"
+    loader.action_loader.get.assert_not_called()
+
+    # ... and the next run has nothing to do at all
+    action, loader = make_action(host, reboot=restarting(host))
+    result = action.run(task_vars={})
+    assert result["changed"] is False and len(host.module_calls) == 3
+
+
+def test_a_satisfied_request_in_check_mode_is_only_reported():
+    host = FakeHost({"win_token_broker_cache": "2026-11-20T10:00:00Z quarantined caches"})
+    action, dummy = make_action(host, check_mode=True, reboot=restarting(host))
+    result = action.run(task_vars={})
+    assert result["changed"] is True and result["rebooted"] is False
+    assert "would clear" in result["msg"] and host.marker and len(host.module_calls) == 1
