@@ -38,9 +38,10 @@ ERROR_EVENT_IDS = {
 #   registration_policy  the tenant refused to register the device
 KNOWN_CODES = {
     '0xCAA50021': {
-        'name': 'WAM retry limit reached',
-        'meaning': 'The AAD token broker gave up after repeated failed attempts to get a token '
-                   '(Microsoft 365 Apps activation / sign-in error 0xCAA50021).',
+        'name': 'WAM could not get a token for Office',
+        'meaning': 'The AAD token broker (WAM) failed to get a token for Microsoft 365 Apps; Microsoft\'s '
+                   'article for activation error 0xCAA50021 treats it with the Office credentials, extra '
+                   'work accounts, the TokenBroker caches, the licence and the device registration.',
         'source': 'WAM / Microsoft.AAD.BrokerPlugin',
         'category': 'broker',
     },
@@ -48,13 +49,6 @@ KNOWN_CODES = {
         'name': 'Token broker operation failed',
         'meaning': 'The Web Account Manager token broker failed the request; usually a damaged '
                    'BrokerPlugin state or TokenBroker cache in the user profile.',
-        'source': 'WAM / Microsoft.AAD.BrokerPlugin',
-        'category': 'broker',
-    },
-    '0xCAA50024': {
-        'name': 'Token broker could not open its store',
-        'meaning': 'The token broker could not use its per-user store; the BrokerPlugin package '
-                   'data or its registration is damaged.',
         'source': 'WAM / Microsoft.AAD.BrokerPlugin',
         'category': 'broker',
     },
@@ -85,12 +79,6 @@ KNOWN_CODES = {
         'source': 'WAM / Microsoft.AAD.BrokerPlugin',
         'category': 'account',
     },
-    '0xCAA90056': {
-        'name': 'PRT renewal failed',
-        'meaning': 'Renewing the token with the Primary Refresh Token failed.',
-        'source': 'CloudAP AAD plugin',
-        'category': 'broker',
-    },
     '0x80080300': {
         'name': 'Office/Teams WAM sign-in failure',
         'meaning': 'Office or Teams could not complete the sign-in through WAM ("Something went '
@@ -109,12 +97,6 @@ KNOWN_CODES = {
         'name': 'Connection interrupted',
         'meaning': 'The download failed because the connection was interrupted; a firewall, proxy '
                    'or security agent is cutting the broker off.',
-        'source': 'network (WinINet/WinHTTP via WAM)',
-        'category': 'network',
-    },
-    '0xCAA7000A': {
-        'name': 'Network error',
-        'meaning': 'The request could not be sent; no usable network path to Entra ID.',
         'source': 'network (WinINet/WinHTTP via WAM)',
         'category': 'network',
     },
@@ -170,14 +152,14 @@ KNOWN_CODES = {
         'category': 'registration',
     },
     '0x801C0003': {
-        'name': 'DSREG_E_DEVICE_NOT_AUTHORIZED_TO_JOIN',
+        'name': 'Device registration not authorized',
         'meaning': 'The user is not allowed to register or join devices ("Users may join/register '
                    'devices" in Entra ID device settings).',
         'source': 'Device Registration Service',
         'category': 'registration_policy',
     },
     '0x801C000E': {
-        'name': 'DSREG_E_DEVICE_REGISTRATION_QUOTA_EXCEEDED',
+        'name': 'Device registration quota reached',
         'meaning': 'The user has reached the maximum number of devices per user.',
         'source': 'Device Registration Service',
         'category': 'registration_policy',
