@@ -415,7 +415,14 @@ Function Write-M365QuarantineManifest {
     $tmp = "$manifestPath.tmp"
     $json = ConvertTo-Json -InputObject $Manifest -Depth 10
     [System.IO.File]::WriteAllText($tmp, $json, [System.Text.UTF8Encoding]::new($false))
-    Move-Item -LiteralPath $tmp -Destination $manifestPath -Force
+    # File.Replace swaps atomically on NTFS; Move-Item -Force is not reliably an
+    # overwrite on Windows PowerShell 5.1.
+    if (Test-Path -LiteralPath $manifestPath -PathType Leaf) {
+        [System.IO.File]::Replace($tmp, $manifestPath, [System.Management.Automation.Language.NullString]::Value)
+    }
+    else {
+        [System.IO.File]::Move($tmp, $manifestPath)
+    }
 }
 
 Function Get-M365CacheFile {

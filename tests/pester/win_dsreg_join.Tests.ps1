@@ -294,6 +294,15 @@ Describe 'win_dsreg_join' {
             Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
         }
 
+        It 'refuses the leave when a preflight check cannot run at all' {
+            Mock Get-M365DeviceJoinTask { throw [System.Management.Automation.CommandNotFoundException]::new("The term 'Get-ScheduledTask' is not recognized") }
+            Set-Device @($script:Hybrid)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
+            $r.failed | Should -BeTrue
+            $r.preflight.checks.automatic_device_join_task.detail | Should -Match 'Get-ScheduledTask'
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        }
+
         It 'leaves a hybrid device after a passing preflight' {
             Set-Device @($script:Hybrid)
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left' }

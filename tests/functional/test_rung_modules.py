@@ -1,0 +1,153 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The five repair-rung modules run through ansible-core's POSIX PowerShell path.
+
+Under pwsh on Linux there is no ProfileList, CIM or Task Scheduler, so these tests cover
+what runs before any of that: argument validation (each refusal must name its option and
+happen before anything is touched) and, for win_dsreg_join and a restore of an empty
+quarantine, check mode end to end. ``dsregcmd.exe`` and ``nltest.exe`` are small
+stand-in scripts on PATH printing documented output; the module finds them as it finds
+the real ones on Windows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+
+DOMAIN_ONLY = """
++----------------------------------------------------------------------+
+| Device State                                                         |
++----------------------------------------------------------------------+
+
+             AzureAdJoined : NO
+          EnterpriseJoined : NO
+              DomainJoined : YES
+                DomainName : CONTOSO
+               Device Name : PC042.contoso.com
+
++----------------------------------------------------------------------+
+"""
+
+HYBRID = DOMAIN_ONLY.replace("AzureAdJoined : NO", "AzureAdJoined : YES")
+CLOUD_ONLY = HYBRID.replace("DomainJoined : YES", "DomainJoined : NO").replace(
+    "                DomainName : CONTOSO\n", "")
+
+
+@pytest.fixture
+def fake_windows(tmp_path):
+    """PATH with dsregcmd.exe / nltest.exe stand-ins; returns (env, set_status, recorded)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    status_file = tmp_path / "dsregcmd_status.txt"
+    calls = tmp_path / "calls.log"
+    scripts = {
+        # Only /status may run in these tests: anything else is recorded so a test can
+        # prove that check mode and refusals never invoked /join or /leave.
+        "dsregcmd.exe": f'#!/bin/sh\necho "dsregcmd $*" >> "{calls}"\n'
+                        f'if [ "$1" = "/status" ]; then cat "{status_file}"; exit 0; fi\nexit 1\n',
+        "nltest.exe": f'#!/bin/sh\necho "nltest $*" >> "{calls}"\n'
+                      'printf "           DC: \\\\\\\\DC01.contoso.com\\nThe command completed successfully\\n"\n',
+    }
+    for name, body in scripts.items():
+        path = bindir / name
+        path.write_text(body, encoding="utf-8")
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def set_status(text: str) -> None:
+        status_file.write_text(text, encoding="utf-8")
+
+    def recorded() -> list[str]:
+        return calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
+
+    return env, set_status, recorded
+
+
+def test_credential_purge_refuses_broad_pattern(run_module):
+    result = run_module("win_credential_purge", {"patterns": ["MicrosoftOffice1*", "**"]}, check=True)
+    assert run_module.last.status == "FAILED!"
+    assert result["msg"].startswith("patterns: pattern '**' matches every credential")
+    assert result["users"] == []
+
+
+def test_work_accounts_refuses_bad_client_id_and_wildcard_upn(run_module):
+    result = run_module("win_work_accounts", {"client_id": "office", "accounts": ["*@contoso.com"]})
+    assert run_module.last.status == "FAILED!"
+    assert result["msg"].startswith("client_id: 'office' is not a GUID")
+
+
+def test_broker_plugin_refuses_traversal_user(run_module):
+    result = run_module("win_aad_broker_plugin", {"users": ["..\\..\\Windows\\System32"]}, check=True)
+    assert run_module.last.status == "FAILED!"
+    assert result["msg"].startswith("users: ")
+    assert "path characters" in result["msg"]
+
+
+def test_token_broker_refuses_traversal_quarantine_id(run_module, tmp_path):
+    qroot = tmp_path / "quarantine"
+    result = run_module("win_token_broker_cache", {
+        "state": "restored", "quarantine_id": "../../Windows", "quarantine_path": str(qroot)})
+    assert run_module.last.status == "FAILED!"
+    assert result["msg"].startswith("quarantine_id: '../../Windows' is not a quarantine id")
+    assert not qroot.exists()
+
+
+def test_token_broker_restore_check_mode_of_empty_quarantine(run_module, tmp_path):
+    qid = "20261126T181500Z-3fa2c9d1"
+    qdir = tmp_path / "quarantine" / qid
+    qdir.mkdir(parents=True)
+    manifest = {"schema": 1, "id": qid, "created": "2026-11-26T18:15:00Z", "computer": "PC042",
+                "module": "win_token_broker_cache", "entries": []}
+    (qdir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = run_module("win_token_broker_cache", {
+        "state": "restored", "quarantine_id": qid, "quarantine_path": str(tmp_path / "quarantine")},
+        check=True)
+    assert run_module.last.status in ("SUCCESS", "CHANGED"), result
+    assert result["changed"] is False
+    assert result["restored_count"] == 0
+    assert result["reboot_required"] is False
+    assert result["quarantine_path"] == str(qdir)
+
+
+def test_dsreg_join_check_mode_plans_join_and_runs_nothing(run_module, fake_windows):
+    env, set_status, recorded = fake_windows
+    set_status(DOMAIN_ONLY)
+    result = run_module("win_dsreg_join", {"state": "joined"}, check=True, env=env)
+    assert run_module.last.status in ("SUCCESS", "CHANGED"), result
+    assert result["changed"] is True
+    assert result["action"] == "join"
+    assert result["reboot_required"] is True
+    assert result["device_before"]["join_type"] == "domain_joined"
+    assert recorded() == ["dsregcmd /status"]
+
+
+def test_dsreg_join_refuses_cloud_only_leave(run_module, fake_windows):
+    env, set_status, recorded = fake_windows
+    set_status(CLOUD_ONLY)
+    result = run_module("win_dsreg_join", {"state": "left"}, env=env)
+    assert run_module.last.status == "FAILED!"
+    assert result["msg"].startswith("allow_cloud_only_leave: refusing dsregcmd /leave")
+    assert "dsregcmd /forcerecovery" in result["msg"]
+    assert recorded() == ["dsregcmd /status"]
+
+
+def test_dsreg_join_refuses_leave_when_preflight_fails(run_module, fake_windows):
+    # pwsh on Linux has neither ADSI nor Get-ScheduledTask: the SCP and task checks cannot
+    # run, and a check that cannot run must block the leave.
+    env, set_status, recorded = fake_windows
+    set_status(HYBRID)
+    result = run_module("win_dsreg_join", {"state": "left"}, check=True, env=env)
+    assert run_module.last.status == "FAILED!"
+    assert "refusing dsregcmd /leave because a rejoin could not succeed" in result["msg"]
+    checks = result["preflight"]["checks"]
+    assert checks["domain_controller"]["ok"] is True
+    assert checks["service_connection_point"]["ok"] is False
+    assert checks["automatic_device_join_task"]["ok"] is False
+    assert "nltest /dsgetdc:CONTOSO" in recorded()
+    assert not [c for c in recorded() if c.startswith("dsregcmd /leave")]
