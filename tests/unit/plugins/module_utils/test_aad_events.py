@@ -81,6 +81,12 @@ def test_powershell_51_export():
     assert [e['id'] for e in error_events(events)] == [1098, 1097]
 
 
+def test_powershell_51_export_with_windows_line_endings_and_bom():
+    text = fixture('ps51_list.json')
+    windows = '\ufeff' + text.replace('\n', '\r\n')
+    assert normalise_event_records(parse_event_export(windows)) == normalise_event_records(parse_event_export(text))
+
+
 def test_powershell_7_export_converts_to_utc_and_sorts():
     events = normalise_event_records(parse_event_export(fixture('ps7_list.json')))
     assert [(e['time_created'], e['codes']) for e in events] == [

@@ -18,7 +18,6 @@ BORDER = '+' + '-' * 70 + '+'
 
 
 def fixture(name):
-    # newline='' keeps CRLF files as Windows wrote them
     with open(os.path.join(FIXTURES, name), encoding='utf-8', newline='') as handle:
         return handle.read()
 
@@ -67,6 +66,13 @@ def test_full_windows_11_output():
     assert parsed['win_http_default_proxy_config']['access_type'] == 'DIRECT'
     assert parsed['ngc_prerequisite_check']['pre_req_result'] == 'WillNotProvision'
     assert parsed['work_accounts'] == []
+
+
+def test_windows_line_endings():
+    # files stay LF in git (ansible-test line-endings); Windows writes CRLF
+    text = fixture('hybrid_win11.txt')
+    assert parse_dsreg_status(text.replace('\n', '\r\n')) == parse_dsreg_status(text)
+    assert parse_dsreg_status(text.replace('\n', '\r')) == parse_dsreg_status(text)
 
 
 def test_console_wrapped_values_join_back_exactly():
