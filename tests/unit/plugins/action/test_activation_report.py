@@ -61,7 +61,7 @@ def test_check_mode_writes_nothing(tmp_path):
     ({'kind': 'triage', 'hosts': {}}, 'report_dir'),
     ({'kind': 'triage', 'hosts': {'PC1': 'fine'}, 'report_dir': '/tmp/x'}, "hosts: entry for 'PC1' must be a mapping"),
 ])
-def test_bad_arguments_name_the_parameter(tmp_path, args, message):
+def test_bad_arguments_name_the_parameter(args, message):
     with pytest.raises(AnsibleActionFail, match=message):
         action(args).run(task_vars={})
 
