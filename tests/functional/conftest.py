@@ -12,6 +12,8 @@ few seconds (Ansible.Basic is compiled per run): keep calls few.
         result = run_module("win_activation_facts", {"events_days": 3}, check=True)
         assert result["changed"] is False
         assert run_module.last.status == "SUCCESS"
+
+A failed task comes back with ``failed: True`` (the callback prints that only as status).
 """
 
 from __future__ import annotations
@@ -111,9 +113,13 @@ class ModuleRunner:
                 f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
         self.last.status = head.split("|", 1)[-1].strip()
         try:
-            return json.loads(body)
+            result = json.loads(body)
         except ValueError as exc:
             raise AssertionError(f"unparsable module result ({exc}):\n{proc.stdout}\nstderr:\n{proc.stderr}") from exc
+        # The callback prints failure in the status ("FAILED!") and drops the key itself.
+        if self.last.status.startswith("FAILED") or self.last.status == "UNREACHABLE!":
+            result.setdefault("failed", True)
+        return result
 
 
 @pytest.fixture(scope="session")

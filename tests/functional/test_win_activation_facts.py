@@ -1,0 +1,77 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""win_activation_facts executed by ansible-core under pwsh (POSIX PowerShell support):
+argument validation, check mode and result shape, module + action plugin together.
+
+There is no Windows here, so the Windows sources fail and must be reported in
+collection_errors rather than crash the module. One test puts a ``dsregcmd.exe`` on PATH
+that prints a recorded ``dsregcmd /status``, which is enough for the action plugin to
+triage and write the evidence bundle the offline triage reads.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+from ansible_collections.m365ops.activation.plugins.module_utils.evidence import load_bundle
+from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DSREG_FIXTURE = os.path.join(HERE, '..', 'unit', 'plugins', 'action', 'fixtures', 'win_activation_facts',
+                             'device_hybrid_no_prt.txt')
+
+
+def test_bad_arguments_fail_naming_the_parameter(run_module):
+    result = run_module('win_activation_facts', {'events_days': 0})
+    assert result.get('failed') is True
+    assert 'events_days must be between 1 and 365' in result['msg']
+    assert 'm365_activation' not in result
+
+    result = run_module('win_activation_facts', {'credential_patterns': ['*']})
+    assert result.get('failed') is True
+    assert result['msg'].startswith("credential_patterns: '*' would match every credential")
+
+
+def test_check_mode_returns_the_full_shape_and_lists_what_it_could_not_read(run_module, tmp_path):
+    evidence = tmp_path / 'evidence'
+    result = run_module('win_activation_facts', {'events_days': 2, 'evidence_dir': str(evidence)}, check=True)
+    assert run_module.last.status == 'SUCCESS', run_module.last.stdout
+    assert result['changed'] is False
+    for key in ('dsregcmd_status', 'aad_events', 'host_facts', 'collection_errors', 'm365_activation'):
+        assert key in result
+    facts = result['host_facts']
+    assert facts['schema'] == 1
+    assert facts['users'] == [] and facts['profiles'] == []
+    assert facts['collected_at'].endswith('Z')
+    sources = {e['source'] for e in result['collection_errors']}
+    assert {'profiles', 'dsregcmd_status', 'aad_events', 'office', 'broker_plugin'} <= sources
+    # Without dsregcmd there is nothing to triage: an error entry, not a crash, not a guess.
+    assert result['m365_activation']['error'].startswith('dsregcmd /status could not be collected')
+    assert 'findings' not in result['m365_activation']
+    assert not evidence.exists()
+
+
+def test_with_dsregcmd_on_path_it_triages_and_writes_a_bundle_offline_triage_reads(run_module, tmp_path):
+    shim = tmp_path / 'bin'
+    shim.mkdir()
+    shutil.copy(DSREG_FIXTURE, tmp_path / 'dsreg.txt')
+    script = shim / 'dsregcmd.exe'
+    script.write_text('#!/bin/sh\ncat "%s"\n' % (tmp_path / 'dsreg.txt'), encoding='utf-8')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    evidence = tmp_path / 'evidence'
+
+    result = run_module('win_activation_facts', {'evidence_dir': str(evidence), 'user_context': False},
+                        env={'PATH': '%s%s%s' % (shim, os.pathsep, os.environ.get('PATH', ''))})
+    assert run_module.last.status == 'SUCCESS', run_module.last.stdout
+    fact = result['m365_activation']
+    assert fact['join_type'] == 'hybrid_joined'
+    assert fact['device_id'] == '6f2d3c1b-9a8e-4c7d-b5a4-3e2f1d0c9b8a'
+    assert 'dsregcmd_status' not in {e['source'] for e in result['collection_errors']}
+    host_dir = evidence / 'localhost'
+    assert sorted(os.listdir(host_dir)) == ['dsregcmd_status.txt', 'host_facts.json']
+    offline = evaluate(load_bundle(str(host_dir)))
+    live = dict(fact)
+    live.pop('collection_errors')
+    assert offline == live
