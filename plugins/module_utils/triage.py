@@ -50,6 +50,9 @@ PROBLEM_SEVERITIES = ('critical', 'high', 'medium')
 # A PRT is refreshed every four hours while the user works (lock/unlock, sign-in);
 # older than that on a device in use means refreshes are failing.
 PRT_REFRESH = timedelta(hours=4)
+# AAD errors older than this before collection describe a past state (the PRT and its
+# tokens have been renewed since); the channel keeps them for months.
+EVENT_WINDOW = timedelta(days=14)
 # Credential Manager targets Microsoft 365 Apps writes (MicrosoftOffice16_Data:SSPI:...,
 # MicrosoftOffice16_Data:ADAL:...); Microsoft's 0xCAA50021 procedure removes these.
 OFFICE_CREDENTIAL_PREFIX = 'microsoftoffice16'
@@ -117,8 +120,11 @@ class _Context:
     def _code_hits(self):
         """code -> {'class': classification, 'events': {id: [count, last_time]}}"""
         hits = {}
+        oldest = self.reference - EVENT_WINDOW if self.reference else None
         for event in self.events:
             if event['id'] not in ERROR_EVENT_IDS:
+                continue
+            if oldest and event['time_created'] < _iso(oldest):
                 continue
             for code in event['codes']:
                 entry = hits.get(code)

@@ -238,6 +238,13 @@ def test_event_code_rules(code, finding_id, rung):
     assert finding(result, finding_id)['rung'] == rung
 
 
+def test_old_events_describe_the_past():
+    old = event(1098, '0xCAA50021', '2026-10-01T08:00:00Z')   # 50 days before collected_at
+    assert run(events=[old], host_facts=facts())['plan'] == []
+    recent = event(1098, '0xCAA50021', '2026-11-10T08:00:00Z')
+    assert 'wam_broker_errors' in ids(run(events=[old, recent], host_facts=facts()))
+
+
 def test_unknown_codes_only_from_error_events():
     result = run(events=[event(1098, '0xDEADBEEF'), event(1104, '0x12345678')])
     unknown = finding(result, 'unknown_aad_errors')
