@@ -10,6 +10,10 @@ from ansible_collections.m365ops.activation.plugins.plugin_utils.reboot_action i
 STATE_MODULE = "m365ops.activation.win_reboot_state"
 
 
+def _requested_reasons(args, exclude=()):
+    return ["%s: returned reboot_required" % name for name in sorted(set(args["requested_by"])) if name not in exclude]
+
+
 class ActionModule(RebootCapableAction):
 
     ARGUMENT_SPEC = {
@@ -28,12 +32,11 @@ class ActionModule(RebootCapableAction):
             reasons.extend("Windows: %s" % reason for reason in state.get("windows_reasons") or [])
         # Steps of this play that returned reboot_required. In check mode they wrote no
         # marker, and this is how a dry run still says it would restart.
-        reasons.extend(self._known_reasons(args, exclude=marker))
+        reasons.extend(_requested_reasons(args, exclude=marker))
         return reasons
 
-    def _known_reasons(self, args, exclude=()):
-        return ["%s: returned reboot_required" % name for name in sorted(set(args["requested_by"]))
-                if name not in exclude]
+    def _known_reasons(self, args):
+        return _requested_reasons(args)
 
     def _without_reboot(self, state, args, task_vars):
         # The host restarted (a user, an update) after the request was written but before
