@@ -101,7 +101,7 @@ Function Get-M365RungFailure {
     <#
     .SYNOPSIS
     The failure message for a user-context rung's per-user results, or $null when none
-    failed (skipped users fail the task only with RequireLoggedOn).
+    failed (users who were not logged on fail the task only with RequireLoggedOn).
     #>
     [CmdletBinding()]
     param (
@@ -109,7 +109,7 @@ Function Get-M365RungFailure {
         [bool]$RequireLoggedOn = $false,
         [Parameter(Mandatory)][string]$Action
     )
-    $skipped = @($Result | Where-Object { $_.status -eq 'skipped' })
+    $skipped = @($Result | Where-Object { $_.status -eq 'not_logged_on' })
     if ($RequireLoggedOn -and $skipped.Count -gt 0) {
         return "require_logged_on: $($skipped.Count) user(s) were not logged on when their task ran"
     }
@@ -127,7 +127,8 @@ Function ConvertTo-M365UserOutcome {
     Turns an Invoke-M365TaskScript result into the per-user entry the rung modules return.
     .DESCRIPTION
     Status 'ok' becomes $null here (the caller fills in the module-specific outcome);
-    'not_logged_on' becomes 'skipped'; everything else becomes 'failed' with the runner's
+    'not_logged_on' stays (the user is skipped; the remediate role reads this status to
+    classify the host as needing the user); everything else becomes 'failed' with the runner's
     message, so a user the task could not reach is never reported as repaired.
     #>
     [CmdletBinding()]
@@ -145,8 +146,8 @@ Function ConvertTo-M365UserOutcome {
     switch ($TaskResult.Status) {
         'ok' { }
         'not_logged_on' {
-            $entry.status = 'skipped'
-            $entry.message = 'user is not logged on; per-user work needs an interactive session'
+            $entry.status = 'not_logged_on'
+            $entry.message = 'skipped: the user is not logged on; per-user work needs an interactive session'
         }
         default {
             $entry.status = 'failed'

@@ -84,7 +84,7 @@ users:
       description: The user's SID.
       type: str
     status:
-      description: C(changed), C(unchanged), C(skipped) or C(failed).
+      description: C(changed), C(unchanged), C(not_logged_on) (skipped) or C(failed).
       type: str
       sample: changed
     action:

@@ -16,7 +16,7 @@ description:
     with C(CredEnumerate) and deletes, with C(CredDelete), those whose target name
     matches O(patterns).
   - Returns the target names removed per user. Credential secrets are never read.
-  - A user who is not logged on is reported with status C(skipped); the task cannot
+  - A user who is not logged on is skipped and reported with status C(not_logged_on); the task cannot
     reach a vault without a session.
 version_added: 0.1.0
 author:
@@ -98,7 +98,7 @@ users:
       type: str
       sample: S-1-5-21-1004336348-1177238915-682003330-1104
     status:
-      description: C(changed), C(unchanged), C(skipped) (not logged on) or C(failed).
+      description: C(changed), C(unchanged), C(not_logged_on) (skipped) or C(failed).
       type: str
       sample: changed
     message:

@@ -37,6 +37,7 @@ $module.Result.changed = $false
 $module.Result.reboot_required = $false
 $module.Result.action = 'none'
 $module.Result.join_result = $null
+$module.Result.pending = $false
 $module.Result.preflight = $null
 $module.Result.diagnostic_data = $null
 
@@ -145,7 +146,9 @@ if ($joinType -eq 'unknown') {
 }
 
 $markers = Get-M365RebootMarker
-$pendingJoin = $markers -and $markers.ContainsKey($ModuleName) -and "$($markers[$ModuleName])" -match '/join'
+# Only a submitted join is pending; a run that died between /leave and /join left a
+# different reason, and the next run must still do the join.
+$pendingJoin = $markers -and $markers.ContainsKey($ModuleName) -and "$($markers[$ModuleName])" -match '/join submitted'
 
 # --- decide -----------------------------------------------------------------------------
 $action = 'none'
@@ -214,6 +217,7 @@ if ($action -eq 'none') {
     $module.Result.device_after = $module.Result.device_before
     if ($module.Result.join_result -eq 'pending') {
         $module.Result.msg = 'a hybrid join requested earlier is still awaiting reboot, sign-in or the Entra Connect sync; not repeated'
+        $module.Result.pending = $true
     }
     $module.ExitJson()
 }
@@ -222,6 +226,7 @@ $module.Result.changed = $true
 $module.Result.reboot_required = $true
 if ($module.CheckMode) {
     $module.Result.join_result = if ($action -eq 'leave') { 'left' } else { 'pending' }
+    $module.Result.pending = $module.Result.join_result -eq 'pending'
     $module.ExitJson()
 }
 
@@ -239,7 +244,7 @@ if ($action -in 'leave', 'rejoin') {
         $module.FailJson("dsregcmd /leave failed: $($leave.Message)")
     }
     # Recorded at once: if the run dies here, the next run still knows a reboot is owed.
-    Set-M365RebootMarker -Source $ModuleName -Reason $(if ($action -eq 'rejoin') { 'dsregcmd /leave done, /join to follow' } else { 'dsregcmd /leave' })
+    Set-M365RebootMarker -Source $ModuleName -Reason $(if ($action -eq 'rejoin') { 'dsregcmd /leave done; hybrid join to follow' } else { 'dsregcmd /leave' })
 }
 
 if ($action -in 'join', 'rejoin') {
@@ -288,4 +293,5 @@ else {
     $module.Result.join_result = if ($after.JoinType -in 'domain_joined', 'workgroup') { 'left' } else { 'pending' }
 }
 $module.Result.device_after = Get-DeviceSummary $after
+$module.Result.pending = $module.Result.join_result -eq 'pending'
 $module.ExitJson()

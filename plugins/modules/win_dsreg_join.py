@@ -92,6 +92,11 @@ join_result:
   returned: always
   type: str
   sample: pending
+pending:
+  description: Whether RV(join_result) is C(pending) (the remediate role reads this flag).
+  returned: always
+  type: bool
+  sample: true
 preflight:
   description: Rejoin preflight before a leave - C(passed) and C(checks) (C(domain_controller), C(service_connection_point), C(automatic_device_join_task), each with C(ok) and C(detail)).
   returned: when a hybrid device is left or rejoined

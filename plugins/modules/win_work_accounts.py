@@ -99,7 +99,7 @@ users:
       type: str
       sample: S-1-5-21-1004336348-1177238915-682003330-1104
     status:
-      description: C(changed), C(unchanged), C(unsupported), C(skipped) or C(failed).
+      description: C(changed), C(unchanged), C(unsupported), C(not_logged_on) (skipped) or C(failed).
       type: str
       sample: changed
     message:

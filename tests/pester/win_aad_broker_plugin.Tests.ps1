@@ -126,7 +126,7 @@ Describe 'win_aad_broker_plugin' {
     It 'skips a user who is not logged on; fails up front with require_logged_on' {
         $r = Invoke-RungModule -Name win_aad_broker_plugin -Params @{ users = @('bob') }
         $r.failed | Should -BeNullOrEmpty
-        $r.users[0].status | Should -Be 'skipped'
+        $r.users[0].status | Should -Be 'not_logged_on'
         $r2 = Invoke-RungModule -Name win_aad_broker_plugin -Params @{ users = @('bob'); require_logged_on = $true }
         $r2.failed | Should -BeTrue
         $r2.msg | Should -Match '^require_logged_on: not logged on: CONTOSO\\bob'

@@ -165,7 +165,7 @@ Describe 'win_credential_purge' {
         It 'reports a named user who is not logged on as skipped, without failing' {
             $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice', 'bob') }
             $r.failed | Should -BeNullOrEmpty
-            ($r.users | Where-Object { $_.user -eq 'CONTOSO\bob' }).status | Should -Be 'skipped'
+            ($r.users | Where-Object { $_.user -eq 'CONTOSO\bob' }).status | Should -Be 'not_logged_on'
             ($r.users | Where-Object { $_.user -eq 'CONTOSO\alice' }).status | Should -Be 'changed'
         }
 

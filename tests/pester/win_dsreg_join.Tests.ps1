@@ -179,6 +179,7 @@ Describe 'win_dsreg_join' {
             $r.changed | Should -BeTrue
             $r.action | Should -Be 'join'
             $r.join_result | Should -Be 'joined'
+            $r.pending | Should -BeFalse
             $r.reboot_required | Should -BeTrue
             @($global:DsregCalls) | Should -Be @('/join /debug')
             $r.diff.before.join_type | Should -Be 'domain_joined'
@@ -192,6 +193,7 @@ Describe 'win_dsreg_join' {
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined'; join_wait = 30; poll_interval = 10 }
             $r.failed | Should -BeNullOrEmpty
             $r.join_result | Should -Be 'pending'
+            $r.pending | Should -BeTrue
             $r.msg | Should -Match 'Entra Connect'
             $r.diagnostic_data.'Client ErrorCode' | Should -Be '0x801c03f2'
             Should -Invoke Start-Sleep -Times 3 -Exactly
@@ -347,6 +349,15 @@ Describe 'win_dsreg_join' {
             $r.changed | Should -BeFalse
             $r.join_result | Should -Be 'pending'
             @($global:DsregCalls).Count | Should -Be 2
+        }
+
+        It 'finishes a rejoin whose run died between the leave and the join' {
+            $global:Markers['win_dsreg_join'] = '2026-11-26T18:00:00Z dsregcmd /leave done; hybrid join to follow'
+            Set-Device @($script:DomainOnly)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
+            $r.action | Should -Be 'join'
+            @($global:DsregCalls) | Should -Be @('/join /debug')
+            $r.join_result | Should -Be 'joined'
         }
 
         It 'stops after a failed leave and reports nothing changed' {

@@ -135,7 +135,7 @@ Describe 'win_work_accounts' {
     It 'skips a user who is not logged on' {
         $r = Invoke-RungModule -Name win_work_accounts -Params @{ users = @('bob') }
         $r.failed | Should -BeNullOrEmpty
-        $r.users[0].status | Should -Be 'skipped'
+        $r.users[0].status | Should -Be 'not_logged_on'
     }
 
     It 'fails before any task with require_logged_on and an absent user' {
