@@ -75,3 +75,57 @@ def test_with_dsregcmd_on_path_it_triages_and_writes_a_bundle_offline_triage_rea
     live = dict(fact)
     live.pop('collection_errors')
     assert offline == live
+
+
+def test_diagnose_playbook_reports_every_host_including_unreachable_ones(pwsh_path, tmp_path):
+    """playbooks/diagnose.yml with -e target: one host diagnosed through pwsh (dsregcmd
+    shim on PATH), one that cannot be reached; both end up in report.json."""
+    import json
+    import subprocess
+    import sys
+
+    root = os.path.abspath(os.path.join(HERE, '..', '..'))
+    shim = tmp_path / 'bin'
+    shim.mkdir()
+    script = shim / 'dsregcmd.exe'
+    script.write_text('#!/bin/sh\ncat "%s"\n' % DSREG_FIXTURE, encoding='utf-8')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    inventory = tmp_path / 'inventory.yml'
+    inventory.write_text(json.dumps({'m365_clients': {'hosts': {
+        'PC-LOCAL': {'ansible_connection': 'local', 'ansible_pwsh_interpreter': pwsh_path,
+                     'ansible_python_interpreter': sys.executable},
+        # Nothing listens on port 9: WinRM is refused at once.
+        'PC-DOWN': {'ansible_connection': 'winrm', 'ansible_host': '127.0.0.1', 'ansible_port': 9,
+                    'ansible_user': 'nobody', 'ansible_password': 'x', 'ansible_winrm_transport': 'basic',
+                    'ansible_winrm_scheme': 'http', 'ansible_winrm_operation_timeout_sec': 5,
+                    'ansible_winrm_read_timeout_sec': 10},
+        'PC-OTHER': {'ansible_connection': 'local'},
+    }}}), encoding='utf-8')
+    report_dir = tmp_path / 'report'
+    env = dict(os.environ)
+    env.update({
+        'ANSIBLE_CONFIG': os.path.join(root, 'tests', 'ansible.cfg'),
+        'ANSIBLE_COLLECTIONS_PATH': os.path.join(root, 'build', 'collections'),
+        'PYTHONPATH': os.path.join(root, 'build', 'collections'),
+        'ANSIBLE_NOCOLOR': '1',
+        'ANSIBLE_LOCAL_TEMP': str(tmp_path / 'tmp'),
+        'ANSIBLE_HOME': str(tmp_path / 'home'),
+        'PATH': '%s%s%s' % (shim, os.pathsep, env.get('PATH', '')),
+    })
+    cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inventory),
+           os.path.join(root, 'playbooks', 'diagnose.yml'),
+           '-e', 'target=PC-LOCAL:PC-DOWN', '-e', 'report_dir=%s' % report_dir,
+           '-e', '{"diagnose_user_context": false}']
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=400, check=False)
+    assert (report_dir / 'report.json').exists(), proc.stdout + proc.stderr
+    report = json.loads((report_dir / 'report.json').read_text(encoding='utf-8'))
+    assert report['kind'] == 'diagnose'
+    # -e target=... limits the run to those hosts; PC-OTHER is not in the report.
+    assert sorted(report['hosts']) == ['PC-DOWN', 'PC-LOCAL']
+    assert report['hosts']['PC-DOWN']['unreachable'] is True
+    local = report['hosts']['PC-LOCAL']
+    assert local['join_type'] == 'hybrid_joined'
+    assert isinstance(local['findings'], list) and isinstance(local['plan'], list)
+    assert report['summary']['hosts'] == 2 and report['summary']['errors'] == 1
+    assert (report_dir / 'report.md').exists()
+    assert proc.returncode in (0, 4), proc.stdout + proc.stderr  # 4: some host unreachable
