@@ -86,13 +86,6 @@ seealso:
   - module: m365ops.activation.win_credential_purge
 author:
   - m365ops maintainers
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: windows
 """
 
 EXAMPLES = r"""
@@ -145,15 +138,20 @@ collection_errors:
   sample: [{"source": "aad_events", "message": "The specified channel could not be found."}]
 m365_activation:
   description:
-    - Added by the action plugin: the triage of this host (join type, findings, plan) or
-      C(error) when the evidence could not be triaged. Also set as the fact
-      C(ansible_facts.m365_activation).
+    - Added by the action plugin. The triage of this host (join type, findings, plan), or
+      C(error) when the evidence could not be triaged, with the module's collection errors.
+    - Also set as the fact C(ansible_facts.m365_activation).
   returned: always
   type: dict
   sample: {"join_type": "hybrid_joined", "findings": [], "plan": []}
 evidence_paths:
-  description: Files of the evidence bundle written on the controller (with O(evidence_dir)).
-  returned: when evidence_dir is set and the evidence was valid
+  description: Files of the evidence bundle written on the controller (empty in check mode).
+  returned: when evidence_dir is set and the evidence could be triaged
   type: list
   elements: str
+evidence_dir:
+  description: The controller folder of this host's evidence bundle.
+  returned: when evidence_dir is set and the evidence could be triaged
+  type: str
+  sample: /srv/m365ops/reports/evidence/PC042
 """
