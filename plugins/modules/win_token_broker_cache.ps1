@@ -140,7 +140,10 @@ $plan = foreach ($userProfile in $selected) {
         $module.FailJson("users: $(Get-UserKey $userProfile): $($_.Exception.Message); nothing was moved")
     }
     $counts = [ordered]@{}
-    foreach ($r in $roots) { $counts[$r.Cache] = @(Get-M365CacheFile -Root $r.Root).Count }
+    foreach ($r in $roots) {
+        try { $counts[$r.Cache] = @(Get-M365CacheFile -Root $r.Root).Count }
+        catch { $module.FailJson("users: $(Get-UserKey $userProfile): cannot list $($r.Root): $($_.Exception.Message); nothing was moved") }
+    }
     [pscustomobject]@{ Profile = $userProfile; Roots = $roots; Counts = $counts; Total = ($counts.Values | Measure-Object -Sum).Sum }
 }
 $plan = @($plan)

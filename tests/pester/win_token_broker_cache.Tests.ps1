@@ -171,6 +171,14 @@ Describe 'win_token_broker_cache' {
             foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
         }
 
+        It 'fails naming the folder when a cache cannot be listed, moving nothing' {
+            Mock Get-M365CacheFile { throw [System.UnauthorizedAccessException]::new("Access to the path '$Root' is denied.") } -ParameterFilter { $Root -like '*bob*' }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^users: CONTOSO\\bob: cannot list .*is denied'
+            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+        }
+
         It 'refuses <name>' -TestCases @(
             @{ name = 'a traversal user name'; params = @{ users = @('..\..\Windows') }; pattern = '^users: ' }
             @{ name = 'a relative quarantine_path'; params = @{ quarantine_path = 'quarantine' }; pattern = '^quarantine_path: ' }
