@@ -11,7 +11,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.m365ops.activation.plugins.module_utils.report import (
-    KINDS, build_report, write_report,
+    HTML_NAME, JSON_NAME, KINDS, MD_NAME, build_report, write_report,
 )
 
 
@@ -36,7 +36,8 @@ class ActionModule(ActionBase):
             report = build_report(args['kind'], args['hosts'])
         except ValueError as exc:
             raise AnsibleActionFail(str(exc)) from exc
-        paths = {'json': os.path.join(report_dir, 'report.json'), 'md': os.path.join(report_dir, 'report.md')}
+        paths = {name: os.path.join(report_dir, filename)
+                 for name, filename in (('json', JSON_NAME), ('md', MD_NAME), ('html', HTML_NAME))}
         if not self._task.check_mode:
             try:
                 paths = write_report(report, report_dir)

@@ -19,12 +19,14 @@ import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
+from .report_html import render_html
 from .triage import PROBLEM_SEVERITIES, RUNGS
 
 KINDS = ('triage', 'diagnose', 'remediate', 'tenant')
 OUTCOMES = ('fixed', 'improved', 'unchanged', 'failed', 'needs_user')
 JSON_NAME = 'report.json'
 MD_NAME = 'report.md'
+HTML_NAME = 'report.html'
 
 
 def _state(entry: dict) -> dict:
@@ -196,13 +198,15 @@ def _write(path: str, text: str):
 
 
 def write_report(report: dict, report_dir: str) -> dict:
-    """Write report.json and report.md under report_dir; return their paths."""
+    """Write report.json, report.md and report.html under report_dir; return their paths."""
     if not isinstance(report_dir, str) or not report_dir:
         raise ValueError('report_dir: expected a folder path')
     if os.path.exists(report_dir) and not os.path.isdir(report_dir):
         raise ValueError('report_dir: %s exists and is not a folder' % report_dir)
     os.makedirs(report_dir, exist_ok=True)
-    paths = {'json': os.path.join(report_dir, JSON_NAME), 'md': os.path.join(report_dir, MD_NAME)}
+    paths = {'json': os.path.join(report_dir, JSON_NAME), 'md': os.path.join(report_dir, MD_NAME),
+             'html': os.path.join(report_dir, HTML_NAME)}
     _write(paths['json'], json.dumps(report, indent=2, ensure_ascii=False) + '\n')
     _write(paths['md'], render_markdown(report))
+    _write(paths['html'], render_html(report))
     return paths

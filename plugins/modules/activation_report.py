@@ -11,12 +11,13 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 ---
 module: activation_report
-short_description: Write the collection's report.json and report.md
+short_description: Write the collection's report.json, report.md and report.html
 version_added: 0.1.0
 description:
   - Builds the report every playbook of the collection writes (triage, diagnose,
     remediate, tenant) from a mapping of host name to result, adds the summary counts,
-    and writes C(report.json) and a readable C(report.md) under O(report_dir).
+    and writes C(report.json), a readable C(report.md) and a self-contained C(report.html)
+    (inline CSS and SVG charts, no external resources) under O(report_dir).
   - Runs on the controller; no connection to the managed hosts is made.
   - The report shape is described in C(docs/development.md) of the collection.
 options:
@@ -35,7 +36,7 @@ options:
     required: true
   report_dir:
     description:
-      - Folder for C(report.json) and C(report.md); created when missing. A relative path
+      - Folder for C(report.json), C(report.md) and C(report.html); created when missing. A relative path
         is relative to the directory C(ansible-playbook) was started from.
     type: path
     required: true
@@ -91,5 +92,5 @@ paths:
   description: Paths of the report files (in check mode, where they would be written).
   returned: always
   type: dict
-  sample: {"json": "/srv/reports/report.json", "md": "/srv/reports/report.md"}
+  sample: {"json": "/srv/reports/report.json", "md": "/srv/reports/report.md", "html": "/srv/reports/report.html"}
 '''

@@ -33,7 +33,8 @@ def action(args, check_mode=False):
 def test_writes_the_report(tmp_path):
     result = action({'kind': 'triage', 'hosts': HOSTS, 'report_dir': str(tmp_path / 'out')}).run(task_vars={})
     assert result['changed'] is True
-    assert result['paths'] == {'json': str(tmp_path / 'out' / 'report.json'), 'md': str(tmp_path / 'out' / 'report.md')}
+    assert result['paths'] == {'json': str(tmp_path / 'out' / 'report.json'), 'md': str(tmp_path / 'out' / 'report.md'),
+                               'html': str(tmp_path / 'out' / 'report.html')}
     with open(result['paths']['json'], encoding='utf-8') as handle:
         assert json.load(handle) == result['report']
     assert result['report']['summary'] == {'hosts': 2, 'healthy': 0, 'with_findings': 1, 'errors': 1,

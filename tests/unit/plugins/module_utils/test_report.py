@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 import pytest
 
+from ansible_collections.m365ops.activation.plugins.module_utils.report_html import render_html
 from ansible_collections.m365ops.activation.plugins.module_utils.report import (
     build_report, is_healthy, render_markdown, to_plain, write_report,
 )
@@ -117,13 +118,15 @@ def test_markdown_remediate():
 def test_write_report(tmp_path):
     report = build_report('triage', HOSTS, generated='2026-11-26T18:00:00Z')
     paths = write_report(report, str(tmp_path / 'reports' / 'today'))
-    assert paths == {'json': str(tmp_path / 'reports' / 'today' / 'report.json'),
-                     'md': str(tmp_path / 'reports' / 'today' / 'report.md')}
+    out = tmp_path / 'reports' / 'today'
+    assert paths == {'json': str(out / 'report.json'), 'md': str(out / 'report.md'), 'html': str(out / 'report.html')}
     with open(paths['json'], encoding='utf-8') as handle:
         assert json.load(handle) == report
     with open(paths['md'], encoding='utf-8') as handle:
         assert handle.read() == render_markdown(report)
-    assert sorted(os.listdir(tmp_path / 'reports' / 'today')) == ['report.json', 'report.md']
+    with open(paths['html'], encoding='utf-8') as handle:
+        assert handle.read() == render_html(report)
+    assert sorted(os.listdir(out)) == ['report.html', 'report.json', 'report.md']
 
 
 def test_write_report_refuses_a_file_as_folder(tmp_path):
