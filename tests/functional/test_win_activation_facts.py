@@ -11,9 +11,12 @@ triage and write the evidence bundle the offline triage reads.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 
 from ansible_collections.m365ops.activation.plugins.module_utils.evidence import load_bundle
 from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate
@@ -80,10 +83,6 @@ def test_with_dsregcmd_on_path_it_triages_and_writes_a_bundle_offline_triage_rea
 def test_diagnose_playbook_reports_every_host_including_unreachable_ones(pwsh_path, tmp_path):
     """playbooks/diagnose.yml with -e target: one host diagnosed through pwsh (dsregcmd
     shim on PATH), one that cannot be reached; both end up in report.json."""
-    import json
-    import subprocess
-    import sys
-
     root = os.path.abspath(os.path.join(HERE, '..', '..'))
     shim = tmp_path / 'bin'
     shim.mkdir()
