@@ -18,6 +18,7 @@ import logging
 import os
 import select
 import selectors
+import shutil
 import socket
 import ssl
 import threading
@@ -43,6 +44,14 @@ def pick_subnet() -> str:
     except OSError:
         log.warning("127.0.1.x is not bindable here; lab hosts use 127.0.0.x instead")
         return "127.0.0"
+
+
+def find_pwsh(explicit: str | None = None) -> str:
+    """--pwsh, else $PWSH, else pwsh on PATH, else the bundle these machines share."""
+    for candidate in (explicit, os.environ.get("PWSH"), shutil.which("pwsh"), DEFAULT_PWSH):
+        if candidate:
+            return os.path.abspath(candidate)
+    return DEFAULT_PWSH
 
 
 class Counters:
@@ -157,6 +166,20 @@ class LabHost:
         self.lab.mark_dirty()
 
 
+class _CountingWriter:
+    def __init__(self, raw, on_bytes) -> None:
+        self._raw = raw
+        self._on = on_bytes
+
+    def write(self, data):
+        n = self._raw.write(data)
+        self._on(len(data))
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+
 class _CountingReader:
     def __init__(self, raw, on_bytes) -> None:
         self._raw = raw
@@ -197,10 +220,15 @@ class WSManHandler(BaseHTTPRequestHandler):
         self.principal: str | None = None
         self.auth_kind: str | None = None
         self._in = 0
+        self._out = 0
         self.rfile = _CountingReader(self.rfile, self._add_in)
+        self.wfile = _CountingWriter(self.wfile, self._add_out)
 
     def _add_in(self, n: int) -> None:
         self._in += n
+
+    def _add_out(self, n: int) -> None:
+        self._out += n
 
     def log_message(self, fmt, *args) -> None:  # route http.server's access log to logging
         log.debug("%s %s", self.lab_host.name, fmt % args)
@@ -244,17 +272,17 @@ class WSManHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()
-        out = len(body) + sum(len(k) + len(v) + 4 for k, v in headers or []) + 64
-        self._account(out)
+        self._account()
 
-    def _account(self, out: int, operation: str | None = None) -> None:
+    def _account(self, operation: str | None = None) -> None:
+        """Move this request's wire bytes (HTTP headers and body, both ways) to the host's counters."""
         c = self.lab_host.counters
         with c.lock:
             c.bytes_in += self._in
-            c.bytes_out += out
+            c.bytes_out += self._out
             if operation:
                 c.requests[operation] += 1
-        self._in = 0
+        self._in = self._out = 0
         self.lab_host.lab.mark_dirty()
 
     def _challenge(self, token: bytes | None = None, reason: str = "", close: bool = False) -> None:
@@ -376,9 +404,17 @@ class WSManHandler(BaseHTTPRequestHandler):
 
         req = None
         try:
-            req = wsman.parse_request(body, host.lab.max_request_size)
-            reply = self._dispatch(req)
-            status = 200
+            try:
+                req = wsman.parse_request(body, host.lab.max_request_size)
+                reply = self._dispatch(req)
+                status = 200
+            except (wsman.WSManFault, winrs.ClientGone):
+                raise
+            except Exception as exc:
+                # A lab bug must still answer like a server, not hang up on the client.
+                log.exception("%s: internal error handling %s", host.name, req.operation if req else "request")
+                raise wsman.WSManFault("w:InternalError", "The lab failed to process the request: %s" % exc,
+                                       wsman.CODE_INVALID_DATA, code="s:Receiver") from None
         except wsman.WSManFault as fault:
             status = fault.http_status
             reply = wsman.fault_envelope(fault, req.message_id if req else None, host.name)
@@ -390,7 +426,7 @@ class WSManHandler(BaseHTTPRequestHandler):
         except winrs.ClientGone:
             log.info("%s: client went away during a Receive", host.name)
             self.close_connection = True
-            self._account(0, "Receive")
+            self._account("Receive")
             return
         op = req.operation if req else "invalid"
         if sealed:
@@ -471,7 +507,7 @@ class Lab:
         if hosts < 1 or hosts > 250:
             raise ValueError("hosts must be between 1 and 250, got %d" % hosts)
         self.state_dir = os.path.abspath(state_dir)
-        self.pwsh = pwsh or os.environ.get("PWSH") or DEFAULT_PWSH
+        self.pwsh = find_pwsh(pwsh)
         if not os.access(self.pwsh, os.X_OK):
             raise ValueError("pwsh %r is not an executable file" % self.pwsh)
         self.password = password or "Lab-" + os.urandom(12).hex()

@@ -25,7 +25,8 @@ from .fixtures import REPO_ROOT, LabProcess, children_of, pid_alive
 
 
 def ntlm_session(lab, host="lab01", password=None):
-    return winrm.Session(lab.http_url(host), auth=(lab.user, password or lab.password), transport="ntlm")
+    return winrm.Session(lab.http_url(host), auth=(lab.user, password or lab.password), transport="ntlm",
+                         ca_trust_path=lab.ca)
 
 
 def basic_session(lab, host="lab01", password=None):
@@ -36,7 +37,8 @@ def basic_session(lab, host="lab01", password=None):
 def ntlm_protocol(lab, host="lab01", **kw):
     kw.setdefault("operation_timeout_sec", 20)
     kw.setdefault("read_timeout_sec", 30)
-    return Protocol(lab.http_url(host), transport="ntlm", username=lab.user, password=lab.password, **kw)
+    return Protocol(lab.http_url(host), transport="ntlm", username=lab.user, password=lab.password,
+                    ca_trust_path=lab.ca, **kw)
 
 
 def wait_for(pred, timeout=10.0, step=0.1):
@@ -46,6 +48,33 @@ def wait_for(pred, timeout=10.0, step=0.1):
             return True
         time.sleep(step)
     return pred()
+
+
+TOOLS = {
+    # Small programs in the hosts' bin folders: most tests need a process, not PowerShell,
+    # and a shell script starts in milliseconds where pwsh takes a second or more.
+    "stream.exe": "echo first\nsleep 3\necho second",
+    "late.exe": "sleep 3\necho late",
+    "upper.exe": "tr a-z A-Z",
+    "count.exe": "wc -l",
+    "big.exe": "head -c 600000 /dev/zero | tr '\\0' x",
+    "sleeper.exe": "sleep 120 &\necho \"$$ $!\"\nsleep 120",
+    "echo.exe": "echo \"$*\"",
+}
+
+
+def install_tools(lab):
+    for name in lab.info["hosts"]:
+        for tool, body in TOOLS.items():
+            path = os.path.join(lab.host(name)["bin"], tool)
+            with open(path, "w") as fh:
+                fh.write("#!/bin/sh\n" + body + "\n")
+            os.chmod(path, 0o755)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tools(lab):
+    install_tools(lab)
 
 
 # ---- commands over both transports ---------------------------------------------------------
@@ -66,7 +95,8 @@ def test_run_ps_over_ntlm_with_message_encryption(lab):
 
 
 def test_http_listener_refuses_unencrypted_messages(lab):
-    s = winrm.Session(lab.http_url(), auth=(lab.user, lab.password), transport="ntlm", message_encryption="never")
+    s = winrm.Session(lab.http_url(), auth=(lab.user, lab.password), transport="ntlm", message_encryption="never",
+                      ca_trust_path=lab.ca)
     with pytest.raises((WinRMTransportError, WSManFaultError)) as err:
         s.run_cmd("pwsh", ["-Command", "1"])
     assert err.value.code == 400
@@ -92,7 +122,7 @@ def certifi_or_system():
 
 def test_ntlm_over_https_with_channel_binding(lab):
     s = winrm.Session(lab.https_url(), auth=(lab.user, lab.password), transport="ntlm", ca_trust_path=lab.ca)
-    r = s.run_cmd("pwsh", ["-NoProfile", "-Command", "'cbt ok'"])
+    r = s.run_cmd("echo", ["cbt", "ok"])
     assert r.std_out.strip() == b"cbt ok"
 
 
@@ -108,7 +138,7 @@ def test_wrong_password_gets_401_and_runs_nothing(lab, make):
 
 
 def test_basic_on_the_http_listener_is_refused(lab):
-    s = winrm.Session(lab.http_url(), auth=(lab.user, lab.password), transport="basic")
+    s = winrm.Session(lab.http_url(), auth=(lab.user, lab.password), transport="basic", ca_trust_path=lab.ca)
     with pytest.raises(InvalidCredentialsError):
         s.run_cmd("pwsh", ["-Command", "1"])
     assert "Basic offered on the HTTP listener" in lab.log()
@@ -167,8 +197,7 @@ def test_receive_streams_output_before_the_command_ends(lab):
     p = ntlm_protocol(lab)
     shell = p.open_shell()
     try:
-        cid = p.run_command(shell, "pwsh", ["-NoProfile", "-Command",
-                                            "'first'; [Console]::Out.Flush(); Start-Sleep 3; 'second'"])
+        cid = p.run_command(shell, "stream.exe")
         out = b""
         while b"first" not in out:
             chunk, _err, _rc, done = p.get_command_output_raw(shell, cid)
@@ -186,11 +215,10 @@ def test_receive_times_out_with_the_wsman_fault_and_the_client_polls_again(lab):
     p = ntlm_protocol(lab, operation_timeout_sec=1, read_timeout_sec=5)
     shell = p.open_shell()
     try:
-        cid = p.run_command(shell, "pwsh", ["-NoProfile", "-Command", "Start-Sleep 3; 'late'"])
+        cid = p.run_command(shell, "late")
         t0 = time.monotonic()
         with pytest.raises(WinRMOperationTimeoutError):
-            # pwsh takes ~1 s to start, then sleeps 3 s: nothing to return within 1 s.
-            p.get_command_output_raw(shell, cid)
+            p.get_command_output_raw(shell, cid)  # nothing to say for 3 s; OperationTimeout is 1 s
         assert 0.9 < time.monotonic() - t0 < 3
         stdout, _, rc = p.get_command_output(shell, cid)
         assert (stdout, rc) == (b"late\n", 0)
@@ -203,8 +231,7 @@ def test_stdin_from_send_reaches_the_process(lab):
     p = ntlm_protocol(lab)
     shell = p.open_shell()
     try:
-        cid = p.run_command(shell, "pwsh", ["-NoProfile", "-NonInteractive", "-Command",
-                                            "$input | ForEach-Object { $_.ToUpper() }"])
+        cid = p.run_command(shell, "upper")
         p.send_command_input(shell, cid, b"alpha\n")
         p.send_command_input(shell, cid, b"beta\n", end=True)
         stdout, _, rc = p.get_command_output(shell, cid)
@@ -218,7 +245,7 @@ def test_large_output_is_split_to_fit_the_clients_envelope(lab):
     p = ntlm_protocol(lab)
     shell = p.open_shell()
     try:
-        cid = p.run_command(shell, "pwsh", ["-NoProfile", "-Command", "[Console]::Out.Write('x' * 600000)"])
+        cid = p.run_command(shell, "big")
         stdout, _, rc = p.get_command_output(shell, cid)
         assert rc == 0 and stdout == b"x" * 600000
         p.cleanup_command(shell, cid)
@@ -282,7 +309,7 @@ def test_envelope_over_max_envelope_size_fault(lab):
     p = ntlm_protocol(lab)
     shell = p.open_shell()
     try:
-        cid = p.run_command(shell, "pwsh", ["-NoProfile", "-Command", "$input | Measure-Object | % Count"])
+        cid = p.run_command(shell, "count")
         with pytest.raises(WSManFaultError) as err:
             p.send_command_input(shell, cid, b"y" * 450000)  # base64 makes it ~600 KB > 500 KB
         assert err.value.code == 413 and err.value.fault_subcode == "w:EncodingLimit"
@@ -298,12 +325,10 @@ def test_envelope_over_max_envelope_size_fault(lab):
 # ---- disconnects and leftovers ----------------------------------------------------------------
 
 def _start_sleeper(lab, session_factory):
-    """A command whose pwsh starts a grandchild; returns (protocol, shell, command id, pids)."""
+    """A command that starts a child of its own; returns (protocol, shell, command id, pids)."""
     p = session_factory()
     shell = p.open_shell()
-    cid = p.run_command(shell, "pwsh", ["-NoProfile", "-Command",
-                                        "$c = Start-Process /usr/bin/sleep -ArgumentList 120 -PassThru; "
-                                        "'{0} {1}' -f $PID, $c.Id; [Console]::Out.Flush(); Start-Sleep 120"])
+    cid = p.run_command(shell, "sleeper")  # prints its own PID and its background child's
     out = err = b""
     deadline = time.monotonic() + 30
     while not out.endswith(b"\n"):  # the line may come in more than one Receive
@@ -356,6 +381,7 @@ def test_disconnect_during_a_waiting_receive(lab):
 def test_stopping_the_lab_leaves_no_process(tmp_path):
     lp = LabProcess(tmp_path / "lab", hosts=1)
     try:
+        install_tools(lp)
         _p, _shell, _cid, pids = _start_sleeper(lp, lambda: ntlm_protocol(lp))
         descendants = children_of(lp.proc.pid)
         assert set(pids) <= set(descendants)

@@ -243,7 +243,12 @@ class CmdShellService:
         idle = self.idle_timeout
         idle_text = spec.findtext("rsp:IdleTimeOut", default="", namespaces=NS).strip()
         if idle_text:
-            idle = wsman.parse_duration(idle_text) if idle_text.startswith("P") else float(idle_text)
+            # pywinrm passes a number of seconds, MS-WSMV says xs:duration: take both.
+            try:
+                idle = wsman.parse_duration(idle_text) if idle_text.startswith("P") else float(idle_text)
+            except ValueError:
+                raise WSManFault("w:InvalidParameter", "The IdleTimeOut value %r is not valid." % idle_text,
+                                 wsman.CODE_INVALID_PARAMETER) from None
         shell = Shell(
             shell_id=str(uuid.uuid4()).upper(),
             resource_uri=req.resource_uri,
