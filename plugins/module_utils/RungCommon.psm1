@@ -323,11 +323,14 @@ Function Get-M365QuarantinePath {
 Function Set-M365QuarantineAcl {
     <#
     .SYNOPSIS
-    Restricts a quarantine folder to SYSTEM and Administrators (full control, inherited).
+    Restricts a quarantine folder to SYSTEM and Administrators (full control, inherited),
+    owned by Administrators.
     .DESCRIPTION
     The files are the users' token caches; only the accounts that could read them in place
-    anyway may read them here. Inheritance from ProgramData (which grants Users read) is
-    cut. Without Windows ACLs (pwsh on Linux in CI) there is nothing to set.
+    anyway may read them here. Inheritance from ProgramData (which lets Users create
+    folders, and makes the creator the owner) is cut, and the owner is taken back, so a
+    folder a user pre-created under ProgramData cannot stay under that user's control.
+    Without Windows ACLs (pwsh on Linux in CI) there is nothing to set.
     #>
     [CmdletBinding()]
     param ([Parameter(Mandatory)][string]$Path)
@@ -347,7 +350,23 @@ Function Set-M365QuarantineAcl {
         $acl.AddAccessRule($rule)
     }
     $acl.SetOwner([System.Security.Principal.SecurityIdentifier]::new('S-1-5-32-544'))
-    Set-Acl -LiteralPath $Path -AclObject $acl
+    try {
+        Set-Acl -LiteralPath $Path -AclObject $acl -ErrorAction Stop
+    }
+    catch {
+        # Taking ownership needs a privilege the process may not have enabled. Then set the
+        # DACL alone, but an owner can always rewrite a DACL: accept only an owner that is
+        # SYSTEM, Administrators or ourselves, else refuse to keep tokens there.
+        $daclOnly = [System.Security.AccessControl.DirectorySecurity]::new()
+        $daclOnly.SetAccessRuleProtection($true, $false)
+        foreach ($r in $acl.GetAccessRules($true, $false, [System.Security.Principal.SecurityIdentifier])) { $daclOnly.AddAccessRule($r) }
+        Set-Acl -LiteralPath $Path -AclObject $daclOnly -ErrorAction Stop
+        $owner = (Get-Acl -LiteralPath $Path).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+        $me = [System.Security.Principal.WindowsIdentity]::GetCurrent().User.Value
+        if ($owner -notin @('S-1-5-18', 'S-1-5-32-544', $me)) {
+            throw "quarantine folder $Path is owned by $owner, not SYSTEM or Administrators, and ownership could not be taken; refusing to keep token caches there"
+        }
+    }
 }
 
 Function Get-M365FileSha256 {
@@ -587,8 +606,9 @@ Function New-M365Quarantine {
     $path = Get-M365QuarantinePath -Root $Root -Id $Id
     if (-not (Test-Path -LiteralPath $Root -PathType Container)) {
         $null = New-Item -ItemType Directory -Path $Root -Force
-        Set-M365QuarantineAcl -Path $Root
     }
+    # Every run, not only on creation: the root may predate us (or have been pre-created).
+    Set-M365QuarantineAcl -Path $Root
     $null = New-Item -ItemType Directory -Path $path -Force
     Set-M365QuarantineAcl -Path $path
     $manifest = [ordered]@{

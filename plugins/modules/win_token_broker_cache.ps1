@@ -154,6 +154,17 @@ if (-not $module.Params.users) {
 
 $quarantineId = $null
 $qPath = $null
+if (-not $module.CheckMode -and @($plan | Where-Object { $_.Total -gt 0 }).Count -gt 0) {
+    # Before any broker is stopped or file touched: a quarantine we cannot lock down is
+    # no place for token caches.
+    try {
+        $quarantineId = New-M365QuarantineId
+        $qPath = New-M365Quarantine -Root $root -Id $quarantineId
+    }
+    catch {
+        $module.FailJson("quarantine_path: cannot prepare a quarantine under $($root): $($_.Exception.Message); nothing was moved")
+    }
+}
 $before = [ordered]@{}
 $after = [ordered]@{}
 $results = foreach ($item in $plan) {
@@ -181,10 +192,6 @@ $results = foreach ($item in $plan) {
         }
     }
 
-    if (-not $module.CheckMode -and $null -eq $qPath) {
-        $quarantineId = New-M365QuarantineId
-        $qPath = New-M365Quarantine -Root $root -Id $quarantineId
-    }
     $move = Invoke-M365QuarantineMove -QuarantinePath $(if ($qPath) { $qPath } else { Join-Path $root 'check-mode' }) `
         -QuarantineId $(if ($quarantineId) { $quarantineId } else { 'check-mode' }) -UserSid $userProfile.Sid -UserName $userProfile.UserName `
         -Source $item.Roots -CheckMode:$module.CheckMode

@@ -91,6 +91,7 @@ Describe 'win_token_broker_cache' {
             $r.diff.before.token_broker_files.'CONTOSO\alice'.aad_broker_plugin | Should -Be 2
             $r.diff.after.token_broker_files.'CONTOSO\alice'.aad_broker_plugin | Should -Be 0
             Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -ParameterFilter { $Path -eq $r.quarantine_path }
+            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -ParameterFilter { $Path -eq $global:RungQRoot }
             Should -Invoke Set-M365RebootMarker -Times 1 -Exactly -ParameterFilter { $Source -eq 'win_token_broker_cache' }
         }
 
@@ -177,6 +178,15 @@ Describe 'win_token_broker_cache' {
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^users: CONTOSO\\bob: cannot list .*is denied'
             foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+        }
+
+        It 'moves nothing when the quarantine cannot be locked down' {
+            Mock -ModuleName RungCommon Set-M365QuarantineAcl { throw "quarantine folder $Path is owned by S-1-5-21-1-2-3-1105, not SYSTEM or Administrators" }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ stop_broker = $true })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^quarantine_path: cannot prepare a quarantine .*owned by'
+            foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+            Should -Invoke Get-M365BrokerProcess -Times 0 -Exactly
         }
 
         It 'refuses <name>' -TestCases @(
