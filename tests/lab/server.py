@@ -96,7 +96,12 @@ class LabHost:
         self.shim_modules = os.path.join(self.root, "shim", "Modules")
         self.profile = os.path.join(self.root, "Users", LAB_USER)
         self.counters = Counters()
-        self.service = winrs.CmdShellService(self, pwsh=lab.pwsh, disconnect_grace=lab.disconnect_grace)
+        # Resource URI -> shell service. Each service has handle/connection_closed/reap/close_all/
+        # live_pids; the PowerShell remoting shell (issue 11) registers under wsman.RESOURCE_POWERSHELL.
+        self.services = {
+            wsman.RESOURCE_CMD.lower(): winrs.CmdShellService(self, pwsh=lab.pwsh,
+                                                              disconnect_grace=lab.disconnect_grace),
+        }
         self._env: dict[str, str] | None = None
         self.prepare()
 
@@ -237,7 +242,8 @@ class WSManHandler(BaseHTTPRequestHandler):
         try:
             super().finish()
         finally:
-            self.lab_host.service.connection_closed(self.conn_id)
+            for service in self.lab_host.services.values():
+                service.connection_closed(self.conn_id)
 
     # ---- helpers -------------------------------------------------------------------------
     def client_gone(self) -> bool:
@@ -446,12 +452,13 @@ class WSManHandler(BaseHTTPRequestHandler):
                    "application/soap+xml;charset=UTF-8", close=True)
 
     def _dispatch(self, req: wsman.Request) -> bytes:
-        if req.resource_uri.rstrip("/").lower() != wsman.RESOURCE_CMD.lower():
+        service = self.lab_host.services.get(req.resource_uri.rstrip("/").lower())
+        if service is None:
             raise wsman.WSManFault(
                 "w:DestinationUnreachable",
                 "The WS-Management service cannot process the request. The resource URI (%s) was not found in the "
                 "WS-Management catalog of the lab." % req.resource_uri, wsman.CODE_NOT_SUPPORTED)
-        return self.lab_host.service.handle(req, self.conn_id, self.client_gone)
+        return service.handle(req, self.conn_id, self.client_gone)
 
 
 class _Listener:
@@ -559,7 +566,8 @@ class Lab:
     def _reap_loop(self) -> None:
         while not self._stop.wait(0.25):
             for host in self.hosts:
-                host.service.reap()
+                for service in host.services.values():
+                    service.reap()
             if self._dirty.is_set():
                 self.write_counts()
 
@@ -574,7 +582,8 @@ class Lab:
             self._selector.unregister(lst.sock)
             lst.sock.close()
         for host in self.hosts:
-            host.service.close_all()
+            for service in host.services.values():
+                service.close_all()
         self.write_counts()
         log.info("lab stopped")
 
@@ -600,7 +609,7 @@ class Lab:
         os.replace(tmp, self.counts_path)
 
     def live_pids(self) -> list[int]:
-        return [pid for h in self.hosts for pid in h.service.live_pids()]
+        return [pid for h in self.hosts for svc in h.services.values() for pid in svc.live_pids()]
 
     # ---- description ----------------------------------------------------------------------
     def describe(self) -> dict:
