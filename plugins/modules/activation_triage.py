@@ -41,7 +41,7 @@ attributes:
     description: Implemented as an action plugin running on the controller.
     support: full
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 '''
 
 EXAMPLES = r'''

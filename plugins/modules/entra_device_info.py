@@ -20,7 +20,7 @@ description:
     join type the host itself reports (O(lookups[].join_type)).
   - Read-only; never changes anything.
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 extends_documentation_fragment:
   - m365ops.activation.graph_auth
   - ansible.builtin.action_common_attributes
@@ -266,8 +266,8 @@ def lookup_findings(entry, by_id, by_name):
             "device_duplicates", "medium",
             "%d device objects are named %s; stale objects (re-imaging, leave/join) confuse sign-in and "
             "conditional access; remove the ones not matching the host's DeviceId." % (len(by_name), label),
-            ["%s trustType=%s enabled=%s lastSignIn=%s" % (d["id"], d["trust_type"], d["account_enabled"],
-                                                            d["approximate_last_sign_in"]) for d in by_name], None))
+            ["%s trustType=%s enabled=%s lastSignIn=%s"
+             % (d["id"], d["trust_type"], d["account_enabled"], d["approximate_last_sign_in"]) for d in by_name], None))
     if entry.get("display_name") and not entry.get("device_id") and not by_name:
         out.append(graph.make_finding(
             "device_name_not_found", "low", "No device object is named %s." % label,

@@ -22,7 +22,7 @@ description:
     Graph resets what a C(PUT) leaves out (C(userDeviceQuota) would drop to 0 and block every join).
   - With no option besides the connection, the module only reads and reports the policy and findings.
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 extends_documentation_fragment:
   - m365ops.activation.graph_auth
   - ansible.builtin.action_common_attributes

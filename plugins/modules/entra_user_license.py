@@ -22,7 +22,7 @@ description:
   - Before adding a licence the user's C(usageLocation) is checked, because Graph refuses licences for users
     without one, and O(state=refreshed) would otherwise leave the user with no licence at all.
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 extends_documentation_fragment:
   - m365ops.activation.graph_auth
   - ansible.builtin.action_common_attributes
@@ -285,8 +285,8 @@ def licence_findings(raw_user, licenses, office_plans):
                 "licence_assignment_error", "high",
                 "The %s licence of %s is in error (%s); fix the cause, then reprocess the assignment."
                 % (lic["sku_part_number"] or lic["sku_id"], name, ", ".join(lic["errors"]) or "Error"),
-                ["licenseAssignmentStates %s: state=%s error=%s" % (lic["sku_id"], "/".join(lic["states"]),
-                                                                     ",".join(lic["errors"]) or "None")], RUNG))
+                ["licenseAssignmentStates %s: state=%s error=%s"
+                 % (lic["sku_id"], "/".join(lic["states"]), ",".join(lic["errors"]) or "None")], RUNG))
     enabled_office = [p for p in raw_user.get("assignedPlans") or []
                       if (p.get("servicePlanId") or "").lower() in office_plans and p.get("capabilityStatus") == "Enabled"]
     disabled_office = [l for l in licenses if office_plans.intersection(l["disabled_plans"])]

@@ -28,7 +28,7 @@ description:
   - In check mode it reports whether it would restart and changes nothing.
 version_added: 0.1.0
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 options:
   reboot:
     description:

@@ -22,7 +22,7 @@ description:
     normally use that action instead.
 version_added: 0.1.0
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 options:
   include_windows_pending:
     description:

@@ -130,7 +130,7 @@ def test_diagnose_states_follow_the_report_health_rule():
 
 def test_remediate_row_shows_join_plan_rungs_and_before_after():
     page = parse(render_html(load("remediate.json")))
-    header = [cell for cell in re.findall(r"<th>(.*?)</th>", render_html(load("remediate.json")))]
+    header = re.findall(r"<th>(.*?)</th>", render_html(load("remediate.json")))
     assert header == ["Host", "Status", "Join type", "Findings", "Still planned", "Rungs run",
                       "Before \u2192 after", "Details"]
     rows = {host: cells for (host, _state), cells in zip(page.rows, page.cells)}

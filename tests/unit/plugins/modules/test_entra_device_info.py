@@ -26,7 +26,7 @@ def ids(findings):
 
 
 def test_healthy_hybrid_device_by_id_and_name(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, lookups=[
+    result, o = run_module(mod.main, auth_params(fake_tenant, lookups=[
         {"key": "PC042", "device_id": PC042_ID.upper(), "display_name": "PC042", "join_type": "hybrid_joined"}]), capsys)
     entry = result["by_key"]["PC042"]
     assert result["changed"] is False
@@ -43,7 +43,7 @@ def test_healthy_hybrid_device_by_id_and_name(fake_tenant, capsys):
 
 
 def test_disabled_device_and_trust_mismatch(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, lookups=[
+    result, o = run_module(mod.main, auth_params(fake_tenant, lookups=[
         {"key": "pc043.contoso.com", "device_id": PC043_ID, "join_type": "hybrid_joined"}]), capsys)
     findings = {f["id"]: f for f in result["by_key"]["pc043.contoso.com"]["findings"]}
     assert set(findings) == {"device_object_disabled", "device_trust_type_mismatch"}
@@ -53,7 +53,7 @@ def test_disabled_device_and_trust_mismatch(fake_tenant, capsys):
 
 def test_duplicates_across_pages(fake_tenant, capsys):
     fake_tenant.page_size = 1  # Graph pages even filtered lists; all three PC044 objects must be seen
-    result, _out = run_module(mod.main, auth_params(fake_tenant, lookups=[
+    result, o = run_module(mod.main, auth_params(fake_tenant, lookups=[
         {"key": "PC044", "device_id": PC044_ID, "display_name": "PC044", "join_type": "hybrid_joined"}]), capsys)
     entry = result["by_key"]["PC044"]
     assert entry["duplicates"] is True
@@ -65,7 +65,7 @@ def test_duplicates_across_pages(fake_tenant, capsys):
 
 def test_missing_hybrid_device_points_to_rejoin(fake_tenant, capsys):
     missing = "00000000-1111-4222-8333-444444444444"
-    result, _out = run_module(mod.main, auth_params(fake_tenant, lookups=[
+    result, o = run_module(mod.main, auth_params(fake_tenant, lookups=[
         {"key": "PC099", "device_id": missing, "join_type": "hybrid_joined"},
         {"key": "PC098", "device_id": "10000000-1111-4222-8333-444444444444", "join_type": "entra_joined"}]), capsys)
     assert result["by_key"]["PC099"]["found"] is False
@@ -76,7 +76,7 @@ def test_missing_hybrid_device_points_to_rejoin(fake_tenant, capsys):
 
 
 def test_shorthand_options_and_query_cache(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, device_id=[PC042_ID], display_name=["PC042", "NOPE"]),
+    result, o = run_module(mod.main, auth_params(fake_tenant, device_id=[PC042_ID], display_name=["PC042", "NOPE"]),
                            capsys)
     assert set(result["by_key"]) == {PC042_ID, "PC042", "NOPE"}
     assert ids(result["by_key"]["NOPE"]["findings"]) == ["device_name_not_found"]
@@ -84,7 +84,7 @@ def test_shorthand_options_and_query_cache(fake_tenant, capsys):
 
 
 def test_name_with_quote_is_escaped_not_injected(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, display_name=["PC042' or displayName eq 'PC043"]), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, display_name=["PC042' or displayName eq 'PC043"]), capsys)
     assert result["failed"] is True
     assert "display_name" in result["msg"]
     assert not fake_tenant.requests
@@ -97,7 +97,7 @@ def test_name_with_quote_is_escaped_not_injected(fake_tenant, capsys):
     ({"lookups": [{"key": "a", "display_name": "A"}, {"key": "a", "display_name": "B"}]}, "the key is used twice"),
 ])
 def test_bad_input(fake_tenant, capsys, args, needle):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, **args), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, **args), capsys)
     assert result["failed"] is True
     assert needle in result["msg"]
     assert not fake_tenant.requests
@@ -105,6 +105,6 @@ def test_bad_input(fake_tenant, capsys, args, needle):
 
 def test_missing_permission(fake_tenant, capsys):
     fake_tenant.permissions.discard("Device.Read.All")
-    result, _out = run_module(mod.main, auth_params(fake_tenant, display_name=["PC042"]), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, display_name=["PC042"]), capsys)
     assert result["failed"] is True and result["graph_status"] == 403
     assert "Device.Read.All" in result["msg"]

@@ -26,7 +26,7 @@ def puts(tenant):
 
 
 def test_read_only_reports_policy_and_findings(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant), capsys)
     assert result["changed"] is False
     assert result["policy"]["allowed_to_join"] == {"scope": "selected", "users": ["3c8ef067-8b96-44de-b2ae-557dfa0f97a0"],
                                                    "groups": [GROUP]}
@@ -40,7 +40,7 @@ def test_read_only_reports_policy_and_findings(fake_tenant, capsys):
 
 def test_set_join_all_puts_every_updatable_property(fake_tenant, capsys):
     before = dict(fake_tenant.policy)
-    result, _out = run_module(mod.main, auth_params(fake_tenant, allowed_to_join={"scope": "all"}, _ansible_diff=True),
+    result, o = run_module(mod.main, auth_params(fake_tenant, allowed_to_join={"scope": "all"}, _ansible_diff=True),
                            capsys)
     assert result["changed"] is True
     assert result["changes"] == ["azureADJoin.allowedToJoin: selected (1 users, 1 groups) -> all"]
@@ -68,7 +68,7 @@ def test_set_join_all_puts_every_updatable_property(fake_tenant, capsys):
 
 def test_same_value_in_other_order_and_case_is_not_a_change(fake_tenant, capsys):
     wanted = {"scope": "selected", "users": ["3C8EF067-8B96-44DE-B2AE-557DFA0F97A0"], "groups": [GROUP.upper()]}
-    result, _out = run_module(mod.main, auth_params(fake_tenant, allowed_to_join=wanted,
+    result, o = run_module(mod.main, auth_params(fake_tenant, allowed_to_join=wanted,
                                                  user_device_quota=20), capsys)
     assert result["changed"] is False
     assert result["changes"] == []
@@ -76,7 +76,7 @@ def test_same_value_in_other_order_and_case_is_not_a_change(fake_tenant, capsys)
 
 
 def test_check_mode_reports_change_without_put(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, allowed_to_register={"scope": "none"},
+    result, o = run_module(mod.main, auth_params(fake_tenant, allowed_to_register={"scope": "none"},
                                                  _ansible_check_mode=True, _ansible_diff=True), capsys)
     assert result["changed"] is True
     assert result["policy"]["allowed_to_register"]["scope"] == "none"
@@ -87,7 +87,7 @@ def test_check_mode_reports_change_without_put(fake_tenant, capsys):
 
 
 def test_selected_with_groups_and_quota(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user_device_quota=50, allowed_to_register={
+    result, o = run_module(mod.main, auth_params(fake_tenant, user_device_quota=50, allowed_to_register={
         "scope": "selected", "groups": [GROUP]}), capsys)
     assert result["changed"] is True
     body = puts(fake_tenant)[0]
@@ -105,7 +105,7 @@ def test_selected_with_groups_and_quota(fake_tenant, capsys):
     ({"user_device_quota": 0}, "user_device_quota must be 1 or more"),
 ])
 def test_bad_input_fails_before_any_call(fake_tenant, capsys, args, needle):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, **args), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, **args), capsys)
     assert result["failed"] is True
     assert needle in result["msg"]
     assert not fake_tenant.requests
@@ -113,7 +113,7 @@ def test_bad_input_fails_before_any_call(fake_tenant, capsys, args, needle):
 
 def test_registration_managed_by_intune_is_refused(fake_tenant, capsys):
     fake_tenant.policy["azureADRegistration"]["isAdminConfigurable"] = False
-    result, _out = run_module(mod.main, auth_params(fake_tenant, allowed_to_register={"scope": "none"}), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, allowed_to_register={"scope": "none"}), capsys)
     assert result["failed"] is True
     assert "allowed_to_register cannot be changed" in result["msg"]
     assert not puts(fake_tenant)
@@ -121,7 +121,7 @@ def test_registration_managed_by_intune_is_refused(fake_tenant, capsys):
 
 def test_missing_write_permission_names_it(fake_tenant, capsys):
     fake_tenant.permissions.discard("Policy.ReadWrite.DeviceConfiguration")
-    result, _out = run_module(mod.main, auth_params(fake_tenant, allowed_to_join={"scope": "all"}), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, allowed_to_join={"scope": "all"}), capsys)
     assert result["failed"] is True
     assert "Policy.ReadWrite.DeviceConfiguration" in result["msg"]
     assert result["graph_status"] == 403

@@ -34,7 +34,7 @@ def ids(result):
 
 
 def test_query_direct_licence(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com"), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com"), capsys)
     assert result["changed"] is False
     assert result["user"]["usage_location"] == "IT"
     assert result["licenses"] == [{"sku_id": E5, "sku_part_number": "ENTERPRISEPREMIUM", "direct": True, "groups": [],
@@ -46,7 +46,7 @@ def test_query_direct_licence(fake_tenant, capsys):
 
 
 def test_query_group_licence_and_errors(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="dave@contoso.com"), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="dave@contoso.com"), capsys)
     by_sku = {l["sku_id"]: l for l in result["licenses"]}
     assert by_sku[BUSINESS]["direct"] is False
     assert by_sku[BUSINESS]["groups"] == ["6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d"]
@@ -56,7 +56,7 @@ def test_query_group_licence_and_errors(fake_tenant, capsys):
 
 
 def test_query_unlicensed_user_without_usage_location(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="carol@contoso.com"), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="carol@contoso.com"), capsys)
     assert result["licenses"] == []
     assert ids(result) == ["licence_missing", "usage_location_missing"]
 
@@ -64,19 +64,19 @@ def test_query_unlicensed_user_without_usage_location(fake_tenant, capsys):
 def test_query_without_sku_permission_warns_and_shows_ids(fake_tenant, capsys):
     fake_tenant.permissions.discard("LicenseAssignment.Read.All")
     fake_tenant.permissions.discard("LicenseAssignment.ReadWrite.All")
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com"), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com"), capsys)
     assert result["licenses"][0]["sku_part_number"] is None
     assert "LicenseAssignment.Read.All" in json.dumps(result["warnings"])
 
 
 def test_unknown_user_is_a_clear_404(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="nobody@contoso.com"), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="nobody@contoso.com"), capsys)
     assert result["failed"] is True
     assert result["msg"].startswith("not found: user nobody@contoso.com")
 
 
 def test_refreshed_removes_then_readds_with_same_disabled_plans(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku="ENTERPRISEPREMIUM",
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku="ENTERPRISEPREMIUM",
                                                  state="refreshed", refresh_delay=0, _ansible_diff=True), capsys)
     assert result["changed"] is True
     assert posts(fake_tenant) == [
@@ -92,7 +92,7 @@ def test_refreshed_removes_then_readds_with_same_disabled_plans(fake_tenant, cap
 
 
 def test_refreshed_check_mode_makes_no_change(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="refreshed",
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="refreshed",
                                                  _ansible_check_mode=True), capsys)
     assert result["changed"] is True
     assert len(result["actions"]) == 2
@@ -100,7 +100,7 @@ def test_refreshed_check_mode_makes_no_change(fake_tenant, capsys):
 
 
 def test_refreshed_refused_for_group_licence(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="bob@contoso.com", sku="ENTERPRISEPREMIUM",
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="bob@contoso.com", sku="ENTERPRISEPREMIUM",
                                                  state="refreshed", refresh_delay=0), capsys)
     assert result["failed"] is True
     assert "comes from group(s) 1d2c3b4a-5e6f-4a7b-8c9d-0e1f2a3b4c5d" in result["msg"]
@@ -110,7 +110,7 @@ def test_refreshed_refused_for_group_licence(fake_tenant, capsys):
 
 def test_refreshed_readd_failure_says_what_to_restore(fake_tenant, capsys):
     fake_tenant.fail_next("POST", r"assignLicense$", 503, times=10, skip=1)
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="refreshed",
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="refreshed",
                                                  refresh_delay=0, graph_max_retries=1), capsys)
     assert result["failed"] is True
     assert "WITHOUT this licence" in result["msg"]
@@ -118,27 +118,27 @@ def test_refreshed_readd_failure_says_what_to_restore(fake_tenant, capsys):
 
 
 def test_reprocessed_for_group_licence(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="bob@contoso.com", state="reprocessed"), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="bob@contoso.com", state="reprocessed"), capsys)
     assert result["changed"] is True
     assert len(fake_tenant.calls("POST", r"reprocessLicenseAssignment$")) == 1
     assert fake_tenant.users["8f1d3c2b-6a5e-4f70-8e9d-0c1b2a3f4e5d"]["_reprocessed"] == 1
 
 
 def test_reprocessed_without_group_licences_is_no_change(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", state="reprocessed"), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", state="reprocessed"), capsys)
     assert result["changed"] is False
     assert not fake_tenant.calls("POST", r"^/v1.0/")
 
 
 def test_present_is_idempotent(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="present"),
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="present"),
                            capsys)
     assert result["changed"] is False
     assert not posts(fake_tenant)
 
 
 def test_present_updates_disabled_plans_by_name(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku="enterprisepremium",
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku="enterprisepremium",
                                                  state="present", disabled_plans=["TEAMS1", EXCHANGE.upper()]), capsys)
     assert result["changed"] is True
     assert posts(fake_tenant) == [{"addLicenses": [{"skuId": E5, "disabledPlans": sorted([TEAMS, EXCHANGE])}],
@@ -146,7 +146,7 @@ def test_present_updates_disabled_plans_by_name(fake_tenant, capsys):
 
 
 def test_present_new_sku(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku="AAD_PREMIUM",
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku="AAD_PREMIUM",
                                                  state="present", _ansible_diff=True), capsys)
     assert result["changed"] is True
     assert posts(fake_tenant) == [{"addLicenses": [{"skuId": AAD_P1, "disabledPlans": []}], "removeLicenses": []}]
@@ -155,7 +155,7 @@ def test_present_new_sku(fake_tenant, capsys):
 
 
 def test_present_refused_without_usage_location(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="carol@contoso.com", sku="AAD_PREMIUM",
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="carol@contoso.com", sku="AAD_PREMIUM",
                                                  state="present"), capsys)
     assert result["failed"] is True
     assert "no usageLocation" in result["msg"]
@@ -163,7 +163,7 @@ def test_present_refused_without_usage_location(fake_tenant, capsys):
 
 
 def test_present_refused_without_free_units(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku="O365_BUSINESS",
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku="O365_BUSINESS",
                                                  state="present"), capsys)
     assert result["failed"] is True
     assert "no free licences" in result["msg"]
@@ -171,11 +171,11 @@ def test_present_refused_without_free_units(fake_tenant, capsys):
 
 
 def test_absent_direct_and_refused_for_group(fake_tenant, capsys):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="absent"),
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="absent"),
                            capsys)
     assert result["changed"] is True and result["licenses"] == []
     assert posts(fake_tenant) == [{"addLicenses": [], "removeLicenses": [E5]}]
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="bob@contoso.com", sku=E5, state="absent"), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="bob@contoso.com", sku=E5, state="absent"), capsys)
     assert result["failed"] is True and "inherited from group(s)" in result["msg"]
 
 
@@ -188,7 +188,7 @@ def test_absent_direct_and_refused_for_group(fake_tenant, capsys):
     ({"user": "alice@contoso.com", "sku": E5, "state": "refreshed", "refresh_delay": -1}, "refresh_delay"),
 ])
 def test_bad_input_before_any_call(fake_tenant, capsys, args, needle):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, **args), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, **args), capsys)
     assert result["failed"] is True
     assert needle in result["msg"]
     assert not fake_tenant.requests
@@ -199,7 +199,7 @@ def test_bad_input_before_any_call(fake_tenant, capsys, args, needle):
     ({"sku": E5, "state": "present", "disabled_plans": ["NOPE"]}, "disabled_plans: 'NOPE' is not a service plan"),
 ])
 def test_unresolvable_sku_or_plan_changes_nothing(fake_tenant, capsys, args, needle):
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", **args), capsys)
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", **args), capsys)
     assert result["failed"] is True
     assert needle in result["msg"]
     assert not fake_tenant.calls("POST", r"^/v1.0/")
@@ -240,11 +240,11 @@ def test_secret_never_in_output_or_logs(fake_tenant, capsys, caplog, monkeypatch
 
 def test_present_already_held_needs_no_usage_location(fake_tenant, capsys):
     fake_tenant.users["4a6e2b1c-0d3f-4e5a-9b8c-7d6e5f4a3b21"]["usageLocation"] = None
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="present"),
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="present"),
                            capsys)
     assert result["changed"] is False
     assert "usage_location_missing" in ids(result)
-    result, _out = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="refreshed",
+    result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="refreshed",
                                                  refresh_delay=0), capsys)
     assert result["failed"] is True and "no usageLocation" in result["msg"]
     assert not posts(fake_tenant)
