@@ -626,7 +626,12 @@ Function Get-ActivationFact {
         }
     }
 
-    $facts = [ordered]@{ schema = 1; collected_at = ConvertTo-AfIsoTime -Value $now; hostname = Get-AfHostName }
+    # collector/user_context tell the rules that dsregcmd_status ran over WinRM (the
+    # admin's network logon), so its SSO State says nothing about any user's PRT.
+    $facts = [ordered]@{
+        schema = 1; collected_at = ConvertTo-AfIsoTime -Value $now; hostname = Get-AfHostName
+        collector = 'win_activation_facts'; user_context = [bool]$UserContext
+    }
     $dsreg = Get-AfDeviceDsreg -Errors $errors
     $events = Get-AfAadEvents -Days $EventsDays -MaxEvents $MaxEvents -Errors $errors
     $facts.os = Invoke-AfSource -Name 'os' -Errors $errors -ScriptBlock { Get-AfOsInfo }

@@ -23,11 +23,14 @@ BeforeAll {
 
     # Windows cmdlets that do not exist under pwsh on Linux, so Pester has something to mock.
     # Same parameters as the real ones, so mocks bind them and filters can check them.
+    $script:Stubs = @()
     if (-not (Get-Command Get-WinEvent -ErrorAction SilentlyContinue)) {
         Function global:Get-WinEvent { param([hashtable[]]$FilterHashtable, [long]$MaxEvents) throw 'Get-WinEvent is Windows-only' }
+        $script:Stubs += 'Get-WinEvent'
     }
     if (-not (Get-Command Get-AppxPackage -ErrorAction SilentlyContinue)) {
         Function global:Get-AppxPackage { param([string]$Name, [switch]$AllUsers) throw 'Get-AppxPackage is Windows-only' }
+        $script:Stubs += 'Get-AppxPackage'
     }
 
     $script:Fixtures = Join-Path $PSScriptRoot '..' 'unit' 'plugins' 'action' 'fixtures' 'win_activation_facts'
@@ -52,6 +55,11 @@ BeforeAll {
         param([string]$Sid, [string]$Name, [string]$Path, [bool]$LoggedOn = $true, [bool]$HiveLoaded = $true)
         [pscustomobject]@{ Sid = $Sid; UserName = "CONTOSO\$Name"; ProfilePath = $Path; HiveLoaded = $HiveLoaded; LoggedOn = $LoggedOn }
     }
+}
+
+AfterAll {
+    # Other test files share this process under Invoke-PesterSuite.ps1.
+    foreach ($name in $script:Stubs) { Remove-Item "function:global:$name" -ErrorAction SilentlyContinue }
 }
 
 Describe 'ConvertFrom-AfWinHttpSetting' {
@@ -404,6 +412,8 @@ Describe 'Get-ActivationFact' {
         $r.dsregcmd_status | Should -Be $script:DeviceDsreg
         $r.collection_errors.Count | Should -Be 0
         $r.host_facts.schema | Should -Be 1
+        $r.host_facts.collector | Should -Be 'win_activation_facts'
+        $r.host_facts.user_context | Should -BeTrue
         $r.host_facts.collected_at | Should -Be '2026-11-26T09:00:00Z'
         $r.host_facts.office.installed | Should -BeFalse
         $r.host_facts.network.winhttp_proxy | Should -Be 'Direct access (no proxy server).'
@@ -450,7 +460,7 @@ Describe 'Get-ActivationFact' {
         $r.dsregcmd_status | Should -BeNullOrEmpty
         $r.aad_events | Should -BeNullOrEmpty
         # Unknown facts are left out, never reported as false.
-        @($r.host_facts.Keys) | Should -Be @('schema', 'collected_at', 'hostname', 'profiles', 'users')
+        @($r.host_facts.Keys) | Should -Be @('schema', 'collected_at', 'hostname', 'collector', 'user_context', 'profiles', 'users')
         Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
     }
 }
