@@ -20,7 +20,7 @@ description:
   - A healthy package is left alone unless O(force=true).
 version_added: 0.1.0
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 options:
   users:
     description:

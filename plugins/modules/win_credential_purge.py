@@ -20,7 +20,7 @@ description:
     reach a vault without a session.
 version_added: 0.1.0
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 options:
   users:
     description:

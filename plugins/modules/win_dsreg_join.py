@@ -31,7 +31,7 @@ description:
     marker is pending does not repeat a join.
 version_added: 0.1.0
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 options:
   state:
     description:
@@ -98,7 +98,9 @@ pending:
   type: bool
   sample: true
 preflight:
-  description: Rejoin preflight before a leave - C(passed) and C(checks) (C(domain_controller), C(service_connection_point), C(automatic_device_join_task), each with C(ok) and C(detail)).
+  description: >-
+    Rejoin preflight before a leave - C(passed) and C(checks) (C(domain_controller),
+    C(service_connection_point), C(automatic_device_join_task), each with C(ok) and C(detail)).
   returned: when a hybrid device is left or rejoined
   type: dict
 diagnostic_data:
@@ -107,7 +109,9 @@ diagnostic_data:
   type: dict
   sample: {"Error Phase": "join", "Client ErrorCode": "0x801c03f2"}
 device_before:
-  description: Join state before - C(join_type) and the C(AzureAdJoined), C(EnterpriseJoined), C(DomainJoined), C(DomainName), C(DeviceId), C(TenantName), C(TenantId) fields.
+  description: >-
+    Join state before - C(join_type) and the C(AzureAdJoined), C(EnterpriseJoined),
+    C(DomainJoined), C(DomainName), C(DeviceId), C(TenantName), C(TenantId) fields.
   returned: always
   type: dict
 device_after:

@@ -27,7 +27,7 @@ description:
     for that user and the locked files are reported, unless O(stop_broker=true).
 version_added: 0.1.0
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 options:
   users:
     description:
@@ -140,7 +140,9 @@ moved_count:
   type: int
   sample: 5
 files:
-  description: Per file of the quarantine, C(original_path), C(user_sid), C(status) (C(restored), C(already_present), C(conflict), C(missing), C(hash_mismatch), C(refused)) and C(message).
+  description: >-
+    Per file of the quarantine, C(original_path), C(user_sid), C(status) (C(restored),
+    C(already_present), C(conflict), C(missing), C(hash_mismatch), C(refused)) and C(message).
   returned: when state is restored
   type: list
   elements: dict

@@ -26,7 +26,7 @@ description:
     points to Settings for them.
 version_added: 0.1.0
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 options:
   users:
     description:
