@@ -58,6 +58,7 @@ TOOLS = {
     "upper.exe": "tr a-z A-Z",
     "count.exe": "wc -l",
     "big.exe": "head -c 600000 /dev/zero | tr '\\0' x",
+    "huge.exe": "head -c 10000000 /dev/zero | tr '\\0' y\necho finished >&2",
     "sleeper.exe": "sleep 120 &\necho \"$$ $!\"\nsleep 120",
     "echo.exe": "echo \"$*\"",
 }
@@ -248,6 +249,22 @@ def test_large_output_is_split_to_fit_the_clients_envelope(lab):
         cid = p.run_command(shell, "big")
         stdout, _, rc = p.get_command_output(shell, cid)
         assert rc == 0 and stdout == b"x" * 600000
+        p.cleanup_command(shell, cid)
+    finally:
+        p.close_shell(shell)
+
+
+def test_output_beyond_the_buffer_limit_waits_for_the_client_and_arrives_whole(lab):
+    p = ntlm_protocol(lab)
+    shell = p.open_shell()
+    try:
+        cid = p.run_command(shell, "huge")
+        time.sleep(2)  # the lab holds at most 4 MB; the writer blocks meanwhile
+        _o, err, _rc, done = p.get_command_output_raw(shell, cid)
+        assert not done and b"finished" not in err
+        stdout, stderr, rc = p.get_command_output(shell, cid)
+        assert rc == 0 and len(_o) + len(stdout) == 10000000 and set(stdout) == {ord("y")}
+        assert b"finished" in stderr
         p.cleanup_command(shell, cid)
     finally:
         p.close_shell(shell)

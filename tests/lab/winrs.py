@@ -33,6 +33,9 @@ POWERSHELL_NAMES = {"powershell", "pwsh"}
 # How long to keep draining stdout/stderr after the process exited: a grandchild that
 # inherited the pipes must not keep a command Running forever.
 PIPE_DRAIN_AFTER_EXIT = 1.0
+# Output held for a client that does not Receive; past this the pipe is left unread, so
+# the process blocks on write as it would behind WinRS's own flow control.
+MAX_BUFFERED_OUTPUT = 4 * 1024 * 1024
 
 
 class ClientGone(Exception):
@@ -124,6 +127,7 @@ class Command:
     exited_at: float | None = None
     stdin_closed: bool = False
     stdin_lock: threading.Lock = field(default_factory=threading.Lock)
+    killed: bool = False
 
     @property
     def finished(self) -> bool:
@@ -137,6 +141,10 @@ class Command:
         """Signal the command's whole process group (it has its own session)."""
         if self.proc is None:
             return
+        if sig == signal.SIGKILL:
+            with self.cond:
+                self.killed = True
+                self.cond.notify_all()
         try:
             os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
@@ -378,6 +386,8 @@ class CmdShellService:
                 with cmd.cond:
                     cmd.chunks.append((name, data))
                     cmd.cond.notify_all()
+                    while sum(len(d) for _, d in cmd.chunks) > MAX_BUFFERED_OUTPUT and not cmd.killed:
+                        cmd.cond.wait(0.5)
         except OSError:
             pass
         finally:
@@ -470,6 +480,7 @@ class CmdShellService:
                     taken.append((name, data))
                     size += len(data)
             cmd.chunks = keep
+            cmd.cond.notify_all()  # a pump held back by MAX_BUFFERED_OUTPUT may read again
             done = cmd.finished and not cmd.chunks
             exit_code = cmd.exit_code
 
