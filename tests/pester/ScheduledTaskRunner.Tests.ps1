@@ -305,3 +305,91 @@ Describe 'Invoke-M365TaskScript' {
         @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
     }
 }
+
+Describe 'Scheduled task adapters' {
+    BeforeAll {
+        # The ScheduledTasks module is Windows-only: stand-ins with its parameter names.
+        $script:TaskStubs = @()
+        $defs = @{
+            'New-ScheduledTaskAction' = { param([string]$Execute, [string]$Argument) }
+            'New-ScheduledTaskPrincipal' = { param([string]$UserId, [string]$LogonType, [string]$RunLevel) }
+            'New-ScheduledTaskSettingsSet' = { param([switch]$AllowStartIfOnBatteries, [switch]$DontStopIfGoingOnBatteries, [switch]$Hidden, [string]$MultipleInstances, [TimeSpan]$ExecutionTimeLimit) }
+            'Register-ScheduledTask' = { param([string]$TaskName, [string]$TaskPath, $Action, $Principal, $Settings) }
+            'Start-ScheduledTask' = { param([string]$TaskName, [string]$TaskPath) }
+            'Stop-ScheduledTask' = { param([string]$TaskName, [string]$TaskPath) }
+            'Unregister-ScheduledTask' = { param([string]$TaskName, [string]$TaskPath, [switch]$Confirm) }
+            'Get-ScheduledTask' = { param([string]$TaskName, [string]$TaskPath) }
+            'Get-ScheduledTaskInfo' = { param([string]$TaskName, [string]$TaskPath) }
+        }
+        foreach ($name in $defs.Keys) {
+            if (-not (Get-Command $name -ErrorAction SilentlyContinue)) {
+                Set-Item -Path "function:global:$name" -Value $defs[$name]
+                $script:TaskStubs += $name
+            }
+        }
+    }
+    AfterAll {
+        foreach ($name in $script:TaskStubs) { Remove-Item "function:global:$name" -ErrorAction SilentlyContinue }
+    }
+    BeforeEach {
+        Mock -ModuleName ScheduledTaskRunner New-ScheduledTaskAction { [pscustomobject]@{ Execute = $Execute; Argument = $Argument } }
+        Mock -ModuleName ScheduledTaskRunner New-ScheduledTaskPrincipal { [pscustomobject]@{ UserId = $UserId; LogonType = $LogonType; RunLevel = $RunLevel } }
+        Mock -ModuleName ScheduledTaskRunner New-ScheduledTaskSettingsSet { [pscustomobject]@{ Limit = $ExecutionTimeLimit; Hidden = [bool]$Hidden } }
+        Mock -ModuleName ScheduledTaskRunner Register-ScheduledTask { }
+    }
+
+    It 'registers a SYSTEM task as ServiceAccount with the highest run level under \m365ops\' {
+        Register-M365Task -TaskName 'm365ops-1' -Execute 'powershell.exe' -Argument '-EncodedCommand x' -UserId 'S-1-5-18' -LogonType ServiceAccount -TimeoutSeconds 120
+        Should -Invoke -ModuleName ScheduledTaskRunner New-ScheduledTaskPrincipal -Times 1 -Exactly -ParameterFilter { $UserId -eq 'S-1-5-18' -and $LogonType -eq 'ServiceAccount' -and $RunLevel -eq 'Highest' }
+        Should -Invoke -ModuleName ScheduledTaskRunner Register-ScheduledTask -Times 1 -Exactly -ParameterFilter {
+            $TaskName -eq 'm365ops-1' -and $TaskPath -eq '\m365ops\' -and $Action.Argument -eq '-EncodedCommand x' -and
+            $Settings.Hidden -and $Settings.Limit -eq [TimeSpan]::FromSeconds(180)
+        }
+    }
+
+    It 'registers a user task with the interactive token, never elevated' {
+        Register-M365Task -TaskName 'm365ops-2' -Execute 'powershell.exe' -Argument 'a' -UserId 'S-1-5-21-1-2-3-1104' -LogonType Interactive -TimeoutSeconds 30
+        Should -Invoke -ModuleName ScheduledTaskRunner New-ScheduledTaskPrincipal -Times 1 -Exactly -ParameterFilter { $UserId -eq 'S-1-5-21-1-2-3-1104' -and $LogonType -eq 'Interactive' -and $RunLevel -eq 'Limited' }
+    }
+
+    It 'Get-M365TaskState combines the state and the last result' {
+        Mock -ModuleName ScheduledTaskRunner Get-ScheduledTask { [pscustomobject]@{ State = 'Ready' } }
+        Mock -ModuleName ScheduledTaskRunner Get-ScheduledTaskInfo { [pscustomobject]@{ LastTaskResult = 267011 } }
+        $s = Get-M365TaskState -TaskName 'm365ops-3'
+        $s.State | Should -Be 'Ready'
+        $s.LastTaskResult | Should -Be 0x41303
+        Should -Invoke -ModuleName ScheduledTaskRunner Get-ScheduledTaskInfo -ParameterFilter { $TaskPath -eq '\m365ops\' -and $TaskName -eq 'm365ops-3' }
+    }
+
+    It 'starts, stops and unregisters by name under \m365ops\ without prompting' {
+        Mock -ModuleName ScheduledTaskRunner Start-ScheduledTask { }
+        Mock -ModuleName ScheduledTaskRunner Stop-ScheduledTask { }
+        Mock -ModuleName ScheduledTaskRunner Unregister-ScheduledTask { }
+        Start-M365Task -TaskName 't'
+        Stop-M365Task -TaskName 't'
+        Unregister-M365Task -TaskName 't'
+        Should -Invoke -ModuleName ScheduledTaskRunner Start-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskPath -eq '\m365ops\' -and $TaskName -eq 't' }
+        Should -Invoke -ModuleName ScheduledTaskRunner Stop-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskPath -eq '\m365ops\' }
+        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskPath -eq '\m365ops\' -and $Confirm -eq $false }
+    }
+
+    It 'Remove-M365RunFolder removes a folder with its files and ignores one already gone' {
+        $dir = Join-Path $TestDrive 'm365ops-rm'
+        $null = New-Item -ItemType Directory -Path $dir
+        Set-Content -LiteralPath (Join-Path $dir 'output.json') -Value '{}'
+        Remove-M365RunFolder -Path $dir
+        Test-Path -LiteralPath $dir | Should -BeFalse
+        { Remove-M365RunFolder -Path $dir } | Should -Not -Throw
+    }
+
+    It 'puts run folders under %SystemRoot%\Temp and uses Windows PowerShell' {
+        # Join-Path needs an existing drive, so a TestDrive folder plays %SystemRoot% here.
+        $saved = $env:SystemRoot
+        try {
+            $env:SystemRoot = Join-Path $TestDrive 'Windows'
+            Get-M365RunRoot | Should -Be (Join-Path $env:SystemRoot 'Temp')
+            Get-M365PowerShellPath | Should -Be (Join-Path $env:SystemRoot 'System32\WindowsPowerShell\v1.0\powershell.exe')
+        }
+        finally { $env:SystemRoot = $saved }
+    }
+}

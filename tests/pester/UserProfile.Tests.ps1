@@ -195,3 +195,89 @@ Describe 'Join-M365ProfilePath on a real file system' {
         { Join-M365ProfilePath -UserProfile $p -ChildPath 'Link\file' } | Should -Throw -ExpectedMessage '*junction or symbolic link*'
     }
 }
+
+Describe 'Windows adapters of UserProfile' {
+    BeforeAll {
+        # CIM cmdlets are absent from pwsh on Linux; stand-ins with the real parameters let
+        # Pester mock them inside the module.
+        $script:CimStubs = @()
+        if (-not (Get-Command Get-CimInstance -ErrorAction SilentlyContinue)) {
+            Function global:Get-CimInstance { param([string]$ClassName, [string]$Filter) throw 'Windows-only' }
+            $script:CimStubs += 'Get-CimInstance'
+        }
+        if (-not (Get-Command Invoke-CimMethod -ErrorAction SilentlyContinue)) {
+            Function global:Invoke-CimMethod { param([object]$InputObject, [string]$MethodName) throw 'Windows-only' }
+            $script:CimStubs += 'Invoke-CimMethod'
+        }
+    }
+    AfterAll {
+        foreach ($name in $script:CimStubs) { Remove-Item "function:global:$name" -ErrorAction SilentlyContinue }
+    }
+
+    It 'Get-M365InteractiveSid returns each explorer.exe owner once, skipping failed lookups' {
+        Mock -ModuleName UserProfile Get-CimInstance { 1..4 | ForEach-Object { [pscustomobject]@{ ProcessId = $_ } } }
+        Mock -ModuleName UserProfile Invoke-CimMethod {
+            switch ($InputObject.ProcessId) {
+                1 { [pscustomobject]@{ ReturnValue = 0; Sid = 'S-1-5-21-1-2-3-1104' } }
+                2 { [pscustomobject]@{ ReturnValue = 0; Sid = 'S-1-5-21-1-2-3-1104' } }
+                3 { [pscustomobject]@{ ReturnValue = 2; Sid = $null } }
+                4 { [pscustomobject]@{ ReturnValue = 0; Sid = 'S-1-12-1-5-6-7-8' } }
+            }
+        }
+        @(Get-M365InteractiveSid) | Should -Be @('S-1-12-1-5-6-7-8', 'S-1-5-21-1-2-3-1104')
+        Should -Invoke -ModuleName UserProfile Get-CimInstance -Times 1 -Exactly -ParameterFilter { $ClassName -eq 'Win32_Process' -and $Filter -eq "Name = 'explorer.exe'" }
+    }
+
+    It 'Get-M365InteractiveSid is empty without a desktop' {
+        Mock -ModuleName UserProfile Get-CimInstance { }
+        @(Get-M365InteractiveSid).Count | Should -Be 0
+    }
+
+    It 'Get-M365ProfileListEntry reads SID and ProfileImagePath of each ProfileList key' {
+        Mock -ModuleName UserProfile Get-ChildItem {
+            [pscustomobject]@{ PSChildName = 'S-1-5-18'; PSPath = 'k18' }
+            [pscustomobject]@{ PSChildName = 'S-1-5-21-1-2-3-1104'; PSPath = 'k1104' }
+            [pscustomobject]@{ PSChildName = 'S-1-5-21-1-2-3-1199'; PSPath = 'k1199' }
+        }
+        Mock -ModuleName UserProfile Get-ItemProperty {
+            switch ($LiteralPath) {
+                'k18' { [pscustomobject]@{ ProfileImagePath = 'C:\Windows\system32\config\systemprofile' } }
+                'k1104' { [pscustomobject]@{ ProfileImagePath = 'C:\Users\alice'; Flags = 0 } }
+                'k1199' { [pscustomobject]@{ Flags = 0 } }
+            }
+        }
+        $e = @(Get-M365ProfileListEntry)
+        $e.Sid | Should -Be @('S-1-5-18', 'S-1-5-21-1-2-3-1104', 'S-1-5-21-1-2-3-1199')
+        $e[1].ProfileImagePath | Should -Be 'C:\Users\alice'
+        $e[2].ProfileImagePath | Should -BeNullOrEmpty
+        Should -Invoke -ModuleName UserProfile Get-ChildItem -ParameterFilter { $LiteralPath -eq 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList' }
+    }
+
+    It 'Test-M365HiveLoaded looks under HKEY_USERS' {
+        Mock -ModuleName UserProfile Test-Path { $LiteralPath -eq 'Registry::HKEY_USERS\S-1-5-21-1-2-3-1104' }
+        Test-M365HiveLoaded -Sid 'S-1-5-21-1-2-3-1104' | Should -BeTrue
+        Test-M365HiveLoaded -Sid 'S-1-5-21-1-2-3-1105' | Should -BeFalse
+    }
+
+    It 'Get-M365ProfileUpn reads the IdentityStore cache and is $null without it' {
+        Mock -ModuleName UserProfile Get-ItemProperty {
+            if ($LiteralPath -eq 'HKLM:\SOFTWARE\Microsoft\IdentityStore\Cache\S-1-12-1-5-6-7-8\IdentityCache\S-1-12-1-5-6-7-8') {
+                [pscustomobject]@{ UserName = 'carol@contoso.com'; ProviderName = 'AzureAD' }
+            }
+            else { throw [System.Management.Automation.ItemNotFoundException]::new('not found') }
+        }
+        Get-M365ProfileUpn -Sid 'S-1-12-1-5-6-7-8' | Should -Be 'carol@contoso.com'
+        Get-M365ProfileUpn -Sid 'S-1-5-21-1-2-3-1104' | Should -BeNullOrEmpty
+    }
+
+    It 'ConvertTo-M365AccountName and ConvertTo-M365Sid give $null for what does not translate' {
+        # An unknown domain SID / name (and, under pwsh on Linux, no LSA at all).
+        ConvertTo-M365AccountName -Sid 'S-1-5-21-4000000000-1-2-999999' | Should -BeNullOrEmpty
+        ConvertTo-M365Sid -Name 'NOSUCHDOMAIN-m365ops\nobody' | Should -BeNullOrEmpty
+    }
+
+    It 'Test-M365ReparsePoint is $false for a missing path and a plain folder' {
+        Test-M365ReparsePoint -Path (Join-Path $TestDrive 'missing') | Should -BeFalse
+        Test-M365ReparsePoint -Path $TestDrive | Should -BeFalse
+    }
+}
