@@ -87,6 +87,12 @@ Describe 'ConvertFrom-AfWinHttpSetting' {
     }
 }
 
+Describe 'Registry adapter' {
+    It 'says the registry is not available where there is none, instead of "key not found"' -Skip:([bool](Get-PSProvider -PSProvider Registry -ErrorAction SilentlyContinue)) {
+        { Get-AfRegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Office\ClickToRun\Configuration' } | Should -Throw -ExceptionType ([System.PlatformNotSupportedException]) -ExpectedMessage '*registry is not available*'
+    }
+}
+
 Describe 'Office Click-to-Run' {
     It 'names channel <Expected> from <Url>' -ForEach @(
         @{ Url = 'http://officecdn.microsoft.com/pr/492350f6-3a01-4f97-b9c0-c7c6ddf67d60'; Expected = 'Current' }
