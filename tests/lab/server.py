@@ -224,6 +224,7 @@ class WSManHandler(BaseHTTPRequestHandler):
         self.acceptor: auth.NegotiateAcceptor | None = None
         self.principal: str | None = None
         self.auth_kind: str | None = None
+        self._final_token: bytes | None = None
         self._in = 0
         self._out = 0
         self.rfile = _CountingReader(self.rfile, self._add_in)
@@ -267,6 +268,9 @@ class WSManHandler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: bytes = b"", content_type: str | None = None,
               headers: list[tuple[str, str]] | None = None, close: bool = False) -> None:
         self.send_response(status)
+        if self._final_token:
+            self.send_header("WWW-Authenticate", "Negotiate " + base64.b64encode(self._final_token).decode())
+            self._final_token = None
         for k, v in headers or []:
             self.send_header(k, v)
         if body and content_type:
@@ -375,6 +379,9 @@ class WSManHandler(BaseHTTPRequestHandler):
                 if not self.acceptor.complete:
                     self._challenge(token=out)
                     return
+                # SPNEGO ends with the acceptor's mechListMIC; the client must see it (on this
+                # request's answer) or its sealing state drifts from ours.
+                self._final_token = out
                 self.principal = self.acceptor.principal or LAB_USER
                 self.auth_kind = "negotiate"
                 with host.counters.lock:

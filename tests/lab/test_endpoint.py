@@ -432,3 +432,18 @@ def test_the_lab_stops_when_its_parent_dies(tmp_path):
         parent.wait()
         parent.stdout.close()
     assert wait_for(lambda: not pid_alive(lab_pid), timeout=10)
+
+
+# ---- a second client implementation ---------------------------------------------------------
+
+@pytest.mark.parametrize("auth, tls", [("ntlm", False), ("negotiate", False), ("basic", True)])
+def test_pypsrp_winrs_client(lab, auth, tls):
+    """pypsrp seals messages with its own code and sends SPNEGO-wrapped NTLM for "negotiate",
+    which needs the acceptor's final mechListMIC token on the 200 answer."""
+    from pypsrp.client import Client
+
+    h = lab.host("lab02")
+    client = Client(h["address"], port=h["https_port"] if tls else h["http_port"], username=lab.user,
+                    password=lab.password, ssl=tls, auth=auth, cert_validation=lab.ca if tls else True)
+    stdout, stderr, rc = client.execute_cmd("echo.exe via pypsrp %s" % auth)
+    assert (stdout, stderr, rc) == ("via pypsrp %s\n" % auth, "", 0)
