@@ -441,6 +441,12 @@ Describe 'Get-ActivationFact' {
         Should -Invoke Invoke-AfDsregcmd -Times 0 -Exactly
     }
 
+    It 'refuses named users when the profiles cannot be read, saying why' {
+        Mock Get-M365UserProfile { throw 'Access denied reading ProfileList' }
+        { Get-ActivationFact -Users @('CONTOSO\alice') } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage 'users: cannot resolve CONTOSO\alice because the user profiles could not be read (Access denied reading ProfileList).'
+        Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+    }
+
     It 'runs no task with UserContext off' {
         $r = Get-ActivationFact -UserContext $false
         Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
