@@ -471,8 +471,8 @@ def test_credential_types_pass_the_awx_api_validation(credential_types):
         env = jinja2.Environment(undefined=jinja2.StrictUndefined)
         namespace = {i: "EXAMPLE" for i in ids}
         namespace["awx"] = {"filename": {f: "/runner/env/tmp" for f in files}}
-        for kind, templates in injectors.items():
-            for key, text in templates.items():
+        for templates in injectors.values():
+            for text in templates.values():
                 env.from_string(text).render(namespace)
         # Secrets are stored encrypted only when the field says so.
         for field in fields:
