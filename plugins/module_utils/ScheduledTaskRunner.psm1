@@ -159,9 +159,18 @@ Function New-M365RunFolder {
 
 Function Remove-M365RunFolder {
     [CmdletBinding()]
-    param([Parameter(Mandatory)][string]$Path)
-    if (Test-Path -LiteralPath $Path) {
-        Remove-Item -LiteralPath $Path -Recurse -Force -ErrorAction Stop
+    param([Parameter(Mandatory)][string]$Path, [int]$Attempts = 5)
+    # A task stopped on timeout can hold output.json open for a moment after Stop.
+    for ($i = 1; $i -le $Attempts; $i++) {
+        if (-not (Test-Path -LiteralPath $Path)) { return }
+        try {
+            Remove-Item -LiteralPath $Path -Recurse -Force -ErrorAction Stop
+            return
+        }
+        catch {
+            if ($i -eq $Attempts) { throw }
+            Start-Sleep -Milliseconds $script:PollMilliseconds
+        }
     }
 }
 
@@ -359,7 +368,15 @@ Function Invoke-M365TaskScript {
         $watch = [System.Diagnostics.Stopwatch]::StartNew()
         $state = $null
         while ($true) {
-            $state = Get-M365TaskState -TaskName $taskName
+            try {
+                $state = Get-M365TaskState -TaskName $taskName
+            }
+            catch {
+                # Callers get a status, never an exception, once the task exists.
+                Stop-M365Task -TaskName $taskName
+                $status = if (Test-M365AccessDenied -ErrorRecord $_) { 'access_denied' } else { 'failed' }
+                return New-M365TaskResult -Status $status -Message "Could not read the state of the $RunAs task: $($_.Exception.Message)"
+            }
             if ($state.State -ne 'Running' -and $state.State -ne 'Queued' -and $script:PendingResults -notcontains $state.LastTaskResult) {
                 break
             }

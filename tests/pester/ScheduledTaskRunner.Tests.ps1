@@ -265,6 +265,21 @@ Describe 'Invoke-M365TaskScript' {
         (Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }).Status | Should -Be 'access_denied'
     }
 
+    It 'reports <Expected> when the task state cannot be read, and still cleans up' -ForEach @(
+        @{ Expected = 'access_denied'; Ex = [System.UnauthorizedAccessException]::new('denied') }
+        @{ Expected = 'failed'; Ex = [System.InvalidOperationException]::new('The task has been deleted') }
+    ) {
+        $script:StateError = $Ex
+        Mock -ModuleName ScheduledTaskRunner Start-M365Task { }
+        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { throw $script:StateError }
+        $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }
+        $r.Status | Should -Be $Expected
+        $r.Message | Should -Match 'Could not read the state'
+        Should -Invoke -ModuleName ScheduledTaskRunner Stop-M365Task -Times 1 -Exactly
+        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly
+        @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
+    }
+
     It 'reports failed with the script error when the script throws' {
         $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { throw 'no dsregcmd here' }
         $r.Status | Should -Be 'failed'
@@ -380,6 +395,28 @@ Describe 'Scheduled task adapters' {
         Remove-M365RunFolder -Path $dir
         Test-Path -LiteralPath $dir | Should -BeFalse
         { Remove-M365RunFolder -Path $dir } | Should -Not -Throw
+    }
+
+    It 'Remove-M365RunFolder retries while a stopped task still holds the output file' {
+        $dir = Join-Path $TestDrive 'm365ops-busy'
+        $null = New-Item -ItemType Directory -Path $dir
+        $script:Tries = 0
+        Mock -ModuleName ScheduledTaskRunner Remove-Item {
+            $script:Tries++
+            if ($script:Tries -lt 3) { throw [System.IO.IOException]::new('The process cannot access the file') }
+            [System.IO.Directory]::Delete($LiteralPath, $true)
+        }
+        Remove-M365RunFolder -Path $dir
+        $script:Tries | Should -Be 3
+        Test-Path -LiteralPath $dir | Should -BeFalse
+    }
+
+    It 'Remove-M365RunFolder gives up after the last attempt with the error' {
+        $dir = Join-Path $TestDrive 'm365ops-stuck'
+        $null = New-Item -ItemType Directory -Path $dir
+        Mock -ModuleName ScheduledTaskRunner Remove-Item { throw [System.IO.IOException]::new('locked') }
+        { Remove-M365RunFolder -Path $dir -Attempts 2 } | Should -Throw -ExpectedMessage 'locked'
+        Should -Invoke -ModuleName ScheduledTaskRunner Remove-Item -Times 2 -Exactly
     }
 
     It 'puts run folders under %SystemRoot%\Temp and uses Windows PowerShell' {
