@@ -1,0 +1,336 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The remediate role's decision flow end to end, without Windows.
+
+``ansible-playbook m365ops.activation.remediate`` runs unchanged - real role, filters,
+win_activation_facts action (triage on the controller), win_reboot_if_needed action,
+activation_report - against fake hosts over ``connection: local``. Only the host modules
+and ansible.windows.win_reboot are stubs (tests/playbooks/stubs/; why a whole throwaway
+collection: playbook_helpers.build_stub_collections). Each fake host is a JSON state
+file (stubs/fake_host.py) whose diagnosis is a real evidence bundle from
+examples/evidence, so the plans come from the real triage rules.
+
+A module finds its host's state file through its interpreter: each fake host's
+``ansible_python_interpreter`` is a two-line wrapper that sets M365OPS_FAKE_HOST_STATE
+and execs this Python. The interpreter is the one per-host value that reaches a module
+process without changing the role (the stub win_reboot action reads the host variable
+``m365ops_fake_state`` instead).
+
+Three runs on the same hosts, one module fixture:
+  1. ``--check``: nothing changes, the report says what would run and restart;
+  2. the real run;
+  3. the same run again: hosts already repaired see no rung and no restart; the host
+     whose restart was not allowed in run 2 is restarted now.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+
+import pytest
+
+from playbook_helpers import (
+    CALLBACKS, EXAMPLES, STUBS, ansible_env, build_stub_collections, describe, run_playbook,
+)
+
+sys.path.insert(0, str(STUBS))
+from fake_host import new_state  # noqa: E402  pylint: disable=wrong-import-position
+
+PLAYBOOK = "m365ops.activation.remediate"
+TB_FIX = {"rungs": ["reset_token_broker"], "reboot": True}
+
+# host -> (before bundle, after bundle, fixed_by, marker, host vars for run 2)
+# Marker times: the fake hosts booted at 08:00 (fake_host.BASE).
+HOSTS = {
+    # PRT missing + broker errors: purge and TokenBroker reset, one restart, healthy.
+    "PC-TB": ("PC-HYB-PRT", "PC-HEALTHY", TB_FIX, None, {}),
+    "PC-OK": ("PC-HEALTHY", None, None, None, {}),
+    # Cloud-only: the cheap rungs run, the device is never left; the user must act.
+    "LT-CLOUD": ("LT-CLOUD-21", None, None, None, {}),
+    # Device object disabled/deleted on a hybrid device: rejoin planned, no opt-in.
+    "PC-REJOIN": ("devauth", None, None, None, {}),
+    "PC-REJOIN-OPTIN": ("devauth", "PC-HEALTHY", {"rungs": ["rejoin_hybrid"], "reboot": True}, None,
+                        {"remediate_allow_rejoin_hybrid": True}),
+    # The admin caps the ladder at rung 2: the TokenBroker reset is left out.
+    "PC-CAP": ("PC-HYB-PRT", "PC-HEALTHY", TB_FIX, None, {"remediate_max_rung": 2}),
+    # A run that died after rung 3 wrote its marker, before the restart.
+    "PC-LEFTOVER": ("PC-HEALTHY", None, None,
+                    {"win_token_broker_cache": "2026-11-26T08:05:00Z quarantined the TokenBroker caches"}, {}),
+    # Restart not allowed in run 2; run 3 allows it.
+    "PC-NOREBOOT": ("PC-HYB-PRT", "PC-HEALTHY", TB_FIX, None, {"remediate_reboot": False}),
+}
+# Healthy after run 2. (The others still have a plan, so run 3 runs its rungs again.)
+SETTLED_AFTER_RUN_2 = ("PC-TB", "PC-OK", "PC-REJOIN-OPTIN", "PC-LEFTOVER")
+REBOOT_MODULES = {"win_token_broker_cache", "win_dsreg_join"}
+RUNG_MODULES = {"win_credential_purge", "win_work_accounts", "win_token_broker_cache", "win_aad_broker_plugin",
+                "win_dsreg_join"}
+
+
+def _devauth_bundle(dest):
+    """PC-HEALTHY with the device object gone from Entra ID: dsregcmd then prints
+    ``DeviceAuthStatus : FAILED. Device is either disabled or deleted``."""
+    shutil.copytree(EXAMPLES / "PC-HEALTHY", dest)
+    status = dest / "dsregcmd_status.txt"
+    text = status.read_text(encoding="utf-8")
+    assert "DeviceAuthStatus : SUCCESS" in text
+    status.write_text(text.replace("DeviceAuthStatus : SUCCESS",
+                                   "DeviceAuthStatus : FAILED. Device is either disabled or deleted"),
+                      encoding="utf-8")
+    return dest
+
+
+class Flow:
+    """The three runs and what each left behind."""
+
+    def __init__(self, base):
+        self.base = base
+        self.collections = build_stub_collections(base / "collections")
+        self.states = base / "state"
+        self.states.mkdir()
+        bundles = {"devauth": _devauth_bundle(base / "bundles" / "PC-DEVAUTH")}
+        for host, (before, after, fixed_by, marker, dummy) in HOSTS.items():
+            def where(name):
+                return bundles.get(name) or EXAMPLES / name if name else None
+            state = new_state(where(before), where(after), fixed_by, marker)
+            self.state_path(host).write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+        self.runs = {}
+
+    def state_path(self, host):
+        return self.states / ("%s.json" % host)
+
+    def state(self, host):
+        return json.loads(self.state_path(host).read_text(encoding="utf-8"))
+
+    def inventory(self, name, overrides):
+        hosts = {}
+        for host, (dummy, dummy2, dummy3, dummy4, host_vars) in HOSTS.items():
+            path = str(self.state_path(host))
+            python = self.states / ("%s.python" % host)
+            python.write_text("#!/bin/sh\nM365OPS_FAKE_HOST_STATE=%s exec %s \"$@\"\n"
+                              % (shlex.quote(path), shlex.quote(sys.executable)), encoding="utf-8")
+            python.chmod(0o755)
+            hosts[host] = dict(host_vars, **overrides.get(host, {}))
+            hosts[host].update({"ansible_python_interpreter": str(python), "m365ops_fake_state": path})
+        inventory = {"m365_clients": {"hosts": hosts, "vars": {"ansible_connection": "local"}}}
+        path = self.base / ("inventory-%s.json" % name)
+        path.write_text(json.dumps(inventory, indent=1), encoding="utf-8")
+        return path
+
+    def run(self, name, *args, overrides=None):
+        record = self.base / ("record-%s.json" % name)
+        report_dir = self.base / ("report-%s" % name)
+        env = ansible_env(self.collections, {
+            "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
+            "ANSIBLE_CALLBACKS_ENABLED": "record_run",
+            "M365OPS_RECORD": str(record),
+            "ANSIBLE_PIPELINING": "true",
+            "ANSIBLE_FORKS": "8",
+        })
+        before = {host: self.state_path(host).read_bytes() for host in HOSTS}
+        proc = run_playbook(PLAYBOOK, "-i", self.inventory(name, overrides or {}),
+                            "-e", "report_dir=%s" % report_dir, *args, env=env, cwd=self.base)
+        calls = {}
+        for host in HOSTS:
+            log = self.states / ("%s.json.calls.jsonl" % host)
+            calls[host] = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] \
+                if log.exists() else []
+            if log.exists():
+                log.unlink()
+        self.runs[name] = {
+            "proc": proc,
+            "record": json.loads(record.read_text(encoding="utf-8")) if record.exists() else None,
+            "report": json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+            if (report_dir / "report.json").exists() else None,
+            "markdown": (report_dir / "report.md").read_text(encoding="utf-8")
+            if (report_dir / "report.md").exists() else "",
+            "calls": calls,
+            "states_before": before,
+            "states_after": {host: self.state_path(host).read_bytes() for host in HOSTS},
+        }
+        return self.runs[name]
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory):
+    flow = Flow(tmp_path_factory.mktemp("remediate_flow"))
+    flow.run("check", "--check")
+    flow.run("first")
+    flow.run("second", overrides={"PC-NOREBOOT": {"remediate_reboot": True}})
+    return flow
+
+
+def _modules(run, host, check_mode=None):
+    return [c["module"] for c in run["calls"][host] if check_mode is None or c["check_mode"] is check_mode]
+
+
+def _entry(run, host):
+    return run["report"]["hosts"][host]
+
+
+# --- every run -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["check", "first", "second"])
+def test_run_succeeds_and_writes_the_report(flow, name):
+    run = flow.runs[name]
+    assert run["proc"].returncode == 0, describe(run["proc"])
+    assert run["report"] is not None and run["report"]["kind"] == "remediate"
+    assert set(run["report"]["hosts"]) == set(HOSTS)
+    assert run["markdown"].startswith("# m365ops.activation remediate report")
+
+
+# --- check mode ------------------------------------------------------------------------
+
+def test_check_mode_changes_no_host(flow):
+    run = flow.runs["check"]
+    assert run["states_after"] == run["states_before"]
+    for host in HOSTS:
+        assert all(c["check_mode"] for c in run["calls"][host]), host
+
+
+def test_check_mode_reports_what_would_run_and_restart(flow):
+    run = flow.runs["check"]
+    tb = _entry(run, "PC-TB")
+    assert tb["check_mode"] is True
+    assert tb["would_run"] == ["purge_office_credentials", "reset_token_broker"]
+    assert tb["would_reboot"] is True
+    assert tb["after"] is None and tb["rungs_run"] == ["purge_office_credentials", "reset_token_broker"]
+    assert tb["outcome"] == "unchanged"
+    assert _entry(run, "PC-OK")["would_run"] == [] and _entry(run, "PC-OK")["would_reboot"] is False
+    # The leftover marker alone is a reason to restart.
+    assert _entry(run, "PC-LEFTOVER")["would_reboot"] is True
+    assert _entry(run, "PC-CAP")["would_run"] == ["purge_office_credentials"]
+    assert "would run: `purge_office_credentials`, `reset_token_broker`" in run["markdown"]
+
+
+# --- the first real run ------------------------------------------------------------------
+
+def test_tokenbroker_host_is_fixed_with_one_restart(flow):
+    run = flow.runs["first"]
+    # The play knows a restart is due, so the reboot step reads the state only once the
+    # host is back (to clear the marker), then the host is diagnosed again.
+    assert _modules(run, "PC-TB") == ["win_activation_facts", "win_credential_purge", "win_token_broker_cache",
+                                      "win_reboot_state", "win_activation_facts"]
+    assert len(json.loads(run["states_after"]["PC-TB"])["reboots"]) == 1
+    entry = _entry(run, "PC-TB")
+    assert entry["outcome"] == "fixed", entry["outcome_reason"]
+    assert entry["rungs_run"] == ["purge_office_credentials", "reset_token_broker"]
+    assert entry["rebooted"] is True and entry["reboot_pending"] is False
+    assert entry["before"]["plan"] == ["purge_office_credentials", "reset_token_broker"]
+    assert entry["after"]["plan"] == [] and entry["plan"] == []
+    assert json.loads(run["states_after"]["PC-TB"])["marker"] == {}
+
+
+def test_restart_goes_through_win_reboot_with_the_reason(flow):
+    reboot = json.loads(flow.runs["first"]["states_after"]["PC-TB"])["reboots"][0]["args"]
+    assert reboot["reboot_timeout"] == 1200
+    assert "win_token_broker_cache" in reboot["msg"]
+
+
+def test_healthy_host_runs_no_rung_and_does_not_restart(flow):
+    run = flow.runs["first"]
+    # One diagnosis and one reboot-state read; no second diagnosis (nothing ran).
+    assert _modules(run, "PC-OK") == ["win_activation_facts", "win_reboot_state"]
+    entry = _entry(run, "PC-OK")
+    assert entry["outcome"] == "unchanged" and "already healthy" in entry["outcome_reason"]
+    assert entry["rebooted"] is False and entry["rungs_run"] == []
+
+
+def test_cloud_only_host_needs_the_user_and_is_never_left(flow):
+    for name in ("check", "first", "second"):
+        assert "win_dsreg_join" not in _modules(flow.runs[name], "LT-CLOUD"), name
+    entry = _entry(flow.runs["first"], "LT-CLOUD")
+    assert entry["outcome"] == "needs_user"
+    assert "forcerecovery_cloud_joined" in entry["outcome_reason"]
+    assert {"rung": "forcerecovery_cloud_joined", "who": "user"} in entry["manual"]
+
+
+def test_rejoin_without_opt_in_is_skipped(flow):
+    run = flow.runs["first"]
+    assert "win_dsreg_join" not in _modules(run, "PC-REJOIN")
+    entry = _entry(run, "PC-REJOIN")
+    assert entry["rungs_skipped"] == [{"rung": "rejoin_hybrid",
+                                       "reason": "needs the opt-in remediate_allow_rejoin_hybrid: true"}]
+    assert entry["rungs_run"] == ["purge_office_credentials"]
+    assert entry["outcome"] == "unchanged"
+    assert "not run: rejoin_hybrid" in entry["outcome_reason"]
+
+
+def test_rejoin_with_opt_in_runs_and_restarts(flow):
+    run = flow.runs["first"]
+    joins = [c for c in run["calls"]["PC-REJOIN-OPTIN"] if c["module"] == "win_dsreg_join"]
+    assert [c["args"]["state"] for c in joins] == ["rejoined"]
+    assert joins[0]["args"].get("allow_cloud_only_leave") is False
+    entry = _entry(run, "PC-REJOIN-OPTIN")
+    assert entry["outcome"] == "fixed" and entry["rebooted"] is True
+
+
+def test_max_rung_caps_the_ladder(flow):
+    run = flow.runs["first"]
+    assert "win_token_broker_cache" not in _modules(run, "PC-CAP")
+    entry = _entry(run, "PC-CAP")
+    assert entry["rungs_run"] == ["purge_office_credentials"]
+    assert entry["rungs_skipped"] == [{"rung": "reset_token_broker", "reason": "above remediate_max_rung (2)"}]
+    assert entry["rebooted"] is False and entry["outcome"] == "unchanged"
+
+
+def test_leftover_marker_is_restarted_and_cleared(flow):
+    run = flow.runs["first"]
+    assert not set(_modules(run, "PC-LEFTOVER")) & RUNG_MODULES
+    state = json.loads(run["states_after"]["PC-LEFTOVER"])
+    assert len(state["reboots"]) == 1 and state["marker"] == {}
+    entry = _entry(run, "PC-LEFTOVER")
+    assert entry["rebooted"] is True
+    assert "an earlier run left pending" in entry["outcome_reason"]
+
+
+def test_restart_not_allowed_leaves_it_pending(flow):
+    run = flow.runs["first"]
+    state = json.loads(run["states_after"]["PC-NOREBOOT"])
+    assert state["reboots"] == [] and "win_token_broker_cache" in state["marker"]
+    entry = _entry(run, "PC-NOREBOOT")
+    assert entry["rebooted"] is False and entry["reboot_pending"] is True
+    assert entry["outcome"] == "unchanged" and "restart pending" in entry["outcome_reason"]
+    assert "- reboot pending: yes" in run["markdown"]
+
+
+def test_set_stats_publishes_the_fleet_summary(flow):
+    run = flow.runs["first"]
+    stats = run["record"]["custom_stats"]["_run"]["m365_remediate"]
+    assert stats["hosts"] == len(HOSTS)
+    assert stats["outcomes"] == {"fixed": 2, "improved": 0, "unchanged": 5, "failed": 0, "needs_user": 1}
+    assert stats["rebooted"] == 4  # PC-TB, LT-CLOUD, PC-REJOIN-OPTIN, PC-LEFTOVER
+    assert stats["reboot_pending"] == 1
+    assert stats["rungs"]["reset_token_broker"] == 3  # PC-TB, LT-CLOUD, PC-NOREBOOT
+    assert stats["already_healthy"] == 2  # PC-OK, PC-LEFTOVER
+
+
+def test_report_keeps_before_after_and_outcome_per_host(flow):
+    report = flow.runs["first"]["report"]
+    assert report["summary"]["outcomes"] == {"fixed": 2, "unchanged": 5, "needs_user": 1}
+    for host, entry in report["hosts"].items():
+        assert set(entry["before"]) == {"join_type", "findings", "plan"}, host
+        assert entry["after"] is not None, host
+        assert entry["check_mode"] is False and "would_run" not in entry, host
+
+
+# --- the second real run ------------------------------------------------------------------
+
+@pytest.mark.parametrize("host", SETTLED_AFTER_RUN_2)
+def test_second_run_changes_nothing_on_a_settled_host(flow, host):
+    run = flow.runs["second"]
+    assert run["states_after"][host] == run["states_before"][host]
+    assert _modules(run, host) == ["win_activation_facts", "win_reboot_state"]
+    changed = [r["task"] for r in run["record"]["results"]
+               if r["host"] == host and r["changed"] and r["action"].startswith("m365ops.activation.win_")]
+    assert changed == []
+    assert _entry(run, host)["rebooted"] is False
+
+
+def test_second_run_restarts_the_host_left_pending(flow):
+    run = flow.runs["second"]
+    state = json.loads(run["states_after"]["PC-NOREBOOT"])
+    assert len(state["reboots"]) == 1 and state["marker"] == {}
+    assert _entry(run, "PC-NOREBOOT")["outcome"] == "fixed"
