@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--password", default=None, help="lab user's password (default: random per run)")
     serve.add_argument("--disconnect-grace", type=float, default=3.0,
                        help="seconds a shell survives its client's disconnect before its processes are killed")
+    serve.add_argument("--reboot-seconds", type=float, default=5.0,
+                       help="how long a host stays unreachable when its shim asks for a reboot")
     serve.add_argument("--max-envelope-kb", type=int, default=500, help="MaxEnvelopeSizekb (Windows default 500)")
     serve.add_argument("--parent-pid", type=int, default=None, help="stop when this process is gone")
     serve.add_argument("--log", default=None, help="log file (default: <state>/lab.log)")
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         lab = Lab(args.state, args.hosts, pwsh=args.pwsh, password=args.password,
-                  max_request_size=args.max_envelope_kb * 1024, disconnect_grace=args.disconnect_grace)
+                  max_request_size=args.max_envelope_kb * 1024, disconnect_grace=args.disconnect_grace,
+                  reboot_seconds=args.reboot_seconds)
     except ValueError as exc:
         parser.error(str(exc))
     stop = threading.Event()

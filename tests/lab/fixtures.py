@@ -135,7 +135,7 @@ def children_of(pid: int) -> list[int]:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """Two lab hosts for a test module; stopped (and checked for leftovers) afterwards."""
-    lp = LabProcess(tmp_path_factory.mktemp("lab"), hosts=2)
+    lp = LabProcess(tmp_path_factory.mktemp("lab"), hosts=2, extra_args=["--reboot-seconds", "3"])
     pid = lp.proc.pid
     try:
         yield lp

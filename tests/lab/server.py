@@ -21,6 +21,7 @@ import selectors
 import shutil
 import socket
 import ssl
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -67,6 +68,7 @@ class Counters:
         self.processes_started = 0
         self.process_seconds = 0.0
         self.busy_seconds = 0.0
+        self.reboots = 0
 
     def snapshot(self) -> dict:
         with self.lock:
@@ -80,6 +82,7 @@ class Counters:
                 "processes_started": self.processes_started,
                 "process_seconds": round(self.process_seconds, 3),
                 "busy_seconds": round(self.busy_seconds, 3),
+                "reboots": self.reboots,
             }
 
 
@@ -103,11 +106,16 @@ class LabHost:
                                                               disconnect_grace=lab.disconnect_grace),
         }
         self._env: dict[str, str] | None = None
+        self.lab_dir = os.path.join(self.root, "lab")
+        self.down_until = 0.0
+        self._reboot_due: float | None = None
+        self.conn_lock = threading.Lock()
+        self.connections: set = set()
         self.prepare()
 
     def prepare(self) -> None:
         local = os.path.join(self.profile, "AppData", "Local")
-        for path in (self.bin_dir, self.shim_modules, os.path.join(local, "Temp"),
+        for path in (self.bin_dir, self.shim_modules, self.lab_dir, os.path.join(local, "Temp"),
                      os.path.join(self.profile, "AppData", "Roaming"), os.path.join(self.root, "ProgramData"),
                      os.path.join(self.root, "Windows"), os.path.join(self.root, "Program Files"),
                      os.path.join(self.profile, ".local", "share", "powershell")):
@@ -148,6 +156,60 @@ class LabHost:
                 "M365OPS_LAB_STATE": self.root,
             }
         return self._env
+
+    # ---- reboots ---------------------------------------------------------------------------
+    # The contract with the Windows shim: its shutdown stand-in writes
+    # <host>/lab/reboot.request (optionally JSON {"delay": seconds}); the endpoint then does
+    # what a reboot does to WinRM clients and writes <host>/lab/boot_time for the shim.
+
+    @property
+    def down(self) -> bool:
+        return time.monotonic() < self.down_until
+
+    def check_reboot_request(self) -> None:
+        request = os.path.join(self.lab_dir, "reboot.request")
+        if self._reboot_due is None and os.path.exists(request):
+            delay = 0.0
+            try:
+                with open(request) as fh:
+                    text = fh.read().strip()
+                delay = float(json.loads(text).get("delay", 0)) if text else 0.0
+            except (OSError, ValueError, AttributeError) as exc:
+                log.warning("%s: unreadable reboot.request (%s); rebooting now", self.name, exc)
+            os.replace(request, request + ".accepted")
+            self._reboot_due = time.monotonic() + max(0.0, min(delay, 600.0))
+            log.info("%s: reboot requested, in %.1f s", self.name, delay)
+        if self._reboot_due is not None and time.monotonic() >= self._reboot_due:
+            self._reboot_due = None
+            self.reboot()
+
+    def reboot(self) -> None:
+        """Every process ends, every connection drops, and the host answers nothing for a while."""
+        self.down_until = time.monotonic() + self.lab.reboot_seconds
+        for service in self.services.values():
+            service.close_all()
+        with self.conn_lock:
+            conns = list(self.connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        boot = time.time() + self.lab.reboot_seconds
+        tmp = os.path.join(self.lab_dir, "boot_time.tmp")
+        with open(tmp, "w") as fh:
+            fh.write(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(boot)) + "\n")
+        os.replace(tmp, os.path.join(self.lab_dir, "boot_time"))
+        for leftover in ("reboot.request.accepted",):
+            try:
+                os.remove(os.path.join(self.lab_dir, leftover))
+            except FileNotFoundError:
+                pass
+        with self.counters.lock:
+            self.counters.reboots += 1
+        self.lab.mark_dirty()
+        log.info("%s: rebooting: %d connection(s) dropped, down for %.1f s", self.name, len(conns),
+                 self.lab.reboot_seconds)
 
     def resolve_path(self, path: str) -> str | None:
         """A client working directory: a POSIX path inside this host's state folder, or None."""
@@ -486,6 +548,11 @@ class _Listener:
             conn, addr = self.sock.accept()
         except (BlockingIOError, InterruptedError):
             return
+        if self.host.down:
+            # A rebooting machine: the connection is reset, as clients see it on Windows.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+            return
         conn.setblocking(True)
         # Headers and body go out in separate writes; without NODELAY, Nagle plus the
         # client's delayed ACK adds ~40 ms to every WinRM round trip.
@@ -498,6 +565,8 @@ class _Listener:
         t.start()
 
     def _serve(self, conn, addr, threads: set) -> None:
+        with self.host.conn_lock:
+            self.host.connections.add(conn)
         try:
             self.handler(conn, addr, self)
         except (OSError, ssl.SSLError) as exc:
@@ -505,6 +574,8 @@ class _Listener:
         except Exception:
             log.exception("%s: connection handler failed", self.host.name)
         finally:
+            with self.host.conn_lock:
+                self.host.connections.discard(conn)
             try:
                 conn.close()
             except OSError:
@@ -517,7 +588,7 @@ class Lab:
 
     def __init__(self, state_dir: str, hosts: int = 1, *, pwsh: str | None = None, password: str | None = None,
                  subnet: str | None = None, max_request_size: int = wsman.DEFAULT_SERVER_ENVELOPE,
-                 disconnect_grace: float = 3.0) -> None:
+                 disconnect_grace: float = 3.0, reboot_seconds: float = 5.0) -> None:
         if hosts < 1 or hosts > 250:
             raise ValueError("hosts must be between 1 and 250, got %d" % hosts)
         self.state_dir = os.path.abspath(state_dir)
@@ -527,6 +598,7 @@ class Lab:
         self.password = password or "Lab-" + os.urandom(12).hex()
         self.max_request_size = max_request_size
         self.disconnect_grace = disconnect_grace
+        self.reboot_seconds = reboot_seconds
         self.subnet = subnet or pick_subnet()
         os.makedirs(self.state_dir, exist_ok=True)
         self.hosts = [LabHost(self, i + 1, "%s.%d" % (self.subnet, i + 1)) for i in range(hosts)]
@@ -575,6 +647,7 @@ class Lab:
             for host in self.hosts:
                 for service in host.services.values():
                     service.reap()
+                host.check_reboot_request()
             if self._dirty.is_set():
                 self.write_counts()
 
@@ -629,7 +702,8 @@ class Lab:
             "pwsh": self.pwsh,
             "counts": self.counts_path,
             "hosts": {h.name: {"address": h.address, "http_port": h.http_port, "https_port": h.https_port,
-                               "state": h.root, "bin": h.bin_dir, "shim_modules": h.shim_modules}
+                               "state": h.root, "bin": h.bin_dir, "shim_modules": h.shim_modules,
+                               "lab": h.lab_dir}
                       for h in self.hosts},
         }
 

@@ -61,6 +61,7 @@ TOOLS = {
     "huge.exe": "head -c 10000000 /dev/zero | tr '\\0' y\necho finished >&2",
     "sleeper.exe": "sleep 120 &\necho \"$$ $!\"\nsleep 120",
     "echo.exe": "echo \"$*\"",
+    "reboot.exe": "echo '{\"delay\": 0.5}' > \"$M365OPS_LAB_STATE/lab/reboot.request\"",
 }
 
 
@@ -447,3 +448,35 @@ def test_pypsrp_winrs_client(lab, auth, tls):
                     password=lab.password, ssl=tls, auth=auth, cert_validation=lab.ca if tls else True)
     stdout, stderr, rc = client.execute_cmd("echo.exe via pypsrp %s" % auth)
     assert (stdout, stderr, rc) == ("via pypsrp %s\n" % auth, "", 0)
+
+
+# ---- reboots ------------------------------------------------------------------------------------
+
+def test_a_reboot_request_drops_processes_and_connections_then_the_host_comes_back(lab):
+    boot_file = os.path.join(lab.host("lab02")["lab"], "boot_time")
+    assert not os.path.exists(boot_file)
+    p, _shell, _cid, pids = _start_sleeper(lab, lambda: ntlm_protocol(lab, "lab02"))
+    r = basic_session(lab, "lab02").run_cmd("reboot")  # what the shim's shutdown.exe will do
+    assert r.status_code == 0
+    assert wait_for(lambda: os.path.exists(boot_file), timeout=10)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        basic_session(lab, "lab02").run_cmd("echo", ["too", "early"])
+    with pytest.raises((requests.exceptions.ConnectionError, WinRMTransportError)):
+        p.run_command(_shell, "echo")  # the old connection is gone as well
+    assert not any(pid_alive(x) for x in pids)
+    # lab01 is not affected.
+    assert basic_session(lab, "lab01").run_cmd("echo", ["still", "up"]).std_out == b"still up\n"
+
+    def back():
+        try:
+            return basic_session(lab, "lab02").run_cmd("echo", ["back"]).std_out == b"back\n"
+        except requests.exceptions.ConnectionError:
+            return False
+
+    t0 = time.monotonic()
+    assert wait_for(back, timeout=15, step=0.3)
+    assert time.monotonic() - t0 > 1.5  # it stayed down (3 s in this fixture) before answering
+    counts = lab.counts()
+    assert counts["lab02"]["reboots"] == 1 and counts["lab01"]["reboots"] == 0
+    with open(boot_file) as fh:
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", fh.read().strip())
