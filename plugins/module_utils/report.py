@@ -127,7 +127,9 @@ def _render_state(lines, state, heading=None):
     if heading:
         lines.append('**%s**' % heading)
         lines.append('')
-    lines.append('- join type: `%s`' % state.get('join_type', 'unknown'))
+    # Tenant entries for a user or for the tenant itself have no device, so no join type.
+    if state.get('join_type'):
+        lines.append('- join type: `%s`' % state['join_type'])
     plan = state.get('plan') or []
     findings = state.get('findings') or []
     if plan:
@@ -154,6 +156,35 @@ def _render_state(lines, state, heading=None):
         lines.append('')
 
 
+def _rung_list(rungs, empty) -> str:
+    return ', '.join('`%s`' % rung for rung in rungs) or empty
+
+
+def _render_remediation(lines, entry):
+    """What the remediate role did to one host (remediation.build_host_entry's keys)."""
+    reason = ' (%s)' % _cell(entry['outcome_reason']) if entry.get('outcome_reason') else ''
+    lines.append('- outcome: `%s`%s' % (entry.get('outcome', 'unknown'), reason))
+    if entry.get('check_mode'):
+        # In check mode the rung modules ran only to say what they would do: "rungs run"
+        # would read as if the host had been changed.
+        lines.append('- check mode: nothing was changed on the host')
+        lines.append('- would run: %s' % _rung_list(entry.get('would_run') or [], 'nothing'))
+        lines.append('- would restart: %s' % ('yes' if entry.get('would_reboot') else 'no'))
+    else:
+        lines.append('- rungs run: %s' % _rung_list(entry.get('rungs_run') or [], 'none'))
+        if 'rebooted' in entry:
+            lines.append('- restarted: %s' % ('yes' if entry['rebooted'] else 'no'))
+        if entry.get('reboot_pending'):
+            lines.append('- reboot pending: yes (the restart was not allowed in this run; the next run restarts the host)')
+    for skipped in entry.get('rungs_skipped') or []:
+        if isinstance(skipped, dict):
+            lines.append('- not run: `%s` (%s)' % (skipped.get('rung'), _cell(skipped.get('reason', ''))))
+    for manual in entry.get('manual') or []:
+        if isinstance(manual, dict):
+            lines.append('- left to the %s: `%s`' % (manual.get('who', 'admin'), manual.get('rung')))
+    lines.append('')
+
+
 def render_markdown(report: dict) -> str:
     """A readable report.md for people who will not open the JSON."""
     summary = report.get('summary') or summarise(report.get('hosts') or {})
@@ -176,10 +207,7 @@ def render_markdown(report: dict) -> str:
             if not _has_state(entry):
                 continue
         if 'before' in entry or 'after' in entry:
-            reason = ' (%s)' % _cell(entry['outcome_reason']) if entry.get('outcome_reason') else ''
-            lines.append('- outcome: `%s`%s' % (entry.get('outcome', 'unknown'), reason))
-            lines.append('- rungs run: %s' % (', '.join('`%s`' % r for r in entry.get('rungs_run') or []) or 'none'))
-            lines.append('')
+            _render_remediation(lines, entry)
             if isinstance(entry.get('before'), dict):
                 _render_state(lines, entry['before'], 'Before')
             if isinstance(entry.get('after'), dict):

@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 import pytest
 
+from ansible_collections.m365ops.activation.plugins.module_utils.remediation import build_host_entry, select_rungs
 from ansible_collections.m365ops.activation.plugins.module_utils.report_html import render_html
 from ansible_collections.m365ops.activation.plugins.module_utils.report import (
     build_report, is_healthy, render_markdown, to_plain, write_report,
@@ -113,6 +114,82 @@ def test_markdown_remediate():
     md = render_markdown(build_report('remediate', hosts, generated='x'))
     assert '- outcome: `fixed`' in md and '- rungs run: `reset_token_broker`' in md
     assert md.index('**Before**') < md.index('**After**')
+
+
+# Entries as the remediate role builds them (remediation.build_host_entry), so the
+# markdown is tested against the producer's real keys.
+TB_PLAN = {'join_type': 'hybrid_joined', 'findings': [FINDING], 'plan': ['purge_office_credentials', 'reset_token_broker']}
+REJOIN_PLAN = {'join_type': 'hybrid_joined', 'plan': ['rejoin_hybrid'],
+               'findings': [dict(FINDING, id='device_auth_failed', severity='critical', rung='rejoin_hybrid')]}
+CLOUD_PLAN = {'join_type': 'entra_joined', 'plan': ['forcerecovery_cloud_joined'],
+              'findings': [dict(FINDING, id='device_recovery_pending', rung='forcerecovery_cloud_joined')]}
+RAN = {'purge_office_credentials': {'changed': True}, 'reset_token_broker': {'changed': True, 'reboot_required': True}}
+
+
+def _host_md(report, host):
+    md = render_markdown(report)
+    start = md.index('## %s\n' % host)
+    end = md.find('\n## ', start + 1)
+    return md[start:] if end < 0 else md[start:end]
+
+
+def test_markdown_remediate_real_run_keys():
+    hosts = {
+        'PC-FIXED': build_host_entry(TB_PLAN, HEALTHY, select_rungs(TB_PLAN['plan']), RAN, {'rebooted': True}),
+        'PC-PENDING': build_host_entry(TB_PLAN, TB_PLAN, select_rungs(TB_PLAN['plan']), RAN,
+                                       {'rebooted': False, 'reboot_required': True}),
+        'PC-REJOIN': build_host_entry(REJOIN_PLAN, REJOIN_PLAN, select_rungs(REJOIN_PLAN['plan']), {}, {}),
+        'PC-CLOUD': build_host_entry(CLOUD_PLAN, CLOUD_PLAN, select_rungs(CLOUD_PLAN['plan']), {}, {}),
+    }
+    report = build_report('remediate', hosts, generated='x')
+    fixed = _host_md(report, 'PC-FIXED')
+    assert '- outcome: `fixed` (no actionable finding left)' in fixed
+    assert '- rungs run: `purge_office_credentials`, `reset_token_broker`\n- restarted: yes\n' in fixed
+    assert 'reboot pending' not in fixed and 'would' not in fixed
+
+    pending = _host_md(report, 'PC-PENDING')
+    assert '- restarted: no\n- reboot pending: yes' in pending
+    assert 'restart pending (not allowed in this run)' in pending
+
+    rejoin = _host_md(report, 'PC-REJOIN')
+    assert '- not run: `rejoin_hybrid` (needs the opt-in remediate_allow_rejoin_hybrid: true)' in rejoin
+    assert '- rungs run: none' in rejoin
+
+    cloud = _host_md(report, 'PC-CLOUD')
+    assert '- outcome: `needs_user` (needs the user at the device: forcerecovery_cloud_joined)' in cloud
+    assert '- left to the user: `forcerecovery_cloud_joined`' in cloud
+
+
+def test_markdown_remediate_check_mode_says_what_would_happen():
+    entry = build_host_entry(TB_PLAN, None, select_rungs(TB_PLAN['plan'], max_rung=2), RAN,
+                             {'reboot_required': True}, check_mode=True)
+    text = _host_md(build_report('remediate', {'PC1': entry}, generated='x'), 'PC1')
+    assert '- check mode: nothing was changed on the host' in text
+    assert '- would run: `purge_office_credentials`\n- would restart: yes' in text
+    assert '- not run: `reset_token_broker` (above remediate_max_rung (2))' in text
+    # The rung modules ran in check mode only: nothing may read as done.
+    assert 'rungs run' not in text and 'restarted' not in text and 'reboot pending' not in text
+    assert '**After**' not in text
+
+    idle = build_host_entry(HEALTHY, None, select_rungs([]), {}, {}, check_mode=True)
+    assert '- would run: nothing\n- would restart: no' in _host_md(build_report('remediate', {'PC2': idle}, 'x'), 'PC2')
+
+
+def test_markdown_tenant_entries_without_a_device_have_no_join_type():
+    licence = dict(FINDING, id='licence_missing', rung='check_licence')
+    hosts = {
+        'PC1': {'join_type': 'hybrid_joined', 'device_id': 'd', 'device_name': 'PC1', 'users': ['alice@contoso.com'],
+                'findings': [], 'plan': []},
+        'PC2': {'join_type': None, 'device_id': None, 'device_name': 'PC2', 'users': [], 'findings': [], 'plan': []},
+        'bob@contoso.com': {'users': ['bob@contoso.com'], 'findings': [licence], 'plan': ['check_licence']},
+        'tenant': {'error': 'device registration policy: 403 Forbidden'},
+    }
+    report = build_report('tenant', hosts, generated='x')
+    assert '- join type: `hybrid_joined`' in _host_md(report, 'PC1')
+    for name in ('PC2', 'bob@contoso.com', 'tenant'):
+        assert 'join type' not in _host_md(report, name), name
+    assert '- plan: `check_licence`' in _host_md(report, 'bob@contoso.com')
+    assert '**Error**: device registration policy: 403 Forbidden' in _host_md(report, 'tenant')
 
 
 def test_write_report(tmp_path):
