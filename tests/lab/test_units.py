@@ -184,3 +184,41 @@ def test_check_basic(user, password, ok):
     else:
         with pytest.raises(auth.AuthError):
             auth.check_basic(token, "labadmin", "pw")
+
+
+def test_lab_in_process_serves_and_stops_cleanly(tmp_path, monkeypatch):
+    """The Lab class without the CLI (what a benchmark can embed); NTLM_USER_FILE is restored."""
+    import threading
+
+    import winrm
+
+    from .server import Lab
+
+    monkeypatch.setenv("NTLM_USER_FILE", "")
+    before = {t.name for t in threading.enumerate()}
+    with Lab(str(tmp_path / "state"), hosts=1, password="Pw-in-process") as lab:
+        h = lab.hosts[0]
+        tool = os.path.join(h.bin_dir, "hello.exe")
+        with open(tool, "w") as fh:
+            fh.write("#!/bin/sh\necho hello $COMPUTERNAME\n")
+        os.chmod(tool, 0o755)
+        s = winrm.Session("http://%s:%d/wsman" % (h.address, h.http_port), auth=("labadmin", "Pw-in-process"),
+                          transport="ntlm", ca_trust_path=lab.ca_path)
+        r = s.run_cmd("hello")
+        assert (r.status_code, r.std_out) == (0, b"hello LAB01\n")
+        counts = lab.counts()["hosts"]["lab01"]
+        assert counts["processes_started"] == 1 and counts["requests"]["Command"] == 1
+        inv = lab.inventory("basic")["all"]
+        assert inv["hosts"]["lab01"]["ansible_port"] == h.https_port
+        assert inv["vars"]["ansible_password"] == "Pw-in-process"
+    import time
+    deadline = time.monotonic() + 5  # connection/pipe threads end as their sockets and pipes close
+    while {t.name for t in threading.enumerate() if t.name.startswith("lab-")} - before:
+        assert time.monotonic() < deadline, [t.name for t in threading.enumerate()]
+        time.sleep(0.1)
+    with open(lab.counts_path) as fh:
+        assert '"processes_started": 1' in fh.read()
+    with pytest.raises(ValueError, match="hosts must be between 1 and 250"):
+        Lab(str(tmp_path / "bad"), hosts=0)
+    with pytest.raises(ValueError, match="transport must be"):
+        lab.inventory("kerberos")
