@@ -1,0 +1,127 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run the lab as a child process (`python -m tests.lab serve`) and watch its processes.
+
+Used by the pytest fixtures and by the benchmark scripts; no pytest import here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class LabProcess:
+    def __init__(self, state_dir: str, hosts: int = 1, *, disconnect_grace: float = 1.0,
+                 extra_args: list[str] | None = None, startup_timeout: float = 60.0) -> None:
+        self.state_dir = str(state_dir)
+        cmd = [sys.executable, "-m", "tests.lab", "serve", "--hosts", str(hosts), "--state", self.state_dir,
+               "--disconnect-grace", str(disconnect_grace), "--parent-pid", str(os.getpid())]
+        cmd += extra_args or []
+        env = dict(os.environ)
+        env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.inventory_text = []
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.proc.wait(5)
+                raise RuntimeError("the lab exited during startup (rc %s):\n%s\n%s" % (
+                    self.proc.returncode, "".join(self.inventory_text), self.log()))
+            if line.startswith("# lab ready: "):
+                break
+            self.inventory_text.append(line)
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the lab did not start within %ss" % startup_timeout)
+        with open(os.path.join(self.state_dir, "lab.json")) as fh:
+            self.info = json.load(fh)
+
+    # ---- convenience --------------------------------------------------------------------
+    @property
+    def user(self) -> str:
+        return self.info["user"]
+
+    @property
+    def password(self) -> str:
+        return self.info["password"]
+
+    @property
+    def ca(self) -> str:
+        return self.info["ca"]
+
+    def host(self, name: str = "lab01") -> dict:
+        return self.info["hosts"][name]
+
+    def http_url(self, name: str = "lab01") -> str:
+        h = self.host(name)
+        return "http://%s:%d/wsman" % (h["address"], h["http_port"])
+
+    def https_url(self, name: str = "lab01") -> str:
+        h = self.host(name)
+        return "https://%s:%d/wsman" % (h["address"], h["https_port"])
+
+    def inventory(self, transport: str = "ntlm") -> str:
+        return self.info["inventory"][transport]
+
+    def counts(self, settle: float = 0.6) -> dict:
+        """The counters file; waits `settle` seconds because the lab flushes it every 0.25 s."""
+        time.sleep(settle)
+        with open(self.info["counts"]) as fh:
+            return json.load(fh)["hosts"]
+
+    def log(self) -> str:
+        try:
+            with open(os.path.join(self.state_dir, "lab.log")) as fh:
+                return fh.read()
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc.stdout.close()
+        return self.proc.returncode
+
+
+def pid_alive(pid: int) -> bool:
+    """True if `pid` exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    """Every live descendant of `pid` (walks /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
