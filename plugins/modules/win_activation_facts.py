@@ -85,7 +85,7 @@ seealso:
   - module: m365ops.activation.activation_report
   - module: m365ops.activation.win_credential_purge
 author:
-  - m365ops maintainers
+  - m365ops maintainers (@m365ops)
 """
 
 EXAMPLES = r"""
