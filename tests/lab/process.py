@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,21 +31,31 @@ class LabProcess:
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.inventory_text = []
+        # Read stdout on a thread so a lab that hangs before its ready line cannot hang us.
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read_stdout, args=(lines,), daemon=True, name="labprocess-stdout").start()
         deadline = time.monotonic() + startup_timeout
         while True:
-            line = self.proc.stdout.readline()
-            if not line:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                raise RuntimeError("the lab did not start within %ss:\n%s" % (startup_timeout, self.log()))
+            if line is None:
                 self.proc.wait(5)
                 raise RuntimeError("the lab exited during startup (rc %s):\n%s\n%s" % (
                     self.proc.returncode, "".join(self.inventory_text), self.log()))
             if line.startswith("# lab ready: "):
                 break
             self.inventory_text.append(line)
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the lab did not start within %ss" % startup_timeout)
         with open(os.path.join(self.state_dir, "lab.json")) as fh:
             self.info = json.load(fh)
+
+    def _read_stdout(self, lines: "queue.Queue") -> None:
+        for line in iter(self.proc.stdout.readline, ""):
+            lines.put(line)
+        lines.put(None)
+        self.proc.stdout.close()
 
     # ---- convenience --------------------------------------------------------------------
     @property
@@ -93,7 +105,6 @@ class LabProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self.proc.stdout.close()
         return self.proc.returncode
 
 
