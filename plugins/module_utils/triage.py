@@ -352,13 +352,17 @@ def _prt_sources(ctx):
     With host facts listing users, the bundle came from win_activation_facts: its
     dsregcmd_status.txt ran over WinRM under the admin's network logon, whose SSO State
     says nothing about the users, so only their own (user-context) outputs count.
-    Without, the file was collected by hand in the user's session.
+    The same holds for a live bundle with no users at all (nobody logged on, or the
+    user-context step switched off): host facts then name their ``collector`` and the
+    device file still ran as the admin. Only a hand-collected file, with no collector,
+    speaks for the user who ran it.
     """
     sources = []
     for user in ctx.ok_users():
         if user.get('dsreg'):
             sources.append((user.get('sign_in_upn') or user.get('user') or 'user', user['dsreg']))
-    if not ctx.users and isinstance(ctx.dsreg.get('sso_state'), dict):
+    collected_live = bool(ctx.facts.get('collector'))
+    if not ctx.users and not collected_live and isinstance(ctx.dsreg.get('sso_state'), dict):
         # "Executing Account Name : CONTOSO\alice, alice@contoso.com": name the user by UPN.
         account = lookup(ctx.dsreg, 'executing_account_name', 'diagnostic_data')
         parts = [p.strip() for p in account.split(',')] if isinstance(account, str) else []

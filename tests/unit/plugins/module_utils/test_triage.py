@@ -290,6 +290,15 @@ def test_device_file_of_a_live_bundle_does_not_speak_for_users():
     assert by_hand['users'] == ['svc-m365ops@contoso.com']
 
 
+def test_live_bundle_without_users_does_not_blame_the_admin_logon():
+    # win_activation_facts with nobody logged on (or user_context off): no user output at all,
+    # and the device file still ran as the admin, so no PRT finding and no broker reset
+    admin = device(prt='NO', account='CONTOSO\\svc-m365ops, svc-m365ops@contoso.com')
+    live = run(admin, host_facts=dict(facts(users=[]), collector='win_activation_facts', user_context=False))
+    assert 'prt_missing' not in ids(live)
+    assert 'reset_token_broker' not in live['plan']
+
+
 def test_prt_expired_and_stale():
     def live(text):
         # collected_at in the host facts is the reference time
