@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Measure what one ansible run costs on the lab's WinRM endpoint, per host.
+
+    .venv/bin/python benchmarks/lab_measure.py --hosts 4 --forks 4 -- -m ansible.windows.win_ping
+    .venv/bin/python benchmarks/lab_measure.py --hosts 6 -- playbooks/diagnose.yml
+
+Starts a lab (tests/lab), runs `ansible` (arguments starting with -m) or `ansible-playbook`
+against its generated inventory through ansible-core's winrm connection, and prints, per
+host, the endpoint's counters for that run only: WS-Man requests by operation, bytes in and
+out, processes started and their seconds; then the controller's wall time. This is the
+measuring part of the issue-10 benchmark; the ours-versus-baseline comparison builds on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+from tests.lab.process import LabProcess  # noqa: E402  (the repository root is not a package)
+
+OPS = ("Create", "Command", "Send", "Receive", "Signal", "Delete", "auth")
+
+
+def diff_counts(before: dict, after: dict) -> dict:
+    out = {}
+    for host, a in after.items():
+        b = before.get(host, {})
+        reqs = {op: a["requests"].get(op, 0) - b.get("requests", {}).get(op, 0) for op in a["requests"]}
+        out[host] = {
+            "requests": {k: v for k, v in reqs.items() if v},
+            "requests_total": sum(reqs.values()),
+            "bytes_in": a["bytes_in"] - b.get("bytes_in", 0),
+            "bytes_out": a["bytes_out"] - b.get("bytes_out", 0),
+            "processes": a["processes_started"] - b.get("processes_started", 0),
+            "process_seconds": round(a["process_seconds"] - b.get("process_seconds", 0), 2),
+            "reboots": a.get("reboots", 0) - b.get("reboots", 0),
+        }
+    return out
+
+
+def table(per_host: dict) -> str:
+    head = ["host", "requests"] + list(OPS) + ["KB in", "KB out", "procs", "proc s", "reboots"]
+    rows = [head]
+    for host in sorted(per_host):
+        h = per_host[host]
+        rows.append([host, str(h["requests_total"])] + [str(h["requests"].get(op, 0)) for op in OPS] + [
+            "%.1f" % (h["bytes_in"] / 1024), "%.1f" % (h["bytes_out"] / 1024), str(h["processes"]),
+            "%.1f" % h["process_seconds"], str(h["reboots"])])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=2)
+    parser.add_argument("--forks", type=int, default=5)
+    parser.add_argument("--transport", choices=("ntlm", "basic"), default="ntlm")
+    parser.add_argument("--state", default=None, help="lab state folder (default: a temporary one)")
+    parser.add_argument("--json", dest="json_out", default=None, help="also write the figures here")
+    parser.add_argument("ansible_args", nargs=argparse.REMAINDER,
+                        help="after --: `-m MODULE [-a ARGS]` for ad-hoc, or a playbook and its options")
+    args = parser.parse_args(argv)
+    rest = [a for a in args.ansible_args if a != "--"] if args.ansible_args[:1] == ["--"] else args.ansible_args
+    if not rest:
+        parser.error("give the ansible arguments after --, e.g. -- -m ansible.windows.win_ping")
+
+    state = args.state or tempfile.mkdtemp(prefix="m365ops-lab-")
+    lab = LabProcess(state, hosts=args.hosts)
+    try:
+        collections = os.path.join(REPO_ROOT, "build", "collections")
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, PYTHONPATH=collections,
+                   ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "tests", "ansible.cfg"), ANSIBLE_FORKS=str(args.forks))
+        bindir = os.path.dirname(sys.executable)
+        if rest[0] in ("-m", "--module-name"):
+            cmd = [os.path.join(bindir, "ansible"), "all", "-i", lab.inventory(args.transport)] + rest
+        else:
+            cmd = [os.path.join(bindir, "ansible-playbook"), "-i", lab.inventory(args.transport)] + rest
+        before = lab.counts(settle=0.3)
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+        wall = time.monotonic() - t0
+        per_host = diff_counts(before, lab.counts())
+    finally:
+        lab.stop()
+        if not args.state:
+            shutil.rmtree(state, ignore_errors=True)
+
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+    print("%s  (rc %d)" % (" ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(cmd)),
+                           proc.returncode))
+    print(table(per_host))
+    n = len(per_host)
+    print("controller wall time: %.1f s for %d host(s), forks %d: %.2f s per host" % (wall, n, args.forks, wall / n))
+    if args.json_out:
+        with open(args.json_out, "w") as fh:
+            json.dump({"command": cmd, "rc": proc.returncode, "wall_seconds": round(wall, 2), "forks": args.forks,
+                       "hosts": per_host}, fh, indent=2)
+    return proc.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
