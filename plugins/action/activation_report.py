@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from ansible.errors import AnsibleActionFail
@@ -38,10 +39,27 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(str(exc)) from exc
         paths = {name: os.path.join(report_dir, filename)
                  for name, filename in (('json', JSON_NAME), ('md', MD_NAME), ('html', HTML_NAME))}
-        if not self._task.check_mode:
+        # A report that says the same as the one already there (bar its timestamp) is no
+        # change: a second run over a fleet that did not move must report changed=false, or
+        # idempotence checks (molecule, AWX) would flag every run.
+        changed = not _same_report(paths['json'], report)
+        if changed and not self._task.check_mode:
             try:
                 paths = write_report(report, report_dir)
             except (OSError, ValueError) as exc:
                 raise AnsibleActionFail('report_dir: cannot write the report under %s: %s' % (report_dir, exc)) from exc
-        result.update(changed=True, report=report, paths=paths)
+        result.update(changed=changed, report=report, paths=paths)
         return result
+
+
+def _same_report(json_path, report):
+    try:
+        with open(json_path, encoding='utf-8') as handle:
+            previous = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    if not isinstance(previous, dict):
+        return False
+    # Round-trip through JSON so tuples and the like compare as what was written.
+    current = json.loads(json.dumps(report))
+    return {k: v for k, v in previous.items() if k != 'generated'} == {k: v for k, v in current.items() if k != 'generated'}

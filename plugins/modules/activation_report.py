@@ -19,6 +19,8 @@ description:
     and writes C(report.json), a readable C(report.md) and a self-contained C(report.html)
     (inline CSS and SVG charts, no external resources) under O(report_dir).
   - Runs on the controller; no connection to the managed hosts is made.
+  - Reports C(changed) only when the new report differs from the C(report.json) already in
+    O(report_dir) in anything but its C(generated) time; an unchanged report is not rewritten.
   - The report shape is described in C(docs/development.md) of the collection.
 options:
   kind:

@@ -49,6 +49,18 @@ def test_relative_report_dir_is_relative_to_the_working_directory(tmp_path, monk
     assert (tmp_path / 'reports' / 'report.md').is_file()
 
 
+def test_same_report_again_is_no_change(tmp_path):
+    args = {'kind': 'triage', 'hosts': HOSTS, 'report_dir': str(tmp_path / 'out')}
+    first = action(args).run(task_vars={})
+    written = (tmp_path / 'out' / 'report.json').read_text(encoding='utf-8')
+    second = action(args).run(task_vars={})
+    assert (first['changed'], second['changed']) == (True, False)
+    assert (tmp_path / 'out' / 'report.json').read_text(encoding='utf-8') == written
+    moved = dict(HOSTS, PC3={'join_type': 'entra_joined', 'findings': [], 'plan': []})
+    assert action(dict(args, hosts=moved)).run(task_vars={})['changed'] is True
+    assert 'PC3' in json.loads((tmp_path / 'out' / 'report.json').read_text(encoding='utf-8'))['hosts']
+
+
 def test_check_mode_writes_nothing(tmp_path):
     result = action({'kind': 'triage', 'hosts': HOSTS, 'report_dir': str(tmp_path / 'out')}, check_mode=True).run(task_vars={})
     assert result['changed'] is True
