@@ -25,10 +25,14 @@ Three runs on the same hosts, one module fixture:
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shlex
 import shutil
+import subprocess
 import sys
+import types
 
 import pytest
 
@@ -140,26 +144,47 @@ class Flow:
             if log.exists():
                 log.unlink()
         self.runs[name] = {
-            "proc": proc,
+            "proc": {"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr},
             "record": json.loads(record.read_text(encoding="utf-8")) if record.exists() else None,
             "report": json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
             if (report_dir / "report.json").exists() else None,
             "markdown": (report_dir / "report.md").read_text(encoding="utf-8")
             if (report_dir / "report.md").exists() else "",
             "calls": calls,
-            "states_before": before,
-            "states_after": {host: self.state_path(host).read_bytes() for host in HOSTS},
+            "states_before": {host: text.decode("utf-8") for host, text in before.items()},
+            "states_after": {host: self.state_path(host).read_text(encoding="utf-8") for host in HOSTS},
         }
         return self.runs[name]
 
 
-@pytest.fixture(scope="module")
-def flow(tmp_path_factory):
-    flow = Flow(tmp_path_factory.mktemp("remediate_flow"))
+def _run_all(base):
+    flow = Flow(base)
     flow.run("check", "--check")
     flow.run("first")
     flow.run("second", overrides={"PC-NOREBOOT": {"remediate_reboot": True}})
-    return flow
+    return flow.runs
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The three runs, done once even when pytest-xdist spreads this file's tests over
+    several workers: the first worker runs them under a lock, the others read its
+    results (the pattern of pytest-xdist's docs, with fcntl instead of filelock)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _run_all(tmp_path_factory.mktemp("remediate_flow"))
+    shared = tmp_path_factory.getbasetemp().parent / "remediate_flow"
+    shared.mkdir(exist_ok=True)
+    results = shared / "runs.json"
+    with open(shared / "lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not results.exists():
+            results.write_text(json.dumps(_run_all(shared / "work")), encoding="utf-8")
+        return json.loads(results.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(name="flow")
+def _flow(runs):
+    return types.SimpleNamespace(runs=runs)
 
 
 def _modules(run, host, check_mode=None):
@@ -175,7 +200,8 @@ def _entry(run, host):
 @pytest.mark.parametrize("name", ["check", "first", "second"])
 def test_run_succeeds_and_writes_the_report(flow, name):
     run = flow.runs[name]
-    assert run["proc"].returncode == 0, describe(run["proc"])
+    proc = subprocess.CompletedProcess([], **run["proc"])
+    assert proc.returncode == 0, describe(proc)
     assert run["report"] is not None and run["report"]["kind"] == "remediate"
     assert set(run["report"]["hosts"]) == set(HOSTS)
     assert run["markdown"].startswith("# m365ops.activation remediate report")
