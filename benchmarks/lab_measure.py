@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Measure what one ansible run costs on the lab's WinRM endpoint, per host.

@@ -1,3 +1,27 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-from .fixtures import lab  # noqa: F401  (the module-scoped lab fixture)
+"""The `lab` fixture: the lab runs as its own process (`python -m tests.lab serve`), exactly
+as the make targets and the benchmark run it, so the NTLM_USER_FILE it sets and the
+processes it starts never leak into the test process. Teardown fails the test module if the
+lab exited badly or left anything running."""
+
+from __future__ import annotations
+
+import pytest
+
+from .process import LabProcess, children_of, pid_alive
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """Two lab hosts for a test module; stopped (and checked for leftovers) afterwards."""
+    lp = LabProcess(tmp_path_factory.mktemp("lab"), hosts=2, extra_args=["--reboot-seconds", "3"])
+    pid = lp.proc.pid
+    try:
+        yield lp
+    finally:
+        descendants = children_of(pid)
+        rc = lp.stop()
+        leftovers = [p for p in descendants if pid_alive(p)]
+        assert rc == 0, "lab exited with %s:\n%s" % (rc, lp.log()[-3000:])
+        assert not leftovers, "lab left processes running: %s" % leftovers

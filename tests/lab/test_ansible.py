@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from .fixtures import REPO_ROOT
+from .process import REPO_ROOT
 
 ANSIBLE_BIN = os.path.join(os.path.dirname(sys.executable), "ansible")
 PLAYBOOK_BIN = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")

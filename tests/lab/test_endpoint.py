@@ -21,7 +21,7 @@ from winrm.exceptions import InvalidCredentialsError, WinRMOperationTimeoutError
 from winrm.protocol import Protocol
 
 from . import wsman
-from .fixtures import REPO_ROOT, LabProcess, children_of, pid_alive
+from .process import REPO_ROOT, LabProcess, children_of, pid_alive
 
 
 def ntlm_session(lab, host="lab01", password=None):
