@@ -140,3 +140,20 @@ def test_bad_evidence_leaves_the_good_hosts_triaged(bad_run):
         entry = report["hosts"][host]
         assert "error" not in entry
         assert (entry["join_type"], entry["plan"]) == EXPECTED[host]
+
+
+def test_live_bundle_with_nobody_logged_on_has_no_prt_finding(tmp_path):
+    """The device file of a live bundle ran in the admin's WinRM network logon (no PRT):
+    with no user output there is no user PRT to judge (docs/development.md, Evidence bundle)."""
+    evidence = tmp_path / "evidence"
+    shutil.copytree(EXAMPLES / "PC-HEALTHY", evidence / "PC-IDLE")
+    facts_path = evidence / "PC-IDLE" / "host_facts.json"
+    facts = json.loads(facts_path.read_text(encoding="utf-8"))
+    # What win_activation_facts writes when no user has an interactive session.
+    facts.update({"collector": "win_activation_facts", "user_context": True, "users": []})
+    facts_path.write_text(json.dumps(facts, indent=2), encoding="utf-8")
+    proc, report = _triage(evidence, tmp_path / "reports")
+    assert proc.returncode == 0, describe(proc)
+    entry = report["hosts"]["PC-IDLE"]
+    assert "prt_missing" not in [f["id"] for f in entry["findings"]]
+    assert entry["plan"] == []
