@@ -271,6 +271,28 @@ def test_output_beyond_the_buffer_limit_waits_for_the_client_and_arrives_whole(l
         p.close_shell(shell)
 
 
+def test_create_honours_a_client_chosen_shell_id(lab):
+    p = ntlm_protocol(lab)
+    wanted = "5A6B7C8D-1111-4222-8333-944445555666"
+
+    def create(shell_id):
+        req = {"env:Envelope": p.build_wsman_header(action=wsman.ACTION_CREATE, resource_uri=wsman.RESOURCE_CMD)}
+        req["env:Envelope"]["env:Body"] = {"rsp:Shell": {"@ShellId": shell_id, "rsp:InputStreams": "stdin",
+                                                         "rsp:OutputStreams": "stdout stderr"}}
+        return p.send_message(xmltodict.unparse(req))
+
+    assert wanted.encode() in create(wanted.lower())
+    try:
+        with pytest.raises(WSManFaultError) as err:
+            create(wanted)
+        assert err.value.fault_subcode == "w:AlreadyExists"
+        with pytest.raises(WSManFaultError) as err:
+            create("not-a-guid")
+        assert "not a GUID" in err.value.reason
+    finally:
+        p.close_shell(wanted)
+
+
 # ---- faults -------------------------------------------------------------------------------------
 
 def test_unknown_shell_id_fault(lab):

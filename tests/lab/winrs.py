@@ -257,8 +257,20 @@ class CmdShellService:
             except ValueError:
                 raise WSManFault("w:InvalidParameter", "The IdleTimeOut value %r is not valid." % idle_text,
                                  wsman.CODE_INVALID_PARAMETER) from None
+        shell_id = str(uuid.uuid4()).upper()
+        if spec.get("ShellId"):
+            # PSRP clients (pypsrp, MS-PSRP 3.1.5.3.1) choose the ShellId: the RunspacePool id.
+            try:
+                shell_id = str(uuid.UUID(spec.get("ShellId"))).upper()
+            except ValueError:
+                raise WSManFault("w:InvalidParameter", "The ShellId %r is not a GUID." % spec.get("ShellId"),
+                                 wsman.CODE_INVALID_PARAMETER) from None
+            with self.lock:
+                if shell_id in self.shells:
+                    raise WSManFault("w:AlreadyExists", "A shell with ShellId %s already exists." % shell_id,
+                                     wsman.CODE_INVALID_PARAMETER)
         shell = Shell(
-            shell_id=str(uuid.uuid4()).upper(),
+            shell_id=shell_id,
             resource_uri=req.resource_uri,
             env=env,
             cwd=cwd,
