@@ -411,8 +411,8 @@ class CmdShellService:
     def _reap(self, cmd: Command) -> None:
         rc = cmd.proc.wait()
         with cmd.cond:
-            # Windows reports the exit code as an unsigned DWORD; a POSIX signal death
-            # becomes 0xC000013A-like "terminated" codes there, here simply 128+signal.
+            # A death by signal (negative returncode) is reported with the shell's 128+N
+            # convention, so ExitCode stays a non-negative number as on Windows.
             cmd.exit_code = rc if rc >= 0 else 128 - rc
             cmd.exited_at = time.monotonic()
             cmd.cond.notify_all()
