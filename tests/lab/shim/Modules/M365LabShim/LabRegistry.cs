@@ -4,7 +4,7 @@
 // The lab's stand-in for the Windows registry provider. pwsh on Linux has no Registry
 // provider, and a missing provider never triggers module autoload, so the shim module
 // compiles this once per host and imports it. Keys are folders under
-// $M365LAB_STATE/registry/<HIVE>/..., values live in each key folder's values.json as
+// $M365OPS_LAB_STATE/registry/<HIVE>/..., values live in each key folder's values.json as
 // {"name": {"type": "REG_SZ", "value": ...}}. Lookups are case-insensitive like Windows.
 using System;
 using System.Collections;
@@ -34,8 +34,8 @@ namespace M365Lab
         {
             get
             {
-                string state = Environment.GetEnvironmentVariable("M365LAB_STATE");
-                if (string.IsNullOrEmpty(state)) throw new InvalidOperationException("M365LAB_STATE is not set: this process is not a lab host's");
+                string state = Environment.GetEnvironmentVariable("M365OPS_LAB_STATE");
+                if (string.IsNullOrEmpty(state)) throw new InvalidOperationException("M365OPS_LAB_STATE is not set: this process is not a lab host's");
                 return Path.Combine(state, "registry");
             }
         }

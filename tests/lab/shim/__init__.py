@@ -1,0 +1,510 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Windows shim of the loopback lab: a lab host's state folder and its environment.
+
+``seed_host(state_dir, scenario)`` lays a host out from a scenario (tests/lab/scenarios/);
+``host_environment(state_dir, pwsh)`` is the clean environment every process of that host
+gets. What lives where is documented in tests/lab/shim/README.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import struct
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+SHIM_DIR = Path(__file__).resolve().parent
+REPO_ROOT = SHIM_DIR.parents[2]
+SCENARIO_DIR = SHIM_DIR.parent / 'scenarios'
+MODULES_SRC = SHIM_DIR / 'Modules'
+BIN_SRC = SHIM_DIR / 'bin'
+
+ADMIN_USER = 'labadmin'
+ADMIN_SID = 'S-1-5-21-1004336348-1177238915-682003330-500'
+BROKER = 'Microsoft.AAD.BrokerPlugin'
+BROKER_PUBLISHER_ID = 'cw5n1h2txyewy'
+TOKEN_BROKER_DIRS = {
+    'aad_broker_plugin': 'AppData/Local/Packages/Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy/AC/TokenBroker/Accounts',
+    'cloud_experience_host': 'AppData/Local/Packages/Microsoft.Windows.CloudExperienceHost_cw5n1h2txyewy/AC/TokenBroker/Accounts',
+}
+# Click-to-Run CDN folder ids (the inverse of the map win_activation_facts reads).
+OFFICE_CHANNELS = {
+    'Current': '492350f6-3a01-4f97-b9c0-c7c6ddf67d60',
+    'CurrentPreview': '64256afe-f5d9-4f86-8936-8840a6a4f5be',
+    'MonthlyEnterprise': '55336b82-a18d-4dd6-b5f6-9e5095c314a6',
+    'SemiAnnual': '7ffbc6bf-bc32-4f92-8982-f9dd17fd3114',
+}
+AAD_CHANNEL = 'Microsoft-Windows-AAD/Operational'
+LEVELS = {'critical': 1, 'error': 2, 'warning': 3, 'information': 4, 'verbose': 5}
+# Programs the shim puts in the host's bin folder, each also under its .exe name because
+# pwsh on Linux has no PATHEXT (docs/lab.md, "Programs").
+PROGRAMS = ('dsregcmd', 'nltest', 'netsh', 'shutdown', 'cmdkey')
+DSREG_TIME = re.compile(r'(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(\.\d{3} UTC)')
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be seeded; the message names the file and the field."""
+
+
+# --------------------------------------------------------------------------------------
+# environment
+# --------------------------------------------------------------------------------------
+def host_environment(state_dir: Path, pwsh: str) -> dict[str, str]:
+    """The whole environment of any process of the host (nothing of the caller's leaks in)."""
+    state = Path(state_dir).resolve()
+    profile = state / 'Users' / ADMIN_USER
+    local = profile / 'AppData' / 'Local'
+    temp = local / 'Temp'
+    meta = _read_json(state / 'machine.json', {})
+    name = str(meta.get('hostname') or state.name).upper()
+    return {
+        'COMPUTERNAME': name,
+        'USERNAME': ADMIN_USER,
+        'USERDOMAIN': name,
+        'USERPROFILE': str(profile),
+        'HOME': str(profile),
+        'LOCALAPPDATA': str(local),
+        'APPDATA': str(profile / 'AppData' / 'Roaming'),
+        'TEMP': str(temp),
+        'TMP': str(temp),
+        'TMPDIR': str(temp),
+        'ProgramData': str(state / 'ProgramData'),
+        'ALLUSERSPROFILE': str(state / 'ProgramData'),
+        'ProgramFiles': str(state / 'Program Files'),
+        'SystemRoot': str(state / 'Windows'),
+        'windir': str(state / 'Windows'),
+        'SystemDrive': str(state),
+        'PSModulePath': str(state / 'shim' / 'Modules'),
+        'PATH': '%s:/usr/bin:/bin' % (state / 'bin'),
+        'LANG': 'C.UTF-8',
+        'POWERSHELL_TELEMETRY_OPTOUT': '1',
+        'POWERSHELL_UPDATECHECK': 'Off',
+        'DOTNET_CLI_TELEMETRY_OPTOUT': '1',
+        'M365OPS_LAB_HOST': state.name,
+        'M365OPS_LAB_STATE': str(state),
+        # The scheduled-task stand-in starts powershell.exe actions with this pwsh.
+        'M365OPS_LAB_PWSH': str(pwsh),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# scenario loading
+# --------------------------------------------------------------------------------------
+def load_scenario(scenario) -> tuple[dict, Path]:
+    """A scenario dict and the folder its relative paths start from."""
+    if isinstance(scenario, dict):
+        return dict(scenario), SCENARIO_DIR
+    path = Path(scenario)
+    if not path.is_absolute() and not path.exists():
+        path = SCENARIO_DIR / path
+    if path.is_dir():
+        path = path / 'scenario.yml'
+    if not path.is_file():
+        raise ScenarioError('scenario %s: no such file' % path)
+    text = path.read_text(encoding='utf-8')
+    if path.suffix == '.json':
+        data = json.loads(text)
+    else:
+        import yaml  # ansible-core depends on PyYAML, so it is there wherever the lab runs
+        data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ScenarioError('scenario %s: top level must be a mapping' % path)
+    return data, path.parent
+
+
+def _read_json(path: Path, default):
+    try:
+        return json.loads(Path(path).read_text(encoding='utf-8-sig'))
+    except FileNotFoundError:
+        return default
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(str(value).replace('Z', '+00:00')).astimezone(timezone.utc)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def _load_evidence(data: dict, base: Path, where: str) -> dict:
+    """The evidence bundle a scenario mirrors: dsregcmd text, events, host facts."""
+    ev = data.get('evidence')
+    if not ev:
+        return {'dsreg': data.get('dsregcmd_status', ''), 'events': [], 'facts': {}}
+    folder = (base / ev) if (base / ev).exists() else (REPO_ROOT / 'examples' / 'evidence' / ev)
+    if not folder.is_dir():
+        raise ScenarioError('%s: evidence: %s is not an evidence folder' % (where, ev))
+    # Windows writes these as UTF-16 or UTF-8, with or without BOM: one decoder for all.
+    from ansible_collections.m365ops.activation.plugins.module_utils.evidence import decode_text
+    dsreg = decode_text((folder / 'dsregcmd_status.txt').read_bytes(), 'dsregcmd_status.txt')
+    events = []
+    if (folder / 'aad_events.json').is_file():
+        text = decode_text((folder / 'aad_events.json').read_bytes(), 'aad_events.json').strip()
+        if text:
+            parsed = json.loads(text)
+            events = parsed if isinstance(parsed, list) else [parsed]
+    facts = _read_json(folder / 'host_facts.json', {})
+    return {'dsreg': dsreg, 'events': events, 'facts': facts}
+
+
+def _event_time(value) -> datetime:
+    text = str(value)
+    m = re.match(r'^/Date\((-?\d+)\)/$', text.replace('\\/', '/'))
+    if m:  # Windows PowerShell 5.1 ConvertTo-Json
+        return datetime.fromtimestamp(int(m.group(1)) / 1000, tz=timezone.utc)
+    text = re.sub(r'(\.\d{6})\d+', r'\1', text)  # .NET's 7 fraction digits
+    return _parse_time(text)
+
+
+def strip_console(text: str) -> str:
+    """A by-hand paste without prompt lines and common indentation: what the program printed."""
+    lines = [ln for ln in text.replace('\r\n', '\n').split('\n')
+             if not re.match(r'^\s*(PS )?[A-Za-z]:\\.*>', ln)]
+    indents = [len(ln) - len(ln.lstrip(' ')) for ln in lines if ln.strip()]
+    cut = min(indents) if indents else 0
+    return '\n'.join(ln[cut:] for ln in lines).strip('\n') + '\n'
+
+
+def admin_view(user_text: str, hostname: str) -> str:
+    """dsregcmd /status as the administrator's WinRM network logon sees the same device.
+
+    No WAM default account and no PRT: the network logon has neither (docs/triage.md).
+    """
+    out = []
+    box = None
+    skip_box = False
+    for line in strip_console(user_text).split('\n'):
+        title = re.match(r'^\|\s*(.*?)\s*\|$', line)
+        if title:
+            box = title.group(1)
+            skip_box = False
+        m = re.match(r'^(\s*)([^:]+?) : ?(.*)$', line)
+        if m and box == 'User State':
+            key = m.group(2).strip()
+            if key.startswith('WamDefault') and key != 'WamDefaultSet':
+                continue
+            if key == 'WamDefaultSet':
+                line = '%s%s : ERROR (0x80070520)' % (m.group(1), m.group(2))
+            if key == 'NgcSet':
+                line = '%s%s : NO' % (m.group(1), m.group(2))
+        elif m and box == 'SSO State':
+            key = m.group(2).strip()
+            if key == 'AzureAdPrt':
+                line = '%s%s : NO' % (m.group(1), m.group(2))
+            elif key not in ('AzureAdPrtAuthority', 'EnterprisePrt', 'EnterprisePrtAuthority'):
+                skip_box = True
+                continue
+        elif m and box == 'Diagnostic Data' and m.group(2).strip() == 'Executing Account Name':
+            line = '%s%s : %s\\%s' % (m.group(1), m.group(2), hostname.upper(), ADMIN_USER)
+        elif skip_box and not line.strip().startswith('+') and not title and line.strip() and ':' not in line:
+            continue  # continuation line of a dropped value
+        out.append(line)
+    return '\n'.join(out)
+
+
+def _shift_dsreg(text: str, delta: timedelta) -> str:
+    def repl(m):
+        t = datetime.strptime(m.group(1), '%Y-%m-%d %H:%M:%S').replace(tzinfo=timezone.utc) + delta
+        return t.strftime('%Y-%m-%d %H:%M:%S') + m.group(2)
+    return DSREG_TIME.sub(repl, text)
+
+
+# --------------------------------------------------------------------------------------
+# registry (the layout LabRegistry.cs reads)
+# --------------------------------------------------------------------------------------
+def _reg_key(state: Path, key: str) -> Path:
+    parts = [p for p in re.split(r'[\\/]', key) if p]
+    hive = {'HKLM': 'HKEY_LOCAL_MACHINE', 'HKU': 'HKEY_USERS', 'HKCU': 'HKEY_CURRENT_USER'}.get(
+        parts[0].rstrip(':').upper(), parts[0].rstrip(':').upper())
+    path = state / 'registry' / hive
+    for seg in parts[1:]:
+        path = path / seg.replace('%', '%25').replace('/', '%2F')
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def set_reg(state: Path, key: str, values: dict | None = None) -> None:
+    """Create a key and set values: {name: (type, value)}, type REG_SZ, REG_DWORD, ..."""
+    path = _reg_key(Path(state), key)
+    if not values:
+        return
+    vfile = path / 'values.json'
+    current = _read_json(vfile, {})
+    for name, (kind, value) in values.items():
+        if kind == 'REG_BINARY':
+            value = bytes(value).hex().upper()
+        current[name] = {'type': kind, 'value': value}
+    vfile.write_text(json.dumps(current, indent=2), encoding='utf-8')
+
+
+def winhttp_blob(proxy: str | None, bypass: str | None = None) -> bytes:
+    """WinHttpSettings as `netsh winhttp set proxy` stores it (little-endian DWORDs)."""
+    if not proxy:
+        return struct.pack('<IIII', 0x18, 0, 1, 0) + struct.pack('<I', 0)
+    p = proxy.encode('ascii')
+    b = (bypass or '').encode('ascii')
+    return struct.pack('<IIII', 0x18, 0, 3, len(p)) + p + struct.pack('<I', len(b)) + b
+
+
+# --------------------------------------------------------------------------------------
+# seeding
+# --------------------------------------------------------------------------------------
+def _install_shim(state: Path) -> None:
+    modules = state / 'shim' / 'Modules'
+    modules.mkdir(parents=True, exist_ok=True)
+    for src in MODULES_SRC.iterdir():
+        dest = modules / src.name
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(src, dest)
+    bindir = state / 'bin'
+    bindir.mkdir(parents=True, exist_ok=True)
+    for prog in PROGRAMS:
+        src = BIN_SRC / prog
+        for name in (prog, prog + '.exe'):
+            dest = bindir / name
+            if dest.exists() or dest.is_symlink():
+                dest.unlink()
+            shutil.copyfile(src, dest)
+            dest.chmod(0o755)
+    # The stand-ins import this package's helpers (tests/lab/shim/winstate.py).
+    (state / 'shim' / 'lib').mkdir(exist_ok=True)
+    shutil.copyfile(SHIM_DIR / 'winstate.py', state / 'shim' / 'lib' / 'winstate.py')
+
+
+def _make_profile(state: Path, name: str) -> Path:
+    profile = state / 'Users' / name
+    for sub in ('AppData/Local/Temp', 'AppData/Roaming', '.local/share/powershell'):
+        (profile / sub).mkdir(parents=True, exist_ok=True)
+    # pwsh on Linux puts ~/.local/share/powershell/Modules ahead of $env:PSModulePath;
+    # pointing it at the shim keeps the shim first for every user's processes.
+    link = profile / '.local' / 'share' / 'powershell' / 'Modules'
+    if not link.is_symlink():
+        if link.exists():
+            shutil.rmtree(link)
+        link.symlink_to(state / 'shim' / 'Modules')
+    return profile
+
+
+def _licence_file(product: str, not_after: datetime, tenant: str) -> bytes:
+    inner = {'ProductReleaseId': product, 'LicenseType': 'User', 'Status': 'Licensed',
+             'ExpiresOn': _iso(not_after + timedelta(days=30)),
+             'MetaData': {'NotBefore': _iso(not_after - timedelta(days=30)), 'NotAfter': _iso(not_after),
+                          'RenewAfter': _iso(not_after - timedelta(days=23)), 'TenantId': tenant}}
+    outer = {'Version': 1, 'License': base64.b64encode(json.dumps(inner).encode()).decode()}
+    # Office writes licence files as UTF-16 LE with a BOM.
+    return '\ufeff'.encode('utf-16-le') + json.dumps(outer).encode('utf-16-le')
+
+
+def _write_files(folder: Path, count: int, total: int, newest: datetime) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    if count <= 0:
+        return
+    sizes = [total // count] * count
+    sizes[-1] += total - sum(sizes)
+    for i, size in enumerate(sizes):
+        f = folder / ('%032x.tbacct' % (0xA11CE + i))
+        f.write_bytes(os.urandom(max(size, 0)))
+        t = (newest - timedelta(hours=i)).timestamp()
+        os.utime(f, (t, t))
+
+
+def _merge_users(facts: dict, overrides: list, where: str) -> list[dict]:
+    """One record per user: profile facts + user-context facts + scenario overrides."""
+    users: dict[str, dict] = {}
+    for p in facts.get('profiles') or []:
+        users[p['sid']] = {'sid': p['sid'], 'account': p.get('user'), 'profile_facts': p}
+    for u in facts.get('users') or []:
+        users.setdefault(u['sid'], {'sid': u['sid'], 'account': u.get('user')})['user_facts'] = u
+    for o in overrides or []:
+        if 'sid' not in o:
+            raise ScenarioError('%s: users[]: every user needs a sid' % where)
+        users.setdefault(o['sid'], {'sid': o['sid']}).update(o)
+    out = []
+    for rec in users.values():
+        account = rec.get('account') or ''
+        domain, _, name = account.rpartition('\\')
+        rec.setdefault('name', name or rec.get('name'))
+        rec.setdefault('domain', domain or 'CONTOSO')
+        if not rec.get('name'):
+            raise ScenarioError('%s: users[] %s: give a name (or account DOMAIN\\name)' % (where, rec['sid']))
+        out.append(rec)
+    return out
+
+
+def seed_host(state_dir: Path, scenario) -> None:
+    """Lay out a lab host's state folder from a scenario (dict, or a YAML/JSON file or folder)."""
+    data, base = load_scenario(scenario)
+    where = 'scenario %s' % data.get('name', base.name)
+    state = Path(state_dir).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    ev = _load_evidence(data, base, where)
+    facts = ev['facts']
+    hostname = str(data.get('hostname') or facts.get('hostname') or state.name).upper()
+
+    # Everything happens "now": times in the evidence keep their distance to when it was
+    # collected, so rules that judge ages (PRT, events, licences) see the same picture.
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    reference = _parse_time(data.get('reference_time') or facts.get('collected_at') or _iso(now))
+    delta = now - reference
+
+    for sub in ('ProgramData', 'Program Files', 'Windows/Temp', 'Windows/System32/config/systemprofile',
+                'lab', 'tasks', 'dsreg/users', 'credentials', 'wam'):
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    _install_shim(state)
+    _make_profile(state, ADMIN_USER)
+    sysprofile = state / 'Windows' / 'System32' / 'config' / 'systemprofile'
+    for sub in ('AppData/Local/Temp', '.local/share/powershell'):
+        (sysprofile / sub).mkdir(parents=True, exist_ok=True)
+    link = sysprofile / '.local' / 'share' / 'powershell' / 'Modules'
+    if not link.is_symlink():
+        link.symlink_to(state / 'shim' / 'Modules')
+
+    os_facts = dict(facts.get('os') or {})
+    os_facts.update(data.get('os') or {})
+    build = int(os_facts.get('build', 22631))
+    boot = _parse_time(data['boot_time']) + delta if data.get('boot_time') else now - timedelta(hours=6)
+    machine = {
+        'hostname': hostname, 'domain': data.get('domain', ''), 'part_of_domain': bool(data.get('domain')),
+        'build': build, 'version': '10.0.%d' % build,
+        'product_name': os_facts.get('product_name', 'Windows 10 Enterprise'),
+        'boot_time': _iso(boot), 'seeded_at': _iso(now), 'scenario': data.get('name', base.name),
+        'domain_controller': data.get('domain_controller'),
+    }
+    (state / 'machine.json').write_text(json.dumps(machine, indent=2))
+
+    # ---- registry: HKLM ----
+    cv = 'HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion'
+    set_reg(state, cv, {'CurrentBuildNumber': ('REG_SZ', str(build)), 'CurrentMajorVersionNumber': ('REG_DWORD', 10),
+                        'CurrentMinorVersionNumber': ('REG_DWORD', 0), 'UBR': ('REG_DWORD', int(os_facts.get('ubr', 4460))),
+                        'DisplayVersion': ('REG_SZ', os_facts.get('display_version', '23H2')),
+                        'ProductName': ('REG_SZ', machine['product_name'])})
+    office = dict(facts.get('office') or {})
+    office.update(data.get('office') or {})
+    if office.get('installed', True):
+        guid = OFFICE_CHANNELS.get(office.get('channel') or 'Current', OFFICE_CHANNELS['Current'])
+        set_reg(state, 'HKLM\\SOFTWARE\\Microsoft\\Office\\ClickToRun\\Configuration', {
+            'VersionToReport': ('REG_SZ', office.get('version', '16.0.17928.20114')),
+            'CDNBaseUrl': ('REG_SZ', 'http://officecdn.microsoft.com/pr/%s' % guid),
+            'Platform': ('REG_SZ', 'x64'), 'ProductReleaseIds': ('REG_SZ', 'O365ProPlusRetail'),
+            'SharedComputerLicensing': ('REG_SZ', '1' if office.get('shared_computer_licensing') else '0')})
+    network = facts.get('network') or {}
+    proxy = data.get('winhttp_proxy', network.get('proxy_server'))
+    set_reg(state, 'HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Connections',
+            {'WinHttpSettings': ('REG_BINARY', winhttp_blob(proxy, network.get('bypass_list')))})
+    set_reg(state, 'HKLM\\SYSTEM\\CurrentControlSet\\Control\\Session Manager')
+    pending = facts.get('pending_reboot') or {}
+    if pending.get('windows') or data.get('windows_reboot_pending'):
+        set_reg(state, 'HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\RebootPending')
+    for key, spec in (data.get('registry') or {}).items():
+        set_reg(state, key, {n: (v['type'], v['value']) for n, v in (spec or {}).items()})
+
+    # ---- users, profiles, sessions ----
+    users = _merge_users(facts, data.get('users'), where)
+    profile_list = 'HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\ProfileList'
+    set_reg(state, profile_list + '\\S-1-5-18', {'ProfileImagePath': ('REG_EXPAND_SZ', str(sysprofile))})
+    records = [{'sid': ADMIN_SID, 'name': ADMIN_USER, 'domain': hostname, 'upn': None,
+                'profile': str(state / 'Users' / ADMIN_USER)}]
+    set_reg(state, '%s\\%s' % (profile_list, ADMIN_SID), {'ProfileImagePath': ('REG_EXPAND_SZ', records[0]['profile'])})
+    sessions = []
+    dsreg_device = ev['dsreg']
+    by_hand = data.get('dsregcmd_context', 'admin' if facts.get('users') is not None else 'user') == 'user'
+    appx_users = [ADMIN_SID]
+    for rec in users:
+        pf = rec.get('profile_facts') or {}
+        uf = rec.get('user_facts') or {}
+        logged_on = rec.get('logged_on', pf.get('logged_on', uf.get('status', 'ok') != 'not_logged_on'))
+        hive = rec.get('hive_loaded', pf.get('hive_loaded', logged_on))
+        profile = _make_profile(state, rec['name'])
+        upn = rec.get('upn', uf.get('sign_in_upn'))
+        records.append({'sid': rec['sid'], 'name': rec['name'], 'domain': rec['domain'], 'upn': upn, 'profile': str(profile)})
+        set_reg(state, '%s\\%s' % (profile_list, rec['sid']), {'ProfileImagePath': ('REG_EXPAND_SZ', str(profile))})
+        if upn:
+            set_reg(state, 'HKLM\\SOFTWARE\\Microsoft\\IdentityStore\\Cache\\%s\\IdentityCache\\%s' % (rec['sid'], rec['sid']),
+                    {'UserName': ('REG_SZ', upn)})
+        if logged_on:
+            sessions.append({'sid': rec['sid'], 'name': rec['name'], 'domain': rec['domain']})
+        # A loaded hive is HKU\<sid>; an unloaded one waits in the profile (NTUSER.DAT).
+        hive_key = 'HKU\\%s' % rec['sid']
+        set_reg(state, hive_key + '\\Software\\Microsoft\\Office\\16.0\\Common\\Identity')
+        for name, value in ((pf.get('identity_policy') or {}) | (rec.get('identity_policy') or {})).items():
+            if value is not None:
+                set_reg(state, hive_key + '\\Software\\Microsoft\\Office\\16.0\\Common\\Identity', {name: ('REG_DWORD', int(value))})
+        licensing = rec.get('licensing', pf.get('licensing')) or {}
+        lic_dir = profile / 'AppData' / 'Local' / 'Microsoft' / 'Office' / 'Licenses' / '5'
+        for i, lic in enumerate(licensing.get('licenses') or []):
+            lic_dir.mkdir(parents=True, exist_ok=True)
+            not_after = _parse_time(lic['not_after']) + delta
+            (lic_dir / ('%010x.json' % (0xE9A1C2B3D4 + i))).write_bytes(
+                _licence_file(lic.get('product', 'O365ProPlusRetail'), not_after, data.get('tenant_id', '')))
+        if licensing.get('mode') == 'vNext':
+            set_reg(state, hive_key + '\\Software\\Microsoft\\Office\\16.0\\Common\\Licensing\\LicensingNext',
+                    {'o365proplusretail': ('REG_DWORD', 2)})
+        tb = (pf.get('token_broker') or {}) | (rec.get('token_broker') or {})
+        for key, rel in TOKEN_BROKER_DIRS.items():
+            stat = tb.get(key) or {}
+            newest = _parse_time(stat['newest']) + delta if stat.get('newest') else now - timedelta(days=1)
+            _write_files(profile / rel, int(stat.get('files', 0)), int(stat.get('bytes', 0)), newest)
+        if not hive:
+            src = state / 'registry' / 'HKEY_USERS' / rec['sid']
+            dest = profile / 'NTUSER.DAT'
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.move(str(src), str(dest))
+        # user context: dsregcmd output, vault, WAM accounts
+        text = rec.get('dsregcmd_status') or uf.get('dsregcmd_status')
+        if not text and by_hand and rec is users[0]:
+            text = ev['dsreg']
+        if text:
+            (state / 'dsreg' / 'users' / ('%s.txt' % rec['sid'])).write_text(
+                _shift_dsreg(strip_console(text), delta), encoding='utf-8')
+        creds = rec.get('credential_targets', uf.get('credential_targets')) or []
+        (state / 'credentials' / ('%s.json' % rec['sid'])).write_text(json.dumps(
+            [{'target': t, 'type': 1, 'user': upn or rec['name']} for t in creds], indent=2))
+        (state / 'wam' / ('%s.json' % rec['sid'])).write_text(json.dumps(
+            rec.get('wam_accounts', uf.get('wam_accounts')) or [], indent=2))
+        if rec.get('broker_plugin_registered', uf.get('broker_plugin_registered', True)):
+            appx_users.append(rec['sid'])
+    (state / 'users.json').write_text(json.dumps(records, indent=2))
+    (state / 'sessions.json').write_text(json.dumps(sessions, indent=2))
+    if by_hand:
+        dsreg_device = admin_view(dsreg_device, hostname)
+    (state / 'dsreg' / 'device.txt').write_text(_shift_dsreg(strip_console(dsreg_device), delta), encoding='utf-8')
+
+    # ---- AppX ----
+    bp = dict(facts.get('broker_plugin') or {'installed': True, 'version': '1000.19580.1000.0', 'status': 'Ok'})
+    bp.update(data.get('broker_plugin') or {})
+    install = state / 'Windows' / 'SystemApps' / ('%s_%s' % (BROKER, BROKER_PUBLISHER_ID))
+    install.mkdir(parents=True, exist_ok=True)
+    (install / 'AppxManifest.xml').write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<Package xmlns="http://schemas.microsoft.com/appx/manifest/foundation/windows10">'
+        '<Identity Name="%s" Publisher="CN=Microsoft Windows" Version="%s" ProcessorArchitecture="neutral" /></Package>\n'
+        % (BROKER, bp.get('version')))
+    appx = {}
+    if bp.get('installed', True):
+        appx[BROKER] = {'version': bp.get('version'), 'status': bp.get('status') or 'Ok',
+                        'install_location': str(install), 'publisher_id': BROKER_PUBLISHER_ID,
+                        'users': sorted(set(bp.get('users') or appx_users))}
+    (state / 'appx.json').write_text(json.dumps(appx, indent=2))
+
+    # ---- events: Microsoft-Windows-AAD/Operational ----
+    events = []
+    for e in (data.get('events') if 'events' in data else ev['events']) or []:
+        level = e.get('Level') or LEVELS.get(str(e.get('LevelDisplayName', 'information')).lower(), 4)
+        events.append({'LogName': AAD_CHANNEL, 'ProviderName': 'Microsoft-Windows-AAD', 'Id': int(e['Id']),
+                       'Level': int(level), 'TimeCreated': _iso(_event_time(e['TimeCreated']) + delta),
+                       'Message': e.get('Message', '')})
+    (state / 'events.json').write_text(json.dumps(events, indent=2))
+    # The hybrid-join task every domain-joined Windows has.
+    if machine['part_of_domain']:
+        task = {'name': 'Automatic-Device-Join', 'path': '\\Microsoft\\Windows\\Workplace Join\\', 'enabled': True,
+                'actions': [{'execute': '%windir%\\system32\\dsregcmd.exe', 'arguments': '$(Arg0) $(Arg1) $(Arg2)'}],
+                'principal': {'user_id': 'S-1-5-18', 'logon_type': 'ServiceAccount', 'run_level': 'Highest'},
+                'settings': {}, 'run': None}
+        (state / 'tasks' / '_microsoft_windows_workplace_join_automatic-device-join.json').write_text(json.dumps(task, indent=2))
