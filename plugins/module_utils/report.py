@@ -175,7 +175,7 @@ def _render_remediation(lines, entry):
         if 'rebooted' in entry:
             lines.append('- restarted: %s' % ('yes' if entry['rebooted'] else 'no'))
         if entry.get('reboot_pending'):
-            lines.append('- reboot pending: yes (the restart was not allowed in this run; the next run restarts the host)')
+            lines.append('- reboot pending: yes')
     for skipped in entry.get('rungs_skipped') or []:
         if isinstance(skipped, dict):
             lines.append('- not run: `%s` (%s)' % (skipped.get('rung'), _cell(skipped.get('reason', ''))))

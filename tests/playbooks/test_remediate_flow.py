@@ -40,6 +40,8 @@ from playbook_helpers import (
     CALLBACKS, EXAMPLES, STUBS, ansible_env, build_stub_collections, describe, run_playbook,
 )
 
+# fake_host.py is a module_utils of the throwaway collection; the test seeds the host
+# state files with the same code the stubs read them with.
 sys.path.insert(0, str(STUBS))
 from fake_host import new_state  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -95,9 +97,11 @@ class Flow:
         self.states = base / "state"
         self.states.mkdir()
         bundles = {"devauth": _devauth_bundle(base / "bundles" / "PC-DEVAUTH")}
+
+        def where(name):
+            return (bundles.get(name) or EXAMPLES / name) if name else None
+
         for host, (before, after, fixed_by, marker, dummy) in HOSTS.items():
-            def where(name):
-                return bundles.get(name) or EXAMPLES / name if name else None
             state = new_state(where(before), where(after), fixed_by, marker)
             self.state_path(host).write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
         self.runs = {}

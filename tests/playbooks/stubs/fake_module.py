@@ -1,3 +1,6 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
 # Stub module body of the playbook tests (tests/playbooks/test_remediate_flow.py).
 #
 # The throwaway collection's plugins/modules/<name>.py is the real module's docs file
@@ -19,7 +22,7 @@ _SPEC_KEYS = ("type", "elements", "choices", "default", "required", "aliases", "
 
 
 def _documented_spec():
-    options = (yaml.safe_load(DOCUMENTATION) or {}).get("options") or {}  # noqa: F821 (from the docs file)
+    options = (yaml.safe_load(DOCUMENTATION) or {}).get("options") or {}  # noqa: F821  pylint: disable=undefined-variable
     return {name: {key: opt[key] for key in _SPEC_KEYS if key in opt} for name, opt in options.items()}
 
 
