@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import struct
+import subprocess
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,6 +25,9 @@ REPO_ROOT = SHIM_DIR.parents[2]
 SCENARIO_DIR = SHIM_DIR.parent / 'scenarios'
 MODULES_SRC = SHIM_DIR / 'Modules'
 BIN_SRC = SHIM_DIR / 'bin'
+NATIVE_SRC = SHIM_DIR / 'native'
+# Names .NET probes on Linux for [DllImport("advapi32.dll")].
+ADVAPI_NAMES = ('advapi32.dll', 'advapi32.dll.so', 'libadvapi32.dll.so', 'libadvapi32.so', 'advapi32.so')
 
 ADMIN_USER = 'labadmin'
 ADMIN_SID = 'S-1-5-21-1004336348-1177238915-682003330-500'
@@ -81,6 +86,8 @@ def host_environment(state_dir: Path, pwsh: str) -> dict[str, str]:
         'SystemDrive': str(state),
         'PSModulePath': str(state / 'shim' / 'Modules'),
         'PATH': '%s:/usr/bin:/bin' % (state / 'bin'),
+        # Where .NET finds the lab's advapi32 (credential vault) for P/Invoke.
+        'LD_LIBRARY_PATH': str(state / 'shim' / 'native'),
         'LANG': 'C.UTF-8',
         'POWERSHELL_TELEMETRY_OPTOUT': '1',
         'POWERSHELL_UPDATECHECK': 'Off',
@@ -278,6 +285,40 @@ def _install_shim(state: Path) -> None:
     shutil.copyfile(SHIM_DIR / 'winstate.py', state / 'shim' / 'lib' / 'winstate.py')
 
 
+def native_library(cache_dir: Path | None = None) -> Path | None:
+    """Build (once per source hash) the lab's advapi32 from native/advapi32.c; None without gcc."""
+    import hashlib
+    src = NATIVE_SRC / 'advapi32.c'
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    cache = Path(cache_dir or Path(tempfile.gettempdir()) / 'm365ops-lab-shim')
+    lib = cache / ('libadvapi32-%s.so' % digest)
+    if lib.is_file():
+        return lib
+    gcc = shutil.which('gcc') or shutil.which('cc')
+    if not gcc:
+        return None
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / ('.%s.%d.so' % (digest, os.getpid()))
+    subprocess.run([gcc, '-shared', '-fPIC', '-O2', '-Wall', '-o', str(tmp), str(src)], check=True,
+                   capture_output=True)
+    os.replace(tmp, lib)
+    return lib
+
+
+def _install_native(state: Path) -> bool:
+    native = state / 'shim' / 'native'
+    native.mkdir(parents=True, exist_ok=True)
+    try:
+        lib = native_library()
+    except subprocess.CalledProcessError as exc:
+        raise ScenarioError('building tests/lab/shim/native/advapi32.c failed: %s' % exc.stderr.decode(errors='replace'))
+    if lib is None:
+        return False
+    for name in ADVAPI_NAMES:
+        shutil.copyfile(lib, native / name)
+    return True
+
+
 def _make_profile(state: Path, name: str) -> Path:
     profile = state / 'Users' / name
     for sub in ('AppData/Local/Temp', 'AppData/Roaming', '.local/share/powershell'):
@@ -358,6 +399,7 @@ def seed_host(state_dir: Path, scenario) -> None:
                 'lab', 'tasks', 'dsreg/users', 'credentials', 'wam'):
         (state / sub).mkdir(parents=True, exist_ok=True)
     _install_shim(state)
+    native = _install_native(state)
     _make_profile(state, ADMIN_USER)
     sysprofile = state / 'Windows' / 'System32' / 'config' / 'systemprofile'
     for sub in ('AppData/Local/Temp', '.local/share/powershell'):
@@ -376,6 +418,8 @@ def seed_host(state_dir: Path, scenario) -> None:
         'product_name': os_facts.get('product_name', 'Windows 10 Enterprise'),
         'boot_time': _iso(boot), 'seeded_at': _iso(now), 'scenario': data.get('name', base.name),
         'domain_controller': data.get('domain_controller'),
+        # False when no C compiler was found: credential P/Invoke then fails in this host.
+        'native_credentials': native,
     }
     (state / 'machine.json').write_text(json.dumps(machine, indent=2))
 
@@ -411,7 +455,8 @@ def seed_host(state_dir: Path, scenario) -> None:
     set_reg(state, profile_list + '\\S-1-5-18', {'ProfileImagePath': ('REG_EXPAND_SZ', str(sysprofile))})
     records = [{'sid': ADMIN_SID, 'name': ADMIN_USER, 'domain': hostname, 'upn': None,
                 'profile': str(state / 'Users' / ADMIN_USER)}]
-    set_reg(state, '%s\\%s' % (profile_list, ADMIN_SID), {'ProfileImagePath': ('REG_EXPAND_SZ', records[0]['profile'])})
+    # The administrator's own profile is left out of ProfileList, as in the example
+    # evidence, so the profiles the collection reports are the scenario's users only.
     sessions = []
     dsreg_device = ev['dsreg']
     by_hand = data.get('dsregcmd_context', 'admin' if facts.get('users') is not None else 'user') == 'user'
@@ -465,8 +510,9 @@ def seed_host(state_dir: Path, scenario) -> None:
             (state / 'dsreg' / 'users' / ('%s.txt' % rec['sid'])).write_text(
                 _shift_dsreg(strip_console(text), delta), encoding='utf-8')
         creds = rec.get('credential_targets', uf.get('credential_targets')) or []
-        (state / 'credentials' / ('%s.json' % rec['sid'])).write_text(json.dumps(
-            [{'target': t, 'type': 1, 'user': upn or rec['name']} for t in creds], indent=2))
+        # One vault line per credential: type (1 = CRED_TYPE_GENERIC), target, user.
+        (state / 'credentials' / ('%s.tsv' % rec['sid'])).write_text(
+            ''.join('1\t%s\t%s\n' % (t, upn or rec['name']) for t in creds), encoding='utf-8')
         (state / 'wam' / ('%s.json' % rec['sid'])).write_text(json.dumps(
             rec.get('wam_accounts', uf.get('wam_accounts')) or [], indent=2))
         if rec.get('broker_plugin_registered', uf.get('broker_plugin_registered', True)):

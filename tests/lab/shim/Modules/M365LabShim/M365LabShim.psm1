@@ -547,7 +547,7 @@ Function Start-ScheduledTask {
     $action = @($t.actions)[0]
     $exe = [string]$action.execute
     $leaf = ($exe -split '[\\/]')[-1].ToLowerInvariant()
-    $argv = @(Split-LabCommandLine -Line ([string]$action.arguments))
+    [string[]]$argv = Split-LabCommandLine -Line ([string]$action.arguments)
     if ($leaf -in @('powershell.exe', 'powershell', 'pwsh', 'pwsh.exe')) {
         $exe = $env:M365OPS_LAB_PWSH
         # pwsh on Linux refuses -WindowStyle; a hidden window is what it would mean anyway.
