@@ -26,6 +26,17 @@ def _yaml(inv: dict) -> str:
     return json.dumps(inv, indent=2) + "\n"
 
 
+def _collections_on_path() -> None:
+    """Scenario seeding uses the collection's parsers; find them in build/collections if needed."""
+    try:
+        import ansible_collections.m365ops.activation  # noqa: F401
+    except ImportError:
+        staged = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                              "build", "collections")
+        if os.path.isdir(staged):
+            sys.path.insert(0, staged)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.lab")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -35,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--pwsh", default=None, help="pwsh to run for powershell/pwsh commands")
     serve.add_argument("--transport", choices=("ntlm", "basic"), default="ntlm",
                        help="which listener the printed inventory points at (both are always served)")
+    serve.add_argument("--scenario", action="append", dest="scenarios", default=None,
+                       help="seed host n with the n-th scenario (repeatable; cycles; a name under "
+                            "tests/lab/scenarios or a path)")
     serve.add_argument("--password", default=None, help="lab user's password (default: random per run)")
     serve.add_argument("--disconnect-grace", type=float, default=3.0,
                        help="seconds a shell survives its client's disconnect before its processes are killed")
@@ -49,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.hosts < 1 or args.hosts > 250:
         parser.error("--hosts must be between 1 and 250")
     os.makedirs(args.state, exist_ok=True)
+    _collections_on_path()
     logging.basicConfig(
         filename=args.log or os.path.join(args.state, "lab.log"),
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -57,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lab = Lab(args.state, args.hosts, pwsh=args.pwsh, password=args.password,
                   max_request_size=args.max_envelope_kb * 1024, disconnect_grace=args.disconnect_grace,
-                  reboot_seconds=args.reboot_seconds)
+                  reboot_seconds=args.reboot_seconds, scenarios=args.scenarios)
     except ValueError as exc:
         parser.error(str(exc))
     stop = threading.Event()

@@ -27,7 +27,9 @@ class LabProcess:
                "--disconnect-grace", str(disconnect_grace), "--parent-pid", str(os.getpid())]
         cmd += extra_args or []
         env = dict(os.environ)
-        env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        # The shim seeds hosts with the collection's own parsers (ansible_collections.m365ops...).
+        env["PYTHONPATH"] = os.pathsep.join(
+            [REPO_ROOT, os.path.join(REPO_ROOT, "build", "collections")] + [env.get("PYTHONPATH", "")])
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.inventory_text = []

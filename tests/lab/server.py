@@ -25,6 +25,7 @@ import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 from . import auth, wsman, winrs
 
@@ -106,6 +107,7 @@ class LabHost:
                                                               disconnect_grace=lab.disconnect_grace),
         }
         self._env: dict[str, str] | None = None
+        self.scenario: str | None = None
         self.lab_dir = os.path.join(self.root, "lab")
         self.down_until = 0.0
         self._reboot_due: float | None = None
@@ -127,35 +129,23 @@ class LabHost:
             os.symlink(self.shim_modules, user_modules)
 
     def base_env(self) -> dict[str, str]:
+        """The host's whole process environment, from the shim's one definition of it."""
         if self._env is None:
-            local = os.path.join(self.profile, "AppData", "Local")
-            temp = os.path.join(local, "Temp")
-            self._env = {
-                "COMPUTERNAME": self.name.upper(),
-                "USERNAME": LAB_USER,
-                "USERDOMAIN": self.name.upper(),
-                "USERPROFILE": self.profile,
-                "HOME": self.profile,
-                "LOCALAPPDATA": local,
-                "APPDATA": os.path.join(self.profile, "AppData", "Roaming"),
-                "TEMP": temp,
-                "TMP": temp,
-                "TMPDIR": temp,  # .NET's Path.GetTempPath() reads TMPDIR on Linux
-                "ProgramData": os.path.join(self.root, "ProgramData"),
-                "ALLUSERSPROFILE": os.path.join(self.root, "ProgramData"),
-                "ProgramFiles": os.path.join(self.root, "Program Files"),
-                "SystemRoot": os.path.join(self.root, "Windows"),
-                "windir": os.path.join(self.root, "Windows"),
-                "PSModulePath": self.shim_modules,
-                "PATH": "%s:/usr/bin:/bin" % self.bin_dir,
-                "LANG": "C.UTF-8",
-                "POWERSHELL_TELEMETRY_OPTOUT": "1",
-                "POWERSHELL_UPDATECHECK": "Off",
-                "DOTNET_CLI_TELEMETRY_OPTOUT": "1",
-                "M365OPS_LAB_HOST": self.name,
-                "M365OPS_LAB_STATE": self.root,
-            }
+            from .shim import host_environment
+
+            self._env = host_environment(Path(self.root), self.lab.pwsh)
         return self._env
+
+    def seed(self, scenario: str) -> None:
+        """Lay the host's state out from a shim scenario (name under tests/lab/scenarios or a path)."""
+        from .shim import ScenarioError, seed_host
+
+        try:
+            seed_host(Path(self.root), scenario)
+        except ScenarioError as exc:
+            raise ValueError("scenarios: %s" % exc) from None
+        self._env = None
+        self.scenario = scenario
 
     # ---- reboots ---------------------------------------------------------------------------
     # The contract with the Windows shim: its shutdown stand-in writes
@@ -588,7 +578,8 @@ class Lab:
 
     def __init__(self, state_dir: str, hosts: int = 1, *, pwsh: str | None = None, password: str | None = None,
                  subnet: str | None = None, max_request_size: int = wsman.DEFAULT_SERVER_ENVELOPE,
-                 disconnect_grace: float = 3.0, reboot_seconds: float = 5.0) -> None:
+                 disconnect_grace: float = 3.0, reboot_seconds: float = 5.0,
+                 scenarios: list[str] | None = None) -> None:
         if hosts < 1 or hosts > 250:
             raise ValueError("hosts must be between 1 and 250, got %d" % hosts)
         self.state_dir = os.path.abspath(state_dir)
@@ -602,6 +593,10 @@ class Lab:
         self.subnet = subnet or pick_subnet()
         os.makedirs(self.state_dir, exist_ok=True)
         self.hosts = [LabHost(self, i + 1, "%s.%d" % (self.subnet, i + 1)) for i in range(hosts)]
+        # Host n gets scenario n (cycling when there are more hosts than scenarios).
+        for i, host in enumerate(self.hosts):
+            if scenarios:
+                host.seed(scenarios[i % len(scenarios)])
         self.counts_path = os.path.join(self.state_dir, "counts.json")
         self._listeners: list[_Listener] = []
         self._threads: set = set()
@@ -703,7 +698,7 @@ class Lab:
             "counts": self.counts_path,
             "hosts": {h.name: {"address": h.address, "http_port": h.http_port, "https_port": h.https_port,
                                "state": h.root, "bin": h.bin_dir, "shim_modules": h.shim_modules,
-                               "lab": h.lab_dir}
+                               "lab": h.lab_dir, "scenario": h.scenario}
                       for h in self.hosts},
         }
 
