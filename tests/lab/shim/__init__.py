@@ -144,9 +144,12 @@ def _load_evidence(data: dict, base: Path, where: str) -> dict:
     ev = data.get('evidence')
     if not ev:
         return {'dsreg': data.get('dsregcmd_status', ''), 'events': [], 'facts': {}}
-    folder = (base / ev) if (base / ev).exists() else (REPO_ROOT / 'examples' / 'evidence' / ev)
-    if not folder.is_dir():
-        raise ScenarioError('%s: evidence: %s is not an evidence folder' % (where, ev))
+    # A folder next to the scenario, else one of the collection's example bundles.
+    folder = base / ev
+    if not (folder / 'dsregcmd_status.txt').is_file():
+        folder = REPO_ROOT / 'examples' / 'evidence' / ev
+    if not (folder / 'dsregcmd_status.txt').is_file():
+        raise ScenarioError('%s: evidence: %s is not an evidence folder (no dsregcmd_status.txt)' % (where, ev))
     # Windows writes these as UTF-16 or UTF-8, with or without BOM: one decoder for all.
     from ansible_collections.m365ops.activation.plugins.module_utils.evidence import decode_text
     dsreg = decode_text((folder / 'dsregcmd_status.txt').read_bytes(), 'dsregcmd_status.txt')
