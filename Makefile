@@ -55,7 +55,7 @@ benchmark: bootstrap
 	$(PY) benchmarks/dsreg_parse.py
 
 changelog: bootstrap
-	$(VENV)/bin/antsibull-changelog release
+	bash scripts/changelog.sh
 
 build: bootstrap
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path build/dist .

@@ -54,3 +54,14 @@ def test_collection_docs_lint_clean():
     result = subprocess.run([str(BIN / "antsibull-docs"), "lint-collection-docs", "--plugin-docs", str(ROOT)],
                             capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_changelog_fragments_lint_clean():
+    result = subprocess.run([str(BIN / "antsibull-changelog"), "lint"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_changelog_is_rendered_from_the_fragments():
+    # CHANGELOG.rst is antsibull-changelog's output for the fragments as they are now.
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "changelog.sh"), "--check"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Render CHANGELOG.rst from changelogs/fragments with antsibull-changelog, as the next
+# release (galaxy.yml's version) would, without consuming the fragments: the release runs
+# in a staged copy and only CHANGELOG.rst comes back. `--check` compares instead of writing.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+mode="${1:-write}"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+COLL="$TMP/ansible_collections/m365ops/activation"
+mkdir -p "$COLL"
+(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' \
+    | tar --null -T - -cf -) | (cd "$COLL" && tar -xf -)
+version="$("$ROOT/.venv/bin/python" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["version"])' "$ROOT/galaxy.yml")"
+# The "new plugins" section comes from ansible-doc, which must find this collection.
+(cd "$COLL" && PATH="$ROOT/.venv/bin:$PATH" ANSIBLE_COLLECTIONS_PATH="$TMP:$ROOT/.collections" \
+    "$ROOT/.venv/bin/antsibull-changelog" release --version "$version" --date "${CHANGELOG_DATE:-2026-11-26}" >/dev/null)
+if [ "$mode" = "--check" ]; then
+    if ! diff -u "$ROOT/CHANGELOG.rst" "$COLL/CHANGELOG.rst"; then
+        echo "CHANGELOG.rst is out of date with changelogs/fragments: run 'make changelog'" >&2
+        exit 1
+    fi
+else
+    cp "$COLL/CHANGELOG.rst" "$ROOT/CHANGELOG.rst"
+    echo "CHANGELOG.rst rendered for $version"
+fi
