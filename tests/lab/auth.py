@@ -54,14 +54,14 @@ def write_ntlm_user_file(path: str, username: str, password: str, domains: list[
 
 
 def split_auth_header(value: str) -> tuple[str, str]:
-    scheme, _, token = value.strip().partition(" ")
+    scheme, _sep, token = value.strip().partition(" ")
     return scheme.lower(), token.strip()
 
 
 def check_basic(token: str, username: str, password: str) -> str:
     """Return the logon name for a valid Basic token, else raise AuthError."""
     try:
-        user, _, given = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
+        user, _sep, given = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
     except (ValueError, UnicodeDecodeError):
         raise AuthError("malformed Basic credentials") from None
     bare = re.split(r"[\\@]", user)[-1] if "\\" in user else user.split("@")[0]

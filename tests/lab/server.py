@@ -306,7 +306,7 @@ class WSManHandler(BaseHTTPRequestHandler):
             if isinstance(sock, ssl.SSLSocket):
                 if sock.pending():
                     return False
-            r, _, _ = select.select([sock], [], [], 0)
+            r = select.select([sock], [], [], 0)[0]
             if not r:
                 return False
             if isinstance(sock, ssl.SSLSocket):
@@ -634,7 +634,7 @@ class Lab:
 
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
-            for key, _ in self._selector.select(timeout=0.2):
+            for key, _events in self._selector.select(timeout=0.2):
                 key.data.accept(self._threads)
 
     def _reap_loop(self) -> None:

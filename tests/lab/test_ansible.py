@@ -41,7 +41,7 @@ def ansible_env(tmp_path) -> dict:
 
 def run_json(cmd: list[str], tmp_path) -> tuple[int, dict, str]:
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ansible_env(tmp_path), capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, check=False)
     try:
         return proc.returncode, json.loads(proc.stdout), proc.stderr
     except json.JSONDecodeError:

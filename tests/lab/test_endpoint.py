@@ -206,7 +206,7 @@ def test_receive_streams_output_before_the_command_ends(lab):
             out += chunk
             # "first" arrives while the command still runs: output is streamed, not buffered whole.
             assert not done
-        stdout, _, rc = p.get_command_output(shell, cid)
+        stdout, _err, rc = p.get_command_output(shell, cid)
         assert out + stdout == b"first\nsecond\n" and rc == 0
         p.cleanup_command(shell, cid)
     finally:
@@ -222,7 +222,7 @@ def test_receive_times_out_with_the_wsman_fault_and_the_client_polls_again(lab):
         with pytest.raises(WinRMOperationTimeoutError):
             p.get_command_output_raw(shell, cid)  # nothing to say for 3 s; OperationTimeout is 1 s
         assert 0.9 < time.monotonic() - t0 < 3
-        stdout, _, rc = p.get_command_output(shell, cid)
+        stdout, _err, rc = p.get_command_output(shell, cid)
         assert (stdout, rc) == (b"late\n", 0)
         p.cleanup_command(shell, cid)
     finally:
@@ -236,7 +236,7 @@ def test_stdin_from_send_reaches_the_process(lab):
         cid = p.run_command(shell, "upper")
         p.send_command_input(shell, cid, b"alpha\n")
         p.send_command_input(shell, cid, b"beta\n", end=True)
-        stdout, _, rc = p.get_command_output(shell, cid)
+        stdout, _err, rc = p.get_command_output(shell, cid)
         assert (stdout, rc) == (b"ALPHA\nBETA\n", 0)
         p.cleanup_command(shell, cid)
     finally:
@@ -248,7 +248,7 @@ def test_large_output_is_split_to_fit_the_clients_envelope(lab):
     shell = p.open_shell()
     try:
         cid = p.run_command(shell, "big")
-        stdout, _, rc = p.get_command_output(shell, cid)
+        stdout, _err, rc = p.get_command_output(shell, cid)
         assert rc == 0 and stdout == b"x" * 600000
         p.cleanup_command(shell, cid)
     finally:
@@ -356,7 +356,7 @@ def test_envelope_over_max_envelope_size_fault(lab):
         assert "exceeded the configured MaxEnvelopeSize" in lab.log()
         # The shell is still usable afterwards.
         p.send_command_input(shell, cid, b"ok\n", end=True)
-        stdout, _, rc = p.get_command_output(shell, cid)
+        stdout, _err, rc = p.get_command_output(shell, cid)
         assert (stdout.strip(), rc) == (b"1", 0)
     finally:
         p.close_shell(shell)

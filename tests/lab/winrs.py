@@ -398,7 +398,7 @@ class CmdShellService:
                 with cmd.cond:
                     cmd.chunks.append((name, data))
                     cmd.cond.notify_all()
-                    while sum(len(d) for _, d in cmd.chunks) > MAX_BUFFERED_OUTPUT and not cmd.killed:
+                    while sum(len(d) for _stream, d in cmd.chunks) > MAX_BUFFERED_OUTPUT and not cmd.killed:
                         cmd.cond.wait(0.5)
         except OSError:
             pass
@@ -467,7 +467,7 @@ class CmdShellService:
         budget = max(1024, (req.max_envelope_size - 2048) * 3 // 4)
         deadline = time.monotonic() + req.operation_timeout
         with cmd.cond:
-            while not any(s in wanted for s, _ in cmd.chunks) and not cmd.finished:
+            while not any(s in wanted for s, _data in cmd.chunks) and not cmd.finished:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise wsman.timeout_fault()
