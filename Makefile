@@ -10,7 +10,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(STAGE)
 export PYTHONPATH := $(STAGE)
 export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
 
-.PHONY: help bootstrap stage demo test sanity units units-compat pytest pester functional lint benchmark changelog build clean
+.PHONY: help bootstrap stage demo test sanity units units-compat pytest pester functional lint lab lab-serve benchmark changelog build clean
 
 help:
 	@echo "make demo   - offline triage of examples/evidence (no Windows needed)"
@@ -51,8 +51,16 @@ functional: bootstrap
 lint: bootstrap
 	$(VENV)/bin/ansible-lint
 
+# The loopback Windows lab (docs/lab.md): its tests, or a lab left serving for manual runs.
+lab: bootstrap
+	$(PY) -m pytest -q -n 2 tests/lab
+
+lab-serve: bootstrap
+	$(PY) -m tests.lab serve --hosts 6 --state build/lab
+
 benchmark: bootstrap
 	$(PY) benchmarks/dsreg_parse.py
+	$(PY) benchmarks/lab_measure.py --hosts 2 -- -m ansible.windows.win_ping
 
 changelog: bootstrap
 	bash scripts/changelog.sh
