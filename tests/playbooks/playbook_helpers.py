@@ -97,8 +97,8 @@ def build_stub_collections(dest: Path, stubbed=STUBBED_MODULES) -> Path:
         if child.name not in ("modules", "module_utils", "__pycache__"):
             (plugins / child.name).symlink_to(child)
     _link_children(ROOT / "plugins" / "module_utils", plugins / "module_utils")
-    (plugins / "module_utils" / "fake_host.py").write_text((STUBS / "fake_host.py").read_text(encoding="utf-8"),
-                                                         encoding="utf-8")
+    fake_host = (STUBS / "fake_host.py").read_text(encoding="utf-8")
+    (plugins / "module_utils" / "fake_host.py").write_text(fake_host, encoding="utf-8")
     skip = {"%s%s" % (name, ext) for name in stubbed for ext in (".py", ".ps1")}
     _link_children(ROOT / "plugins" / "modules", plugins / "modules", skip=skip)
     body = (STUBS / "fake_module.py").read_text(encoding="utf-8")

@@ -72,7 +72,8 @@ def test_to_plain():
     value = OrderedDict([(TaggedStr('a'), (TaggedStr('x'), 1, True, None, 1.5))])
     plain = to_plain(value)
     assert plain == {'a': ['x', 1, True, None, 1.5]}
-    assert type(plain) is dict and type(list(plain)[0]) is str and type(plain['a'][0]) is str
+    # exact types: the tagged str/dict subclasses must be gone, not merely still isinstance-compatible
+    assert [type(plain), type(list(plain)[0]), type(plain['a'][0])] == [dict, str, str]
     report = build_report('triage', {TaggedStr('PC1'): {'findings': [], 'plan': [], 'join_type': TaggedStr('workgroup')}}, 'x')
     assert json.loads(json.dumps(report)) == report
 
