@@ -305,6 +305,42 @@ def test_task_runner_runs_tasks_in_the_principals_environment(tmp_path, pwsh, mo
     assert r['tasks_left'] == 0 and r['run_folders_left'] == 0
 
 
+GATHER_SCRIPT = r'''
+$ErrorActionPreference = 'Stop'
+foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker') {
+    Import-Module (Join-Path $env:REPO "plugins/module_utils/$name.psm1")
+}
+& (Get-Module ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
+# win_activation_facts' own functions: the file up to its module body (as its Pester tests do).
+$text = Get-Content -LiteralPath (Join-Path $env:REPO 'plugins/modules/win_activation_facts.ps1') -Raw
+. ([scriptblock]::Create($text.Substring(0, $text.IndexOf('$spec = @{'))))
+'@@JSON@@' + (ConvertTo-Json -InputObject (Get-ActivationFact -Timeout 120) -Depth 12 -Compress)
+'''
+
+
+@pytest.mark.parametrize('name', SCENARIOS)
+def test_each_scenario_gathers_to_the_plan_of_its_evidence(tmp_path, pwsh, name):
+    """The real gathering code (per-user task included) on each seeded host gives the join
+    type and plan docs/triage.md lists for the evidence the scenario mirrors. ScheduledTaskRunner's
+    ACL step is the one thing replaced (see GATHER_SCRIPT and the shim README)."""
+    state = tmp_path / 'h'
+    seed_host(state, name)
+    if not json.loads((state / 'machine.json').read_text())['native_credentials']:
+        pytest.skip('no C compiler: the lab advapi32 (tests/lab/shim/native) could not be built')
+    r = last_json(run_pwsh(state, pwsh, GATHER_SCRIPT.replace('$env:REPO', "'%s'" % ROOT)))
+    expect = scenario_data(name)['expect']
+    hard = [e for e in r['collection_errors'] if e['source'] in ('dsregcmd_status', 'aad_events', 'os', 'office', 'profiles', 'network')]
+    assert not hard, hard
+    for user in r['host_facts']['users']:
+        assert user['status'] in ('ok', 'not_logged_on'), user
+        # WAM's WinRT API exists only in Windows PowerShell: the lab says so per user.
+        if user['status'] == 'ok':
+            assert 'WAM accounts' in user['message']
+    verdict = evaluate(build_evidence(r['dsregcmd_status'], r['aad_events'], r['host_facts']))
+    assert verdict['join_type'] == expect['join_type']
+    assert verdict['plan'] == expect['plan'], verdict['findings']
+
+
 # --------------------------------------------------------------------------------------
 # the proof: the collection's own modules against a seeded host
 # --------------------------------------------------------------------------------------
