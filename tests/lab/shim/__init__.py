@@ -308,6 +308,90 @@ def native_library(cache_dir: Path | None = None) -> Path | None:
     return lib
 
 
+def registry_assembly(pwsh: str, cache_dir: Path | None = None) -> Path:
+    """Compile the lab Registry provider once per source hash (the name the shim module looks for)."""
+    import hashlib
+    src = MODULES_SRC / 'M365LabShim' / 'LabRegistry.cs'
+    # Same name as Import-M365LabRegistry computes: SHA-256 of the UTF-8 text, 16 hex digits.
+    digest = hashlib.sha256(src.read_text(encoding='utf-8').encode('utf-8')).hexdigest()[:16].upper()
+    cache = Path(cache_dir or Path(tempfile.gettempdir()) / 'm365ops-lab-shim')
+    dll = cache / ('M365Lab.Registry.%s.dll' % digest)
+    if dll.is_file():
+        return dll
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / ('.%s.%d.dll' % (digest, os.getpid()))
+    script = ("Add-Type -TypeDefinition ([IO.File]::ReadAllText('%s')) -OutputAssembly '%s' -OutputType Library -ErrorAction Stop"
+              % (str(src).replace("'", "''"), str(tmp).replace("'", "''")))
+    proc = subprocess.run([pwsh, '-NoProfile', '-NonInteractive', '-Command', script], capture_output=True, text=True,
+                          check=False, timeout=300, env={'PATH': '/usr/bin:/bin', 'HOME': str(cache), 'LANG': 'C.UTF-8'})
+    if proc.returncode != 0 or not tmp.is_file():
+        raise ScenarioError('compiling %s failed: %s%s' % (src, proc.stdout, proc.stderr))
+    os.replace(tmp, dll)
+    return dll
+
+
+def lab_pwsh(pwsh: str, dest: Path | None = None) -> str:
+    """A pwsh whose Microsoft.PowerShell.Management also loads the lab Registry provider.
+
+    pwsh loads its engine modules from $PSHOME only, and a missing provider never triggers
+    autoload, so a registry path used before any shim command would find no HKLM: drive.
+    Windows keeps the Registry provider in Microsoft.PowerShell.Management; this overlay of
+    $PSHOME (symlinks, plus real copies of pwsh.dll and its json so $PSHOME resolves here)
+    does the same with the lab provider. Returns the launcher to give the lab and
+    host_environment as its pwsh.
+    """
+    probe = subprocess.run([pwsh, '-NoProfile', '-NonInteractive', '-Command',
+                            '$PSHOME; [Environment]::ProcessPath'], capture_output=True, text=True, check=True,
+                           timeout=120, env={'PATH': '/usr/bin:/bin', 'HOME': tempfile.gettempdir(), 'LANG': 'C.UTF-8'})
+    pshome, process = [ln.strip() for ln in probe.stdout.strip().splitlines()[-2:]]
+    pshome_p = Path(pshome)
+    dest = Path(dest or Path(tempfile.gettempdir()) / 'm365ops-lab-shim' / 'pwsh')
+    home = dest / 'powershell'
+    loader = SHIM_DIR / 'pwsh' / 'M365LabRegistryLoader.psm1'
+    stamp = '%s|%s|%s' % (pshome, process, loader.stat().st_mtime)
+    if (dest / 'stamp').is_file() and (dest / 'stamp').read_text() == stamp:
+        return str(dest / 'pwsh')
+    if dest.exists():
+        shutil.rmtree(dest)
+    home.mkdir(parents=True)
+    copies = {'pwsh.dll', 'pwsh.deps.json', 'pwsh.runtimeconfig.json', 'pwsh'}
+    for item in pshome_p.iterdir():
+        if item.name == 'Modules':
+            continue
+        if item.name in copies and item.is_file():
+            shutil.copy2(item, home / item.name)
+        else:
+            (home / item.name).symlink_to(item)
+    (home / 'Modules').mkdir()
+    for mod in (pshome_p / 'Modules').iterdir():
+        if mod.name != 'Microsoft.PowerShell.Management':
+            (home / 'Modules' / mod.name).symlink_to(mod)
+    mgmt_src = pshome_p / 'Modules' / 'Microsoft.PowerShell.Management'
+    mgmt = home / 'Modules' / 'Microsoft.PowerShell.Management'
+    mgmt.mkdir()
+    for item in mgmt_src.iterdir():
+        if item.suffix != '.psd1':
+            (mgmt / item.name).symlink_to(item)
+    manifest = (mgmt_src / 'Microsoft.PowerShell.Management.psd1').read_text(encoding='utf-8-sig')
+    manifest = manifest.split('# SIG # Begin signature block')[0]
+    manifest, n = re.subn(r'NestedModules\s*=\s*"Microsoft.PowerShell.Commands.Management.dll"',
+                          'NestedModules=@("Microsoft.PowerShell.Commands.Management.dll", "M365LabRegistryLoader.psm1")', manifest)
+    if n != 1:
+        raise ScenarioError('%s: unexpected Microsoft.PowerShell.Management manifest' % mgmt_src)
+    (mgmt / 'Microsoft.PowerShell.Management.psd1').write_text(manifest, encoding='utf-8')
+    shutil.copyfile(loader, mgmt / loader.name)
+    launcher = dest / 'pwsh'
+    if Path(process).name == 'dotnet':
+        # Framework-dependent (the bundle's "dotnet pwsh.dll"): the same host, our pwsh.dll.
+        launcher.write_text('#!/bin/sh\nexport DOTNET_ROOT="%s"\nexport DOTNET_MULTILEVEL_LOOKUP=0\n'
+                            'exec "%s" "%s" "$@"\n' % (Path(process).parent, process, home / 'pwsh.dll'))
+        launcher.chmod(0o755)
+    else:
+        launcher.symlink_to(home / 'pwsh')  # the apphost copy finds pwsh.dll beside itself
+    (dest / 'stamp').write_text(stamp)
+    return str(launcher)
+
+
 def _install_native(state: Path) -> bool:
     native = state / 'shim' / 'native'
     native.mkdir(parents=True, exist_ok=True)
@@ -382,8 +466,12 @@ def _merge_users(facts: dict, overrides: list, where: str) -> list[dict]:
     return out
 
 
-def seed_host(state_dir: Path, scenario) -> None:
-    """Lay out a lab host's state folder from a scenario (dict, or a YAML/JSON file or folder)."""
+def seed_host(state_dir: Path, scenario, pwsh: str | None = None) -> None:
+    """Lay out a lab host's state folder from a scenario (dict, or a YAML/JSON file or folder).
+
+    With ``pwsh`` the registry provider is compiled now (once per source, shared by all hosts)
+    instead of by the host's first PowerShell process, which would spend ~10 s on it.
+    """
     data, base = load_scenario(scenario)
     where = 'scenario %s' % data.get('name', base.name)
     state = Path(state_dir).resolve()
@@ -403,6 +491,10 @@ def seed_host(state_dir: Path, scenario) -> None:
         (state / sub).mkdir(parents=True, exist_ok=True)
     _install_shim(state)
     native = _install_native(state)
+    if pwsh:
+        (state / 'shim' / 'cache').mkdir(parents=True, exist_ok=True)
+        dll = registry_assembly(pwsh)
+        shutil.copyfile(dll, state / 'shim' / 'cache' / dll.name)
     _make_profile(state, ADMIN_USER)
     sysprofile = state / 'Windows' / 'System32' / 'config' / 'systemprofile'
     for sub in ('AppData/Local/Temp', '.local/share/powershell'):

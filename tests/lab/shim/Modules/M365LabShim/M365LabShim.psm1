@@ -78,7 +78,15 @@ Function Import-M365LabRegistry {
     if (-not (Test-Path -LiteralPath $dll)) {
         $null = New-Item -ItemType Directory -Force -Path $cache
         # Two processes of one host may start at once: the first compiles, the other waits.
-        $lock = [IO.File]::Open((Join-Path $cache 'compile.lock'), 'OpenOrCreate', 'ReadWrite', 'None')
+        $lock = $null
+        $deadline = [DateTime]::UtcNow.AddMinutes(3)
+        while (-not $lock) {
+            try { $lock = [IO.File]::Open((Join-Path $cache 'compile.lock'), 'OpenOrCreate', 'ReadWrite', 'None') }
+            catch [System.IO.IOException] {
+                if ([DateTime]::UtcNow -gt $deadline) { throw }
+                Start-Sleep -Milliseconds 200
+            }
+        }
         try {
             if (-not (Test-Path -LiteralPath $dll)) {
                 $tmp = "$dll.$PID.tmp.dll"
