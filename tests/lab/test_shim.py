@@ -37,10 +37,11 @@ def find_pwsh() -> str | None:
 
 @pytest.fixture(scope='module')
 def pwsh():
+    """The lab's pwsh (shim.lab_pwsh): the real one with the Registry provider in Management."""
     path = find_pwsh()
     if not path:
         pytest.skip('pwsh not found: set PWSH=/path/to/pwsh to run the shim tests that need PowerShell')
-    return path
+    return shim.lab_pwsh(path)
 
 
 def scenario_data(name: str) -> dict:
@@ -197,6 +198,8 @@ $ps = [PowerShell]::Create([InitialSessionState]::CreateDefault2())
 $null = $ps.AddScript(@'
 $ErrorActionPreference = 'Stop'
 $r = [ordered]@{}
+# The registry first, before any shim command could have loaded anything.
+$r.registry_first = Test-Path -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\CDJ\AAD'
 $r.boot_before = (Get-CimInstance -ClassName Win32_OperatingSystem -Property LastBootUpTime).LastBootUpTime.ToUniversalTime().ToString('o')
 $r.provider = [bool](Get-PSProvider -PSProvider Registry -ErrorAction SilentlyContinue)
 $cv = Get-Item -LiteralPath 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
@@ -240,8 +243,9 @@ if ($ps.Streams.Error.Count) { throw ($ps.Streams.Error | Out-String) }
 
 def test_registry_and_cmdlets_autoload_in_a_module_runspace(tmp_path, pwsh):
     state = tmp_path / 'h'
-    seed_host(state, 'PC-HYB-PRT')
+    seed_host(state, 'PC-HYB-PRT', pwsh=pwsh)
     r = last_json(run_pwsh(state, pwsh, RUNSPACE_SCRIPT))
+    assert r['registry_first'] is True
     assert r['provider'] is True and r['build'] == '22631'
     assert {p['sid']: p['path'] for p in r['profiles']}[HYB_ALICE] == str((state / 'Users' / 'alice').resolve())
     assert r['hive_loaded'] is True and r['hive_missing'] is False
@@ -285,7 +289,7 @@ $r.run_folders_left = @(Get-ChildItem -LiteralPath (Join-Path $env:SystemRoot 'T
 
 def test_task_runner_runs_tasks_in_the_principals_environment(tmp_path, pwsh, monkeypatch):
     state = tmp_path / 'h'
-    seed_host(state, 'PC-HYB-PRT')
+    seed_host(state, 'PC-HYB-PRT', pwsh=pwsh)
     if not json.loads((state / 'machine.json').read_text())['native_credentials']:
         pytest.skip('no C compiler: the lab advapi32 (tests/lab/shim/native) could not be built, '
                     'so credential P/Invoke cannot run')
@@ -324,7 +328,7 @@ def test_each_scenario_gathers_to_the_plan_of_its_evidence(tmp_path, pwsh, name)
     type and plan docs/triage.md lists for the evidence the scenario mirrors. ScheduledTaskRunner's
     ACL step is the one thing replaced (see GATHER_SCRIPT and the shim README)."""
     state = tmp_path / 'h'
-    seed_host(state, name)
+    seed_host(state, name, pwsh=pwsh)
     if not json.loads((state / 'machine.json').read_text())['native_credentials']:
         pytest.skip('no C compiler: the lab advapi32 (tests/lab/shim/native) could not be built')
     r = last_json(run_pwsh(state, pwsh, GATHER_SCRIPT.replace('$env:REPO', "'%s'" % ROOT)))
@@ -374,7 +378,7 @@ def short_state():
 
 def test_facts_then_token_broker_rung_then_facts(tmp_path, short_state, pwsh):
     state = short_state / 'PC-HYB-PRT'
-    seed_host(state, 'PC-HYB-PRT')
+    seed_host(state, 'PC-HYB-PRT', pwsh=pwsh)
     expect = scenario_data('PC-HYB-PRT')['expect']
     facts = run_module(state, pwsh, 'win_activation_facts', {'timeout': 120}, tmp_path)
     hf = facts['host_facts']
