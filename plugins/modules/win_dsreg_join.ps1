@@ -29,6 +29,7 @@ $spec = @{
         join_wait = @{ type = 'int'; default = 60 }
         poll_interval = @{ type = 'int'; default = 10 }
         timeout = @{ type = 'int'; default = 300 }
+        pending_expiry = @{ type = 'int'; default = 24 }
     }
     supports_check_mode = $true
 }
@@ -40,8 +41,15 @@ $module.Result.join_result = $null
 $module.Result.pending = $false
 $module.Result.preflight = $null
 $module.Result.diagnostic_data = $null
+$module.Result.submitted_join = $null
 
 $ModuleName = 'win_dsreg_join'
+# The submitted join is remembered here, not in the reboot marker: the reboot step clears
+# the marker after the restart, while Entra Connect may need another 30 minutes (plus the
+# join task's hourly retries) to complete the join. Without this record the next run
+# would /join again, or leave and rejoin a device that is about to finish.
+$HybridJoinKey = 'HKLM:\SOFTWARE\m365ops\activation\HybridJoin'
+$IsoFormat = 'yyyy-MM-ddTHH:mm:ssZ'
 $ExpectedPendingCodes = @('0x801c03f2')  # DirectoryError: device object not synced yet (sync-join)
 
 # Runs as SYSTEM in the temporary task: one dsregcmd invocation, its text and exit code.
@@ -123,6 +131,41 @@ Function Invoke-SystemDsreg {
     }
 }
 
+Function Get-SubmittedJoin {
+    <#
+    The recorded join, with its status against the device now: confirmed (hybrid joined),
+    pending (not yet, within pending_expiry) or expired; $null when none is recorded.
+    Registry access goes through RebootMarker's value adapters (Pester mocks them).
+    #>
+    param ([string]$JoinType, [int]$ExpiryHours)
+    $values = Get-M365RebootMarkerValue -Path $HybridJoinKey
+    # SubmittedAt is written last, so a record without it was never completed.
+    if ($null -eq $values -or -not $values.ContainsKey('SubmittedAt')) { return $null }
+    $record = [ordered]@{
+        submitted_at = $values['SubmittedAt']
+        submitted_by = if ($values.ContainsKey('SubmittedBy')) { $values['SubmittedBy'] } else { $null }
+        action = if ($values.ContainsKey('Action')) { $values['Action'] } else { $null }
+        expires_at = $null
+        status = $null
+    }
+    $at = [datetime]::MinValue
+    $parsed = [datetime]::TryParseExact($record.submitted_at, $IsoFormat, [System.Globalization.CultureInfo]::InvariantCulture,
+        [System.Globalization.DateTimeStyles]'AssumeUniversal, AdjustToUniversal', [ref]$at)
+    if ($parsed) { $record.expires_at = $at.AddHours($ExpiryHours).ToString($IsoFormat, [System.Globalization.CultureInfo]::InvariantCulture) }
+    $record.status = if ($JoinType -eq 'hybrid_joined') { 'confirmed' }
+    elseif ($parsed -and [datetime]::UtcNow -lt $at.AddHours($ExpiryHours)) { 'pending' }
+    else { 'expired' }
+    $record
+}
+
+Function Set-SubmittedJoin {
+    param ([string]$Action)
+    $by = "$([Environment]::UserDomainName)\$([Environment]::UserName) (win_dsreg_join state=$($module.Params.state))"
+    Set-M365RebootMarkerValue -Path $HybridJoinKey -Name 'Action' -Value $Action
+    Set-M365RebootMarkerValue -Path $HybridJoinKey -Name 'SubmittedBy' -Value $by
+    Set-M365RebootMarkerValue -Path $HybridJoinKey -Name 'SubmittedAt' -Value ([datetime]::UtcNow.ToString($IsoFormat, [System.Globalization.CultureInfo]::InvariantCulture))
+}
+
 Function Get-TailText {
     # /join /debug is verbose; keep the end, where the outcome is.
     param ([string]$Text, [int]$Lines = 60)
@@ -131,10 +174,10 @@ Function Get-TailText {
 
 # --- validation -------------------------------------------------------------------------
 $state = $module.Params.state
-foreach ($opt in @(@('join_wait', 0, 3600), @('poll_interval', 1, 300), @('timeout', 1, 3600))) {
+foreach ($opt in @(@('join_wait', 0, 3600, 'seconds'), @('poll_interval', 1, 300, 'seconds'), @('timeout', 1, 3600, 'seconds'), @('pending_expiry', 1, 720, 'hours'))) {
     $v = $module.Params[$opt[0]]
     if ($v -lt $opt[1] -or $v -gt $opt[2]) {
-        $module.FailJson("$($opt[0]): must be between $($opt[1]) and $($opt[2]) seconds, got $v")
+        $module.FailJson("$($opt[0]): must be between $($opt[1]) and $($opt[2]) $($opt[3]), got $v")
     }
 }
 
@@ -145,10 +188,17 @@ if ($joinType -eq 'unknown') {
     $module.FailJson("dsregcmd /status did not report AzureAdJoined/DomainJoined; cannot decide safely. Output: $(Get-TailText $before.Raw 20)")
 }
 
-$markers = Get-M365RebootMarker
-# Only a submitted join is pending; a run that died between /leave and /join left a
-# different reason, and the next run must still do the join.
-$pendingJoin = $markers -and $markers.ContainsKey($ModuleName) -and "$($markers[$ModuleName])" -match '/join submitted'
+# A run that died between /leave and /join recorded no join, so the next run still joins.
+$submitted = Get-SubmittedJoin -JoinType $joinType -ExpiryHours $module.Params.pending_expiry
+$module.Result.submitted_join = $submitted
+$pendingJoin = $null -ne $submitted -and $submitted.status -eq 'pending'
+if ($submitted -and $submitted.status -eq 'expired' -and $state -ne 'left') {
+    $module.Warn("the hybrid join submitted at $($submitted.submitted_at) by $($submitted.submitted_by) did not complete within pending_expiry ($($module.Params.pending_expiry) h); it may be submitted again")
+}
+if ($submitted -and $submitted.status -eq 'confirmed' -and -not $module.CheckMode) {
+    # Confirmed by dsregcmd: housekeeping, not a change to the device.
+    Remove-M365RebootMarkerKey -Path $HybridJoinKey
+}
 
 # --- decide -----------------------------------------------------------------------------
 $action = 'none'
@@ -167,7 +217,12 @@ switch ($state) {
     }
     'left' {
         switch ($joinType) {
-            { $_ -in 'domain_joined', 'workgroup' } { $module.Result.join_result = 'left' }
+            { $_ -in 'domain_joined', 'workgroup' } {
+                $module.Result.join_result = 'left'
+                if ($pendingJoin) {
+                    $module.Warn("a hybrid join submitted at $($submitted.submitted_at) is still pending; the Automatic-Device-Join task may still complete it")
+                }
+            }
             'hybrid_joined' { $action = 'leave'; $needsPreflight = $true }
             'entra_joined' {
                 if (-not $module.Params.allow_cloud_only_leave) {
@@ -184,7 +239,10 @@ switch ($state) {
     'rejoined' {
         switch ($joinType) {
             'hybrid_joined' {
-                if ($pendingJoin) { $module.Result.join_result = 'pending' } else { $action = 'rejoin'; $needsPreflight = $true }
+                # The rejoin a recorded join belongs to has completed: it is not repeated
+                # (once); a later run may rejoin again if the diagnosis still asks for it.
+                if ($submitted -and $submitted.status -eq 'confirmed') { $module.Result.join_result = 'joined' }
+                else { $action = 'rejoin'; $needsPreflight = $true }
             }
             'domain_joined' {
                 if ($pendingJoin) { $module.Result.join_result = 'pending' } else { $action = 'join' }
@@ -216,7 +274,7 @@ $module.Diff.after = @{ join_type = $expectedAfter }
 if ($action -eq 'none') {
     $module.Result.device_after = $module.Result.device_before
     if ($module.Result.join_result -eq 'pending') {
-        $module.Result.msg = 'a hybrid join requested earlier is still awaiting reboot, sign-in or the Entra Connect sync; not repeated'
+        $module.Result.msg = "the hybrid join submitted at $($submitted.submitted_at) is still awaiting reboot, sign-in or the Entra Connect sync; not repeated before $($submitted.expires_at) (pending_expiry)"
         $module.Result.pending = $true
     }
     $module.ExitJson()
@@ -245,6 +303,8 @@ if ($action -in 'leave', 'rejoin') {
     }
     # Recorded at once: if the run dies here, the next run still knows a reboot is owed.
     Set-M365RebootMarker -Source $ModuleName -Reason $(if ($action -eq 'rejoin') { 'dsregcmd /leave done; hybrid join to follow' } else { 'dsregcmd /leave' })
+    # Whatever join was recorded before is void once the device has left.
+    if ($submitted -and $submitted.status -ne 'confirmed') { Remove-M365RebootMarkerKey -Path $HybridJoinKey }
 }
 
 if ($action -in 'join', 'rejoin') {
@@ -258,6 +318,11 @@ if ($action -in 'join', 'rejoin') {
         $module.FailJson("dsregcmd /join failed: $($join.Message)$(if ($action -eq 'rejoin') { '. The device has LEFT its hybrid join; the Automatic-Device-Join task retries at sign-in and hourly, or rerun with state=joined.' })")
     }
     Set-M365RebootMarker -Source $ModuleName -Reason $(if ($action -eq 'rejoin') { 'dsregcmd /leave + /join submitted' } else { 'dsregcmd /join submitted' })
+    # Kept even when the wait below sees the join complete: the next run confirms and
+    # clears it, so a run before the restart does not rejoin a device just rejoined.
+    Set-SubmittedJoin -Action $action
+    $module.Result.submitted_join = Get-SubmittedJoin -JoinType $joinType -ExpiryHours $module.Params.pending_expiry
+    $module.Result.submitted_join.status = 'submitted'
 }
 
 # --- wait (bounded) and report -----------------------------------------------------------

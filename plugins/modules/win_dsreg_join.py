@@ -27,8 +27,13 @@ description:
     device, a preflight checks that a rejoin can succeed (a domain controller answers,
     the service connection point is found, the C(Automatic-Device-Join) task is ready)
     and the leave is refused if not.
-  - A leave or join sets the collection's pending-reboot marker; a second run while that
-    marker is pending does not repeat a join.
+  - A leave or join sets the collection's pending-reboot marker, which the reboot step clears.
+  - A submitted join is also recorded under C(HKLM:\SOFTWARE\m365ops\activation\HybridJoin)
+    (C(SubmittedAt), C(SubmittedBy), C(Action)), because it can stay incomplete for hours after
+    the restart. While it is pending the module returns RV(join_result=pending) and does not
+    join or rejoin again, until C(dsregcmd /status) shows AzureAdJoined and DomainJoined C(YES)
+    (the record is then cleared, with C(changed=false)) or O(pending_expiry) hours have passed
+    (the join may then be submitted again). A leave voids the record.
 version_added: 0.1.0
 author:
   - m365ops maintainers (@m365ops)
@@ -61,9 +66,16 @@ options:
       - Seconds to wait for each SYSTEM task (1 to 3600).
     type: int
     default: 300
+  pending_expiry:
+    description:
+      - Hours a submitted join counts as pending (1 to 720). Entra Connect syncs every 30
+        minutes by default and the C(Automatic-Device-Join) task retries hourly; a join
+        still incomplete after this is treated as lost and may be submitted again.
+    type: int
+    default: 24
 notes:
-  - Supports check mode (status and preflight are read; nothing runs) and diff mode
-    (join type before and expected after).
+  - Supports check mode (status and preflight are read; nothing runs, the HybridJoin
+    record is neither written nor cleared) and diff mode (join type before and expected after).
   - Undo a leave with O(state=joined); see C(docs/rungs/win_dsreg_join.md).
 seealso:
   - module: m365ops.activation.win_reboot_if_needed
@@ -126,13 +138,23 @@ join_output:
   description: End of the C(dsregcmd /join /debug) output.
   returned: when a join ran
   type: str
+submitted_join:
+  description: >-
+    The recorded join - C(submitted_at) (UTC, C(yyyy-MM-ddTHH:mm:ssZ)), C(submitted_by),
+    C(action) (C(join) or C(rejoin)), C(expires_at) and C(status): C(pending), C(confirmed)
+    (now hybrid joined; the record was cleared, except in check mode), C(expired), or
+    C(submitted) (by this run); null when no join is recorded.
+  returned: always
+  type: dict
+  sample: {"submitted_at": "2026-11-26T18:05:00Z", "submitted_by": "CONTOSO\\admin (win_dsreg_join state=rejoined)",
+           "action": "rejoin", "expires_at": "2026-11-27T18:05:00Z", "status": "pending"}
 reboot_required:
   description: Whether a restart is needed (after any leave or join).
   returned: always
   type: bool
   sample: true
 msg:
-  description: What a pending join is waiting for.
+  description: What a pending join is waiting for (and until when it is not repeated).
   returned: when join_result is pending
   type: str
 """

@@ -143,6 +143,11 @@ Describe 'win_dsreg_join' {
         Mock Get-M365RebootMarker { $global:Markers }
         Mock Set-M365RebootMarker { $global:Markers[$Source] = "2026-11-26T18:05:00Z $Reason" }
         Mock Start-Sleep { }
+        # The module's own HybridJoin record, through RebootMarker's registry adapters.
+        $global:JoinRecord = @{}
+        Mock Get-M365RebootMarkerValue { $global:JoinRecord.Clone() } -ParameterFilter { $Path -like '*\HybridJoin' }
+        Mock Set-M365RebootMarkerValue { $global:JoinRecord[$Name] = $Value } -ParameterFilter { $Path -like '*\HybridJoin' }
+        Mock Remove-M365RebootMarkerKey { $global:JoinRecord.Clear() } -ParameterFilter { $Path -like '*\HybridJoin' }
     }
 
     Context 'parsing' {
@@ -220,20 +225,27 @@ Describe 'win_dsreg_join' {
         It 'does not repeat a join that is already pending' {
             Set-Device @($script:DomainOnly)
             $global:AfterJoin = @($script:DomainPending)
-            $null = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined'; join_wait = 0 }
+            $first = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined'; join_wait = 0 }
+            $first.submitted_join.status | Should -Be 'submitted'
+            $first.submitted_join.action | Should -Be 'join'
+            $global:JoinRecord['SubmittedAt'] | Should -Match '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$'
+            $global:JoinRecord['SubmittedBy'] | Should -Match 'win_dsreg_join state=joined'
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined'; join_wait = 0 }
             $r.changed | Should -BeFalse
             $r.join_result | Should -Be 'pending'
+            $r.submitted_join.status | Should -Be 'pending'
             @($global:DsregCalls).Count | Should -Be 1
         }
 
-        It 'in check mode runs nothing' {
+        It 'in check mode runs nothing and records no join' {
             Set-Device @($script:DomainOnly)
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined' } -CheckMode
             $r.changed | Should -BeTrue
             $r.action | Should -Be 'join'
             Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
             Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
+            Should -Invoke Set-M365RebootMarkerValue -Times 0 -Exactly
+            $global:JoinRecord.Count | Should -Be 0
         }
 
         It 'refuses a workgroup device' {
@@ -342,12 +354,14 @@ Describe 'win_dsreg_join' {
             $global:Markers['win_dsreg_join'] | Should -Match '/join submitted'
         }
 
-        It 'is idempotent: a second run before the reboot does not rejoin again' {
+        It 'is idempotent: a second run does not rejoin a device it just rejoined' {
             Set-Device @($script:Hybrid)
             $null = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
+            $global:JoinRecord['Action'] | Should -Be 'rejoin'
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
             $r.changed | Should -BeFalse
-            $r.join_result | Should -Be 'pending'
+            $r.join_result | Should -Be 'joined'
+            $r.submitted_join.status | Should -Be 'confirmed'
             @($global:DsregCalls).Count | Should -Be 2
         }
 
@@ -382,12 +396,111 @@ Describe 'win_dsreg_join' {
         }
     }
 
+    Context 'a submitted join across runs (HybridJoin record)' {
+        BeforeAll {
+            Function Set-JoinRecord([double]$HoursAgo, [string]$At) {
+                if (-not $At) { $At = [datetime]::UtcNow.AddHours(-$HoursAgo).ToString('yyyy-MM-ddTHH:mm:ssZ', [cultureinfo]::InvariantCulture) }
+                $global:JoinRecord = @{ Action = 'rejoin'; SubmittedBy = 'CONTOSO\admin (win_dsreg_join state=rejoined)'; SubmittedAt = $At }
+            }
+        }
+
+        It 'after the reboot step cleared the marker, a join still pending is not submitted again (state=<state>)' -TestCases @(
+            @{ state = 'joined' }, @{ state = 'rejoined' }
+        ) {
+            Set-Device @($script:DomainOnly)
+            $global:AfterJoin = @($script:DomainPending)
+            $null = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined'; join_wait = 0 }
+            $global:Markers.Clear()   # what win_reboot_if_needed does after the restart
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = $state; join_wait = 0 }
+            $r.failed | Should -BeNullOrEmpty
+            $r.changed | Should -BeFalse
+            $r.action | Should -Be 'none'
+            $r.join_result | Should -Be 'pending'
+            $r.pending | Should -BeTrue
+            $r.reboot_required | Should -BeFalse
+            $r.msg | Should -Match 'not repeated before'
+            @($global:DsregCalls) | Should -Be @('/join /debug')
+            $global:JoinRecord.ContainsKey('SubmittedAt') | Should -BeTrue
+        }
+
+        It 'clears the record once dsregcmd shows the join (AzureAdJoined and DomainJoined YES), changing nothing' {
+            Set-JoinRecord -HoursAgo 2
+            Set-Device @($script:Hybrid)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined' }
+            $r.changed | Should -BeFalse
+            $r.join_result | Should -Be 'joined'
+            $r.pending | Should -BeFalse
+            $r.submitted_join.status | Should -Be 'confirmed'
+            $global:JoinRecord.Count | Should -Be 0
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        }
+
+        It 'leaves the confirmed record in place in check mode' {
+            Set-JoinRecord -HoursAgo 2
+            Set-Device @($script:Hybrid)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' } -CheckMode
+            $r.changed | Should -BeFalse
+            $r.submitted_join.status | Should -Be 'confirmed'
+            $global:JoinRecord.Count | Should -Be 3
+            Should -Invoke Remove-M365RebootMarkerKey -Times 0 -Exactly
+        }
+
+        It 'allows the join again once pending_expiry has passed, with a warning, and records the new one' {
+            Set-JoinRecord -HoursAgo 30
+            $old = $global:JoinRecord['SubmittedAt']
+            Set-Device @($script:DomainOnly)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined'; pending_expiry = 24 }
+            $r.failed | Should -BeNullOrEmpty
+            $r.action | Should -Be 'join'
+            $r.changed | Should -BeTrue
+            $r.warnings | Should -Match 'did not complete within pending_expiry \(24 h\)'
+            @($global:DsregCalls) | Should -Be @('/join /debug')
+            $global:JoinRecord['SubmittedAt'] | Should -Not -Be $old
+            $global:JoinRecord['Action'] | Should -Be 'join'
+        }
+
+        It 'keeps waiting within a longer pending_expiry' {
+            Set-JoinRecord -HoursAgo 30
+            Set-Device @($script:DomainOnly)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined'; pending_expiry = 48 }
+            $r.join_result | Should -Be 'pending'
+            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        }
+
+        It 'treats an unreadable SubmittedAt as expired rather than waiting for ever' {
+            Set-JoinRecord -At 'yesterday'
+            Set-Device @($script:DomainOnly)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined' }
+            $r.warnings | Should -Match 'submitted at yesterday .* did not complete within pending_expiry'
+            $r.action | Should -Be 'join'
+            $r.submitted_join.status | Should -Be 'submitted'
+        }
+
+        It 'voids a pending record when the device is left' {
+            Set-JoinRecord -HoursAgo 1
+            Set-Device @($script:CloudOnly)
+            $global:AfterLeave = $script:Workgroup
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left'; allow_cloud_only_leave = $true }
+            $r.join_result | Should -Be 'left'
+            $global:JoinRecord.Count | Should -Be 0
+        }
+
+        It 'warns on state=left that a pending join may still complete' {
+            Set-JoinRecord -HoursAgo 1
+            Set-Device @($script:DomainOnly)
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left' }
+            $r.changed | Should -BeFalse
+            $r.warnings | Should -Match 'still pending'
+        }
+    }
+
     Context 'validation' {
         It 'refuses <name>' -TestCases @(
             @{ name = 'an unknown state'; params = @{ state = 'gone' }; pattern = 'state' }
             @{ name = 'a negative join_wait'; params = @{ state = 'joined'; join_wait = -1 }; pattern = '^join_wait: ' }
             @{ name = 'a zero poll_interval'; params = @{ state = 'joined'; poll_interval = 0 }; pattern = '^poll_interval: ' }
             @{ name = 'a huge timeout'; params = @{ state = 'joined'; timeout = 86400 }; pattern = '^timeout: ' }
+            @{ name = 'a zero pending_expiry'; params = @{ state = 'joined'; pending_expiry = 0 }; pattern = '^pending_expiry: .* hours' }
         ) {
             Set-Device @($script:DomainOnly)
             $r = Invoke-RungModule -Name win_dsreg_join -Params $params
