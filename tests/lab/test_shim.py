@@ -221,13 +221,15 @@ $r.after_remove = @((Get-Item -LiteralPath $key).GetValueNames())
 Remove-Item -LiteralPath 'HKLM:\SOFTWARE\m365ops' -Recurse -Force
 $r.removed = -not (Test-Path -LiteralPath $key)
 $r.case_insensitive = Test-Path -LiteralPath 'hklm:\software\MICROSOFT\windows nt\currentversion'
-$r.events = @(Get-WinEvent -FilterHashtable @{ LogName = 'Microsoft-Windows-AAD/Operational'; Id = 1098, 1097; StartTime = (Get-Date).AddDays(-14) } -MaxEvents 50 |
+$aad = 'Microsoft-Windows-AAD/Operational'
+$r.events = @(Get-WinEvent -FilterHashtable @{ LogName = $aad; Id = 1098, 1097; StartTime = (Get-Date).AddDays(-14) } -MaxEvents 50 |
     ForEach-Object { @{ id = $_.Id; level = [int]$_.Level; message = $_.Message } })
-try { Get-WinEvent -FilterHashtable @{ LogName = 'Microsoft-Windows-AAD/Operational'; Id = 4242 } -ErrorAction Stop; $r.none = 'returned' }
+try { Get-WinEvent -FilterHashtable @{ LogName = $aad; Id = 4242 } -ErrorAction Stop; $r.none = 'returned' }
 catch { $r.none = $_.FullyQualifiedErrorId }
 $pkg = Get-AppxPackage -AllUsers -Name Microsoft.AAD.BrokerPlugin
 $r.appx = @{ version = [string]$pkg.Version; sids = @($pkg.PackageUserInformation | ForEach-Object { $_.UserSecurityId.Sid }) }
-$r.explorer = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'explorer.exe'" | ForEach-Object { (Invoke-CimMethod -InputObject $_ -MethodName GetOwnerSid).Sid })
+$r.explorer = @(Get-CimInstance -ClassName Win32_Process -Filter "Name = 'explorer.exe'" |
+    ForEach-Object { (Invoke-CimMethod -InputObject $_ -MethodName GetOwnerSid).Sid })
 # A reboot: the servicing flag is set, the endpoint writes lab/boot_time.
 $null = New-Item -Path 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending' -Force
 Set-Content -LiteralPath (Join-Path $env:M365OPS_LAB_STATE 'lab/boot_time') -Value '2030-01-02T03:04:05Z'
@@ -333,7 +335,8 @@ def test_each_scenario_gathers_to_the_plan_of_its_evidence(tmp_path, pwsh, name)
         pytest.skip('no C compiler: the lab advapi32 (tests/lab/shim/native) could not be built')
     r = last_json(run_pwsh(state, pwsh, GATHER_SCRIPT.replace('$env:REPO', "'%s'" % ROOT)))
     expect = scenario_data(name)['expect']
-    hard = [e for e in r['collection_errors'] if e['source'] in ('dsregcmd_status', 'aad_events', 'os', 'office', 'profiles', 'network')]
+    sources = ('dsregcmd_status', 'aad_events', 'os', 'office', 'profiles', 'network')
+    hard = [e for e in r['collection_errors'] if e['source'] in sources]
     assert not hard, hard
     for user in r['host_facts']['users']:
         assert user['status'] in ('ok', 'not_logged_on'), user
@@ -386,7 +389,8 @@ def test_facts_then_token_broker_rung_then_facts(tmp_path, short_state, pwsh):
     assert hf['office']['installed'] is True and hf['office']['channel'] == 'Current'
     assert hf['network']['proxy_server'] is None and hf['pending_reboot']['windows'] is False
     assert hf['broker_plugin']['installed'] is True and HYB_ALICE in hf['broker_plugin']['registered_sids']
-    assert not [e for e in facts['collection_errors'] if e['source'] in ('dsregcmd_status', 'aad_events', 'os', 'office', 'profiles')]
+    sources = ('dsregcmd_status', 'aad_events', 'os', 'office', 'profiles')
+    assert not [e for e in facts['collection_errors'] if e['source'] in sources]
     (alice,) = hf['profiles']
     assert alice['sid'] == HYB_ALICE and alice['logged_on'] and alice['hive_loaded']
     assert alice['token_broker']['aad_broker_plugin']['files'] == 4

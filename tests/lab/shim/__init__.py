@@ -16,6 +16,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,7 +25,7 @@ SHIM_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SHIM_DIR.parents[2]
 SCENARIO_DIR = SHIM_DIR.parent / 'scenarios'
 MODULES_SRC = SHIM_DIR / 'Modules'
-BIN_SRC = SHIM_DIR / 'bin'
+PROGRAMS_SRC = SHIM_DIR / 'programs'
 NATIVE_SRC = SHIM_DIR / 'native'
 # Names .NET probes on Linux for [DllImport("advapi32.dll")].
 ADVAPI_NAMES = ('advapi32.dll', 'advapi32.dll.so', 'libadvapi32.dll.so', 'libadvapi32.so', 'advapi32.so')
@@ -273,19 +274,22 @@ def _install_shim(state: Path) -> None:
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(src, dest)
+    # Each program is a small sh launcher in bin (the file WinRS and pwsh resolve) running
+    # its Python implementation from shim/lib with the system's Python 3 (standard library only).
+    lib = state / 'shim' / 'lib'
+    if lib.exists():
+        shutil.rmtree(lib)
+    shutil.copytree(PROGRAMS_SRC, lib, ignore=shutil.ignore_patterns('__pycache__'))
+    python = shutil.which('python3', path='/usr/bin:/bin') or sys.executable
     bindir = state / 'bin'
     bindir.mkdir(parents=True, exist_ok=True)
     for prog in PROGRAMS:
-        src = BIN_SRC / prog
         for name in (prog, prog + '.exe'):
             dest = bindir / name
             if dest.exists() or dest.is_symlink():
                 dest.unlink()
-            shutil.copyfile(src, dest)
+            dest.write_text('#!/bin/sh\nexec "%s" "%s" "$@"\n' % (python, lib / (prog + '.py')))
             dest.chmod(0o755)
-    # The stand-ins import this package's helpers (tests/lab/shim/winstate.py).
-    (state / 'shim' / 'lib').mkdir(exist_ok=True)
-    shutil.copyfile(SHIM_DIR / 'winstate.py', state / 'shim' / 'lib' / 'winstate.py')
 
 
 def native_library(cache_dir: Path | None = None) -> Path | None:

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """shutdown.exe of a lab host. /r asks the endpoint for a reboot through the file contract of
@@ -9,8 +8,8 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.environ.get('M365OPS_LAB_STATE', ''), 'shim', 'lib'))
-import winstate  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import winstate  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 
 def main(argv):

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """netsh.exe winhttp show proxy of a lab host, decoded from the WinHttpSettings value."""
@@ -7,8 +6,8 @@ import os
 import struct
 import sys
 
-sys.path.insert(0, os.path.join(os.environ.get('M365OPS_LAB_STATE', ''), 'shim', 'lib'))
-import winstate  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import winstate  # noqa: E402  pylint: disable=import-error,wrong-import-position
 
 KEY = 'registry/HKEY_LOCAL_MACHINE/SOFTWARE/Microsoft/Windows/CurrentVersion/Internet Settings/Connections/values.json'
 
