@@ -220,6 +220,8 @@ Remove-ItemProperty -LiteralPath $key -Name win_test
 $r.after_remove = @((Get-Item -LiteralPath $key).GetValueNames())
 Remove-Item -LiteralPath 'HKLM:\SOFTWARE\m365ops' -Recurse -Force
 $r.removed = -not (Test-Path -LiteralPath $key)
+$null = New-Item -Path 'HKCU:\Software\LabTest' -Force
+$r.hkcu_is_own_hive = Test-Path -LiteralPath 'Registry::HKEY_USERS\S-1-5-21-1004336348-1177238915-682003330-500\Software\LabTest'
 $r.case_insensitive = Test-Path -LiteralPath 'hklm:\software\MICROSOFT\windows nt\currentversion'
 $aad = 'Microsoft-Windows-AAD/Operational'
 $r.events = @(Get-WinEvent -FilterHashtable @{ LogName = $aad; Id = 1098, 1097; StartTime = (Get-Date).AddDays(-14) } -MaxEvents 50 |
@@ -247,7 +249,7 @@ def test_registry_and_cmdlets_autoload_in_a_module_runspace(tmp_path, pwsh):
     state = tmp_path / 'h'
     seed_host(state, 'PC-HYB-PRT', pwsh=pwsh)
     r = last_json(run_pwsh(state, pwsh, RUNSPACE_SCRIPT))
-    assert r['registry_first'] is True
+    assert r['registry_first'] is True and r['hkcu_is_own_hive'] is True
     assert r['provider'] is True and r['build'] == '22631'
     assert {p['sid']: p['path'] for p in r['profiles']}[HYB_ALICE] == str((state / 'Users' / 'alice').resolve())
     assert r['hive_loaded'] is True and r['hive_missing'] is False

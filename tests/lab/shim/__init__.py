@@ -554,6 +554,8 @@ def seed_host(state_dir: Path, scenario, pwsh: str | None = None) -> None:
     set_reg(state, profile_list + '\\S-1-5-18', {'ProfileImagePath': ('REG_EXPAND_SZ', str(sysprofile))})
     records = [{'sid': ADMIN_SID, 'name': ADMIN_USER, 'domain': hostname, 'upn': None,
                 'profile': str(state / 'Users' / ADMIN_USER)}]
+    # The WinRM administrator's hive is loaded (HKCU: of the administrator's processes).
+    set_reg(state, 'HKU\\%s\\Software\\Microsoft' % ADMIN_SID)
     # The administrator's own profile is left out of ProfileList, as in the example
     # evidence, so the profiles the collection reports are the scenario's users only.
     sessions = []

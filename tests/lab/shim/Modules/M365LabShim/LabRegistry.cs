@@ -28,7 +28,9 @@ namespace M365Lab
 
     public static class RegStore
     {
-        static readonly string[] Hives = { "HKEY_LOCAL_MACHINE", "HKEY_USERS", "HKEY_CURRENT_USER", "HKEY_CLASSES_ROOT", "HKEY_CURRENT_CONFIG" };
+        static readonly string[] Hives = { "HKEY_LOCAL_MACHINE", "HKEY_USERS", "HKEY_CLASSES_ROOT", "HKEY_CURRENT_CONFIG" };
+        // The WinRM administrator of every lab host (tests/lab/shim ADMIN_SID).
+        const string AdminSid = "S-1-5-21-1004336348-1177238915-682003330-500";
 
         public static string Root
         {
@@ -51,6 +53,14 @@ namespace M365Lab
                 else if (h == "HKU") h = "HKEY_USERS";
                 else if (h == "HKCU") h = "HKEY_CURRENT_USER";
                 parts[0] = h;
+                if (h == "HKEY_CURRENT_USER")
+                {
+                    // As on Windows, HKCU is the caller's own hive under HKEY_USERS.
+                    string sid = Environment.GetEnvironmentVariable("M365OPS_LAB_USER_SID");
+                    if (string.IsNullOrEmpty(sid)) sid = AdminSid;
+                    parts[0] = sid;
+                    parts.Insert(0, "HKEY_USERS");
+                }
             }
             return parts.ToArray();
         }
