@@ -4,7 +4,8 @@
 # Logic shared by the repair-rung modules (win_credential_purge, win_work_accounts,
 # win_token_broker_cache, win_aad_broker_plugin, win_dsreg_join):
 #   * user selection on top of UserProfile.psm1,
-#   * per-user outcome shape for the user-context task results,
+#   * the user-context rung flow (select, one task per user, per-user entries, diff,
+#     failure) and the per-user outcome shape (docs/development.md, Rung module results),
 #   * credential pattern safety,
 #   * the TokenBroker quarantine (move with manifest, restore with SHA-256 check, prune),
 #   * a small `dsregcmd /status` reader for the join guard rails,
@@ -12,6 +13,7 @@
 #     logic runs under pwsh on Linux.
 
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
 
 Set-StrictMode -Version 2.0
 
@@ -81,7 +83,7 @@ Function Select-M365RungUser {
     if ($RequireLoggedOn) {
         $absent = @($selected | Where-Object { -not $_.LoggedOn })
         if ($absent.Count -gt 0 -or $selected.Count -eq 0) {
-            $names = ($absent | ForEach-Object { if ($_.UserName) { $_.UserName } else { $_.Sid } }) -join ', '
+            $names = ($absent | ForEach-Object { Get-M365UserLabel $_ }) -join ', '
             if (-not $names) { $names = 'nobody is logged on' }
             throw [System.ArgumentException]::new("require_logged_on: not logged on: $names; nothing was changed")
         }
@@ -115,7 +117,7 @@ Function Get-M365RungFailure {
     }
     $failed = @($Result | Where-Object { $_.status -eq 'failed' })
     if ($failed.Count -gt 0) {
-        $who = ($failed | ForEach-Object { if ($_.user) { $_.user } else { $_.sid } }) -join ', '
+        $who = ($failed | ForEach-Object { Get-M365UserLabel $_ }) -join ', '
         return "$Action failed for ${who}: $(($failed | ForEach-Object { $_.message }) -join ' | ')"
     }
     $null
@@ -155,6 +157,105 @@ Function ConvertTo-M365UserOutcome {
         }
     }
     $entry
+}
+
+Function Get-M365UserLabel {
+    <#
+    .SYNOPSIS
+    How a user is named in diff keys and messages: DOMAIN\name, or the SID when the SID
+    does not translate. Takes a UserProfile object (UserName, Sid) or a per-user result
+    entry (user, sid).
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param ([AllowNull()][object]$User)
+    foreach ($name in 'UserName', 'user', 'Sid') {
+        $value = Get-M365OutputProperty $User $name
+        if ($value) { return [string]$value }
+    }
+    ''
+}
+
+Function Invoke-M365UserRung {
+    <#
+    .SYNOPSIS
+    The per-user part every user-context rung shares: select the users, run the rung's
+    script block in each user's session, collect one entry per user.
+    .DESCRIPTION
+    The timeout and user selection are checked first (users, require_logged_on and timeout
+    options of the module): a bad value fails the module before any task runs.
+    Each task result becomes an entry through ConvertTo-M365UserOutcome, with Fields added
+    so skipped users carry the same keys. For a task that ran, Complete is called with the
+    entry and the task output; it sets the entry's status and returns $null or
+    @{ before; after; changed }: before/after go into the diff under DiffKey, per user, and
+    changed (default: status 'changed') says whether the user's state changed - a user
+    can fail after part of the work was done.
+    Sets Result.users, Result.changed and the diff, and returns the entries; finish with
+    Exit-M365UserRung.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory)][object]$Module,
+        [Parameter(Mandatory)][scriptblock]$ScriptBlock,
+        [hashtable]$Parameters = @{},
+        [System.Collections.IDictionary]$Fields = @{},
+        [Parameter(Mandatory)][scriptblock]$Complete,
+        [Parameter(Mandatory)][string]$DiffKey
+    )
+    $timeout = $Module.Params.timeout
+    try {
+        Assert-M365Timeout -Timeout $timeout
+        $selected = Select-M365RungUser -Identity $Module.Params.users -RequireLoggedOn $Module.Params.require_logged_on
+    }
+    catch [System.ArgumentException] {
+        $Module.FailJson($_.Exception.Message)
+    }
+
+    $before = [ordered]@{}
+    $after = [ordered]@{}
+    $changed = $false
+    $results = foreach ($userProfile in $selected) {
+        $task = Invoke-M365TaskScript -ScriptBlock $ScriptBlock -RunAs User -UserSid $userProfile.Sid -TimeoutSeconds $timeout -Parameters $Parameters
+        $entry = ConvertTo-M365UserOutcome -UserProfile $userProfile -TaskResult $task
+        foreach ($k in $Fields.Keys) { $entry[$k] = $Fields[$k] }
+        if ($null -eq $entry.status) {
+            $state = & $Complete $entry $task.Output
+            if ($null -ne $state) {
+                $key = Get-M365UserLabel $userProfile
+                $before[$key] = $state.before
+                $after[$key] = $state.after
+                if ($state.Contains('changed') -and $state.changed) { $changed = $true }
+            }
+        }
+        if ($entry.status -eq 'changed') { $changed = $true }
+        $entry
+    }
+    $results = @($results)
+    $Module.Result.users = $results
+    $Module.Result.changed = $changed
+    $Module.Diff.before = @{ $DiffKey = $before }
+    $Module.Diff.after = @{ $DiffKey = $after }
+    , $results
+}
+
+Function Exit-M365UserRung {
+    <#
+    .SYNOPSIS
+    Ends a user-context rung: fails when a user failed (or, with require_logged_on, was
+    not logged on when the task ran), says so when nobody was selected, else exits.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory)][object]$Module,
+        [AllowEmptyCollection()][object[]]$Result,
+        [Parameter(Mandatory)][string]$Action
+    )
+    $failure = Get-M365RungFailure -Result $Result -RequireLoggedOn $Module.Params.require_logged_on -Action $Action
+    if ($failure) { $Module.FailJson($failure) }
+    if (@($Result).Count -eq 0) {
+        $Module.Result.msg = 'no user selected: nobody is logged on and no users were given'
+    }
+    $Module.ExitJson()
 }
 
 Function Get-M365OutputProperty {
@@ -920,6 +1021,7 @@ Function Stop-M365BrokerProcess {
 
 Export-ModuleMember -Function @(
     'Get-M365RungUser', 'Select-M365RungUser', 'Assert-M365Timeout', 'Get-M365RungFailure', 'ConvertTo-M365UserOutcome', 'Get-M365OutputProperty',
+    'Get-M365UserLabel', 'Invoke-M365UserRung', 'Exit-M365UserRung',
     'Test-M365BroadPattern', 'ConvertTo-M365TargetRegex', 'Assert-M365CredentialPattern',
     'Test-M365PathInside',
     'Test-M365QuarantineId', 'New-M365QuarantineId', 'Get-M365QuarantineDefaultRoot', 'Get-M365QuarantinePath',

@@ -85,61 +85,30 @@ $brokerScript = {
     $out
 }
 
-# --- validation -------------------------------------------------------------------------
-$timeout = $module.Params.timeout
-try {
-    Assert-M365Timeout -Timeout $timeout
-    $selected = Select-M365RungUser -Identity $module.Params.users -RequireLoggedOn $module.Params.require_logged_on
-}
-catch [System.ArgumentException] {
-    $module.FailJson($_.Exception.Message)
-}
-
 # --- per user ----------------------------------------------------------------------------
-$before = [ordered]@{}
-$after = [ordered]@{}
-$results = foreach ($userProfile in $selected) {
-    $key = if ($userProfile.UserName) { $userProfile.UserName } else { $userProfile.Sid }
-    $task = Invoke-M365TaskScript -ScriptBlock $brokerScript -RunAs User -UserSid $userProfile.Sid -TimeoutSeconds $timeout `
-        -Parameters @{ Force = $module.Params.force; Apply = (-not $module.CheckMode) }
-    $entry = ConvertTo-M365UserOutcome -UserProfile $userProfile -TaskResult $task
-    $entry.action = 'none'
-    $entry.reason = ''
-    $entry.package = $null
-    if ($null -eq $entry.status) {
-        $o = $task.Output
-        $entry.action = [string](Get-M365OutputProperty $o 'action' 'none')
-        $entry.reason = [string](Get-M365OutputProperty $o 'reason' '')
-        $b = Get-M365OutputProperty $o 'before'
-        $a = Get-M365OutputProperty $o 'after'
-        $entry.package = $a
-        $before[$key] = $b
-        $after[$key] = if ($module.CheckMode -and $entry.action -eq 'register') { @{ installed = $true; status = 'Ok' } } else { $a }
-        $err = Get-M365OutputProperty $o 'error'
-        if ($err) {
-            $entry.status = 'failed'
-            $entry.message = $err
-        }
-        elseif ($entry.action -eq 'register') {
-            $entry.status = 'changed'
-            $entry.message = "re-registered ($($entry.reason))"
-        }
-        else {
-            $entry.status = 'unchanged'
-        }
+$results = Invoke-M365UserRung -Module $module -ScriptBlock $brokerScript -DiffKey 'broker_plugin' `
+    -Parameters @{ Force = $module.Params.force; Apply = (-not $module.CheckMode) } `
+    -Fields ([ordered]@{ action = 'none'; reason = ''; package = $null }) -Complete {
+    param($entry, $o)
+    $entry.action = [string](Get-M365OutputProperty $o 'action' 'none')
+    $entry.reason = [string](Get-M365OutputProperty $o 'reason' '')
+    $a = Get-M365OutputProperty $o 'after'
+    $entry.package = $a
+    $err = Get-M365OutputProperty $o 'error'
+    if ($err) {
+        $entry.status = 'failed'
+        $entry.message = $err
     }
-    $entry
+    elseif ($entry.action -eq 'register') {
+        $entry.status = 'changed'
+        $entry.message = "re-registered ($($entry.reason))"
+    }
+    else {
+        $entry.status = 'unchanged'
+    }
+    @{
+        before = Get-M365OutputProperty $o 'before'
+        after = if ($module.CheckMode -and $entry.action -eq 'register') { @{ installed = $true; status = 'Ok' } } else { $a }
+    }
 }
-$results = @($results)
-
-$module.Result.users = $results
-$module.Result.changed = @($results | Where-Object { $_.status -eq 'changed' }).Count -gt 0
-$module.Diff.before = @{ broker_plugin = $before }
-$module.Diff.after = @{ broker_plugin = $after }
-
-$failure = Get-M365RungFailure -Result $results -RequireLoggedOn $module.Params.require_logged_on -Action 'BrokerPlugin re-registration'
-if ($failure) { $module.FailJson($failure) }
-if ($results.Count -eq 0) {
-    $module.Result.msg = 'no user selected: nobody is logged on and no users were given'
-}
-$module.ExitJson()
+Exit-M365UserRung -Module $module -Result $results -Action 'BrokerPlugin re-registration'

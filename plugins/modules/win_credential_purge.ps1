@@ -112,56 +112,30 @@ namespace M365Ops {
 }
 
 # --- validation: everything is checked before any user is touched ---------------------
-$timeout = $module.Params.timeout
 try {
-    Assert-M365Timeout -Timeout $timeout
     $regexes = Assert-M365CredentialPattern -Pattern $module.Params.patterns -AllowBroad $module.Params.allow_broad_patterns -ParameterName 'patterns'
-    $selected = Select-M365RungUser -Identity $module.Params.users -RequireLoggedOn $module.Params.require_logged_on
 }
 catch [System.ArgumentException] {
     $module.FailJson($_.Exception.Message)
 }
 
 # --- per user ----------------------------------------------------------------------------
-$before = [ordered]@{}
-$after = [ordered]@{}
-$results = foreach ($userProfile in $selected) {
-    $key = if ($userProfile.UserName) { $userProfile.UserName } else { $userProfile.Sid }
-    $task = Invoke-M365TaskScript -ScriptBlock $credentialScript -RunAs User -UserSid $userProfile.Sid `
-        -TimeoutSeconds $timeout -Parameters @{ Regexes = $regexes; Delete = (-not $module.CheckMode) }
-    $entry = ConvertTo-M365UserOutcome -UserProfile $userProfile -TaskResult $task
-    $entry.removed = @()
-    if ($null -eq $entry.status) {
-        $matched = @(Get-M365OutputProperty $task.Output 'matched' @())
-        $removed = if ($module.CheckMode) { $matched } else { @(Get-M365OutputProperty $task.Output 'removed' @()) }
-        $errors = @(Get-M365OutputProperty $task.Output 'errors' @())
-        $entry.removed = @($removed)
-        $before[$key] = @($matched)
-        $after[$key] = @($matched | Where-Object { $_ -notin $removed })
-        if ($errors.Count -gt 0) {
-            $entry.status = 'failed'
-            $entry.message = "could not delete: $($errors -join '; ')"
-        }
-        elseif ($removed.Count -gt 0) {
-            $entry.status = 'changed'
-        }
-        else {
-            $entry.status = 'unchanged'
-        }
+$results = Invoke-M365UserRung -Module $module -ScriptBlock $credentialScript -DiffKey 'credential_targets' `
+    -Parameters @{ Regexes = $regexes; Delete = (-not $module.CheckMode) } -Fields @{ removed = @() } -Complete {
+    param($entry, $output)
+    $matched = @(Get-M365OutputProperty $output 'matched' @())
+    $removed = if ($module.CheckMode) { $matched } else { @(Get-M365OutputProperty $output 'removed' @()) }
+    $errors = @(Get-M365OutputProperty $output 'errors' @())
+    $entry.removed = @($removed)
+    if ($errors.Count -gt 0) {
+        $entry.status = 'failed'
+        $entry.message = "could not delete: $($errors -join '; ')"
     }
-    $entry
+    else {
+        $entry.status = if ($removed.Count -gt 0) { 'changed' } else { 'unchanged' }
+    }
+    # A user whose vault refused some deletions still lost the others.
+    @{ before = @($matched); after = @($matched | Where-Object { $_ -notin $removed }); changed = $removed.Count -gt 0 }
 }
-$results = @($results)
-
-$module.Result.users = $results
 $module.Result.removed_count = [int](($results | ForEach-Object { $_.removed.Count } | Measure-Object -Sum).Sum)
-$module.Result.changed = $module.Result.removed_count -gt 0
-$module.Diff.before = @{ credential_targets = $before }
-$module.Diff.after = @{ credential_targets = $after }
-
-$failure = Get-M365RungFailure -Result $results -RequireLoggedOn $module.Params.require_logged_on -Action 'credential purge'
-if ($failure) { $module.FailJson($failure) }
-if ($results.Count -eq 0) {
-    $module.Result.msg = 'no user selected: nobody is logged on and no users were given'
-}
-$module.ExitJson()
+Exit-M365UserRung -Module $module -Result $results -Action 'credential purge'

@@ -47,11 +47,6 @@ Function Get-CacheRoot {
     }
 }
 
-Function Get-UserKey {
-    param ([Parameter(Mandatory)][object]$UserProfile)
-    if ($UserProfile.UserName) { $UserProfile.UserName } else { $UserProfile.Sid }
-}
-
 # --- validation -------------------------------------------------------------------------
 $state = $module.Params.state
 $retention = $module.Params.quarantine_retention_days
@@ -137,12 +132,12 @@ $plan = foreach ($userProfile in $selected) {
         $roots = @(Get-CacheRoot -UserProfile $userProfile)
     }
     catch [System.ArgumentException] {
-        $module.FailJson("users: $(Get-UserKey $userProfile): $($_.Exception.Message); nothing was moved")
+        $module.FailJson("users: $(Get-M365UserLabel $userProfile): $($_.Exception.Message); nothing was moved")
     }
     $counts = [ordered]@{}
     foreach ($r in $roots) {
         try { $counts[$r.Cache] = @(Get-M365CacheFile -Root $r.Root).Count }
-        catch { $module.FailJson("users: $(Get-UserKey $userProfile): cannot list $($r.Root): $($_.Exception.Message); nothing was moved") }
+        catch { $module.FailJson("users: $(Get-M365UserLabel $userProfile): cannot list $($r.Root): $($_.Exception.Message); nothing was moved") }
     }
     [pscustomobject]@{ Profile = $userProfile; Roots = $roots; Counts = $counts; Total = ($counts.Values | Measure-Object -Sum).Sum }
 }
@@ -169,7 +164,7 @@ $before = [ordered]@{}
 $after = [ordered]@{}
 $results = foreach ($item in $plan) {
     $userProfile = $item.Profile
-    $key = Get-UserKey $userProfile
+    $key = Get-M365UserLabel $userProfile
     $before[$key] = $item.Counts
     $entry = [ordered]@{ user = $userProfile.UserName; sid = $userProfile.Sid; status = 'unchanged'; files = @(); locked = @(); broker_stopped = $false; message = '' }
     if ($item.Total -eq 0) {
@@ -240,12 +235,10 @@ $module.Result.pruned = Remove-M365ExpiredQuarantine -Root $root -RetentionDays 
 if ($module.Result.pruned.Count -gt 0) { $module.Result.changed = $true }
 
 foreach ($l in @($results | Where-Object { $_.status -eq 'locked' })) {
-    $module.Warn("$(if ($l.user) { $l.user } else { $l.sid }): $($l.message)")
+    $module.Warn("$(Get-M365UserLabel $l): $($l.message)")
 }
-$failed = @($results | Where-Object { $_.status -eq 'failed' })
-if ($failed.Count -gt 0) {
-    $module.FailJson("TokenBroker quarantine failed for $(($failed | ForEach-Object { if ($_.user) { $_.user } else { $_.sid } }) -join ', '): $(($failed | ForEach-Object { $_.message }) -join ' | ')")
-}
+$failure = Get-M365RungFailure -Result $results -Action 'TokenBroker quarantine'
+if ($failure) { $module.FailJson($failure) }
 if ($results.Count -eq 0) {
     $module.Result.msg = 'no TokenBroker account files found in any selected profile'
 }

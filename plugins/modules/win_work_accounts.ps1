@@ -144,7 +144,6 @@ namespace M365Ops {
 }
 
 # --- validation -------------------------------------------------------------------------
-$timeout = $module.Params.timeout
 $clientId = $module.Params.client_id
 $guid = [guid]::Empty
 if (-not [guid]::TryParseExact($clientId, 'D', [ref]$guid)) {
@@ -168,67 +167,35 @@ if ($primaryUpn) {
         $module.FailJson('primary_upn: names one user''s primary account, so users must list exactly one user')
     }
 }
-try {
-    Assert-M365Timeout -Timeout $timeout
-    $selected = Select-M365RungUser -Identity $module.Params.users -RequireLoggedOn $module.Params.require_logged_on
-}
-catch [System.ArgumentException] {
-    $module.FailJson($_.Exception.Message)
-}
 
 # --- per user ----------------------------------------------------------------------------
-$before = [ordered]@{}
-$after = [ordered]@{}
-$results = foreach ($userProfile in $selected) {
-    $key = if ($userProfile.UserName) { $userProfile.UserName } else { $userProfile.Sid }
-    $task = Invoke-M365TaskScript -ScriptBlock $workAccountScript -RunAs User -UserSid $userProfile.Sid -TimeoutSeconds $timeout -Parameters @{
-        Remove = $remove; PrimaryUpn = $primaryUpn; ClientId = $clientId; Apply = (-not $module.CheckMode); MinimumBuild = $MinimumBuild
+$results = Invoke-M365UserRung -Module $module -ScriptBlock $workAccountScript -DiffKey 'work_accounts' -Parameters @{
+    Remove = $remove; PrimaryUpn = $primaryUpn; ClientId = $clientId; Apply = (-not $module.CheckMode); MinimumBuild = $MinimumBuild
+} -Fields ([ordered]@{ primary = $null; accounts = @(); removed = @(); workplace_joined = $false }) -Complete {
+    param($entry, $o)
+    $entry.primary = Get-M365OutputProperty $o 'primary'
+    $entry.accounts = @(Get-M365OutputProperty $o 'accounts' @() | ForEach-Object { Get-M365OutputProperty $_ 'upn' })
+    $entry.removed = @(Get-M365OutputProperty $o 'removed' @())
+    $entry.workplace_joined = [bool](Get-M365OutputProperty $o 'workplace_joined' $false)
+    $errors = @(Get-M365OutputProperty $o 'errors' @())
+    $note = [string](Get-M365OutputProperty $o 'note' '')
+    if (-not (Get-M365OutputProperty $o 'supported' $true)) {
+        $entry.status = 'unsupported'
+        $entry.message = "Windows build $(Get-M365OutputProperty $o 'build') has no supported per-account removal (needs $MinimumBuild, Windows 10 1803); disconnect accounts in Settings > Accounts > Access work or school. Nothing was removed."
     }
-    $entry = ConvertTo-M365UserOutcome -UserProfile $userProfile -TaskResult $task
-    $entry.primary = $null
-    $entry.accounts = @()
-    $entry.removed = @()
-    $entry.workplace_joined = $false
-    if ($null -eq $entry.status) {
-        $o = $task.Output
-        $entry.primary = Get-M365OutputProperty $o 'primary'
-        $entry.accounts = @(Get-M365OutputProperty $o 'accounts' @() | ForEach-Object { Get-M365OutputProperty $_ 'upn' })
-        $entry.removed = @(Get-M365OutputProperty $o 'removed' @())
-        $entry.workplace_joined = [bool](Get-M365OutputProperty $o 'workplace_joined' $false)
-        $errors = @(Get-M365OutputProperty $o 'errors' @())
-        $note = [string](Get-M365OutputProperty $o 'note' '')
-        $before[$key] = $entry.accounts
-        $after[$key] = @($entry.accounts | Where-Object { $_ -notin $entry.removed })
-        if (-not (Get-M365OutputProperty $o 'supported' $true)) {
-            $entry.status = 'unsupported'
-            $entry.message = "Windows build $(Get-M365OutputProperty $o 'build') has no supported per-account removal (needs $MinimumBuild, Windows 10 1803); disconnect accounts in Settings > Accounts > Access work or school. Nothing was removed."
-        }
-        elseif ($errors.Count -gt 0) {
-            $entry.status = 'failed'
-            $entry.message = "sign-out failed: $($errors -join '; ')"
-        }
-        else {
-            $entry.status = if ($entry.removed.Count -gt 0) { 'changed' } else { 'unchanged' }
-            $entry.message = $note
-        }
-        if ($entry.workplace_joined -and $entry.status -ne 'failed') {
-            # SignOutAsync drops the account for Office; a Workplace Join (Entra registered)
-            # account stays registered and only Settings or WPJCleanUp disconnects it.
-            $entry.message = (@($entry.message, 'the user has a Workplace Join (Entra registered) account: disconnect it in Settings > Accounts > Access work or school if it is the extra one') | Where-Object { $_ }) -join '; '
-        }
+    elseif ($errors.Count -gt 0) {
+        $entry.status = 'failed'
+        $entry.message = "sign-out failed: $($errors -join '; ')"
     }
-    $entry
+    else {
+        $entry.status = if ($entry.removed.Count -gt 0) { 'changed' } else { 'unchanged' }
+        $entry.message = $note
+    }
+    if ($entry.workplace_joined -and $entry.status -ne 'failed') {
+        # SignOutAsync drops the account for Office; a Workplace Join (Entra registered)
+        # account stays registered and only Settings or WPJCleanUp disconnects it.
+        $entry.message = (@($entry.message, 'the user has a Workplace Join (Entra registered) account: disconnect it in Settings > Accounts > Access work or school if it is the extra one') | Where-Object { $_ }) -join '; '
+    }
+    @{ before = $entry.accounts; after = @($entry.accounts | Where-Object { $_ -notin $entry.removed }); changed = $entry.removed.Count -gt 0 }
 }
-$results = @($results)
-
-$module.Result.users = $results
-$module.Result.changed = @($results | Where-Object { $_.status -eq 'changed' }).Count -gt 0
-$module.Diff.before = @{ work_accounts = $before }
-$module.Diff.after = @{ work_accounts = $after }
-
-$failure = Get-M365RungFailure -Result $results -RequireLoggedOn $module.Params.require_logged_on -Action 'work account removal'
-if ($failure) { $module.FailJson($failure) }
-if ($results.Count -eq 0) {
-    $module.Result.msg = 'no user selected: nobody is logged on and no users were given'
-}
-$module.ExitJson()
+Exit-M365UserRung -Module $module -Result $results -Action 'work account removal'

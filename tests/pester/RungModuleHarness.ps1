@@ -94,3 +94,46 @@ Function New-TaskResult {
     $out = if ($null -ne $Output) { ConvertFrom-Json -InputObject (ConvertTo-Json -InputObject $Output -Depth 10) } else { $null }
     [pscustomobject]@{ Status = $Status; Output = $out; Message = $Message; ExitCode = if ($Status -eq 'ok') { 0 } else { $null } }
 }
+
+Function Set-RungUser {
+    <#
+    .SYNOPSIS
+    The test users: alice (logged on), bob (not logged on) and, with -Carol, carol (not
+    logged on), as $global:RungAlice/RungBob/RungCarol and together as $global:RungUsers.
+    #>
+    param ([string]$ProfileRoot = 'C:\Users', [switch]$Carol)
+    $global:RungAlice = New-TestProfile -ProfilePath (Join-Path $ProfileRoot 'alice')
+    $global:RungBob = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1105' -UserName 'CONTOSO\bob' -ProfilePath (Join-Path $ProfileRoot 'bob') -LoggedOn $false
+    $global:RungUsers = @($global:RungAlice, $global:RungBob)
+    $global:RungCarol = $null
+    if ($Carol) {
+        $global:RungCarol = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1106' -UserName 'CONTOSO\carol' -ProfilePath (Join-Path $ProfileRoot 'carol') -LoggedOn $false
+        $global:RungUsers += $global:RungCarol
+    }
+}
+
+Function Set-RungUserMock {
+    <#
+    .SYNOPSIS
+    Mocks the profile list and name resolution RungCommon selects users from (short names
+    resolve to $global:RungUsers; names with wildcards or path characters reach the real
+    Resolve-M365User, which refuses them). With -UserTask, the user-context task runs the
+    module's own script block in-process, as the task would in the user's session, and
+    any user who is not logged on gets the runner's not_logged_on result.
+    Call it from BeforeEach (or an It), after Set-RungUser.
+    #>
+    param ([switch]$UserTask)
+    Mock -ModuleName RungCommon Get-M365UserProfile { $global:RungUsers }
+    Mock -ModuleName RungCommon Resolve-M365User {
+        $found = @($global:RungUsers | Where-Object { $_.UserName -eq "CONTOSO\$Identity" })
+        if ($found.Count -eq 0) { throw [System.ArgumentException]::new("Identity '$Identity' is unknown: no account or user profile on this host matches it.") }
+        $found[0]
+    } -ParameterFilter { $Identity -notmatch '[\\/\*\?]' }
+    if ($UserTask) {
+        Mock -ModuleName RungCommon Invoke-M365TaskScript {
+            $target = @($global:RungUsers | Where-Object { $_.Sid -eq $UserSid })
+            if ($target.Count -gt 0 -and -not $target[0].LoggedOn) { return New-TaskResult -Status 'not_logged_on' -Message 'User has no interactive session' }
+            New-TaskResult -Output (& $ScriptBlock @Parameters)
+        }
+    }
+}

@@ -5,8 +5,7 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'RungModuleHarness.ps1')
     Initialize-RungHarness
 
-    $global:RungAlice = New-TestProfile
-    $global:RungBob = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1105' -UserName 'CONTOSO\bob' -ProfilePath 'C:\Users\bob' -LoggedOn $false
+    Set-RungUser
 
     # Stand-ins for Get-AppxPackage / Add-AppxPackage -Register as the user-context script
     # calls them. The package object carries the AppxPackage properties the script reads.
@@ -44,18 +43,7 @@ Describe 'win_aad_broker_plugin' {
             Installed = $true; Status = 'Ok'; StatusAfterRegister = 'Ok'; InstallLocation = $location
             Registered = @(); RegisterError = $null
         }
-        Mock -ModuleName RungCommon Get-M365UserProfile { @($global:RungAlice, $global:RungBob) }
-        Mock -ModuleName RungCommon Resolve-M365User {
-            switch ($Identity) {
-                'alice' { $global:RungAlice }
-                'bob' { $global:RungBob }
-                default { throw [System.ArgumentException]::new("Identity '$Identity' is unknown: no account or user profile on this host matches it.") }
-            }
-        } -ParameterFilter { $Identity -notmatch '[\\/\*\?]' }
-        Mock Invoke-M365TaskScript {
-            if ($UserSid -eq $global:RungBob.Sid) { return New-TaskResult -Status 'not_logged_on' -Message 'no session' }
-            New-TaskResult -Output (& $ScriptBlock @Parameters)
-        }
+        Set-RungUserMock -UserTask
     }
 
     It 'leaves a healthy package alone' {
@@ -140,6 +128,6 @@ Describe 'win_aad_broker_plugin' {
         $r = Invoke-RungModule -Name win_aad_broker_plugin -Params $params
         $r.failed | Should -BeTrue
         $r.msg | Should -Match $pattern
-        Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
     }
 }

@@ -24,8 +24,7 @@ namespace M365Ops {
 '@
     }
 
-    $global:RungAlice = New-TestProfile
-    $global:RungBob = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1105' -UserName 'CONTOSO\bob' -ProfilePath 'C:\Users\bob' -LoggedOn $false
+    Set-RungUser
 
     # Target names as Office writes them (Generic credentials in the user's vault).
     $script:Vault = @(
@@ -44,19 +43,7 @@ Describe 'win_credential_purge' {
         [M365Ops.CredVault]::Store.Clear()
         [M365Ops.CredVault]::Locked.Clear()
         foreach ($t in $script:Vault) { [M365Ops.CredVault]::Store.Add($t) }
-        Mock -ModuleName RungCommon Get-M365UserProfile { @($global:RungAlice, $global:RungBob) }
-        Mock -ModuleName RungCommon Resolve-M365User {
-            switch ($Identity) {
-                'alice' { $global:RungAlice }
-                'bob' { $global:RungBob }
-                default { throw [System.ArgumentException]::new("Identity '$Identity' is unknown: no account or user profile on this host matches it.") }
-            }
-        } -ParameterFilter { $Identity -notmatch '[\\/\*\?]' }
-        # Runs the module's own user-context script block in-process, as the task would.
-        Mock Invoke-M365TaskScript {
-            if ($UserSid -eq $global:RungBob.Sid) { return New-TaskResult -Status 'not_logged_on' -Message 'User has no interactive session' }
-            New-TaskResult -Output (& $ScriptBlock @Parameters)
-        }
+        Set-RungUserMock -UserTask
     }
 
     Context 'pattern safety' {
@@ -66,7 +53,7 @@ Describe 'win_credential_purge' {
             $r = Invoke-RungModule -Name win_credential_purge -Params @{ patterns = @('MicrosoftOffice1*', $pattern) }
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^patterns: .*allow_broad_patterns is true$'
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
             [M365Ops.CredVault]::Store.Count | Should -Be $script:Vault.Count
         }
 
@@ -90,7 +77,7 @@ Describe 'win_credential_purge' {
             $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice', $user) }
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^users: '
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
         }
 
         It 'refuses an unknown user naming it' {
@@ -121,7 +108,7 @@ Describe 'win_credential_purge' {
             [M365Ops.CredVault]::Store | Should -Not -Contain 'MicrosoftOffice16_Data:SSPI:alice@contoso.com'
             $r.diff.before.credential_targets.'CONTOSO\alice'.Count | Should -Be 3
             $r.diff.after.credential_targets.'CONTOSO\alice'.Count | Should -Be 0
-            Should -Invoke Invoke-M365TaskScript -Times 1 -Exactly -ParameterFilter { $RunAs -eq 'User' -and $UserSid -eq $global:RungAlice.Sid }
+            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 1 -Exactly -ParameterFilter { $RunAs -eq 'User' -and $UserSid -eq $global:RungAlice.Sid }
         }
 
         It 'is idempotent: a second run changes nothing' {
@@ -142,7 +129,7 @@ Describe 'win_credential_purge' {
             $r.changed | Should -BeTrue
             $r.users[0].removed.Count | Should -Be 3
             [M365Ops.CredVault]::Store.Count | Should -Be $script:Vault.Count
-            Should -Invoke Invoke-M365TaskScript -ParameterFilter { $Parameters.Delete -eq $false }
+            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -ParameterFilter { $Parameters.Delete -eq $false }
         }
 
         It 'fails naming the target when a delete is refused, keeping the others removed' {
@@ -152,6 +139,7 @@ Describe 'win_credential_purge' {
             $r.msg | Should -Match 'MicrosoftOffice15_Data:orgid'
             $r.users[0].status | Should -Be 'failed'
             $r.users[0].removed.Count | Should -Be 2
+            $r.changed | Should -BeTrue -Because 'two credentials were deleted before the locked one failed'
         }
     }
 
@@ -173,12 +161,12 @@ Describe 'win_credential_purge' {
             $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice', 'bob'); require_logged_on = $true }
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^require_logged_on: not logged on: CONTOSO\\bob'
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
             [M365Ops.CredVault]::Store.Count | Should -Be $script:Vault.Count
         }
 
         It 'fails when the user-context task times out' {
-            Mock Invoke-M365TaskScript { New-TaskResult -Status 'timeout' -Message 'The User task did not finish within 120 seconds and was stopped.' }
+            Mock -ModuleName RungCommon Invoke-M365TaskScript { New-TaskResult -Status 'timeout' -Message 'The User task did not finish within 120 seconds and was stopped.' }
             $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice') }
             $r.failed | Should -BeTrue
             $r.users[0].status | Should -Be 'failed'

@@ -30,9 +30,7 @@ Describe 'win_token_broker_cache' {
         $script:Case = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
         $global:RungQRoot = Join-Path $script:Case 'ProgramData' 'm365ops' 'quarantine'
         $users = Join-Path $script:Case 'Users'
-        $global:RungAlice = New-TestProfile -ProfilePath (Join-Path $users 'alice')
-        $global:RungBob = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1105' -UserName 'CONTOSO\bob' -ProfilePath (Join-Path $users 'bob') -LoggedOn $false
-        $global:RungCarol = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1106' -UserName 'CONTOSO\carol' -ProfilePath (Join-Path $users 'carol') -LoggedOn $false
+        Set-RungUser -ProfileRoot $users -Carol
         $null = New-Item -ItemType Directory -Path $global:RungCarol.ProfilePath -Force
 
         $script:AliceFiles = @(
@@ -44,16 +42,9 @@ Describe 'win_token_broker_cache' {
         $script:Hashes = @{}
         foreach ($f in $script:AliceFiles + $script:BobFiles) { $script:Hashes[$f] = Get-Sha $f }
 
-        Mock -ModuleName RungCommon Get-M365UserProfile { @($global:RungAlice, $global:RungBob, $global:RungCarol) }
-        Mock Get-M365UserProfile { @($global:RungAlice, $global:RungBob, $global:RungCarol) }
-        Mock -ModuleName RungCommon Resolve-M365User {
-            switch ($Identity) {
-                'alice' { $global:RungAlice }
-                'bob' { $global:RungBob }
-                'carol' { $global:RungCarol }
-                default { throw [System.ArgumentException]::new("Identity '$Identity' is unknown: no account or user profile on this host matches it.") }
-            }
-        } -ParameterFilter { $Identity -notmatch '[\\/\*\?]' }
+        Set-RungUserMock
+        # The restore path reads the profile list from the module itself.
+        Mock Get-M365UserProfile { $global:RungUsers }
         Mock -ModuleName RungCommon Set-M365QuarantineAcl { }
         Mock Set-M365RebootMarker { }
         Mock Get-M365BrokerProcess { @() }

@@ -5,8 +5,7 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'RungModuleHarness.ps1')
     Initialize-RungHarness
 
-    $global:RungAlice = New-TestProfile
-    $global:RungBob = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1105' -UserName 'CONTOSO\bob' -ProfilePath 'C:\Users\bob' -LoggedOn $false
+    Set-RungUser
 
     # Stand-ins for the Windows-facing helpers of the user-context script (WAM WinRT
     # calls, GetUserNameEx, dsregcmd, the OS build). The script defines its own only when
@@ -40,18 +39,7 @@ Describe 'win_work_accounts' {
             FailSignOut = @()
             ClientIds = @()
         }
-        Mock -ModuleName RungCommon Get-M365UserProfile { @($global:RungAlice, $global:RungBob) }
-        Mock -ModuleName RungCommon Resolve-M365User {
-            switch ($Identity) {
-                'alice' { $global:RungAlice }
-                'bob' { $global:RungBob }
-                default { throw [System.ArgumentException]::new("Identity '$Identity' is unknown: no account or user profile on this host matches it.") }
-            }
-        } -ParameterFilter { $Identity -notmatch '[\\/\*\?]' }
-        Mock Invoke-M365TaskScript {
-            if ($UserSid -eq $global:RungBob.Sid) { return New-TaskResult -Status 'not_logged_on' -Message 'no session' }
-            New-TaskResult -Output (& $ScriptBlock @Parameters)
-        }
+        Set-RungUserMock -UserTask
     }
 
     It 'signs out every account that differs from the Windows sign-in account' {
@@ -130,6 +118,7 @@ Describe 'win_work_accounts' {
         $r.failed | Should -BeTrue
         $r.msg | Should -Match 'ext.alice@northwind.example'
         $r.users[0].removed | Should -Be @('alice@fabrikam.com')
+        $r.changed | Should -BeTrue -Because 'one account was signed out before the other failed'
     }
 
     It 'skips a user who is not logged on' {
@@ -142,7 +131,7 @@ Describe 'win_work_accounts' {
         $r = Invoke-RungModule -Name win_work_accounts -Params @{ users = @('alice', 'bob'); require_logged_on = $true }
         $r.failed | Should -BeTrue
         $r.msg | Should -Match '^require_logged_on: '
-        Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
     }
 
     It 'refuses <name> naming the option, before any task' -TestCases @(
@@ -155,6 +144,6 @@ Describe 'win_work_accounts' {
         $r = Invoke-RungModule -Name win_work_accounts -Params $params
         $r.failed | Should -BeTrue
         $r.msg | Should -Match "^$($option): "
-        Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+        Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
     }
 }
