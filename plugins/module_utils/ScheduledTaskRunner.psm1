@@ -107,10 +107,22 @@ Function Get-M365RunFolderSddl {
 }
 
 Function Set-M365PathSddl {
-    <# .SYNOPSIS Replace the DACL of a file or folder (Windows only). #>
+    <#
+    .SYNOPSIS
+    Replace the DACL of a file or folder.
+    .DESCRIPTION
+    Off Windows (pwsh on Linux, where the tests run) there are no ACLs to set; the nearest
+    equivalent of "only SYSTEM and Administrators" is owner-only POSIX permissions, so no
+    other account can plant or read what a run leaves in its folder.
+    #>
     [CmdletBinding()]
     param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Sddl)
     $item = Get-Item -LiteralPath $Path -Force -ErrorAction Stop
+    if ((Get-Variable -Name IsWindows -ValueOnly -ErrorAction SilentlyContinue) -eq $false) {
+        $mode = if ($item.PSIsContainer) { 'UserRead, UserWrite, UserExecute' } else { 'UserRead, UserWrite' }
+        [System.IO.File]::SetUnixFileMode($item.FullName, [System.IO.UnixFileMode]$mode)
+        return
+    }
     if ($item.PSIsContainer) {
         $acl = New-Object -TypeName System.Security.AccessControl.DirectorySecurity
     }

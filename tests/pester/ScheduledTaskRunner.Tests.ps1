@@ -130,6 +130,21 @@ Describe 'Get-M365RunFolderSddl' {
     }
 }
 
+Describe 'Set-M365PathSddl off Windows' -Skip:($IsWindows -ne $false) {
+    It 'leaves a folder and a file readable and writable by their owner only' {
+        $dir = Join-Path $TestDrive 'run'
+        $null = New-Item -ItemType Directory -Path $dir
+        $file = Join-Path $dir 'output.json'
+        Set-Content -LiteralPath $file -Value '{}'
+        [System.IO.File]::SetUnixFileMode($dir, [System.IO.UnixFileMode]'UserRead, UserWrite, UserExecute, GroupRead, GroupWrite, OtherWrite, OtherRead')
+        $sddl = Get-M365RunFolderSddl
+        Set-M365PathSddl -Path $file -Sddl $sddl.File
+        Set-M365PathSddl -Path $dir -Sddl $sddl.Folder
+        [System.IO.File]::GetUnixFileMode($dir) | Should -Be ([System.IO.UnixFileMode]'UserRead, UserWrite, UserExecute')
+        [System.IO.File]::GetUnixFileMode($file) | Should -Be ([System.IO.UnixFileMode]'UserRead, UserWrite')
+    }
+}
+
 Describe 'New-M365RunFolder' {
     BeforeEach {
         $script:Root = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
