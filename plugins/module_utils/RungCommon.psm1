@@ -176,6 +176,35 @@ Function Get-M365UserLabel {
     ''
 }
 
+Function New-M365UserRungModule {
+    <#
+    .SYNOPSIS
+    Creates the AnsibleModule of a user-context rung: its own spec plus the options every
+    such rung shares (users, require_logged_on, timeout; documented once in the
+    m365ops.activation.rung_users doc fragment), merged by Ansible.Basic as a spec
+    fragment - the module's own entries win, so a rung may change a default.
+    .DESCRIPTION
+    The result starts with the common keys, so even a validation failure returns them.
+    #>
+    [CmdletBinding()]
+    param (
+        [AllowEmptyCollection()][object[]]$Arguments = @(),
+        [Parameter(Mandatory)][System.Collections.IDictionary]$Spec
+    )
+    $fragment = @{
+        options = @{
+            users = @{ type = 'list'; elements = 'str' }
+            require_logged_on = @{ type = 'bool'; default = $false }
+            timeout = @{ type = 'int'; default = 120 }
+        }
+    }
+    $module = [Ansible.Basic.AnsibleModule]::Create([string[]]$Arguments, $Spec, @($fragment))
+    $module.Result.changed = $false
+    $module.Result.reboot_required = $false
+    $module.Result.users = @()
+    $module
+}
+
 Function Invoke-M365UserRung {
     <#
     .SYNOPSIS
@@ -1021,7 +1050,7 @@ Function Stop-M365BrokerProcess {
 
 Export-ModuleMember -Function @(
     'Get-M365RungUser', 'Select-M365RungUser', 'Assert-M365Timeout', 'Get-M365RungFailure', 'ConvertTo-M365UserOutcome', 'Get-M365OutputProperty',
-    'Get-M365UserLabel', 'Invoke-M365UserRung', 'Exit-M365UserRung',
+    'Get-M365UserLabel', 'New-M365UserRungModule', 'Invoke-M365UserRung', 'Exit-M365UserRung',
     'Test-M365BroadPattern', 'ConvertTo-M365TargetRegex', 'Assert-M365CredentialPattern',
     'Test-M365PathInside',
     'Test-M365QuarantineId', 'New-M365QuarantineId', 'Get-M365QuarantineDefaultRoot', 'Get-M365QuarantinePath',

@@ -16,18 +16,14 @@
 
 $spec = @{
     options = @{
-        users = @{ type = 'list'; elements = 'str' }
         state = @{ type = 'str'; choices = @('registered'); default = 'registered' }
         force = @{ type = 'bool'; default = $false }
-        require_logged_on = @{ type = 'bool'; default = $false }
-        timeout = @{ type = 'int'; default = 300 }
+        timeout = @{ type = 'int'; default = 300 }  # overrides the shared 120: AppX registration is slow
     }
     supports_check_mode = $true
 }
-$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
-$module.Result.changed = $false
-$module.Result.reboot_required = $false
-$module.Result.users = @()
+# users, require_logged_on and timeout come from the shared user-rung spec.
+$module = New-M365UserRungModule -Arguments $args -Spec $spec
 
 # Runs in the user's session (Windows PowerShell 5.1). Helpers are defined only when
 # absent so tests can stand in for the AppX cmdlets and still run the decision logic.

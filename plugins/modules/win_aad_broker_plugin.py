@@ -16,18 +16,14 @@ description:
     its status is not C(Ok), or its manifest is gone, re-registers it with
     C(Add-AppxPackage -Register <AppxManifest.xml> -DisableDevelopmentMode -ForceApplicationShutdown).
     A missing package is registered from
-    C(%windir%\\SystemApps\\Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy).
+    C(%windir%\SystemApps\Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy).
   - A healthy package is left alone unless O(force=true).
 version_added: 0.1.0
 author:
   - m365ops maintainers (@m365ops)
+extends_documentation_fragment:
+  - m365ops.activation.rung_users
 options:
-  users:
-    description:
-      - Users to work on, as name, C(DOMAIN\\name), UPN or SID; each must resolve to one
-        profile. When omitted, every user logged on to the host.
-    type: list
-    elements: str
   state:
     description:
       - C(registered) makes sure the package is registered and healthy for the users.
@@ -39,15 +35,7 @@ options:
       - Re-register even when the package looks healthy.
     type: bool
     default: false
-  require_logged_on:
-    description:
-      - Fail, before anything is changed, when a selected user is not logged on.
-    type: bool
-    default: false
   timeout:
-    description:
-      - Seconds to wait for each user's task (1 to 3600).
-    type: int
     default: 300
 notes:
   - Supports check mode and diff mode (package state per user).
@@ -70,6 +58,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+extends_documentation_fragment:
+  - m365ops.activation.rung_users
 users:
   description: One entry per selected user.
   returned: always
@@ -77,7 +67,7 @@ users:
   elements: dict
   contains:
     user:
-      description: C(DOMAIN\\name) of the user.
+      description: C(DOMAIN\name) of the user.
       type: str
       sample: CONTOSO\alice
     sid:
@@ -101,13 +91,4 @@ users:
     message:
       description: Details for skipped or failed users.
       type: str
-reboot_required:
-  description: Always false.
-  returned: always
-  type: bool
-  sample: false
-msg:
-  description: Set when no user was selected.
-  returned: when no user is logged on and no users were given
-  type: str
 """

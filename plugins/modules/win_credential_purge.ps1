@@ -15,18 +15,13 @@
 
 $spec = @{
     options = @{
-        users = @{ type = 'list'; elements = 'str' }
         patterns = @{ type = 'list'; elements = 'str'; default = @('MicrosoftOffice1*') }
         allow_broad_patterns = @{ type = 'bool'; default = $false }
-        require_logged_on = @{ type = 'bool'; default = $false }
-        timeout = @{ type = 'int'; default = 120 }
     }
     supports_check_mode = $true
 }
-$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
-$module.Result.changed = $false
-$module.Result.reboot_required = $false
-$module.Result.users = @()
+# users, require_logged_on and timeout come from the shared user-rung spec.
+$module = New-M365UserRungModule -Arguments $args -Spec $spec
 
 # Runs in the user's session under Windows PowerShell 5.1 (the task runner's host).
 # Returns target names only: the credential blob is never read.

@@ -16,19 +16,12 @@ description:
     with C(CredEnumerate) and deletes, with C(CredDelete), those whose target name
     matches O(patterns).
   - Returns the target names removed per user. Credential secrets are never read.
-  - A user who is not logged on is skipped and reported with status C(not_logged_on); the task cannot
-    reach a vault without a session.
 version_added: 0.1.0
 author:
   - m365ops maintainers (@m365ops)
+extends_documentation_fragment:
+  - m365ops.activation.rung_users
 options:
-  users:
-    description:
-      - Users to purge, as name, C(DOMAIN\\name), UPN or SID. Each must resolve to exactly
-        one user profile on the host; wildcards and path characters are refused.
-      - When omitted, every user logged on to the host.
-    type: list
-    elements: str
   patterns:
     description:
       - Target name patterns. C(*) matches any run of characters and C(?) one character;
@@ -45,17 +38,6 @@ options:
       - Accept patterns that match every generic credential of the user.
     type: bool
     default: false
-  require_logged_on:
-    description:
-      - Fail, before anything is changed, when a selected user is not logged on (or no
-        user is logged on), instead of reporting the user as skipped.
-    type: bool
-    default: false
-  timeout:
-    description:
-      - Seconds to wait for each user's task (1 to 3600).
-    type: int
-    default: 120
 notes:
   - Supports check mode (the task lists the matching targets and deletes nothing) and
     diff mode (matching targets per user before and after).
@@ -83,6 +65,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+extends_documentation_fragment:
+  - m365ops.activation.rung_users
 users:
   description: One entry per selected user.
   returned: always
@@ -90,7 +74,7 @@ users:
   elements: dict
   contains:
     user:
-      description: C(DOMAIN\\name) of the user, or null when the SID does not translate.
+      description: C(DOMAIN\name) of the user, or null when the SID does not translate.
       type: str
       sample: CONTOSO\alice
     sid:
@@ -115,14 +99,4 @@ removed_count:
   returned: always
   type: int
   sample: 2
-reboot_required:
-  description: Always false; kept for the common rung result shape.
-  returned: always
-  type: bool
-  sample: false
-msg:
-  description: Set when no user was selected.
-  returned: when no user is logged on and no users were given
-  type: str
-  sample: "no user selected: nobody is logged on and no users were given"
 """

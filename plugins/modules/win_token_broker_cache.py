@@ -12,9 +12,9 @@ short_description: Quarantine or restore the TokenBroker account caches of Windo
 description:
   - Rung 3 of the repair ladder (C(reset_token_broker)).
   - O(state=absent) moves the files under
-    C(AppData\\Local\\Packages\\Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy\\AC\\TokenBroker\\Accounts)
+    C(AppData\Local\Packages\Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy\AC\TokenBroker\Accounts)
     and
-    C(AppData\\Local\\Packages\\Microsoft.Windows.CloudExperienceHost_cw5n1h2txyewy\\AC\\TokenBroker\\Accounts)
+    C(AppData\Local\Packages\Microsoft.Windows.CloudExperienceHost_cw5n1h2txyewy\AC\TokenBroker\Accounts)
     of each selected profile into a new quarantine folder under O(quarantine_path)
     (ACL SYSTEM and Administrators only) with a C(manifest.json) recording, per file,
     the original path, size, SHA-256, time and user SID. Files are never deleted
@@ -31,7 +31,7 @@ author:
 options:
   users:
     description:
-      - Users whose caches to quarantine, as name, C(DOMAIN\\name), UPN or SID.
+      - Users whose caches to quarantine, as name, C(DOMAIN\name), UPN or SID.
       - When omitted, every profile that has cached account files.
       - Not used with O(state=restored), which restores a quarantine as a whole.
     type: list
@@ -51,7 +51,7 @@ options:
   quarantine_path:
     description:
       - Absolute folder holding the quarantines.
-      - Defaults to C(%ProgramData%\\m365ops\\activation\\quarantine).
+      - Defaults to C(%ProgramData%\m365ops\activation\quarantine).
     type: path
   quarantine_retention_days:
     description:
@@ -109,7 +109,7 @@ users:
   elements: dict
   contains:
     user:
-      description: C(DOMAIN\\name) of the user.
+      description: C(DOMAIN\name) of the user.
       type: str
       sample: CONTOSO\alice
     sid:

@@ -18,19 +18,14 @@
 
 $spec = @{
     options = @{
-        users = @{ type = 'list'; elements = 'str' }
         accounts = @{ type = 'list'; elements = 'str' }
         primary_upn = @{ type = 'str' }
         client_id = @{ type = 'str'; default = 'd3590ed6-52b3-4102-aeff-aad2292ab01c' }
-        require_logged_on = @{ type = 'bool'; default = $false }
-        timeout = @{ type = 'int'; default = 120 }
     }
     supports_check_mode = $true
 }
-$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
-$module.Result.changed = $false
-$module.Result.reboot_required = $false
-$module.Result.users = @()
+# users, require_logged_on and timeout come from the shared user-rung spec.
+$module = New-M365UserRungModule -Arguments $args -Spec $spec
 
 $MinimumBuild = 17134
 $UpnPattern = '^[^@\s\\/\*\?]+@[^@\s\\/\*\?]+\.[^@\s\\/\*\?]+$'

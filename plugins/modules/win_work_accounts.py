@@ -27,13 +27,9 @@ description:
 version_added: 0.1.0
 author:
   - m365ops maintainers (@m365ops)
+extends_documentation_fragment:
+  - m365ops.activation.rung_users
 options:
-  users:
-    description:
-      - Users to work on, as name, C(DOMAIN\\name), UPN or SID; each must resolve to one
-        profile. When omitted, every user logged on to the host.
-    type: list
-    elements: str
   accounts:
     description:
       - UPNs to sign out (exact, case-insensitive). When omitted, every account that
@@ -51,16 +47,6 @@ options:
         Microsoft Office's.
     type: str
     default: d3590ed6-52b3-4102-aeff-aad2292ab01c
-  require_logged_on:
-    description:
-      - Fail, before anything is changed, when a selected user is not logged on.
-    type: bool
-    default: false
-  timeout:
-    description:
-      - Seconds to wait for each user's task (1 to 3600).
-    type: int
-    default: 120
 notes:
   - Supports check mode (lists what would be signed out) and diff mode (accounts per
     user before and after).
@@ -84,6 +70,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+extends_documentation_fragment:
+  - m365ops.activation.rung_users
 users:
   description: One entry per selected user.
   returned: always
@@ -91,7 +79,7 @@ users:
   elements: dict
   contains:
     user:
-      description: C(DOMAIN\\name) of the user.
+      description: C(DOMAIN\name) of the user.
       type: str
       sample: CONTOSO\alice
     sid:
@@ -124,14 +112,4 @@ users:
       description: Whether the user has a Workplace Join (Entra registered) account.
       type: bool
       sample: false
-reboot_required:
-  description: Always false.
-  returned: always
-  type: bool
-  sample: false
-msg:
-  description: Set when no user was selected.
-  returned: when no user is logged on and no users were given
-  type: str
-  sample: "no user selected: nobody is logged on and no users were given"
 """

@@ -51,6 +51,8 @@ Describe 'win_aad_broker_plugin' {
         $r.changed | Should -BeFalse
         $r.users[0].status | Should -Be 'unchanged'
         $global:FakeAppx.Registered.Count | Should -Be 0
+        # Its own default timeout wins over the shared user-rung spec's 120.
+        Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 1 -Exactly -ParameterFilter { $TimeoutSeconds -eq 300 }
     }
 
     It 're-registers a package whose status is <status>' -TestCases @(

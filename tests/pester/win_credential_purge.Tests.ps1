@@ -108,7 +108,7 @@ Describe 'win_credential_purge' {
             [M365Ops.CredVault]::Store | Should -Not -Contain 'MicrosoftOffice16_Data:SSPI:alice@contoso.com'
             $r.diff.before.credential_targets.'CONTOSO\alice'.Count | Should -Be 3
             $r.diff.after.credential_targets.'CONTOSO\alice'.Count | Should -Be 0
-            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 1 -Exactly -ParameterFilter { $RunAs -eq 'User' -and $UserSid -eq $global:RungAlice.Sid }
+            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 1 -Exactly -ParameterFilter { $RunAs -eq 'User' -and $UserSid -eq $global:RungAlice.Sid -and $TimeoutSeconds -eq 120 }
         }
 
         It 'is idempotent: a second run changes nothing' {
