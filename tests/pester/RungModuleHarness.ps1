@@ -137,3 +137,20 @@ Function Set-RungUserMock {
         }
     }
 }
+
+Function Assert-RungIdempotent {
+    <#
+    .SYNOPSIS
+    Runs a rung module twice with the same options: the first run must change something,
+    the second nothing, every user 'unchanged'. Returns the second result.
+    #>
+    param ([Parameter(Mandatory)][string]$Name, [hashtable]$Params = @{})
+    $first = Invoke-RungModule -Name $Name -Params $Params
+    $first.changed | Should -BeTrue -Because 'the first run has something to repair'
+    $r = Invoke-RungModule -Name $Name -Params $Params
+    $r.failed | Should -BeNullOrEmpty
+    $r.changed | Should -BeFalse
+    @($r.users | ForEach-Object { $_.status }) | Should -Not -BeNullOrEmpty
+    @($r.users | Where-Object { $_.status -ne 'unchanged' }) | Should -BeNullOrEmpty
+    $r
+}

@@ -77,9 +77,7 @@ Describe 'win_aad_broker_plugin' {
 
     It 'is idempotent: the second run finds the package healthy' {
         $global:FakeAppx.Status = 'Modified'
-        $null = Invoke-RungModule -Name win_aad_broker_plugin -Params @{ users = @('alice') }
-        $r = Invoke-RungModule -Name win_aad_broker_plugin -Params @{ users = @('alice') }
-        $r.changed | Should -BeFalse
+        $null = Assert-RungIdempotent -Name win_aad_broker_plugin -Params @{ users = @('alice') }
         $global:FakeAppx.Registered.Count | Should -Be 1
     }
 

@@ -112,10 +112,8 @@ Describe 'win_credential_purge' {
         }
 
         It 'is idempotent: a second run changes nothing' {
-            $null = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice') }
-            $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice') }
-            $r.changed | Should -BeFalse
-            $r.users[0].status | Should -Be 'unchanged'
+            $r = Assert-RungIdempotent -Name win_credential_purge -Params @{ users = @('alice') }
+            $r.users[0].removed | Should -BeNullOrEmpty
         }
 
         It 'honours extra patterns' {

@@ -54,10 +54,8 @@ Describe 'win_work_accounts' {
     }
 
     It 'is idempotent: a second run changes nothing' {
-        $null = Invoke-RungModule -Name win_work_accounts -Params @{ users = @('alice') }
-        $r = Invoke-RungModule -Name win_work_accounts -Params @{ users = @('alice') }
-        $r.changed | Should -BeFalse
-        $r.users[0].status | Should -Be 'unchanged'
+        $r = Assert-RungIdempotent -Name win_work_accounts -Params @{ users = @('alice') }
+        $r.users[0].accounts | Should -Be @('alice@contoso.com')
     }
 
     It 'in check mode reports what would be removed and signs nothing out' {
