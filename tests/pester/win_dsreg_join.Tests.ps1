@@ -423,26 +423,21 @@ Describe 'win_dsreg_join' {
             $global:JoinRecord.ContainsKey('SubmittedAt') | Should -BeTrue
         }
 
-        It 'clears the record once dsregcmd shows the join (AzureAdJoined and DomainJoined YES), changing nothing' {
+        It 'confirms the join once dsregcmd shows it (AzureAdJoined and DomainJoined YES), changing nothing (state=<state>, check mode <check>)' -TestCases @(
+            @{ state = 'joined'; check = $false; left = 0 }
+            @{ state = 'rejoined'; check = $false; left = 0 }
+            @{ state = 'rejoined'; check = $true; left = 3 }   # check mode deletes nothing
+        ) {
             Set-JoinRecord -HoursAgo 2
             Set-Device @($script:Hybrid)
-            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined' }
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = $state } -CheckMode:$check
             $r.changed | Should -BeFalse
+            $r.action | Should -Be 'none'
             $r.join_result | Should -Be 'joined'
             $r.pending | Should -BeFalse
             $r.submitted_join.status | Should -Be 'confirmed'
-            $global:JoinRecord.Count | Should -Be 0
+            $global:JoinRecord.Count | Should -Be $left
             Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
-        }
-
-        It 'leaves the confirmed record in place in check mode' {
-            Set-JoinRecord -HoursAgo 2
-            Set-Device @($script:Hybrid)
-            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' } -CheckMode
-            $r.changed | Should -BeFalse
-            $r.submitted_join.status | Should -Be 'confirmed'
-            $global:JoinRecord.Count | Should -Be 3
-            Should -Invoke Remove-M365RebootMarkerKey -Times 0 -Exactly
         }
 
         It 'allows the join again once pending_expiry has passed, with a warning, and records the new one' {
