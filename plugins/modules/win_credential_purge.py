@@ -41,7 +41,7 @@ options:
 notes:
   - Supports check mode (the task lists the matching targets and deletes nothing) and
     diff mode (matching targets per user before and after).
-  - Needs no reboot; RV(reboot_required) is always false.
+  - Needs no reboot; C(reboot_required) is always false.
   - Undo is not possible for a deleted credential; Office recreates its entries at the
     next sign-in. See C(docs/rungs/win_credential_purge.md).
 seealso:

@@ -1,6 +1,6 @@
 # Runs every *.Tests.ps1 under tests/pester and exits non-zero on any failure, so make
 # and CI see the result. Prints the closing "N passed, N failed" line CI reads.
-param([string[]]$Path = @($PSScriptRoot))
+param([Parameter(ValueFromRemainingArguments)][string[]]$Path = @($PSScriptRoot))
 $ErrorActionPreference = 'Stop'
 Import-Module Pester -MinimumVersion 5.5
 $config = New-PesterConfiguration

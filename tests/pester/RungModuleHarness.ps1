@@ -102,12 +102,15 @@ Function Set-RungUser {
     logged on), as $global:RungAlice/RungBob/RungCarol and together as $global:RungUsers.
     #>
     param ([string]$ProfileRoot = 'C:\Users', [switch]$Carol)
-    $global:RungAlice = New-TestProfile -ProfilePath (Join-Path $ProfileRoot 'alice')
-    $global:RungBob = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1105' -UserName 'CONTOSO\bob' -ProfilePath (Join-Path $ProfileRoot 'bob') -LoggedOn $false
+    # Join-Path would look for a C: drive, which pwsh on Linux does not have; a Windows-style
+    # root is only data here, while a real folder (TestDrive) must be joined for this OS.
+    $sep = if ($ProfileRoot -match '^[A-Za-z]:\\') { '\' } else { [System.IO.Path]::DirectorySeparatorChar }
+    $global:RungAlice = New-TestProfile -ProfilePath "$ProfileRoot${sep}alice"
+    $global:RungBob = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1105' -UserName 'CONTOSO\bob' -ProfilePath "$ProfileRoot${sep}bob" -LoggedOn $false
     $global:RungUsers = @($global:RungAlice, $global:RungBob)
     $global:RungCarol = $null
     if ($Carol) {
-        $global:RungCarol = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1106' -UserName 'CONTOSO\carol' -ProfilePath (Join-Path $ProfileRoot 'carol') -LoggedOn $false
+        $global:RungCarol = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1106' -UserName 'CONTOSO\carol' -ProfilePath "$ProfileRoot${sep}carol" -LoggedOn $false
         $global:RungUsers += $global:RungCarol
     }
 }
