@@ -121,7 +121,7 @@ def test_environment_is_clean_and_puts_the_shim_first(tmp_path, monkeypatch):
     state = (tmp_path / 'h').resolve()
     assert 'LEAKY_VARIABLE' not in env
     assert env['PATH'] == '%s/bin:/usr/bin:/bin' % state
-    assert env['PSModulePath'].split(':')[0] == str(state / 'shim' / 'Modules')
+    assert env['PSModulePath'].split(':', maxsplit=1)[0] == str(state / 'shim' / 'Modules')
     for key in ('TEMP', 'TMP', 'USERPROFILE', 'LOCALAPPDATA', 'APPDATA', 'ProgramData', 'HOME', 'SystemRoot'):
         assert Path(env[key]).is_relative_to(state), key
     assert env['M365OPS_LAB_STATE'] == str(state) and env['M365OPS_LAB_PWSH'] == '/opt/pwsh/pwsh'

@@ -461,7 +461,7 @@ def _merge_users(facts: dict, overrides: list, where: str) -> list[dict]:
     out = []
     for rec in users.values():
         account = rec.get('account') or ''
-        domain, _, name = account.rpartition('\\')
+        domain, _sep, name = account.rpartition('\\')
         rec.setdefault('name', name or rec.get('name'))
         rec.setdefault('domain', domain or 'CONTOSO')
         if not rec.get('name'):

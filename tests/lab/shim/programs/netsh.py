@@ -1,7 +1,6 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """netsh.exe winhttp show proxy of a lab host, decoded from the WinHttpSettings value."""
-import json
 import os
 import struct
 import sys
@@ -20,7 +19,7 @@ def main(argv):
     blob = bytes.fromhex(values.get('WinHttpSettings', {}).get('value', '') or '')
     text = '\nCurrent WinHTTP proxy settings:\n\n    Direct access (no proxy server).\n\n'
     if len(blob) >= 16:
-        _, _, flags, plen = struct.unpack_from('<IIII', blob)
+        flags, plen = struct.unpack_from('<IIII', blob)[2:]
         if flags & 2 and plen:
             proxy = blob[16:16 + plen].decode('ascii')
             at = 16 + plen
