@@ -9,20 +9,21 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.m365ops.activation.plugins.module_utils import remediation
 
 
-def remediate_select(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False):
+def remediate_select(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False):
     """Which planned rungs run: ``plan | m365ops.activation.remediate_select(...)``."""
     try:
         return remediation.select_rungs(plan, max_rung=max_rung, disabled=disabled,
-                                        allow_rejoin_hybrid=allow_rejoin_hybrid)
+                                        allow_rejoin_hybrid=allow_rejoin_hybrid, reboot_blocked=reboot_blocked)
     except ValueError as e:
         raise AnsibleFilterError(str(e)) from e
 
 
 def remediate_entry(before, after=None, selection=None, rung_results=None, reboot=None, failed=None,
-                    check_mode=False):
+                    check_mode=False, restart_first=None):
     """One host's report entry with its outcome."""
     return remediation.build_host_entry(before, after, selection, rung_results=rung_results, reboot=reboot,
-                                        failed=failed or None, check_mode=check_mode)
+                                        failed=failed or None, check_mode=check_mode,
+                                        restart_first=restart_first)
 
 
 def remediate_collect(all_hosts, hostvars, active_hosts, var_name="_remediate_entry"):

@@ -47,6 +47,29 @@ MANUAL_RUNGS = {
     "check_device_registration_policy": "tenant",
 }
 
+# What the person named in MANUAL_RUNGS does, spelled out for the report.
+MANUAL_STEPS = {
+    "forcerecovery_cloud_joined": (
+        "with the user present at the device, run dsregcmd /forcerecovery as an administrator, "
+        "let the user sign in when asked, then restart; the next remediate run does the per-user rungs"
+    ),
+    "fix_network_path": "let the device reach the Entra ID and Office endpoints (proxy, firewall, TLS inspection)",
+    "check_licence": "check the user's Microsoft 365 Apps licence assignment in the tenant",
+    "check_device_registration_policy": "check the tenant's device registration settings for this user and device",
+}
+
+# Manual rungs that repair the device registration itself. While one is planned, the
+# per-user rungs cannot help (triage routes the PRT problems of a broken device to the
+# device rung, docs/triage.md) and would only churn caches and restart on every run.
+DEVICE_FIRST_RUNGS = frozenset(("forcerecovery_cloud_joined",))
+DEVICE_FIRST_REASON = (
+    "device recovery first: dsregcmd /forcerecovery with the user present; "
+    "the per-user rungs run on the next run after it"
+)
+# A restart left pending by an earlier run (or a run that died after a rung) that this
+# run may not do: a rung that needs a restart would only stack a second change on it.
+REBOOT_BLOCKED_REASON = "a restart is pending and remediate_reboot is false: it runs after that restart"
+
 OUTCOMES = ("fixed", "improved", "unchanged", "failed", "needs_user")
 
 # Weights only order "better" and "worse"; their absolute values mean nothing.
@@ -115,34 +138,44 @@ def _validate_plan(plan):
     return list(plan)
 
 
-def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False):
+def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False):
     """Decide which planned rungs run on the host.
 
-    Returns ``{"run": [...], "skipped": [{"rung", "reason"}], "manual": [{"rung", "who"}],
-    "reboot_expected": bool}``. ``run`` is in ladder order (cheapest first) whatever
-    the order of ``plan``; every planned host rung that does not run is in ``skipped``
-    with the variable that switched it off, so the report can say why.
+    Returns ``{"run": [...], "skipped": [{"rung", "reason"}], "manual": [{"rung", "who",
+    "step"}], "reboot_expected": bool}``. ``run`` is in ladder order (cheapest first)
+    whatever the order of ``plan``; every planned host rung that does not run is in
+    ``skipped`` with the reason, so the report can say why. A planned device-recovery
+    step (DEVICE_FIRST_RUNGS) holds back every host rung; ``reboot_blocked`` (a restart
+    is pending and may not happen in this run) holds back the rungs that need one.
     """
     planned = _validate_plan(plan)
     cap = parse_max_rung(max_rung)
     off = set(parse_disabled(disabled))
     if not isinstance(allow_rejoin_hybrid, bool):
         raise ValueError("remediate_allow_rejoin_hybrid: expected a boolean, got %r" % (allow_rejoin_hybrid,))
+    if not isinstance(reboot_blocked, bool):
+        raise ValueError("reboot_blocked: expected a boolean, got %r" % (reboot_blocked,))
     opted_in = {"remediate_allow_rejoin_hybrid": allow_rejoin_hybrid}
+    device_first = any(rung in DEVICE_FIRST_RUNGS for rung in planned)
 
     run, skipped = [], []
     for number, rung in enumerate(HOST_RUNGS, start=1):
         if rung not in planned:
             continue
-        if rung in off:
+        if device_first:
+            skipped.append({"rung": rung, "reason": DEVICE_FIRST_REASON})
+        elif rung in off:
             skipped.append({"rung": rung, "reason": "disabled by remediate_rungs_disabled"})
         elif number > cap:
             skipped.append({"rung": rung, "reason": "above remediate_max_rung (%d)" % cap})
         elif rung in OPT_IN_RUNGS and not opted_in[OPT_IN_RUNGS[rung]]:
             skipped.append({"rung": rung, "reason": "needs the opt-in %s: true" % OPT_IN_RUNGS[rung]})
+        elif reboot_blocked and rung in REBOOT_RUNGS:
+            skipped.append({"rung": rung, "reason": REBOOT_BLOCKED_REASON})
         else:
             run.append(rung)
-    manual = [{"rung": rung, "who": MANUAL_RUNGS[rung]} for rung in planned if rung in MANUAL_RUNGS]
+    manual = [{"rung": rung, "who": MANUAL_RUNGS[rung], "step": MANUAL_STEPS[rung]}
+              for rung in planned if rung in MANUAL_RUNGS]
     return {
         "run": run,
         "skipped": skipped,
@@ -221,7 +254,8 @@ def classify_outcome(before, after, rung_results=None, failed=None, check_mode=F
 
     user_rungs = [r for r in (after.get("plan") or []) if MANUAL_RUNGS.get(r) == "user"]
     if user_rungs:
-        return {"outcome": "needs_user", "reason": "needs the user at the device: %s" % ", ".join(user_rungs)}
+        return {"outcome": "needs_user", "reason": "needs the user at the device: %s"
+                % "; ".join("%s (%s)" % (r, MANUAL_STEPS[r]) for r in user_rungs)}
     if users_absent(rung_results):
         return {
             "outcome": "needs_user",
@@ -271,23 +305,57 @@ def _ran(rung_results):
     return ran
 
 
-def build_host_entry(before, after, selection, rung_results=None, reboot=None, failed=None, check_mode=False):
+def quarantines(rung_results):
+    """Where rung 3 put each user's TokenBroker caches: ``[{user, sid, quarantine_id,
+    quarantine_path}]`` for the users whose files were moved.
+
+    win_token_broker_cache makes one quarantine per run (``quarantine_id``, null when
+    nothing moved or in check mode); listing it per user lets the undo guide point at the
+    report: ``state: restored`` with that id puts exactly these users' files back.
+    """
+    result = (rung_results or {}).get("reset_token_broker")
+    if not isinstance(result, dict) or not result.get("quarantine_id"):
+        return []
+    entries = []
+    for user in result.get("users") or []:
+        if isinstance(user, dict) and (user.get("status") == "moved" or user.get("files")):
+            entries.append({"user": user.get("user"), "sid": user.get("sid"),
+                            "quarantine_id": result["quarantine_id"],
+                            "quarantine_path": result.get("quarantine_path")})
+    return entries
+
+
+def _executed(result):
+    return isinstance(result, dict) and bool(result) and not result.get("skipped")
+
+
+def build_host_entry(before, after, selection, rung_results=None, reboot=None, failed=None, check_mode=False,
+                     restart_first=None):
     """One host's entry of the remediate report (docs/development.md, Report).
 
     The top-level ``join_type``/``findings``/``plan`` are the latest known state (after,
     or before when the host could not be diagnosed again), so the report's shared
-    summary counts healthy hosts the same way for every kind.
+    summary counts healthy hosts the same way for every kind. ``restart_first`` is the
+    result of the restart done before choosing the rungs (an earlier run's marker);
+    ``reboot`` that of the restart after them. Either may be a skipped task's result.
     """
     selection = selection or {"run": [], "skipped": [], "manual": []}
-    reboot = reboot or {}
+    first = restart_first if _executed(restart_first) else {}
+    last = reboot if _executed(reboot) else {}
     outcome = classify_outcome(before, after, rung_results, failed=failed, check_mode=check_mode)
     reason = outcome["reason"]
     skipped = list(selection.get("skipped") or [])
-    if skipped and outcome["outcome"] in ("improved", "unchanged"):
+    if skipped and outcome["outcome"] in ("improved", "unchanged", "needs_user"):
         reason += "; not run: " + ", ".join("%s (%s)" % (s["rung"], s["reason"]) for s in skipped)
-    if reboot.get("rebooted") and not _ran(rung_results):
+    if first.get("rebooted"):
+        reason += "; restarted first for a reboot an earlier run left pending"
+    elif last.get("rebooted") and not _ran(rung_results):
         reason += "; restarted for a reboot an earlier run left pending"
-    reboot_pending = bool(reboot.get("reboot_required")) and not reboot.get("rebooted") and not check_mode
+    # The later step knows best whether a restart is still owed; without it (nothing
+    # ran after the first restart) the first step's answer stands.
+    latest_reboot = last or first
+    reboot_pending = bool(latest_reboot.get("reboot_required")) and not latest_reboot.get("rebooted") \
+        and not check_mode
     if reboot_pending:
         reason += "; restart pending (not allowed in this run): it completes the repair, the next run restarts the host"
     latest = after if after is not None and not check_mode else before
@@ -305,13 +373,15 @@ def build_host_entry(before, after, selection, rung_results=None, reboot=None, f
         "rungs_run": _ran(rung_results),
         "rungs_skipped": skipped,
         "manual": list(selection.get("manual") or []),
-        "rebooted": bool(reboot.get("rebooted")),
+        "rebooted": bool(first.get("rebooted") or last.get("rebooted")),
+        "restarted_first": bool(first.get("rebooted")),
         "reboot_pending": reboot_pending,
+        "quarantines": quarantines(rung_results),
         "check_mode": bool(check_mode),
     }
     if check_mode:
         entry["would_run"] = list(selection.get("run") or [])
-        entry["would_reboot"] = bool(reboot.get("reboot_required"))
+        entry["would_reboot"] = bool(first.get("reboot_required") or last.get("reboot_required"))
     if failed:
         entry["error"] = str(failed)
     return entry

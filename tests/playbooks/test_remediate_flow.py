@@ -19,8 +19,9 @@ process without changing the role (the stub win_reboot action reads the host var
 Three runs on the same hosts, one module fixture:
   1. ``--check``: nothing changes, the report says what would run and restart;
   2. the real run;
-  3. the same run again: hosts already repaired see no rung and no restart; the host
-     whose restart was not allowed in run 2 is restarted now.
+  3. the same run again: hosts already repaired, and the cloud-only host waiting for its
+     user, see no rung and no restart; the host whose restart was not allowed in run 2 is
+     restarted first and its rungs are not repeated.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -43,7 +45,7 @@ from playbook_helpers import (
 # fake_host.py is a module_utils of the throwaway collection; the test seeds the host
 # state files with the same code the stubs read them with.
 sys.path.insert(0, str(STUBS))
-from fake_host import new_state  # noqa: E402  pylint: disable=wrong-import-position
+from fake_host import RUNG_OF_MODULE, new_state, parse_time, boot_text  # noqa: E402  pylint: disable=wrong-import-position
 
 PLAYBOOK = "m365ops.activation.remediate"
 TB_FIX = {"rungs": ["reset_token_broker"], "reboot": True}
@@ -54,7 +56,8 @@ HOSTS = {
     # PRT missing + broker errors: purge and TokenBroker reset, one restart, healthy.
     "PC-TB": ("PC-HYB-PRT", "PC-HEALTHY", TB_FIX, None, {}),
     "PC-OK": ("PC-HEALTHY", None, None, None, {}),
-    # Cloud-only: the cheap rungs run, the device is never left; the user must act.
+    # Cloud-only, registration needs recovery: no rung runs until the user has recovered
+    # the device; the device is never left.
     "LT-CLOUD": ("LT-CLOUD-21", None, None, None, {}),
     # Device object disabled/deleted on a hybrid device: rejoin planned, no opt-in.
     "PC-REJOIN": ("devauth", None, None, None, {}),
@@ -65,11 +68,22 @@ HOSTS = {
     # A run that died after rung 3 wrote its marker, before the restart.
     "PC-LEFTOVER": ("PC-HEALTHY", None, None,
                     {"win_token_broker_cache": "2026-11-26T08:05:00Z quarantined the TokenBroker caches"}, {}),
+    # The same, on a host whose repair that restart completes: restart first, no rung again.
+    "PC-DIED": ("PC-HYB-PRT", "PC-HEALTHY", TB_FIX,
+                {"win_token_broker_cache": "2026-11-26T08:05:00Z quarantined the TokenBroker caches"}, {}),
+    # Marker left pending and restarts still not allowed: no rung that needs a restart runs.
+    "PC-HELD": ("PC-HYB-PRT", "PC-HEALTHY", TB_FIX,
+                {"win_token_broker_cache": "2026-11-26T08:05:00Z quarantined the TokenBroker caches"},
+                {"remediate_reboot": False}),
     # Restart not allowed in run 2; run 3 allows it.
     "PC-NOREBOOT": ("PC-HYB-PRT", "PC-HEALTHY", TB_FIX, None, {"remediate_reboot": False}),
 }
-# Healthy after run 2. (The others still have a plan, so run 3 runs its rungs again.)
-SETTLED_AFTER_RUN_2 = ("PC-TB", "PC-OK", "PC-REJOIN-OPTIN", "PC-LEFTOVER")
+# Nothing left to do in run 3: healthy after run 2, or waiting for the user's device
+# recovery. (PC-REJOIN and PC-CAP still have a rung their switches hold back, so their
+# purge runs again; PC-HELD keeps its restart pending.)
+SETTLED_AFTER_RUN_2 = ("PC-TB", "PC-OK", "PC-REJOIN-OPTIN", "PC-LEFTOVER", "PC-DIED", "LT-CLOUD")
+DEVICE_FIRST = ("device recovery first: dsregcmd /forcerecovery with the user present; "
+                "the per-user rungs run on the next run after it")
 REBOOT_MODULES = {"win_token_broker_cache", "win_dsreg_join"}
 RUNG_MODULES = {"win_credential_purge", "win_work_accounts", "win_token_broker_cache", "win_aad_broker_plugin",
                 "win_dsreg_join"}
@@ -103,6 +117,9 @@ class Flow:
 
         for host, (before, after, fixed_by, marker, dummy) in HOSTS.items():
             state = new_state(where(before), where(after), fixed_by, marker)
+            # A marker is what a rung left behind: that rung ran when it was written.
+            for source, value in (marker or {}).items():
+                state["applied"][RUNG_OF_MODULE[source]] = boot_text(parse_time(value))
             self.state_path(host).write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
         self.runs = {}
 
@@ -135,7 +152,7 @@ class Flow:
             "ANSIBLE_CALLBACKS_ENABLED": "record_run",
             "M365OPS_RECORD": str(record),
             "ANSIBLE_PIPELINING": "true",
-            "ANSIBLE_FORKS": "8",
+            "ANSIBLE_FORKS": str(len(HOSTS)),
         })
         before = {host: self.state_path(host).read_bytes() for host in HOSTS}
         proc = run_playbook(PLAYBOOK, "-i", self.inventory(name, overrides or {}),
@@ -268,13 +285,25 @@ def test_healthy_host_runs_no_rung_and_does_not_restart(flow):
     assert entry["rebooted"] is False and entry["rungs_run"] == []
 
 
-def test_cloud_only_host_needs_the_user_and_is_never_left(flow):
+def test_cloud_only_host_waits_for_device_recovery(flow):
+    """LT-CLOUD-21 plans purge, TokenBroker reset and /forcerecovery: per-user resets
+    cannot repair the registration, so nothing runs and the user's step is spelled out."""
     for name in ("check", "first", "second"):
-        assert "win_dsreg_join" not in _modules(flow.runs[name], "LT-CLOUD"), name
-    entry = _entry(flow.runs["first"], "LT-CLOUD")
-    assert entry["outcome"] == "needs_user"
-    assert "forcerecovery_cloud_joined" in entry["outcome_reason"]
-    assert {"rung": "forcerecovery_cloud_joined", "who": "user"} in entry["manual"]
+        run = flow.runs[name]
+        assert _modules(run, "LT-CLOUD") == ["win_activation_facts", "win_reboot_state"], name
+        assert run["states_after"]["LT-CLOUD"] == run["states_before"]["LT-CLOUD"], name
+        entry = _entry(run, "LT-CLOUD")
+        assert entry["rungs_skipped"] == [{"rung": "purge_office_credentials", "reason": DEVICE_FIRST},
+                                          {"rung": "reset_token_broker", "reason": DEVICE_FIRST}], name
+        assert entry["rebooted"] is False and entry["rungs_run"] == [], name
+    assert _entry(flow.runs["check"], "LT-CLOUD")["would_run"] == []
+    assert _entry(flow.runs["check"], "LT-CLOUD")["would_reboot"] is False
+    for name in ("first", "second"):
+        entry = _entry(flow.runs[name], "LT-CLOUD")
+        assert entry["outcome"] == "needs_user", name
+        assert "dsregcmd /forcerecovery" in entry["outcome_reason"] and DEVICE_FIRST in entry["outcome_reason"]
+        manual = [m for m in entry["manual"] if m["rung"] == "forcerecovery_cloud_joined"]
+        assert manual and manual[0]["who"] == "user" and "dsregcmd /forcerecovery" in manual[0]["step"]
 
 
 def test_rejoin_without_opt_in_is_skipped(flow):
@@ -312,8 +341,41 @@ def test_leftover_marker_is_restarted_and_cleared(flow):
     state = json.loads(run["states_after"]["PC-LEFTOVER"])
     assert len(state["reboots"]) == 1 and state["marker"] == {}
     entry = _entry(run, "PC-LEFTOVER")
-    assert entry["rebooted"] is True
-    assert "an earlier run left pending" in entry["outcome_reason"]
+    assert entry["rebooted"] is True and entry["restarted_first"] is True
+    assert "restarted first for a reboot an earlier run left pending" in entry["outcome_reason"]
+
+
+def test_leftover_marker_restarts_first_and_rungs_are_not_repeated(flow):
+    """PC-DIED: a run died after rung 3. Diagnosed before the restart it still plans the
+    purge and the TokenBroker reset; restarted first, it is healthy and nothing runs."""
+    run = flow.runs["first"]
+    calls = _modules(run, "PC-DIED")
+    assert not set(calls) & RUNG_MODULES, calls
+    assert calls[0] == "win_activation_facts" and calls[-1] == "win_activation_facts"
+    assert calls.count("win_activation_facts") == 2
+    state = json.loads(run["states_after"]["PC-DIED"])
+    assert len(state["reboots"]) == 1 and state["marker"] == {}
+    entry = _entry(run, "PC-DIED")
+    assert entry["before"]["plan"] == ["purge_office_credentials", "reset_token_broker"]
+    assert entry["after"]["plan"] == [] and entry["rungs_run"] == [] and entry["quarantines"] == []
+    assert entry["outcome"] == "fixed" and entry["restarted_first"] is True
+    # Check mode restarts nothing, so it can only say the restart comes first.
+    assert _entry(flow.runs["check"], "PC-DIED")["would_reboot"] is True
+
+
+def test_pending_restart_not_allowed_holds_back_the_rungs_that_need_one(flow):
+    for name in ("first", "second"):
+        run = flow.runs[name]
+        calls = _modules(run, "PC-HELD")
+        assert "win_credential_purge" in calls and "win_token_broker_cache" not in calls, (name, calls)
+        state = json.loads(run["states_after"]["PC-HELD"])
+        assert state["reboots"] == [] and "win_token_broker_cache" in state["marker"], name
+        entry = _entry(run, "PC-HELD")
+        assert entry["rungs_skipped"] == [{
+            "rung": "reset_token_broker",
+            "reason": "a restart is pending and remediate_reboot is false: it runs after that restart"}], name
+        assert entry["reboot_pending"] is True and entry["rebooted"] is False, name
+        assert "restart pending" in entry["outcome_reason"], name
 
 
 def test_restart_not_allowed_leaves_it_pending(flow):
@@ -326,20 +388,32 @@ def test_restart_not_allowed_leaves_it_pending(flow):
     assert "- reboot pending: yes" in run["markdown"]
 
 
+def test_quarantine_ids_are_in_the_report(flow):
+    entry = _entry(flow.runs["first"], "PC-TB")
+    assert [(q["user"], q["sid"]) for q in entry["quarantines"]] == [
+        ("CONTOSO\\alice", "S-1-5-21-1004336348-1177238915-682003330-1104")]
+    quarantine = entry["quarantines"][0]
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", quarantine["quarantine_id"])
+    assert quarantine["quarantine_path"].endswith("\\" + quarantine["quarantine_id"])
+    # Check mode moves nothing, so there is no quarantine to point at.
+    assert _entry(flow.runs["check"], "PC-TB")["quarantines"] == []
+
+
 def test_set_stats_publishes_the_fleet_summary(flow):
     run = flow.runs["first"]
     stats = run["record"]["custom_stats"]["_run"]["m365_remediate"]
     assert stats["hosts"] == len(HOSTS)
-    assert stats["outcomes"] == {"fixed": 2, "improved": 0, "unchanged": 5, "failed": 0, "needs_user": 1}
-    assert stats["rebooted"] == 4  # PC-TB, LT-CLOUD, PC-REJOIN-OPTIN, PC-LEFTOVER
-    assert stats["reboot_pending"] == 1
-    assert stats["rungs"]["reset_token_broker"] == 3  # PC-TB, LT-CLOUD, PC-NOREBOOT
+    # fixed: PC-TB, PC-REJOIN-OPTIN, PC-DIED; needs_user: LT-CLOUD
+    assert stats["outcomes"] == {"fixed": 3, "improved": 0, "unchanged": 6, "failed": 0, "needs_user": 1}
+    assert stats["rebooted"] == 4  # PC-TB, PC-REJOIN-OPTIN, PC-LEFTOVER, PC-DIED
+    assert stats["reboot_pending"] == 2  # PC-NOREBOOT, PC-HELD
+    assert stats["rungs"]["reset_token_broker"] == 2  # PC-TB, PC-NOREBOOT
     assert stats["already_healthy"] == 2  # PC-OK, PC-LEFTOVER
 
 
 def test_report_keeps_before_after_and_outcome_per_host(flow):
     report = flow.runs["first"]["report"]
-    assert report["summary"]["outcomes"] == {"fixed": 2, "unchanged": 5, "needs_user": 1}
+    assert report["summary"]["outcomes"] == {"fixed": 3, "unchanged": 6, "needs_user": 1}
     for host, entry in report["hosts"].items():
         assert set(entry["before"]) == {"join_type", "findings", "plan"}, host
         assert entry["after"] is not None, host
@@ -359,8 +433,12 @@ def test_second_run_changes_nothing_on_a_settled_host(flow, host):
     assert _entry(run, host)["rebooted"] is False
 
 
-def test_second_run_restarts_the_host_left_pending(flow):
+def test_second_run_restarts_the_host_left_pending_before_any_rung(flow):
     run = flow.runs["second"]
+    calls = _modules(run, "PC-NOREBOOT")
+    assert not set(calls) & RUNG_MODULES, calls
     state = json.loads(run["states_after"]["PC-NOREBOOT"])
     assert len(state["reboots"]) == 1 and state["marker"] == {}
-    assert _entry(run, "PC-NOREBOOT")["outcome"] == "fixed"
+    assert sorted(state["applied"]) == ["purge_office_credentials", "reset_token_broker"]
+    entry = _entry(run, "PC-NOREBOOT")
+    assert entry["outcome"] == "fixed" and entry["restarted_first"] is True and entry["rungs_run"] == []

@@ -123,6 +123,21 @@ class FakeHost:
     def bundle(self):
         return self.state["bundles"]["after" if self.is_fixed() else "before"]
 
+    def facts(self):
+        """win_activation_facts: the bundle's texts, with ``pending_reboot`` from this
+        host's marker (Get-AfPendingReboot: one ``marker <source>: <value>`` reason per
+        source) instead of the bundle's, which was captured on another machine."""
+        result = read_bundle(self.bundle())
+        marker = self.state["marker"]
+        # Hand-collected bundles have no host_facts.json; the real module always reports
+        # the marker, so such a host gets host facts holding only that.
+        if result["host_facts"] is not None or marker:
+            result["host_facts"] = result["host_facts"] or {"schema": 1}
+            result["host_facts"]["pending_reboot"] = {
+                "marker": bool(marker), "windows": False,
+                "reasons": ["marker %s: %s" % (source, marker[source]) for source in sorted(marker)]}
+        return result
+
     # --- host-side behaviour of the stubbed modules ----------------------------------
 
     def run_rung(self, module, check_mode):
@@ -139,6 +154,12 @@ class FakeHost:
         result = {"changed": True, "reboot_required": reboot,
                   "users": [{"user": "CONTOSO\\alice", "sid": "S-1-5-21-1004336348-1177238915-682003330-1104",
                              "status": "ok" if module != "win_token_broker_cache" else "moved"}]}
+        if module == "win_token_broker_cache":
+            # One quarantine per run, named like the module names it (UTC time + 8 hex).
+            qid = None if check_mode else "%s-%08x" % (moment.strftime("%Y%m%dT%H%M%SZ"), self.state["clock"])
+            result.update({"quarantine_id": qid,
+                           "quarantine_path": qid and "C:\\ProgramData\\m365ops\\activation\\quarantine\\" + qid,
+                           "moved_count": 4})
         if module == "win_dsreg_join":
             result.update({"action": "rejoin", "join_result": "joined", "pending": False})
         return result

@@ -15,7 +15,7 @@ import yaml
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.m365ops.activation.plugins.module_utils.fake_host import (
-    FakeHost, RUNG_OF_MODULE, read_bundle,
+    FakeHost, RUNG_OF_MODULE,
 )
 
 _SPEC_KEYS = ("type", "elements", "choices", "default", "required", "aliases", "no_log")
@@ -32,7 +32,7 @@ def main(name):
     params = {key: value for key, value in module.params.items() if value is not None}
     host.log(name, params, module.check_mode)
     if name == "win_activation_facts":
-        module.exit_json(changed=False, **read_bundle(host.bundle()))
+        module.exit_json(changed=False, **host.facts())
     if name == "win_reboot_state":
         try:
             result = host.reboot_state(module.params, module.check_mode)
