@@ -45,3 +45,20 @@ def test_reboot_requests_names_marker_sources():
                "rejoin_hybrid": {"changed": True, "reboot_required": True},
                "purge_office_credentials": {"changed": True, "reboot_required": False}}
     assert FILTERS["remediate_reboot_requests"](results) == ["win_token_broker_cache", "win_dsreg_join"]
+
+
+def test_select_passes_the_pending_restart_through_positionally():
+    # The role calls remediate_select(max, disabled, opt_in, reboot_blocked) positionally.
+    sel = FILTERS["remediate_select"](["purge_office_credentials", "reset_token_broker"], 5, [], False, True)
+    assert sel["run"] == ["purge_office_credentials"]
+    assert sel["skipped"][0]["rung"] == "reset_token_broker"
+    with pytest.raises(AnsibleFilterError, match="reboot_blocked"):
+        FILTERS["remediate_select"](["reset_token_broker"], 5, [], False, "true")
+
+
+def test_entry_takes_the_first_restart_as_last_positional():
+    healthy = {"findings": [], "plan": []}
+    skipped = {"skipped": True, "changed": False}
+    entry = FILTERS["remediate_entry"](healthy, healthy, FILTERS["remediate_select"]([]), {}, skipped, "", False,
+                                       {"rebooted": True, "reboot_required": True})
+    assert entry["restarted_first"] is True and entry["rebooted"] is True and entry["reboot_pending"] is False

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ansible_collections.m365ops.activation.plugins.module_utils import remediation as rem
 
 ALL_HOST = list(rem.HOST_RUNGS)
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "examples", "evidence")
 
 
 def finding(fid, rung, severity="high"):
@@ -71,11 +74,61 @@ def test_select_disabled_rungs(disabled):
     assert sel["skipped"] == [{"rung": "reset_token_broker", "reason": "disabled by remediate_rungs_disabled"}]
 
 
-def test_select_lists_manual_steps_with_who_acts():
-    sel = rem.select_rungs(["reset_token_broker", "forcerecovery_cloud_joined", "check_licence"])
+def test_select_lists_manual_steps_with_who_acts_and_what_to_do():
+    sel = rem.select_rungs(["reset_token_broker", "fix_network_path", "check_licence"])
     assert sel["run"] == ["reset_token_broker"]
-    assert sel["manual"] == [{"rung": "forcerecovery_cloud_joined", "who": "user"},
-                             {"rung": "check_licence", "who": "tenant"}]
+    assert [(m["rung"], m["who"]) for m in sel["manual"]] == [("fix_network_path", "admin"),
+                                                             ("check_licence", "tenant")]
+    assert all(m["step"] == rem.MANUAL_STEPS[m["rung"]] for m in sel["manual"])
+    assert set(rem.MANUAL_STEPS) == set(rem.MANUAL_RUNGS)
+
+
+# LT-CLOUD-21 (examples/evidence): cloud-only joined, registration flagged for recovery.
+CLOUD_RECOVERY_PLAN = ["purge_office_credentials", "reset_token_broker", "forcerecovery_cloud_joined"]
+
+
+def test_select_device_recovery_holds_back_every_host_rung():
+    sel = rem.select_rungs(CLOUD_RECOVERY_PLAN)
+    assert sel["run"] == [] and sel["reboot_expected"] is False
+    assert sel["skipped"] == [{"rung": "purge_office_credentials", "reason": rem.DEVICE_FIRST_REASON},
+                              {"rung": "reset_token_broker", "reason": rem.DEVICE_FIRST_REASON}]
+    assert "dsregcmd /forcerecovery with the user present" in rem.DEVICE_FIRST_REASON
+    assert sel["manual"] == [{"rung": "forcerecovery_cloud_joined", "who": "user",
+                              "step": rem.MANUAL_STEPS["forcerecovery_cloud_joined"]}]
+
+
+def test_select_device_recovery_wins_over_the_other_switches():
+    # Whatever the admin allows, the per-user rungs wait for the device recovery.
+    sel = rem.select_rungs(CLOUD_RECOVERY_PLAN, max_rung=1, disabled=["reset_token_broker"])
+    assert sel["run"] == []
+    assert {s["reason"] for s in sel["skipped"]} == {rem.DEVICE_FIRST_REASON}
+
+
+def test_select_device_rung_rule_matches_triage_routing():
+    """Triage routes the PRT problems of a broken cloud-only device to this rung
+    (Context.device_rung); the role's rule must hold back exactly that rung's plans."""
+    triage = pytest.importorskip("ansible_collections.m365ops.activation.plugins.module_utils.triage")
+    bundle = os.path.join(EXAMPLES, "LT-CLOUD-21")
+    if not os.path.isdir(bundle):
+        pytest.skip("examples/evidence is not part of this tree")
+    plan = triage.evaluate(triage.load_bundle(bundle))["plan"]
+    assert plan == CLOUD_RECOVERY_PLAN
+    assert set(rem.DEVICE_FIRST_RUNGS) <= set(plan)
+    assert rem.select_rungs(plan)["run"] == []
+
+
+def test_select_pending_restart_not_allowed_holds_back_the_reboot_rungs():
+    sel = rem.select_rungs(["purge_office_credentials", "reset_token_broker", "rejoin_hybrid"],
+                           allow_rejoin_hybrid=True, reboot_blocked=True)
+    assert sel["run"] == ["purge_office_credentials"] and sel["reboot_expected"] is False
+    assert sel["skipped"] == [{"rung": "reset_token_broker", "reason": rem.REBOOT_BLOCKED_REASON},
+                              {"rung": "rejoin_hybrid", "reason": rem.REBOOT_BLOCKED_REASON}]
+    assert "remediate_reboot is false" in rem.REBOOT_BLOCKED_REASON
+
+
+def test_select_bad_reboot_blocked_names_the_parameter():
+    with pytest.raises(ValueError, match="reboot_blocked"):
+        rem.select_rungs(["reset_token_broker"], reboot_blocked="yes")
 
 
 @pytest.mark.parametrize("cap", [6, -1, "7", "rung_six", True, 2.5, [1]])
@@ -138,7 +191,20 @@ def test_outcome_failed_when_a_rung_failed_or_no_after():
 
 def test_outcome_needs_user_for_forcerecovery():
     cloud = diag(finding("cloud_joined_prt_broken", "forcerecovery_cloud_joined", "critical"), join_type="entra_joined")
-    assert rem.classify_outcome(cloud, cloud)["outcome"] == "needs_user"
+    out = rem.classify_outcome(cloud, cloud)
+    assert out["outcome"] == "needs_user"
+    assert rem.MANUAL_STEPS["forcerecovery_cloud_joined"] in out["reason"]
+
+
+def test_host_entry_for_device_recovery_spells_out_the_step_and_changes_nothing():
+    cloud = diag(finding("office_credentials", "purge_office_credentials"),
+                 finding("device_auth_failed", "forcerecovery_cloud_joined", "critical"), join_type="entra_joined")
+    sel = rem.select_rungs(cloud["plan"])
+    entry = rem.build_host_entry(cloud, cloud, sel, {}, reboot={"changed": False, "rebooted": False,
+                                                                 "reboot_required": False})
+    assert entry["outcome"] == "needs_user" and entry["rungs_run"] == [] and entry["rebooted"] is False
+    assert "dsregcmd /forcerecovery" in entry["outcome_reason"]
+    assert "not run: purge_office_credentials (%s)" % rem.DEVICE_FIRST_REASON in entry["outcome_reason"]
 
 
 def test_outcome_needs_user_when_a_user_was_not_logged_on():
@@ -259,3 +325,71 @@ def test_reboot_requests_and_check_mode_would_reboot():
     entry = rem.build_host_entry(BROKEN, None, rem.select_rungs(BROKEN["plan"]), results,
                                  reboot={"changed": True, "rebooted": False, "reboot_required": True}, check_mode=True)
     assert entry["would_reboot"] is True and entry["reboot_pending"] is False
+
+
+# --- restart first, quarantines --------------------------------------------------------
+
+SKIPPED_TASK = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
+
+
+def test_host_entry_restart_first_then_nothing_to_run():
+    entry = rem.build_host_entry(BROKEN, HEALTHY, rem.select_rungs([]), {}, reboot=SKIPPED_TASK,
+                                 restart_first={"changed": True, "rebooted": True, "reboot_required": True})
+    assert entry["outcome"] == "fixed"
+    assert entry["rebooted"] is True and entry["restarted_first"] is True and entry["reboot_pending"] is False
+    assert "restarted first for a reboot an earlier run left pending" in entry["outcome_reason"]
+
+
+def test_host_entry_restart_first_then_rungs_and_a_second_restart():
+    results = {"reset_token_broker": {"changed": True, "reboot_required": True}}
+    entry = rem.build_host_entry(BROKEN, HEALTHY, rem.select_rungs(BROKEN["plan"]), results,
+                                 reboot={"rebooted": True, "reboot_required": True},
+                                 restart_first={"rebooted": True, "reboot_required": True})
+    assert entry["rebooted"] is True and entry["restarted_first"] is True
+    assert entry["rungs_run"] == ["reset_token_broker"]
+
+
+def test_host_entry_without_restart_first_is_not_marked():
+    entry = rem.build_host_entry(HEALTHY, HEALTHY, rem.select_rungs([]), {}, reboot={"rebooted": False},
+                                 restart_first=SKIPPED_TASK)
+    assert entry["restarted_first"] is False and entry["rebooted"] is False
+    assert "earlier run" not in entry["outcome_reason"]
+
+
+def test_host_entry_check_mode_would_restart_first():
+    entry = rem.build_host_entry(HEALTHY, None, rem.select_rungs([]), {}, reboot=SKIPPED_TASK, check_mode=True,
+                                 restart_first={"changed": True, "rebooted": False, "reboot_required": True})
+    assert entry["would_reboot"] is True and entry["reboot_pending"] is False and entry["rebooted"] is False
+
+
+ALICE = "S-1-5-21-1004336348-1177238915-682003330-1104"
+BOB = "S-1-5-21-1004336348-1177238915-682003330-1105"
+
+
+def test_quarantines_per_user_whose_files_moved():
+    results = {"reset_token_broker": {
+        "changed": True, "quarantine_id": "20261126T181500Z-3fa2c9d1",
+        "quarantine_path": "C:\\ProgramData\\m365ops\\activation\\quarantine\\20261126T181500Z-3fa2c9d1",
+        "users": [{"user": "CONTOSO\\alice", "sid": ALICE, "status": "moved", "files": [{"cache": "x"}]},
+                  {"user": "CONTOSO\\bob", "sid": BOB, "status": "unchanged", "files": []}]}}
+    assert rem.quarantines(results) == [{
+        "user": "CONTOSO\\alice", "sid": ALICE, "quarantine_id": "20261126T181500Z-3fa2c9d1",
+        "quarantine_path": "C:\\ProgramData\\m365ops\\activation\\quarantine\\20261126T181500Z-3fa2c9d1"}]
+    entry = rem.build_host_entry(BROKEN, HEALTHY, rem.select_rungs(BROKEN["plan"]), results)
+    assert entry["quarantines"] == rem.quarantines(results)
+
+
+def test_quarantines_locked_user_with_some_files_moved_is_listed():
+    results = {"reset_token_broker": {"quarantine_id": "20261126T181500Z-3fa2c9d1", "users": [
+        {"user": "CONTOSO\\bob", "sid": BOB, "status": "locked", "files": [{"cache": "x"}], "locked": ["y"]}]}}
+    assert [q["sid"] for q in rem.quarantines(results)] == [BOB]
+
+
+@pytest.mark.parametrize("results", [
+    {},
+    {"reset_token_broker": SKIPPED_TASK},
+    # check mode: files listed as "to be moved", but no quarantine was made
+    {"reset_token_broker": {"quarantine_id": None, "users": [{"sid": ALICE, "status": "moved", "files": [{}]}]}},
+])
+def test_quarantines_empty_without_a_quarantine(results):
+    assert rem.quarantines(results) == []
