@@ -74,6 +74,7 @@ details .err{color:var(--bad);white-space:pre-wrap}
 details dl{display:grid;grid-template-columns:minmax(0,max-content) minmax(0,1fr);gap:2px 12px;margin:6px 0}
 details dt{color:var(--muted)}details dd{margin:0;word-break:break-word}
 .why{color:var(--muted);font-size:12px;max-width:260px;margin-top:2px}
+.flag{font-size:12px;font-weight:600;margin-top:2px}
 .ev{color:var(--muted);font-family:ui-monospace,SFMono-Regular,Consolas,monospace;font-size:12px}
 .fill-critical{fill:var(--critical)}.fill-high{fill:var(--high)}.fill-medium{fill:var(--medium)}
 .fill-low{fill:var(--low)}.fill-info{fill:var(--info)}.fill-unknown{fill:var(--grey)}
@@ -379,6 +380,75 @@ def _finding_list(findings: list) -> str:
     return "<ul>%s</ul>" % "".join(items)
 
 
+def _items(value) -> list:
+    """A list key of an entry as a list: a report from a future version (or a hand edit)
+    must not stop the page from rendering."""
+    return list(value) if isinstance(value, (list, tuple)) else ([] if value in (None, "") else [value])
+
+
+def _field(item, key) -> str:
+    return _esc(item.get(key)) if isinstance(item, dict) and item.get(key) is not None else ""
+
+
+def _listed(items, render) -> str:
+    return "<ul>%s</ul>" % "".join(
+        "<li>%s</li>" % (render(i) if isinstance(i, dict) else _esc(_fact_text(i))) for i in items)
+
+
+def _remediation(row: dict) -> str:
+    """What the remediate role did (remediation.build_host_entry's keys), in the words of
+    report.md: run or would run, restarts, rungs not run and why, manual steps, and where
+    the TokenBroker caches were quarantined (the undo guide points here)."""
+    entry = row["entry"]
+    body = []
+    if entry.get("check_mode"):
+        body.append("<p>Check mode: nothing was changed on the host. Would run: %s. Would restart: %s.</p>"
+                    % (", ".join(_esc(r) for r in _items(entry.get("would_run"))) or "nothing",
+                       "yes" if entry.get("would_reboot") else "no"))
+    else:
+        body.append("<p>Rungs run: %s</p>" % (", ".join(_esc(r) for r in row["rungs_run"]) or "none"))
+        if "rebooted" in entry:
+            first = " (first, for a restart an earlier run left pending)" if entry.get("restarted_first") else ""
+            body.append("<p>Restarted: %s%s</p>" % ("yes" if entry["rebooted"] else "no", first))
+        if entry.get("reboot_pending"):
+            body.append('<p class="err">Reboot pending: a restart is needed and was not allowed in this run.</p>')
+    skipped = _items(entry.get("rungs_skipped"))
+    if skipped:
+        body.append("<h4>Not run</h4>" + _listed(skipped, lambda s: '<span class="rung">%s</span> %s'
+                                                 % (_field(s, "rung"), _field(s, "reason"))))
+    manual = _items(entry.get("manual"))
+    if manual:
+        body.append("<h4>Manual steps</h4>" + _listed(manual, lambda m: 'left to the %s: <span class="rung">%s</span>%s'
+                                                      % (_field(m, "who") or "admin", _field(m, "rung"),
+                                                         (" \u2014 " + _field(m, "step")) if _field(m, "step") else "")))
+    quarantines = _items(entry.get("quarantines"))
+    if quarantines:
+        body.append("<h4>TokenBroker quarantines</h4>" + _listed(quarantines, lambda q: "%s (%s): quarantine_id <code>%s</code>%s"
+                                                                 % (_field(q, "user") or _field(q, "sid"), _field(q, "sid"),
+                                                                    _field(q, "quarantine_id"),
+                                                                    (" in " + _field(q, "quarantine_path"))
+                                                                    if _field(q, "quarantine_path") else "")))
+    return "".join(body)
+
+
+def _status_flags(entry: dict) -> str:
+    """Short remediate flags under the status badge: what a reader scanning the table
+    must not miss (nothing changed, a restart owed, a person to act)."""
+    flags = []
+    if entry.get("check_mode"):
+        flags.append("check mode" + (", would restart" if entry.get("would_reboot") else ""))
+    if entry.get("reboot_pending"):
+        flags.append("reboot pending")
+    elif entry.get("restarted_first"):
+        flags.append("restarted first")
+    elif entry.get("rebooted"):
+        flags.append("restarted")
+    who = sorted({str(m["who"]) for m in _items(entry.get("manual")) if isinstance(m, dict) and m.get("who")})
+    if who:
+        flags.append("manual step: " + ", ".join(who))
+    return "".join('<div class="flag">%s</div>' % _esc(f) for f in flags)
+
+
 def _details(row: dict) -> str:
     entry = row["entry"]
     body = []
@@ -386,7 +456,7 @@ def _details(row: dict) -> str:
         body.append('<p class="err">%s</p>' % _esc(entry["error"]))
     if row["before"] is not None:
         body.append("<h4>Before</h4>" + _finding_list(row["before"]["findings"]))
-        body.append("<p>Rungs run: %s</p>" % (", ".join(_esc(r) for r in row["rungs_run"]) or "none"))
+        body.append(_remediation(row))
         after = _finding_list(row["after"]) if row["after"] is not None else '<p class="none">Not re-diagnosed.</p>'
         body.append("<h4>After</h4>" + after)
     elif row["known"]:
@@ -397,10 +467,12 @@ def _details(row: dict) -> str:
     return "<details><summary>details</summary>%s</details>" % "".join(body)
 
 
-# Keys the table and the finding lists already show; every other key of a host entry
-# (outcome_reason, users, device_id, policy, rungs_skipped, ...) is listed as a fact.
+# Keys the table, the finding lists and the remediation section already show; every
+# other key of a host entry (users, device_id, policy, ...) is listed as a fact.
 _SHOWN_KEYS = frozenset(("findings", "plan", "before", "after", "error", "unreachable",
-                         "outcome", "rungs_run", "join_type"))
+                         "outcome", "rungs_run", "join_type", "rungs_skipped", "manual",
+                         "check_mode", "would_run", "would_reboot", "rebooted", "restarted_first",
+                         "reboot_pending", "quarantines"))
 
 
 def _fact_text(value) -> str:
@@ -435,9 +507,10 @@ def _table(kind: str, rows: list) -> str:
     for row in rows:
         cells = [
             '<td class="host">%s</td>' % _esc(row["host"]),
-            "<td>%s%s</td>" % (_badge(_STATE_LABELS[row["state"]], "st-" + row["state"]),
-                               '<div class="why">%s</div>' % _esc(row["entry"]["outcome_reason"])
-                               if row["entry"].get("outcome_reason") else ""),
+            "<td>%s%s%s</td>" % (_badge(_STATE_LABELS[row["state"]], "st-" + row["state"]),
+                                 _status_flags(row["entry"]),
+                                 '<div class="why">%s</div>' % _esc(row["entry"]["outcome_reason"])
+                                 if row["entry"].get("outcome_reason") else ""),
             "<td>%s</td>" % _join_cell(row),
             "<td>%s</td>" % (_finding_badges(row["findings"]) if row["known"] else _UNKNOWN),
             "<td>%s</td>" % (_rung_list(row["plan"]) if row["known"] else _UNKNOWN),

@@ -177,11 +177,13 @@ def test_details_carry_findings_evidence_and_errors():
     assert "the user's session is locked by another process" in rows["PC051"][-1]
     # Other entry keys are listed as facts, the outcome reason first.
     assert "outcome reason" in rows["PC045"][-1]
-    assert "rungs skipped reset_token_broker" not in rows["PC045"][-1]
-    assert 'rungs skipped{"reason": "max_rung is 2", "rung": "reset_token_broker"}' in rows["PC045"][-1]
+    # Remediate keys get their own section, in report.md's words, not a JSON fact.
+    assert "Not runreset_token_broker max_rung is 2" in rows["PC045"][-1]
+    assert "rungs skipped" not in rows["PC045"][-1]
     assert "device id6a59e9c3-1b0e-4b7c-9d55-0f4b2c1e8a11" in details
-    assert "would run" in rows["PC052"][-1] and "check modeyes" in rows["PC052"][-1]
-    assert "check mode" not in rows["PC045"][-1] and "rebootedyes" in details
+    assert ("Check mode: nothing was changed on the host. Would run: purge_office_credentials. "
+            "Would restart: no.") in rows["PC052"][-1]
+    assert "check mode" not in rows["PC045"][-1].lower() and "Restarted: yes" in details
     assert "psrp: connection refused on PC044:5986" in rows["PC044"][-1]
     assert text.count("<details>") == len(page.rows)
 
@@ -375,3 +377,56 @@ def test_tenant_entries_show_users_devices_and_policy():
     assert "usersbob@contoso.com" in rows["bob@contoso.com"][-1]
     assert '"userDeviceQuota": 50' in rows["tenant"][-1]
     assert rows["bob@contoso.com"][4] == "check_licence"
+
+
+def test_remediate_details_show_manual_steps_and_quarantines():
+    page = parse(render_html(load("remediate.json")))
+    rows = {host: cells for (host, _state), cells in zip(page.rows, page.cells)}
+    assert ("left to the user: forcerecovery_cloud_joined \u2014 with the user present at the device, "
+            "run dsregcmd /forcerecovery") in rows["PC050"][-1]
+    assert ("CONTOSO\\alice (S-1-5-21-1004336348-1177238915-682003330-1104): quarantine_id "
+            "20261126T181500Z-3fa2c9d1 in C:\\ProgramData\\m365ops\\activation\\quarantine\\"
+            "20261126T181500Z-3fa2c9d1") in rows["PC042"][-1]
+    # Shown once in their section, not again as raw facts.
+    assert rows["PC042"][-1].count("20261126T181500Z-3fa2c9d1 in") == 1
+    assert "manualforcerecovery" not in rows["PC050"][-1]
+    assert "manual step: user" in rows["PC050"][1]
+
+
+def _entry(**keys):
+    entry = {"join_type": "hybrid_joined", "findings": [], "plan": [], "outcome": "unchanged",
+             "outcome_reason": "already healthy; nothing to do", "before": {"join_type": "hybrid_joined",
+                                                                            "findings": [], "plan": []},
+             "after": {"join_type": "hybrid_joined", "findings": [], "plan": []}, "rungs_run": [],
+             "rungs_skipped": [], "manual": [], "rebooted": False, "restarted_first": False,
+             "reboot_pending": False, "quarantines": [], "check_mode": False}
+    entry.update(keys)
+    return entry
+
+
+@pytest.mark.parametrize("keys, status, detail", [
+    ({"reboot_pending": True, "rungs_skipped": [{"rung": "reset_token_broker", "reason": "a restart is pending"}]},
+     "reboot pending", "Reboot pending: a restart is needed and was not allowed in this run."),
+    ({"rebooted": True, "restarted_first": True}, "restarted first",
+     "Restarted: yes (first, for a restart an earlier run left pending)"),
+    ({"rebooted": True}, "restarted", "Restarted: yes"),
+    ({"check_mode": True, "after": None, "would_run": ["reset_token_broker"], "would_reboot": True},
+     "check mode, would restart", "Would run: reset_token_broker. Would restart: yes."),
+])
+def test_remediate_status_column_flags(keys, status, detail):
+    page = parse(render_html({"kind": "remediate", "hosts": {"PC1": _entry(**keys)}}))
+    status_cell, details = page.cells[0][1], page.cells[0][-1]
+    assert status in status_cell and "already healthy" in status_cell
+    assert detail in details
+
+
+def test_remediate_sections_escape_and_survive_odd_shapes():
+    hostile = "<script>x</script>"
+    entry = _entry(rungs_skipped=[{"rung": hostile, "reason": hostile}, "bare text"],
+                   manual=[{"rung": hostile, "who": hostile, "step": hostile}],
+                   quarantines=[{"user": hostile, "sid": hostile, "quarantine_id": hostile}], would_run=hostile)
+    text = render_html({"kind": "remediate", "hosts": {"PC1": entry}})
+    page = parse(text)
+    assert page.errors == [] and hostile not in text
+    assert not [t for t, _a in page.tags if t == "script"]
+    assert "bare text" in page.cells[0][-1]
