@@ -34,6 +34,8 @@ $script:OfficeChannels = @{
 # LicensingNext per-product values, as Microsoft's vNextDiag.ps1 reads them.
 $script:LicensingModes = @{ 2 = 'vNext'; 3 = 'Device' }
 $script:EventLevels = @{ 1 = 'Critical'; 2 = 'Error'; 3 = 'Warning'; 4 = 'Information'; 5 = 'Verbose' }
+# Where win_dsreg_join records a submitted hybrid join (docs/rungs/win_dsreg_join.md).
+$script:HybridJoinKey = 'HKLM:\SOFTWARE\m365ops\activation\HybridJoin'
 
 # ---------------------------------------------------------------------------------------
 # Windows adapters: one Windows call each, so Pester mocks them and the logic below runs
@@ -281,6 +283,29 @@ Function Get-AfPendingReboot {
     foreach ($source in @($marker.Keys | Sort-Object)) { $reasons.Add("marker $($source): $($marker[$source])") }
     foreach ($r in $windows) { $reasons.Add($r) }
     [ordered]@{ marker = ($marker.Count -gt 0); windows = ($windows.Count -gt 0); reasons = @($reasons) }
+}
+
+Function Get-AfHybridJoin {
+    <#
+    .SYNOPSIS
+    The hybrid join win_dsreg_join submitted and has not seen complete yet:
+    {action, submitted_at, submitted_by}, or $null when none is recorded.
+    .DESCRIPTION
+    win_dsreg_join keeps this record (not the reboot marker, which the reboot step clears)
+    until dsregcmd shows the device hybrid joined. The rules read it so a join still
+    awaiting the Entra Connect sync is not planned again. Read through RebootMarker's value
+    adapter, as win_dsreg_join writes it.
+    #>
+    Assert-AfRegistry
+    $values = Get-M365RebootMarkerValue -Path $script:HybridJoinKey
+    # win_dsreg_join writes SubmittedAt last: a record without it was never completed.
+    if ($null -eq $values -or -not $values.ContainsKey('SubmittedAt')) { return $null }
+    $get = { param($n) if ($values.ContainsKey($n) -and "$($values[$n])" -ne '') { [string]$values[$n] } else { $null } }
+    [ordered]@{
+        action = & $get 'Action'
+        submitted_at = & $get 'SubmittedAt'
+        submitted_by = & $get 'SubmittedBy'
+    }
 }
 
 Function Get-AfBrokerPluginInfo {
@@ -638,6 +663,8 @@ Function Get-ActivationFact {
     $facts.office = Invoke-AfSource -Name 'office' -Errors $errors -ScriptBlock { Get-AfOfficeInfo }
     $facts.network = Invoke-AfSource -Name 'network' -Errors $errors -ScriptBlock { Get-AfNetworkInfo }
     $facts.pending_reboot = Invoke-AfSource -Name 'pending_reboot' -Errors $errors -ScriptBlock { Get-AfPendingReboot }
+    # Wrapped: $null is an answer here (no join recorded), unlike the sources around it.
+    $hybridJoin = Invoke-AfSource -Name 'hybrid_join' -Errors $errors -ScriptBlock { @{ value = Get-AfHybridJoin } }
     $facts.broker_plugin = Invoke-AfSource -Name 'broker_plugin' -Errors $errors -ScriptBlock { Get-AfBrokerPluginInfo }
     $facts.profiles = @(foreach ($p in @($profiles)) { if ($p) { Get-AfProfileFact -UserProfile $p -Now $now -Errors $errors } })
 
@@ -658,6 +685,8 @@ Function Get-ActivationFact {
     # Facts that could not be read are left out rather than sent as null, so the
     # triage rules see "unknown", not "false".
     foreach ($k in @($facts.Keys)) { if ($null -eq $facts[$k]) { $facts.Remove($k) } }
+    # hybrid_join: null means "none recorded"; the key is left out only when unreadable.
+    if ($null -ne $hybridJoin) { $facts.hybrid_join = $hybridJoin.value }
     @{
         dsregcmd_status = $dsreg
         aad_events = $events

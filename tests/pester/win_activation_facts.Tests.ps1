@@ -330,6 +330,45 @@ Describe 'Pending reboot and BrokerPlugin' {
     }
 }
 
+Describe 'Hybrid join record of win_dsreg_join' {
+    BeforeEach { Mock Assert-AfRegistry { } }
+
+    It 'reports the submitted join read from the HybridJoin key' {
+        Mock Get-M365RebootMarkerValue {
+            @{ Action = 'rejoin'; SubmittedBy = 'CONTOSO\svc-m365ops (win_dsreg_join state=rejoined)'; SubmittedAt = '2026-11-26T08:12:40Z' }
+        }
+        $r = Get-AfHybridJoin
+        $r.action | Should -Be 'rejoin'
+        $r.submitted_at | Should -Be '2026-11-26T08:12:40Z'
+        $r.submitted_by | Should -Be 'CONTOSO\svc-m365ops (win_dsreg_join state=rejoined)'
+        @($r.Keys) | Should -Be @('action', 'submitted_at', 'submitted_by')
+        Should -Invoke Get-M365RebootMarkerValue -Times 1 -Exactly -ParameterFilter { $Path -eq 'HKLM:\SOFTWARE\m365ops\activation\HybridJoin' }
+    }
+
+    It 'is $null when no join is recorded or the record was never completed (no SubmittedAt)' -ForEach @(
+        @{ Values = @{} }
+        @{ Values = @{ Action = 'join'; SubmittedBy = 'CONTOSO\svc-m365ops (win_dsreg_join state=joined)' } }
+    ) {
+        Mock Get-M365RebootMarkerValue { $Values }
+        Get-AfHybridJoin | Should -BeNullOrEmpty
+    }
+
+    It 'gives null for a value that is missing or empty rather than an empty string' {
+        Mock Get-M365RebootMarkerValue { @{ SubmittedAt = '2026-11-26T08:12:40Z'; SubmittedBy = '' } }
+        $r = Get-AfHybridJoin
+        $r.submitted_at | Should -Be '2026-11-26T08:12:40Z'
+        $null -eq $r.action | Should -BeTrue
+        $null -eq $r.submitted_by | Should -BeTrue
+    }
+
+    It 'says the registry is unavailable instead of reporting "no join"' {
+        Mock Assert-AfRegistry { throw [System.PlatformNotSupportedException]::new('the Windows registry is not available on this host') }
+        Mock Get-M365RebootMarkerValue { @{} }
+        { Get-AfHybridJoin } | Should -Throw '*registry is not available*'
+        Should -Invoke Get-M365RebootMarkerValue -Times 0 -Exactly
+    }
+}
+
 Describe 'User-context script' {
     BeforeAll {
         # Stand-ins for the Windows calls the script would otherwise define itself.
@@ -400,6 +439,7 @@ Describe 'Get-ActivationFact' {
         Mock Get-AfBrokerPackage { }
         Mock Assert-AfRegistry { }
         Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{} }
+        Mock Get-M365RebootMarkerValue { @{} }
         Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $false }
         Mock -ModuleName RebootMarker Get-M365RebootRegistryValue { $null }
         Mock Get-AfUtcNow { $script:Now }
@@ -426,6 +466,21 @@ Describe 'Get-ActivationFact' {
         $r.host_facts.os.build | Should -Be 22631
         $r.host_facts.os.version | Should -Be '10.0.22631'
         , $r.aad_events | Should -BeOfType [object[]]
+        # No join recorded is an answer: the key is there, null.
+        $r.host_facts.Contains('hybrid_join') | Should -BeTrue
+        $null -eq $r.host_facts.hybrid_join | Should -BeTrue
+    }
+
+    It 'reports the pending hybrid join next to the reboot marker in the same execution' {
+        Mock Get-M365RebootMarkerValue { @{ Action = 'join'; SubmittedBy = 'CONTOSO\svc-m365ops (win_dsreg_join state=joined)'; SubmittedAt = '2026-11-26T08:30:00Z' } } -ParameterFilter { $Path -like '*\HybridJoin' }
+        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{ win_dsreg_join = '2026-11-26T08:30:00Z dsregcmd /join submitted' } }
+        $r = Get-ActivationFact
+        $r.host_facts.hybrid_join.action | Should -Be 'join'
+        $r.host_facts.hybrid_join.submitted_at | Should -Be '2026-11-26T08:30:00Z'
+        $r.host_facts.pending_reboot.marker | Should -BeTrue
+        $r.collection_errors.Count | Should -Be 0
+        # It survives the trip to the controller as the plain object host_facts.json holds.
+        ($r.host_facts | ConvertTo-Json -Depth 8 | ConvertFrom-Json).hybrid_join.submitted_by | Should -Be 'CONTOSO\svc-m365ops (win_dsreg_join state=joined)'
     }
 
     It 'runs tasks only for the named users, reporting one who is not logged on' {
@@ -468,7 +523,7 @@ Describe 'Get-ActivationFact' {
         Mock Assert-AfRegistry { throw 'the Windows registry is not available on this host' }
         Mock Get-AfBrokerPackage { throw "The term 'Get-AppxPackage' is not recognized" }
         $r = Get-ActivationFact
-        @($r.collection_errors.source) | Should -Be @('profiles', 'dsregcmd_status', 'aad_events', 'os', 'office', 'network', 'pending_reboot', 'broker_plugin')
+        @($r.collection_errors.source) | Should -Be @('profiles', 'dsregcmd_status', 'aad_events', 'os', 'office', 'network', 'pending_reboot', 'hybrid_join', 'broker_plugin')
         $r.dsregcmd_status | Should -BeNullOrEmpty
         $r.aad_events | Should -BeNullOrEmpty
         # Unknown facts are left out, never reported as false.
