@@ -174,6 +174,8 @@ def _render_remediation(lines, entry):
         lines.append('- rungs run: %s' % _rung_list(entry.get('rungs_run') or [], 'none'))
         if 'rebooted' in entry:
             lines.append('- restarted: %s' % ('yes' if entry['rebooted'] else 'no'))
+        if entry.get('restarted_first'):
+            lines.append('- restarted first: yes (an earlier run left its restart pending)')
         if entry.get('reboot_pending'):
             lines.append('- reboot pending: yes')
     for skipped in entry.get('rungs_skipped') or []:
@@ -181,7 +183,13 @@ def _render_remediation(lines, entry):
             lines.append('- not run: `%s` (%s)' % (skipped.get('rung'), _cell(skipped.get('reason', ''))))
     for manual in entry.get('manual') or []:
         if isinstance(manual, dict):
-            lines.append('- left to the %s: `%s`' % (manual.get('who', 'admin'), manual.get('rung')))
+            step = ': %s' % _cell(manual['step']) if manual.get('step') else ''
+            lines.append('- left to the %s: `%s`%s' % (manual.get('who', 'admin'), manual.get('rung'), step))
+    # The way back from rung 3: win_token_broker_cache state=restored with this id.
+    for quarantine in entry.get('quarantines') or []:
+        if isinstance(quarantine, dict):
+            lines.append('- TokenBroker quarantine: `%s` (%s)' % (quarantine.get('quarantine_id'),
+                                                                _cell(quarantine.get('user') or quarantine.get('sid') or '')))
     lines.append('')
 
 

@@ -157,7 +157,7 @@ def test_markdown_remediate_real_run_keys():
     assert '- rungs run: none' in rejoin
 
     cloud = _host_md(report, 'PC-CLOUD')
-    assert '- outcome: `needs_user` (needs the user at the device: forcerecovery_cloud_joined)' in cloud
+    assert '- outcome: `needs_user` (needs the user at the device: forcerecovery_cloud_joined' in cloud
     assert '- left to the user: `forcerecovery_cloud_joined`' in cloud
 
 
@@ -213,3 +213,19 @@ def test_write_report_refuses_a_file_as_folder(tmp_path):
         write_report(build_report('triage', {}, 'x'), str(tmp_path / 'taken'))
     with pytest.raises(ValueError, match='report_dir'):
         write_report(build_report('triage', {}, 'x'), '')
+
+
+def test_markdown_remediate_names_the_way_back_and_a_restart_done_first():
+    ran = dict(RAN, reset_token_broker={
+        'changed': True, 'reboot_required': True, 'quarantine_id': '20261126T181500Z-3f2a',
+        'quarantine_path': 'C:\\ProgramData\\m365ops\\quarantine\\20261126T181500Z-3f2a',
+        'users': [{'user': 'CONTOSO\\alice', 'sid': 'S-1-5-21-1-2-3-1104', 'status': 'moved'}]})
+    entry = build_host_entry(TB_PLAN, HEALTHY, select_rungs(TB_PLAN['plan']), ran, {'rebooted': True},
+                             restart_first={'rebooted': True, 'changed': True})
+    text = _host_md(build_report('remediate', {'PC1': entry}, generated='x'), 'PC1')
+    assert '- TokenBroker quarantine: `20261126T181500Z-3f2a` (CONTOSO\\alice)' in text
+    assert '- restarted first: yes' in text
+    cloud = build_host_entry(CLOUD_PLAN, CLOUD_PLAN, select_rungs(CLOUD_PLAN['plan']), {}, {})
+    step = next(m['step'] for m in cloud['manual'] if m['rung'] == 'forcerecovery_cloud_joined')
+    assert 'dsregcmd /forcerecovery' in step
+    assert step in _host_md(build_report('remediate', {'PC2': cloud}, generated='x'), 'PC2')
