@@ -36,6 +36,7 @@ SEVERITIES = ('critical', 'high', 'medium', 'low', 'info')
 # Every finding id the rules can raise; docs/triage.md explains each one.
 FINDING_IDS = (
     'device_not_registered', 'scp_missing', 'drs_unreachable', 'device_not_synced', 'not_hybrid_joined',
+    'hybrid_join_pending',
     'device_auth_failed', 'device_certificate_expired', 'device_recovery_pending',
     'network_blocked', 'wam_broker_errors', 'wam_account_errors', 'token_grant_rejected',
     'device_registration_refused', 'unknown_aad_errors',
@@ -53,6 +54,11 @@ PRT_REFRESH = timedelta(hours=4)
 # AAD errors older than this before collection describe a past state (the PRT and its
 # tokens have been renewed since); the channel keeps them for months.
 EVENT_WINDOW = timedelta(days=14)
+# A hybrid join win_dsreg_join submitted is not planned again for this long after it was
+# submitted (win_dsreg_join's own pending_expiry default): Entra Connect must first sync the
+# computer's userCertificate (30-minute cycle) and Automatic-Device-Join retries hourly and
+# at sign-in, so a younger join is still expected to complete.
+HYBRID_JOIN_PENDING = timedelta(hours=24)
 # Credential Manager targets Microsoft 365 Apps writes (MicrosoftOffice16_Data:SSPI:...,
 # MicrosoftOffice16_Data:ADAL:...); Microsoft's 0xCAA50021 procedure removes these.
 OFFICE_CREDENTIAL_PREFIX = 'microsoftoffice16'
@@ -103,6 +109,7 @@ class _Context:
         self.domain_joined = lookup(self.dsreg, 'domain_joined', 'device_state') is True
         self.reference = self._reference_time()
         self.code_hits = self._code_hits()
+        self.hybrid_join = self._hybrid_join()
 
     def _reference_time(self):
         # "Now" for the evidence is when it was collected, never the wall clock: a
@@ -116,6 +123,39 @@ class _Context:
         if self.events:
             return _parse_iso(self.events[-1]['time_created'])
         return None
+
+    def _hybrid_join(self):
+        """The join win_dsreg_join submitted (host_facts.hybrid_join) on a device that is
+        domain joined and not yet AzureAdJoined - the only state in which that join can still
+        complete - as {record, at, age, pending}; None otherwise."""
+        record = self.facts.get('hybrid_join')
+        if not isinstance(record, dict) or not record.get('submitted_at'):
+            return None
+        if not self.domain_joined or lookup(self.dsreg, 'azure_ad_joined', 'device_state') is True:
+            return None
+        at = _parse_iso(record.get('submitted_at'))
+        age = self.reference - at if at and self.reference else None
+        # An unreadable time counts as expired, as win_dsreg_join itself treats it. With no
+        # collection time the age is unknown: wait rather than rejoin a device that may be
+        # about to finish its join.
+        pending = bool(at) and (age is None or age < HYBRID_JOIN_PENDING)
+        return {'record': record, 'at': at, 'age': age, 'pending': pending}
+
+    def hybrid_join_evidence(self):
+        join = self.hybrid_join
+        record = join['record']
+        line = 'host facts: hybrid join submitted at %s' % record.get('submitted_at')
+        if record.get('submitted_by'):
+            line += ' by %s' % record['submitted_by']
+        if record.get('action'):
+            line += ' (action %s)' % record['action']
+        if join['age'] is not None:
+            line += ', %.1f h before collection (%s)' % (join['age'].total_seconds() / 3600, _iso(self.reference))
+        elif join['at'] is None:
+            line += ' (not a readable time)'
+        else:
+            line += ' (no collection time to judge its age)'
+        return line
 
     def _code_hits(self):
         """code -> {'class': classification, 'events': {id: [count, last_time]}}"""
@@ -223,15 +263,38 @@ def _rule_join_state(ctx, findings):
             'minutes); wait for the sync, do not rejoin.',
             base + ['dsregcmd: error code 0x801C03F2']))
 
+    join = ctx.hybrid_join
+    evidence = base + (['dsregcmd: Previous Registration = %s' % lookup(dsreg, 'previous_registration')]
+                       if lookup(dsreg, 'previous_registration') else [])
+    if join:
+        evidence.append(ctx.hybrid_join_evidence())
+    if blockers:
+        advice = ' The join is blocked (%s); rejoining before that is fixed would fail.' % ', '.join(blockers)
+    elif join and join['pending']:
+        advice = ' A hybrid join was submitted and may still complete; wait for it, do not rejoin.'
+    else:
+        advice = ' Re-run the hybrid join as SYSTEM.'
+    if join and not join['pending']:
+        advice += ' The hybrid join submitted at %s did not complete within %d hours.' % (
+            join['record'].get('submitted_at'), HYBRID_JOIN_PENDING.total_seconds() // 3600)
     findings.append(_finding(
         'not_hybrid_joined', 'high',
         'The device is domain joined but not Entra hybrid joined, so users get no PRT and WAM '
-        'sign-in to Microsoft 365 fails or prompts.'
-        + (' The join is blocked (%s); rejoining before that is fixed would fail.' % ', '.join(blockers)
-           if blockers else ' Re-run the hybrid join as SYSTEM.'),
-        base + (['dsregcmd: Previous Registration = %s' % lookup(dsreg, 'previous_registration')]
-                if lookup(dsreg, 'previous_registration') else []),
-        None if blockers else 'rejoin_hybrid'))
+        'sign-in to Microsoft 365 fails or prompts.' + advice,
+        evidence, None if blockers or (join and join['pending']) else 'rejoin_hybrid'))
+
+    if join and join['pending']:
+        # device_not_synced is what a submitted join waits for, not a reason it cannot finish.
+        stuck = [b for b in blockers if b != 'device_not_synced']
+        findings.append(_finding(
+            'hybrid_join_pending', 'low',
+            'A hybrid join submitted by win_dsreg_join is still within the %d hours it may take '
+            '(Entra Connect syncs the device every 30 minutes, the Automatic-Device-Join task '
+            'retries hourly and at sign-in); it is not planned again. Restart or sign in, then '
+            'diagnose again.%s' % (HYBRID_JOIN_PENDING.total_seconds() // 3600,
+                                   ' It cannot complete while %s stands.' % ', '.join(stuck)
+                                   if stuck else ''),
+            [ctx.hybrid_join_evidence(), 'dsregcmd: DomainJoined = YES, AzureAdJoined = NO']))
 
 
 def _rule_device_health(ctx, findings):
@@ -605,6 +668,9 @@ def evaluate(evidence: dict) -> dict:
         # The one hard safety rule: never plan a hybrid leave/join on a device that is not
         # domain joined (on a cloud-only device /join cannot undo a /leave).
         if finding['rung'] == 'rejoin_hybrid' and not ctx.domain_joined:
+            finding['rung'] = None
+        # Nor a second join while the one submitted may still complete.
+        if finding['rung'] == 'rejoin_hybrid' and ctx.hybrid_join and ctx.hybrid_join['pending']:
             finding['rung'] = None
     if not any(f['severity'] in PROBLEM_SEVERITIES for f in findings):
         findings.append(_finding(

@@ -15,7 +15,9 @@ description:
   - "Device context: raw C(dsregcmd /status); C(Microsoft-Windows-AAD/Operational) events
     1098, 1097, 1104 and 1081 of the last O(events_days) days; Click-to-Run version, channel
     and shared computer licensing; the WinHTTP proxy; pending-reboot signals (the
-    collection's marker and Windows' own); the C(Microsoft.AAD.BrokerPlugin) package."
+    collection's marker and Windows' own); a hybrid join submitted by
+    M(m365ops.activation.win_dsreg_join) and not yet confirmed (its C(HybridJoin) record);
+    the C(Microsoft.AAD.BrokerPlugin) package."
   - "Per user profile (paths from C(ProfileList), never environment variables): licensing
     mode and vNext licences with Reduced Functionality Mode detection, the unsupported
     C(EnableADAL), C(DisableAADWAM) and C(DisableADALatopWAMOverride) values where the hive
@@ -126,10 +128,15 @@ aad_events:
   sample: [{"Id": 1098, "LevelDisplayName": "Error", "TimeCreated": "2026-11-20T08:14:03Z",
             "Message": "Error: 0xCAA50021 ..."}]
 host_facts:
-  description: Everything else, in the host_facts.json schema 1 of docs/development.md.
+  description:
+    - Everything else, in the host_facts.json schema 1 of docs/development.md.
+    - C(hybrid_join) is C({action, submitted_at, submitted_by}) of the hybrid join
+      M(m365ops.activation.win_dsreg_join) submitted and has not seen complete, null when
+      none is recorded, absent when the record could not be read.
   returned: always
   type: dict
-  sample: {"schema": 1, "hostname": "PC042", "office": {"installed": true}, "profiles": [], "users": []}
+  sample: {"schema": 1, "hostname": "PC042", "office": {"installed": true}, "hybrid_join": null,
+           "profiles": [], "users": []}
 collection_errors:
   description: Sources that could not be read, each with what went wrong.
   returned: always

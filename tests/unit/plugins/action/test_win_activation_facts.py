@@ -234,3 +234,55 @@ def test_unsafe_inventory_name_never_becomes_a_folder(tmp_path, name):
     with pytest.raises(AnsibleActionFail, match='inventory name'):
         run(make_action(Host(module_result()), {'evidence_dir': str(tmp_path)}), hostname=name)
     assert os.listdir(tmp_path) == []
+
+
+def join_submitted_result(submitted_at):
+    """PC042 right after win_dsreg_join state=rejoined: domain joined, the join waiting for
+    Entra Connect (0x801c03f2), the HybridJoin record in host_facts.hybrid_join."""
+    res = module_result(users=1)
+    res['dsregcmd_status'] = fixture('device_domain_join_submitted.txt')
+    res['aad_events'] = []
+    res['host_facts']['hybrid_join'] = {
+        'action': 'rejoin', 'submitted_at': submitted_at,
+        'submitted_by': 'CONTOSO\\svc-m365ops (win_dsreg_join state=rejoined)'}
+    res['host_facts']['pending_reboot'] = {
+        'marker': True, 'windows': False,
+        'reasons': ['marker win_dsreg_join: %s dsregcmd /leave + /join submitted' % submitted_at]}
+    return res
+
+
+def test_submitted_hybrid_join_is_awaited_live_and_offline(tmp_path):
+    result = run(make_action(Host(join_submitted_result('2026-11-26T08:30:00Z')), {'evidence_dir': str(tmp_path)}))
+    fact = result[FACT]
+    assert fact['join_type'] == 'domain_joined'
+    pending = next(f for f in fact['findings'] if f['id'] == 'hybrid_join_pending')
+    assert pending['rung'] is None
+    # 0x801c03f2 (device_not_synced) is what the join waits for, not a blocker of it
+    assert 'device_not_synced' in {f['id'] for f in fact['findings']}
+    assert 'cannot complete' not in pending['summary']
+    assert pending['evidence'][0].startswith('host facts: hybrid join submitted at 2026-11-26T08:30:00Z by CONTOSO')
+    assert 'rejoin_hybrid' not in fact['plan']
+    # The bundle keeps the record, so an offline re-triage waits too.
+    facts = json.loads((tmp_path / 'PC042' / 'host_facts.json').read_text(encoding='utf-8'))
+    assert facts['hybrid_join']['submitted_at'] == '2026-11-26T08:30:00Z'
+    offline = evaluate(load_bundle(str(tmp_path / 'PC042')))
+    live = dict(fact)
+    live.pop('collection_errors')
+    assert offline == live
+
+
+def test_submitted_hybrid_join_older_than_a_day_is_reported_as_not_completed():
+    fact = triage_result(join_submitted_result('2026-11-25T08:30:00Z'))
+    assert 'hybrid_join_pending' not in {f['id'] for f in fact['findings']}
+    not_joined = next(f for f in fact['findings'] if f['id'] == 'not_hybrid_joined')
+    assert 'The hybrid join submitted at 2026-11-25T08:30:00Z did not complete within 24 hours.' in not_joined['summary']
+    # Entra ID still has no device object: the rejoin stays held back by device_not_synced.
+    assert 'device_not_synced' in {f['id'] for f in fact['findings']}
+    assert not_joined['rung'] is None
+
+
+def test_no_hybrid_join_recorded():
+    res = join_submitted_result('2026-11-26T08:30:00Z')
+    res['host_facts']['hybrid_join'] = None
+    fact = triage_result(res)
+    assert 'hybrid_join_pending' not in {f['id'] for f in fact['findings']}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -159,6 +160,89 @@ def test_device_not_synced_waits():
     result = run(device(aad='NO', prt='NO', diag_extra={'Server ErrorCode': '0x801c03f2'}))
     assert finding(result, 'device_not_synced')['rung'] is None
     assert finding(result, 'not_hybrid_joined')['rung'] is None
+
+
+def submitted(at='2026-11-20T06:30:00Z', action='rejoin'):
+    """host_facts.hybrid_join as win_activation_facts reads win_dsreg_join's HybridJoin record."""
+    return {'action': action, 'submitted_at': at, 'submitted_by': 'CONTOSO\\svc-m365ops (win_dsreg_join state=rejoined)'}
+
+
+def test_submitted_hybrid_join_is_awaited_not_planned_again():
+    # collected 2.5 h after the join was submitted: Entra Connect may not have synced yet
+    result = run(device(aad='NO', prt='NO'), host_facts=facts(hybrid_join=submitted()))
+    pending = finding(result, 'hybrid_join_pending')
+    assert (pending['severity'], pending['rung']) == ('low', None)
+    assert pending['evidence'][0] == ('host facts: hybrid join submitted at 2026-11-20T06:30:00Z by CONTOSO\\svc-m365ops '
+                                      '(win_dsreg_join state=rejoined) (action rejoin), 2.5 h before collection '
+                                      '(2026-11-20T09:00:00Z)')
+    not_joined = finding(result, 'not_hybrid_joined')
+    assert not_joined['rung'] is None
+    assert 'wait for it, do not rejoin' in not_joined['summary']
+    assert pending['evidence'][0] in not_joined['evidence']
+    assert 'rejoin_hybrid' not in result['plan']
+    assert result['plan'] == []
+    assert summary_line('PC042', result).endswith('plan: no automatic rung, see the findings')
+
+
+@pytest.mark.parametrize('at, pending', [
+    ('2026-11-19T09:00:01Z', True),    # 23 h 59 min 59 s before collection
+    ('2026-11-19T09:00:00Z', False),   # 24 h: win_dsreg_join would submit it again too
+    ('2026-11-18T12:00:00Z', False),
+    ('2026-11-20T09:30:00Z', True),    # after collection (clock skew): still pending
+])
+def test_submitted_hybrid_join_expires_after_24_hours(at, pending):
+    result = run(device(aad='NO', prt='NO'), host_facts=facts(hybrid_join=submitted(at=at)))
+    not_joined = finding(result, 'not_hybrid_joined')
+    if pending:
+        assert 'hybrid_join_pending' in ids(result)
+        assert result['plan'] == []
+    else:
+        assert 'hybrid_join_pending' not in ids(result)
+        assert result['plan'] == ['rejoin_hybrid']
+        assert not_joined['rung'] == 'rejoin_hybrid'
+        assert 'The hybrid join submitted at %s did not complete within 24 hours.' % at in not_joined['summary']
+        assert any(line.startswith('host facts: hybrid join submitted at %s' % at) for line in not_joined['evidence'])
+
+
+def test_submitted_hybrid_join_without_a_readable_time_does_not_hold_the_rejoin():
+    result = run(device(aad='NO', prt='NO'), host_facts=facts(hybrid_join=submitted(at='26/11/2026 08:00')))
+    not_joined = finding(result, 'not_hybrid_joined')
+    assert not_joined['rung'] == 'rejoin_hybrid'
+    assert 'did not complete' in not_joined['summary']
+    assert not_joined['evidence'][-1].endswith('(action rejoin) (not a readable time)')
+
+
+def test_submitted_hybrid_join_of_unknown_age_is_awaited():
+    # host facts without collected_at, no Client Time, no events: no reference time
+    host_facts = facts(hybrid_join=submitted())
+    del host_facts['collected_at']
+    result = run(device(aad='NO', prt='NO'), host_facts=host_facts)
+    assert finding(result, 'hybrid_join_pending')['evidence'][0].endswith('(no collection time to judge its age)')
+    assert result['plan'] == []
+
+
+def test_submitted_hybrid_join_blocked_says_so():
+    text = fixture('domain_scp_missing.txt')
+    result = run(text, host_facts=facts(hybrid_join=submitted(), collected_at='2026-11-20T09:00:00Z'))
+    assert 'It cannot complete while scp_missing stands.' in finding(result, 'hybrid_join_pending')['summary']
+    assert 'The join is blocked (scp_missing)' in finding(result, 'not_hybrid_joined')['summary']
+    assert result['plan'] == []
+
+
+@pytest.mark.parametrize('aad, domain, record', [
+    ('YES', 'YES', submitted()),             # joined: the record only awaits win_dsreg_join's cleanup
+    ('NO', 'NO', submitted()),               # no longer domain joined: the join cannot complete
+    ('NO', 'YES', None),                     # nothing recorded
+    ('NO', 'YES', {'action': 'join'}),       # a record without SubmittedAt was never completed
+    ('NO', 'YES', '2026-11-20T06:30:00Z'),   # not an object
+])
+def test_no_pending_hybrid_join(aad, domain, record):
+    result = run(device(aad=aad, domain=domain, prt='NO' if aad == 'NO' else 'YES'), host_facts=facts(hybrid_join=record))
+    assert 'hybrid_join_pending' not in ids(result)
+    if (aad, domain) == ('NO', 'YES'):
+        assert result['plan'] == ['rejoin_hybrid']
+    else:
+        assert 'rejoin_hybrid' not in result['plan']
 
 
 @pytest.mark.parametrize('domain, rung', [('YES', 'rejoin_hybrid'), ('NO', 'forcerecovery_cloud_joined')])
@@ -412,13 +496,24 @@ def test_reboot_pending_and_users_not_checked():
        recovery=st.sampled_from(['YES', 'NO']), prt=st.sampled_from(['YES', 'NO']),
        expired=st.booleans(), codes=st.lists(st.sampled_from(['0xCAA50021', '0xCAA70007', '0xCAA20003', '0x801C0003',
                                                               '80080300', '0xDEADBEEF']), max_size=4),
-       diag=st.sampled_from([{}, {'Client ErrorCode': '0x801c001d'}, {'DRS Discovery Test': 'FAIL [0x801c0021/0x80072ee2]'}]))
-def test_rejoin_hybrid_only_for_domain_joined_devices(aad, domain, wpj, auth, recovery, prt, expired, codes, diag):
+       diag=st.sampled_from([{}, {'Client ErrorCode': '0x801c001d'}, {'DRS Discovery Test': 'FAIL [0x801c0021/0x80072ee2]'}]),
+       join_age=st.sampled_from([None, 0, 5, 23, 24, 30, 200]))
+def test_rejoin_hybrid_only_for_domain_joined_devices(aad, domain, wpj, auth, recovery, prt, expired, codes, diag, join_age):
     validity = '[ 2016-01-01 00:00:00.000 UTC -- %s ]' % ('2026-01-01 00:00:00.000 UTC' if expired else '2036-01-01 00:00:00.000 UTC')
     text = device(aad=aad, domain=domain, wpj=wpj, auth=auth, recovery=recovery, prt=prt, validity=validity, diag_extra=diag)
-    result = run(text, [event(1098, code) for code in codes], facts())
+    record = None
+    if join_age is not None:
+        at = datetime(2026, 11, 20, 9, 0, 0, tzinfo=timezone.utc) - timedelta(hours=join_age)
+        record = submitted(at=at.strftime('%Y-%m-%dT%H:%M:%SZ'))
+    result = run(text, [event(1098, code) for code in codes], facts(hybrid_join=record))
     if 'rejoin_hybrid' in result['plan']:
         assert domain == 'YES'
+    # a join submitted less than 24 h ago on a device that is not AzureAdJoined yet is awaited
+    if join_age is not None and join_age < 24 and (aad, domain) == ('NO', 'YES'):
+        assert 'rejoin_hybrid' not in result['plan']
+        assert 'hybrid_join_pending' in ids(result)
+    else:
+        assert 'hybrid_join_pending' not in ids(result)
     if 'forcerecovery_cloud_joined' in result['plan']:
         assert (aad, domain) == ('YES', 'NO')
     assert result['plan'] == plan_of(result['findings'])
@@ -448,7 +543,8 @@ _PROFILE_KEYS = st.sampled_from(['user', 'licensing', 'identity_policy', 'token_
 @given(dsreg=st.text(max_size=300) | st.sampled_from([device(), device(prt='NO'), device(aad='NO')]),
        users=st.lists(st.dictionaries(_USER_KEYS, _JSON | st.sampled_from(['ok', 'error', device()])), max_size=2),
        profiles=st.lists(st.dictionaries(_PROFILE_KEYS, _JSON), max_size=2),
-       extra=st.dictionaries(st.sampled_from(['collected_at', 'office', 'network', 'pending_reboot', 'broker_plugin']),
+       extra=st.dictionaries(st.sampled_from(['collected_at', 'office', 'network', 'pending_reboot', 'broker_plugin',
+                                              'hybrid_join']),
                              _JSON, max_size=3))
 def test_any_evidence_is_either_refused_by_file_or_triaged(dsreg, users, profiles, extra):
     host_facts = dict(extra, schema=1, users=users, profiles=profiles)
