@@ -246,10 +246,18 @@ def classify_outcome(before, after, rung_results=None, failed=None, check_mode=F
     if after is None:
         return {"outcome": "failed", "reason": "the host could not be diagnosed after remediation"}
 
+    # The join completes only after Entra Connect syncs the device (DESIGN.md): a submitted
+    # join is not a fix yet, but the report must say that it is on its way.
+    join_pending = _pending_join(rung_results) or "hybrid_join_pending" in _ids(after.get("findings") or [])
+    pending = " (hybrid join pending: confirm with a later diagnose)" if join_pending else ""
+
     before_findings, after_findings = _actionable(before), _actionable(after)
     if is_healthy(after):
         if is_healthy(before):
-            return {"outcome": "unchanged", "reason": "already healthy; nothing to do"}
+            return {"outcome": "unchanged", "reason": "nothing to do%s" % pending if pending else "already healthy; nothing to do"}
+        if join_pending:
+            # Not fixed until the device authenticates; a later diagnose confirms it.
+            return {"outcome": "improved", "reason": "no actionable finding left%s" % pending}
         return {"outcome": "fixed", "reason": "no actionable finding left"}
 
     user_rungs = [r for r in (after.get("plan") or []) if MANUAL_RUNGS.get(r) == "user"]
@@ -268,7 +276,6 @@ def classify_outcome(before, after, rung_results=None, failed=None, check_mode=F
         return {"outcome": "failed", "reason": "worse after remediation: %s" % (", ".join(new_ids) or "higher severity")}
 
     resolved = sorted(_ids(before_findings) - _ids(after_findings))
-    pending = " (hybrid join pending: confirm with a later diagnose)" if _pending_join(rung_results) else ""
     if score_after < score_before or (resolved and not new_ids):
         return {"outcome": "improved", "reason": "resolved: %s%s" % (", ".join(resolved) or "lower severity", pending)}
     remaining = sorted(_ids(after_findings))

@@ -222,6 +222,20 @@ def test_outcome_mentions_pending_hybrid_join():
     assert "hybrid join pending" in out["reason"]
 
 
+def test_outcome_mentions_a_join_the_next_diagnosis_sees_pending():
+    # a later run: the rung did nothing this time, but the diagnosis itself says the join
+    # submitted earlier is still waiting for Entra Connect
+    before = diag(finding("not_hybrid_joined", None, "high"), finding("hybrid_join_pending", None, "low"))
+    out = rem.classify_outcome(before, before, {})
+    assert out["outcome"] == "unchanged"
+    assert "hybrid join pending" in out["reason"]
+    assert "hybrid join pending" not in rem.classify_outcome(BROKEN, BROKEN, {})["reason"]
+    # the run that submitted the join: the rejoin finding is gone but the join is not done
+    broken = diag(finding("device_not_joined", "rejoin_hybrid", "critical"))
+    submitted = rem.classify_outcome(broken, before, {"rejoin_hybrid": {"changed": True, "status": "pending"}})
+    assert submitted["outcome"] == "improved" and "hybrid join pending" in submitted["reason"]
+
+
 def test_outcome_in_check_mode_is_unchanged():
     assert rem.classify_outcome(BROKEN, None, check_mode=True)["outcome"] == "unchanged"
 
