@@ -188,8 +188,8 @@ def _render_remediation(lines, entry):
     # The way back from rung 3: win_token_broker_cache state=restored with this id.
     for quarantine in entry.get('quarantines') or []:
         if isinstance(quarantine, dict):
-            lines.append('- TokenBroker quarantine: `%s` (%s)' % (quarantine.get('quarantine_id'),
-                                                                _cell(quarantine.get('user') or quarantine.get('sid') or '')))
+            owner = _cell(quarantine.get('user') or quarantine.get('sid') or '')
+            lines.append('- TokenBroker quarantine: `%s` (%s)' % (quarantine.get('quarantine_id'), owner))
     lines.append('')
 
 

@@ -77,8 +77,7 @@ def test_select_disabled_rungs(disabled):
 def test_select_lists_manual_steps_with_who_acts_and_what_to_do():
     sel = rem.select_rungs(["reset_token_broker", "fix_network_path", "check_licence"])
     assert sel["run"] == ["reset_token_broker"]
-    assert [(m["rung"], m["who"]) for m in sel["manual"]] == [("fix_network_path", "admin"),
-                                                             ("check_licence", "tenant")]
+    assert [(m["rung"], m["who"]) for m in sel["manual"]] == [("fix_network_path", "admin"), ("check_licence", "tenant")]
     assert all(m["step"] == rem.MANUAL_STEPS[m["rung"]] for m in sel["manual"])
     assert set(rem.MANUAL_STEPS) == set(rem.MANUAL_RUNGS)
 
@@ -200,8 +199,8 @@ def test_host_entry_for_device_recovery_spells_out_the_step_and_changes_nothing(
     cloud = diag(finding("office_credentials", "purge_office_credentials"),
                  finding("device_auth_failed", "forcerecovery_cloud_joined", "critical"), join_type="entra_joined")
     sel = rem.select_rungs(cloud["plan"])
-    entry = rem.build_host_entry(cloud, cloud, sel, {}, reboot={"changed": False, "rebooted": False,
-                                                                 "reboot_required": False})
+    no_restart = {"changed": False, "rebooted": False, "reboot_required": False}
+    entry = rem.build_host_entry(cloud, cloud, sel, {}, reboot=no_restart)
     assert entry["outcome"] == "needs_user" and entry["rungs_run"] == [] and entry["rebooted"] is False
     assert "dsregcmd /forcerecovery" in entry["outcome_reason"]
     assert "not run: purge_office_credentials (%s)" % rem.DEVICE_FIRST_REASON in entry["outcome_reason"]
