@@ -37,6 +37,11 @@ def _collections_on_path() -> None:
             sys.path.insert(0, staged)
 
 
+# winrm connection (ntlm, basic) and psrp connection (psrp_ntlm, psrp_basic), each with the
+# same listener and authentication pairing.
+INVENTORIES = ("ntlm", "basic", "psrp_ntlm", "psrp_basic")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.lab")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -44,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--hosts", type=int, default=1)
     serve.add_argument("--state", required=True, help="state folder (created; one subfolder per host)")
     serve.add_argument("--pwsh", default=None, help="pwsh to run for powershell/pwsh commands")
-    serve.add_argument("--transport", choices=("ntlm", "basic"), default="ntlm",
+    serve.add_argument("--transport", choices=INVENTORIES, default="ntlm",
                        help="which listener the printed inventory points at (both are always served)")
     serve.add_argument("--scenario", action="append", dest="scenarios", default=None,
                        help="seed host n with the n-th scenario (repeatable; cycles; a name under "
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     lab.start()
     try:
         info = lab.describe()
-        info["inventory"] = {t: os.path.join(lab.state_dir, "inventory_%s.yml" % t) for t in ("ntlm", "basic")}
+        info["inventory"] = {t: os.path.join(lab.state_dir, "inventory_%s.yml" % t) for t in INVENTORIES}
         for transport, path in info["inventory"].items():
             with open(path, "w") as fh:
                 fh.write(_yaml(lab.inventory(transport)))

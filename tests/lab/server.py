@@ -27,7 +27,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from . import auth, wsman, winrs
+from . import auth, psrp, wsman, winrs
 
 log = logging.getLogger("lab.server")
 
@@ -54,6 +54,19 @@ def find_pwsh(explicit: str | None = None) -> str:
         if candidate:
             return os.path.abspath(candidate)
     return DEFAULT_PWSH
+
+
+def scenario_host_name(scenario) -> str | None:
+    """The host name a scenario seeds (its `hostname`, else its `name`), or None if unreadable."""
+    from .shim import ScenarioError, load_scenario
+
+    try:
+        data, base = load_scenario(scenario)
+    except (ScenarioError, OSError, ValueError):
+        return None  # seeding reports the problem with the scenario's own words
+    name = str(data.get("hostname") or data.get("name") or base.name).upper()
+    # The name becomes a folder and an inventory host: keep it to what Windows allows anyway.
+    return name if name and all(c.isalnum() or c in "-_" for c in name) else None
 
 
 class Counters:
@@ -88,10 +101,10 @@ class Counters:
 
 
 class LabHost:
-    def __init__(self, lab: "Lab", index: int, address: str) -> None:
+    def __init__(self, lab: "Lab", index: int, address: str, name: str | None = None) -> None:
         self.lab = lab
         self.index = index
-        self.name = "lab%02d" % index
+        self.name = name or "lab%02d" % index
         self.address = address
         self.http_port = 0
         self.https_port = 0
@@ -100,11 +113,12 @@ class LabHost:
         self.shim_modules = os.path.join(self.root, "shim", "Modules")
         self.profile = os.path.join(self.root, "Users", LAB_USER)
         self.counters = Counters()
-        # Resource URI -> shell service. Each service has handle/connection_closed/reap/close_all/
-        # live_pids; the PowerShell remoting shell (issue 11) registers under wsman.RESOURCE_POWERSHELL.
+        # Resource URI -> shell service. Each service has handle/connection_closed/reap/close_all/live_pids.
         self.services = {
             wsman.RESOURCE_CMD.lower(): winrs.CmdShellService(self, pwsh=lab.pwsh,
                                                               disconnect_grace=lab.disconnect_grace),
+            wsman.RESOURCE_POWERSHELL.lower(): psrp.PowerShellService(self, pwsh=lab.pwsh,
+                                                                      disconnect_grace=lab.disconnect_grace),
         }
         self._env: dict[str, str] | None = None
         self.scenario: str | None = None
@@ -141,7 +155,9 @@ class LabHost:
         from .shim import ScenarioError, seed_host
 
         try:
-            seed_host(Path(self.root), scenario)
+            # With the lab's pwsh the registry provider is compiled now, once, not by the
+            # host's first module run (~10 s inside someone's WinRM timeout).
+            seed_host(Path(self.root), scenario, pwsh=self.lab.pwsh)
         except ScenarioError as exc:
             raise ValueError("scenarios: %s" % exc) from None
         self._env = None
@@ -592,11 +608,25 @@ class Lab:
         self.reboot_seconds = reboot_seconds
         self.subnet = subnet or pick_subnet()
         os.makedirs(self.state_dir, exist_ok=True)
-        self.hosts = [LabHost(self, i + 1, "%s.%d" % (self.subnet, i + 1)) for i in range(hosts)]
+        assigned = [scenarios[i % len(scenarios)] for i in range(hosts)] if scenarios else [None] * hosts
+        if scenarios:
+            # Every runspace must have the Registry provider before any shim command runs (a
+            # module may read HKLM: first); only the shim's $PSHOME overlay gives it that, for
+            # ansible's own powershell commands and for WinRS "powershell" alike. One overlay
+            # per lab, under its state folder, so labs running side by side never share one.
+            from .shim import lab_pwsh
+
+            self.pwsh = lab_pwsh(self.pwsh, dest=Path(self.state_dir) / "pwsh")
+        names = [scenario_host_name(s) if s else None for s in assigned]
+        self.hosts = [LabHost(self, i + 1, "%s.%d" % (self.subnet, i + 1),
+                              # A scenario's own host name, so the inventory, COMPUTERNAME and the
+                              # report all say PC-HEALTHY; a name seeded twice falls back to labNN.
+                              name=names[i] if names[i] and names.count(names[i]) == 1 else None)
+                      for i in range(hosts)]
         # Host n gets scenario n (cycling when there are more hosts than scenarios).
-        for i, host in enumerate(self.hosts):
-            if scenarios:
-                host.seed(scenarios[i % len(scenarios)])
+        for host, scenario in zip(self.hosts, assigned):
+            if scenario:
+                host.seed(scenario)
         self.counts_path = os.path.join(self.state_dir, "counts.json")
         self._listeners: list[_Listener] = []
         self._threads: set = set()
@@ -705,20 +735,32 @@ class Lab:
     def inventory(self, transport: str = "ntlm") -> dict:
         """An Ansible inventory (as a dict, YAML/JSON-ready) in the shape of a real Windows one.
 
-        transport "ntlm": HTTP 5985-style listener, NTLM with message encryption;
-        transport "basic": HTTPS 5986-style listener, Basic, the per-run CA as trust path.
+        "ntlm": winrm connection, HTTP 5985-style listener, NTLM with message encryption;
+        "basic": winrm connection, HTTPS 5986-style listener, Basic, the per-run CA as trust path;
+        "psrp_ntlm" / "psrp_basic": the same two through the psrp connection (pypsrp).
         """
-        if transport not in ("ntlm", "basic"):
-            raise ValueError("transport must be 'ntlm' or 'basic', got %r" % transport)
+        if transport not in ("ntlm", "basic", "psrp_ntlm", "psrp_basic"):
+            raise ValueError("transport must be 'ntlm', 'basic', 'psrp_ntlm' or 'psrp_basic', got %r" % transport)
+        psrp_conn = transport.startswith("psrp_")
+        auth_name = transport.split("_")[-1]
         hostvars = {}
         for h in self.hosts:
-            hv = {"ansible_host": h.address, "ansible_connection": "winrm", "ansible_winrm_transport": transport}
-            if transport == "ntlm":
-                hv.update(ansible_port=h.http_port, ansible_winrm_scheme="http")
+            if psrp_conn:
+                hv = {"ansible_host": h.address, "ansible_connection": "psrp", "ansible_psrp_auth": auth_name}
+                if auth_name == "ntlm":
+                    hv.update(ansible_port=h.http_port, ansible_psrp_protocol="http",
+                              ansible_psrp_message_encryption="always")
+                else:
+                    hv.update(ansible_port=h.https_port, ansible_psrp_protocol="https",
+                              ansible_psrp_ca_cert=self.ca_path, ansible_psrp_cert_validation="validate")
             else:
-                hv.update(ansible_port=h.https_port, ansible_winrm_scheme="https",
-                          ansible_winrm_ca_trust_path=self.ca_path,
-                          ansible_winrm_server_cert_validation="validate")
+                hv = {"ansible_host": h.address, "ansible_connection": "winrm", "ansible_winrm_transport": transport}
+                if transport == "ntlm":
+                    hv.update(ansible_port=h.http_port, ansible_winrm_scheme="http")
+                else:
+                    hv.update(ansible_port=h.https_port, ansible_winrm_scheme="https",
+                              ansible_winrm_ca_trust_path=self.ca_path,
+                              ansible_winrm_server_cert_validation="validate")
             hostvars[h.name] = hv
         return {"all": {
             "hosts": hostvars,

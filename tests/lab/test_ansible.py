@@ -1,8 +1,8 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The key proof: ansible-core's own `winrm` connection (pywinrm) runs real PowerShell
-modules on the lab hosts, with the generated inventory, over NTLM+encryption and over
-Basic/HTTPS. No custom connection plugin is involved."""
+"""The key proof: ansible-core's own `winrm` connection (pywinrm) and `psrp` connection
+(pypsrp) run real PowerShell modules on the lab hosts, with the generated inventories,
+over NTLM+encryption and over Basic/HTTPS. No custom connection plugin is involved."""
 
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ def host_results(doc: dict) -> dict:
     return out
 
 
-@pytest.mark.parametrize("transport", ["ntlm", "basic"])
-def test_win_ping_through_the_winrm_connection(lab, tmp_path, transport):
+@pytest.mark.parametrize("transport", ["ntlm", "basic", "psrp_ntlm", "psrp_basic"])
+def test_win_ping_through_the_winrm_and_psrp_connections(lab, tmp_path, transport):
     before = lab.counts(settle=0.3)
     rc, doc, err = run_json([ANSIBLE_BIN, "-i", lab.inventory(transport), "all", "-m", "ansible.windows.win_ping"],
                             tmp_path)
@@ -74,7 +74,7 @@ def test_win_ping_through_the_winrm_connection(lab, tmp_path, transport):
         grew = after[host]["requests"]
         assert grew.get("Command", 0) > before[host]["requests"].get("Command", 0)
         assert after[host]["processes_started"] > before[host]["processes_started"]
-        key = "negotiate" if transport == "ntlm" else "basic"
+        key = "negotiate" if transport.endswith("ntlm") else "basic"
         assert after[host]["auth"][key] > before[host]["auth"].get(key, 0)
 
 
@@ -110,3 +110,44 @@ def test_a_powershell_module_changes_state_idempotently_and_honours_check_mode(l
     assert rc == 0, (doc, err)
     (res,) = host_results(doc)["lab01"]
     assert res["changed"] is False
+
+
+PSRP_PLAYBOOK = """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: "the same module through the psrp connection, one folder per host"
+      ansible.windows.win_file:
+        path: "{{ roots[inventory_hostname] }}/ProgramData/m365ops-psrp-proof"
+        state: directory
+"""
+
+
+def test_a_powershell_module_over_the_psrp_connection_honours_check_mode(lab, tmp_path):
+    """win_file through ansible_connection: psrp on both hosts: the exec wrapper runs in the
+    lab's `pwsh -s` RunspacePool, not in a `powershell -EncodedCommand` process."""
+    book = tmp_path / "play.yml"
+    book.write_text(PSRP_PLAYBOOK)
+    roots = {h: lab.host(h)["state"] for h in ("lab01", "lab02")}
+    targets = {h: os.path.join(root, "ProgramData", "m365ops-psrp-proof") for h, root in roots.items()}
+    base = [PLAYBOOK_BIN, "-i", lab.inventory("psrp_ntlm"), str(book), "-e", json.dumps({"roots": roots})]
+    before = lab.counts(settle=0.3)
+
+    rc, doc, err = run_json(base + ["--check"], tmp_path)
+    assert rc == 0, (doc, err, lab.log()[-3000:])
+    results = host_results(doc)
+    assert sorted(results) == ["lab01", "lab02"]
+    for host, (res,) in results.items():
+        assert res["changed"] is True and not os.path.exists(targets[host]), res  # reported, not done
+
+    rc, doc, err = run_json(base, tmp_path)
+    assert rc == 0, (doc, err)
+    for host, (res,) in host_results(doc).items():
+        assert res["changed"] is True and os.path.isdir(targets[host]), res
+
+    after = lab.counts()
+    for host in roots:
+        # One RunspacePool (a Create on the PowerShell plugin, one pwsh -s) per host and run;
+        # nothing went through the cmd shell's `powershell -EncodedCommand` bootstrap.
+        assert after[host]["requests"]["Create"] - before[host]["requests"].get("Create", 0) == 2, after[host]
+        assert after[host]["processes_started"] - before[host]["processes_started"] == 2

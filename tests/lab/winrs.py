@@ -228,6 +228,13 @@ class CmdShellService:
                          wsman.CODE_NOT_SUPPORTED)
 
     def create(self, req: wsman.Request, conn_id: int) -> bytes:
+        shell = self.new_shell(req, conn_id)
+        log.info("%s: Create shell %s (cwd %s)", self.host.name, shell.shell_id, shell.cwd)
+        return self.created_response(req, shell)
+
+    def new_shell(self, req: wsman.Request, conn_id: int, shell_class: type | None = None,
+                  default_id: str | None = None, **extra) -> Shell:
+        """Check a Create request's rsp:Shell and register the shell (environment, cwd, ShellId, quota)."""
         spec = req.body.find("rsp:Shell", NS)
         if spec is None:
             raise WSManFault("w:InvalidParameter", "The Create request has no rsp:Shell element in its body.",
@@ -257,7 +264,7 @@ class CmdShellService:
             except ValueError:
                 raise WSManFault("w:InvalidParameter", "The IdleTimeOut value %r is not valid." % idle_text,
                                  wsman.CODE_INVALID_PARAMETER) from None
-        shell_id = str(uuid.uuid4()).upper()
+        shell_id = (default_id or str(uuid.uuid4())).upper()
         if spec.get("ShellId"):
             # PSRP clients (pypsrp, MS-PSRP 3.1.5.3.1) choose the ShellId: the RunspacePool id.
             try:
@@ -269,7 +276,7 @@ class CmdShellService:
                 if shell_id in self.shells:
                     raise WSManFault("w:AlreadyExists", "A shell with ShellId %s already exists." % shell_id,
                                      wsman.CODE_INVALID_PARAMETER)
-        shell = Shell(
+        shell = (shell_class or Shell)(
             shell_id=shell_id,
             resource_uri=req.resource_uri,
             env=env,
@@ -279,6 +286,7 @@ class CmdShellService:
                             or "stdout stderr").split(),
             idle_timeout=idle,
             owner=conn_id,
+            **extra,
         )
         with self.lock:
             if len(self.shells) >= self.max_shells:
@@ -287,8 +295,10 @@ class CmdShellService:
                                  "maximum number of %d concurrent shells, which has been exceeded." % self.max_shells,
                                  2150859173)
             self.shells[shell.shell_id] = shell
-        log.info("%s: Create shell %s (cwd %s)", self.host.name, shell.shell_id, cwd)
+        return shell
 
+    def created_response(self, req: wsman.Request, shell: Shell) -> bytes:
+        """x:ResourceCreated plus the rsp:Shell description, as Windows answers a Create."""
         env_el, body = wsman.response(req)
         created = ET.SubElement(body, "{%s}ResourceCreated" % NS["x"])
         ET.SubElement(created, "{%s}Address" % NS["a"]).text = self.host.endpoint_url()

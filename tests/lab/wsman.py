@@ -34,6 +34,11 @@ ACTION_COMMAND = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Comman
 ACTION_SEND = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send"
 ACTION_RECEIVE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive"
 ACTION_SIGNAL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal"
+# Disconnected sessions (MS-PSRP 3.1.4.12-15): recognised so they get a named "not supported"
+# fault from the shell service instead of a generic unknown-action one.
+ACTION_DISCONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Disconnect"
+ACTION_RECONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Reconnect"
+ACTION_CONNECT = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Connect"
 ACTION_FAULT = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
 
 # Short names used in logs and in the per-host counters.
@@ -44,6 +49,9 @@ OPERATIONS = {
     ACTION_SEND: "Send",
     ACTION_RECEIVE: "Receive",
     ACTION_SIGNAL: "Signal",
+    ACTION_DISCONNECT: "Disconnect",
+    ACTION_RECONNECT: "Reconnect",
+    ACTION_CONNECT: "Connect",
 }
 
 RESPONSE_ACTIONS = {
@@ -56,7 +64,7 @@ RESPONSE_ACTIONS = {
 }
 
 RESOURCE_CMD = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
-# Issue 11 serves this one; until then it is answered like an unregistered plugin.
+# The PowerShell remoting plugin (tests/lab/psrp.py), what pypsrp and ansible's psrp connection use.
 RESOURCE_POWERSHELL = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
 
 SIGNAL_TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate"
