@@ -7,15 +7,17 @@ lab exited badly or left anything running."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from .process import LabProcess, children_of, pid_alive
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """Two lab hosts for a test module; stopped (and checked for leftovers) afterwards."""
-    lp = LabProcess(tmp_path_factory.mktemp("lab"), hosts=2, extra_args=["--reboot-seconds", "3"])
+@contextlib.contextmanager
+def running_lab(state_dir, hosts: int, extra_args: list[str] | None = None, **kwargs):
+    """A LabProcess for the duration of the block, then stopped and checked for leftovers."""
+    lp = LabProcess(state_dir, hosts=hosts, extra_args=extra_args, **kwargs)
     pid = lp.proc.pid
     try:
         yield lp
@@ -25,3 +27,10 @@ def lab(tmp_path_factory):
         leftovers = [p for p in descendants if pid_alive(p)]
         assert rc == 0, "lab exited with %s:\n%s" % (rc, lp.log()[-3000:])
         assert not leftovers, "lab left processes running: %s" % leftovers
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """Two lab hosts for a test module; stopped (and checked for leftovers) afterwards."""
+    with running_lab(tmp_path_factory.mktemp("lab"), 2, ["--reboot-seconds", "3"]) as lp:
+        yield lp
