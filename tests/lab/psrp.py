@@ -258,8 +258,8 @@ class Relay:
                 self.data_sent[key] += 1
             log.debug("%s: shell %s: Data (%d bytes, %s) for %s", self.host.name, self.shell_id, len(payload),
                       stream, key)
-            self.write("<Data Stream='%s' PSGuid='%s'>%s</Data>" % (stream, guid.lower(),
-                                                                     base64.b64encode(payload).decode("ascii")))
+            encoded = base64.b64encode(payload).decode("ascii")
+            self.write("<Data Stream='%s' PSGuid='%s'>%s</Data>" % (stream, guid.lower(), encoded))
 
     def settle(self, key: str) -> None:
         """Wait until pwsh acknowledged every Data packet sent for `key`."""
