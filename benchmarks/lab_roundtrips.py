@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         print("%-4s %s" % ("met" if ok else "MISS", text))
     if args.json_out:
         with open(args.json_out, "w") as fh:
-            json.dump({"phases": phases, "targets": {t: ok for t, ok in checks}}, fh, indent=2)
-    return 0 if all(ok for _, ok in checks) else 1
+            json.dump({"phases": phases, "targets": dict(checks)}, fh, indent=2)
+    return 0 if all(ok for _text, ok in checks) else 1
 
 
 if __name__ == "__main__":

@@ -361,9 +361,13 @@ def build_host_entry(before, after, selection, rung_results=None, reboot=None, f
     # The later step knows best whether a restart is still owed; without it (nothing
     # ran after the first restart) the first step's answer stands.
     latest_reboot = last or first
-    reboot_pending = bool(latest_reboot.get("reboot_required")) and not latest_reboot.get("rebooted") \
+    reboot_failed = bool(latest_reboot.get("failed")) and not latest_reboot.get("rebooted")
+    reboot_pending = (bool(latest_reboot.get("reboot_required")) or reboot_failed) and not latest_reboot.get("rebooted") \
         and not check_mode
-    if reboot_pending:
+    if reboot_failed and not check_mode:
+        # The marker stays on the host, so the next run restarts it; say why this one did not.
+        reason += "; the restart failed (%s): the next run restarts the host" % (latest_reboot.get("msg") or "see the task output")
+    elif reboot_pending:
         reason += "; restart pending (not allowed in this run): it completes the repair, the next run restarts the host"
     latest = after if after is not None and not check_mode else before
     entry = {

@@ -406,3 +406,13 @@ def test_quarantines_locked_user_with_some_files_moved_is_listed():
 ])
 def test_quarantines_empty_without_a_quarantine(results):
     assert rem.quarantines(results) == []
+
+
+def test_entry_says_a_failed_restart_failed():
+    sel = rem.select_rungs(BROKEN["plan"])
+    ran = {"purge_office_credentials": {"changed": True}, "reset_token_broker": {"changed": True, "reboot_required": True}}
+    failed_restart = {"failed": True, "msg": "timed out waiting for the host to come back", "reboot_required": True}
+    entry = rem.build_host_entry(BROKEN, BROKEN, sel, ran, reboot=failed_restart)
+    assert entry["reboot_pending"] is True
+    assert "the restart failed (timed out waiting for the host to come back)" in entry["outcome_reason"]
+    assert "not allowed" not in entry["outcome_reason"]
