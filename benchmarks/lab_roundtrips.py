@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, book, hosts, more in plan:
             rc, wall, per_host, tail = run(lab, book, hosts, *more)
             phases[name] = {"rc": rc, "wall_seconds": round(wall, 1), "hosts": per_host}
-            print("== %s: %s on %s  (rc %d, %.0f s)" % (name, os.path.relpath(book, REPO_ROOT), ", ".join(hosts),
-                                                       rc, wall))
+            where = os.path.relpath(book, REPO_ROOT)
+            print("== %s: %s on %s  (rc %d, %.0f s)" % (name, where, ", ".join(hosts), rc, wall))
             print(table(per_host))
             if rc != 0:
                 print("   (non-zero exit; last output:)\n   " + tail.strip().replace("\n", "\n   ")[-1500:])
