@@ -206,6 +206,10 @@ class LabHost:
         with open(tmp, "w") as fh:
             fh.write(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(boot)) + "\n")
         os.replace(tmp, os.path.join(self.lab_dir, "boot_time"))
+        # Winlogon re-creates this key at every boot; ansible.windows.win_reboot deletes it
+        # before restarting and waits for it to come back as its sign that the host booted.
+        os.makedirs(os.path.join(self.root, "registry", "HKEY_LOCAL_MACHINE", "SOFTWARE", "Microsoft", "Windows NT",
+                                 "CurrentVersion", "Winlogon", "AutoLogonChecked"), exist_ok=True)
         for leftover in ("reboot.request.accepted",):
             try:
                 os.remove(os.path.join(self.lab_dir, leftover))

@@ -16,3 +16,12 @@ if ($state) {
         if ($dll) { Import-Module -Name $dll -Global }
     }
 }
+    # Windows programs called by absolute path (ansible.windows.win_reboot runs
+    # C:\Windows\System32\shutdown.exe): pwsh on Linux cannot resolve a C: path, so the
+    # host's stand-in answers under that name.
+if ($state) {
+    $shutdown = [IO.Path]::Combine($state, 'bin', 'shutdown.exe')
+    if ([IO.File]::Exists($shutdown)) {
+        Microsoft.PowerShell.Utility\Set-Alias -Name 'C:\Windows\System32\shutdown.exe' -Value $shutdown -Scope Global
+    }
+}
