@@ -9,6 +9,10 @@
 Set-StrictMode -Version 2.0
 
 $script:RebootMarkerKey = 'HKLM:\SOFTWARE\m365ops\activation\RebootRequired'
+# The last time each rung changed this host, one REG_SZ value per rung name, data
+# "<UTC ISO time> <summary>" like the marker. Unlike the marker it outlives the reboot:
+# triage reads it to stop counting AAD errors the repair has already dealt with.
+$script:RepairRecordKey = 'HKLM:\SOFTWARE\m365ops\activation\Repairs'
 
 # Registry access is isolated here so Pester (pwsh on Linux has no registry provider)
 # mocks these four and the value handling above them stays real.
@@ -109,6 +113,62 @@ Function Clear-M365RebootMarker {
     }
 }
 
+Function Set-M365RepairRecord {
+    <#
+    .SYNOPSIS
+    Record that the rung <Rung> changed this host now. Callers skip it in check mode and
+    when nothing changed: a record means "state before this time was replaced".
+    #>
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory)][AllowEmptyString()][string]$Rung,
+        [Parameter(Mandatory)][AllowEmptyString()][string]$Summary
+    )
+    # Rung names are the ladder's (purge_office_credentials ...): the same rule as a
+    # marker source keeps paths and wildcards out of the value name.
+    Assert-M365MarkerSource -Source $Rung
+    $oneLine = ($Summary -replace '[\r\n]+', ' ').Trim()
+    if ($oneLine -eq '') {
+        throw [System.ArgumentException]::new("Summary is empty: say what $Rung changed.")
+    }
+    $stamp = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ', [System.Globalization.CultureInfo]::InvariantCulture)
+    Set-M365RebootMarkerValue -Path $script:RepairRecordKey -Name $Rung -Value "$stamp $oneLine"
+}
+
+Function Clear-M365RepairRecord {
+    <#
+    .SYNOPSIS
+    Forget the repair of one rung: its undo (a quarantine restored) brought the old state back.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][AllowEmptyString()][string]$Rung)
+    Assert-M365MarkerSource -Source $Rung
+    Remove-M365RebootMarkerValue -Path $script:RepairRecordKey -Name $Rung
+}
+
+Function Get-M365RepairRecord {
+    <#
+    .SYNOPSIS
+    Hashtable rung -> @{ at = '<UTC ISO time>' or $null; summary }; empty when no rung ever
+    changed this host.
+    #>
+    [CmdletBinding()]
+    [OutputType([hashtable])]
+    param()
+    $records = @{}
+    $values = Get-M365RebootMarkerValue -Path $script:RepairRecordKey
+    if ($null -eq $values) { return $records }
+    foreach ($rung in @($values.Keys)) {
+        $text = [string]$values[$rung]
+        $at, $summary = $text -split ' ', 2
+        # A value someone edited by hand keeps its text but gets no time: triage then
+        # ignores it instead of trusting a date it cannot read.
+        if ($at -notmatch '^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$') { $at, $summary = $null, $text }
+        $records[$rung] = [ordered]@{ at = $at; summary = $summary }
+    }
+    $records
+}
+
 # Windows' own pending-restart signals, read through two small registry functions so
 # Pester mocks them. The reason strings are stable English: reports and tests match them.
 Function Test-M365RebootRegistryKey {
@@ -151,5 +211,6 @@ Function Get-M365WindowsPendingReboot {
 }
 
 Export-ModuleMember -Function Set-M365RebootMarker, Get-M365RebootMarker, Clear-M365RebootMarker, `
+    Set-M365RepairRecord, Get-M365RepairRecord, Clear-M365RepairRecord, `
     Get-M365RebootMarkerValue, Set-M365RebootMarkerValue, Remove-M365RebootMarkerValue, Remove-M365RebootMarkerKey, `
     Get-M365WindowsPendingReboot, Test-M365RebootRegistryKey, Get-M365RebootRegistryValue

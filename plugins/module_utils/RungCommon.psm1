@@ -14,6 +14,7 @@
 
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
 
 Set-StrictMode -Version 2.0
 
@@ -270,15 +271,22 @@ Function Invoke-M365UserRung {
 Function Exit-M365UserRung {
     <#
     .SYNOPSIS
-    Ends a user-context rung: fails when a user failed (or, with require_logged_on, was
-    not logged on when the task ran), says so when nobody was selected, else exits.
+    Ends a user-context rung: records the repair when a user's state changed, fails when
+    a user failed (or, with require_logged_on, was not logged on when the task ran), says
+    so when nobody was selected, else exits.
     #>
     [CmdletBinding()]
     param (
         [Parameter(Mandatory)][object]$Module,
         [AllowEmptyCollection()][object[]]$Result,
-        [Parameter(Mandatory)][string]$Action
+        [Parameter(Mandatory)][string]$Action,
+        [Parameter(Mandatory)][string]$Rung
     )
+    # Before the failure check: users whose state changed stay changed when another failed.
+    $changedUsers = @($Result | Where-Object { $_ -and $_.status -eq 'changed' })
+    if ($changedUsers.Count -gt 0 -and -not $Module.CheckMode) {
+        Set-M365RepairRecord -Rung $Rung -Summary "$Action for $(@($changedUsers | ForEach-Object { $_.user }) -join ', ')"
+    }
     $failure = Get-M365RungFailure -Result $Result -RequireLoggedOn $Module.Params.require_logged_on -Action $Action
     if ($failure) { $Module.FailJson($failure) }
     if (@($Result).Count -eq 0) {

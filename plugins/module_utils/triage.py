@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from .aad_events import ERROR_EVENT_IDS, classify_code
 from .dsreg import hex_codes, lookup, parse_time, validity_window
 from .evidence import EvidenceError, load_bundle
+from .remediation import REBOOT_RUNGS
 
 RUNGS = (
     'purge_office_credentials',
@@ -43,7 +44,7 @@ FINDING_IDS = (
     'prt_missing', 'prt_expired', 'prt_stale',
     'extra_work_accounts', 'office_credentials_cached', 'broker_plugin_broken', 'unsupported_identity_policy',
     'reduced_functionality_mode', 'no_office_licence', 'reboot_pending', 'user_not_checked', 'office_not_installed',
-    'device_healthy',
+    'events_before_repair', 'device_healthy',
 )
 # Findings at or above this severity make a host "not healthy" in reports.
 PROBLEM_SEVERITIES = ('critical', 'high', 'medium')
@@ -62,6 +63,16 @@ HYBRID_JOIN_PENDING = timedelta(hours=24)
 # Credential Manager targets Microsoft 365 Apps writes (MicrosoftOffice16_Data:SSPI:...,
 # MicrosoftOffice16_Data:ADAL:...); Microsoft's 0xCAA50021 procedure removes these.
 OFFICE_CREDENTIAL_PREFIX = 'microsoftoffice16'
+# The repairs (host_facts.repairs, written by the rung modules) after which the AAD errors
+# that ask for a rung describe replaced state. Purging the Office credentials, resetting
+# the TokenBroker caches and rejoining all force a fresh sign-in, so they answer the account
+# and grant errors; only the reset and the rejoin rebuild the broker state. A repair that
+# needs a restart counts from the first boot after it: until then the broker still runs
+# on what it had in memory.
+EVENT_CUTOFF_REPAIRS = {
+    'purge_office_credentials': ('purge_office_credentials', 'reset_token_broker', 'rejoin_hybrid'),
+    'reset_token_broker': ('reset_token_broker', 'rejoin_hybrid'),
+}
 # WAM providers that are personal accounts, not work/school ones.
 PERSONAL_PROVIDERS = ('msa', 'microsoft', 'microsoftaccount', 'consumers')
 UNSUPPORTED_IDENTITY_VALUES = {'EnableADAL': 0, 'DisableAADWAM': 1, 'DisableADALatopWAMOverride': 1}
@@ -110,6 +121,9 @@ class _Context:
         self.reference = self._reference_time()
         self.code_hits = self._code_hits()
         self.hybrid_join = self._hybrid_join()
+        self.repairs = self._repairs()
+        # rung -> (code hits newer than its cut-off, the repair that set it, events left out)
+        self._hits_by_rung = {}
 
     def _reference_time(self):
         # "Now" for the evidence is when it was collected, never the wall clock: a
@@ -157,10 +171,52 @@ class _Context:
             line += ' (no collection time to judge its age)'
         return line
 
-    def _code_hits(self):
+    def _repairs(self):
+        """rung -> {'at', 'effective', 'summary'} for the repairs host facts record with a
+        readable time; 'effective' is when the repair took hold (the next boot for a rung
+        that needs a restart, else the repair itself)."""
+        records = self.facts.get('repairs')
+        boot = _parse_iso(self.facts.get('last_boot'))
+        out = {}
+        for rung, record in (records.items() if isinstance(records, dict) else ()):
+            at = _parse_iso(record.get('at')) if isinstance(record, dict) else None
+            if at is None:
+                continue
+            booted = rung in REBOOT_RUNGS and boot is not None and boot > at
+            out[rung] = {'at': at, 'effective': boot if booted else at, 'booted': booted,
+                         'summary': record.get('summary') or ''}
+        return out
+
+    def cutoff(self, rung):
+        """(time, repaired rung) before which the AAD errors asking for `rung` no longer
+        count, or None."""
+        best = None
+        for repaired in EVENT_CUTOFF_REPAIRS.get(rung, ()):
+            repair = self.repairs.get(repaired)
+            if repair and (best is None or repair['effective'] > best[0]):
+                best = (repair['effective'], repaired)
+        return best
+
+    def hits_for(self, rung):
+        """code_hits restricted to the events after the cut-off of `rung`."""
+        if rung not in self._hits_by_rung:
+            cut = self.cutoff(rung)
+            self._hits_by_rung[rung] = self.code_hits if cut is None else self._code_hits(since=cut[0])
+        return self._hits_by_rung[rung]
+
+    def events_left_out(self, rung, categories):
+        """How many error events of `categories` the cut-off of `rung` left out."""
+        def count(hits):
+            return sum(seen[0] for hit in hits.values() if hit['class']['category'] in categories
+                       for seen in hit['events'].values())
+        return count(self.code_hits) - count(self.hits_for(rung))
+
+    def _code_hits(self, since=None):
         """code -> {'class': classification, 'events': {id: [count, last_time]}}"""
         hits = {}
         oldest = self.reference - EVENT_WINDOW if self.reference else None
+        if since and (oldest is None or since > oldest):
+            oldest = since
         for event in self.events:
             if event['id'] not in ERROR_EVENT_IDS:
                 continue
@@ -175,13 +231,15 @@ class _Context:
                 seen[1] = event['time_created']
         return hits
 
-    def codes_of(self, *categories):
-        return [code for code, hit in self.code_hits.items() if hit['class']['category'] in categories]
+    def codes_of(self, *categories, rung=None):
+        hits = self.hits_for(rung)
+        return [code for code, hit in hits.items() if hit['class']['category'] in categories]
 
-    def event_evidence(self, codes):
+    def event_evidence(self, codes, rung=None):
+        hits = self.hits_for(rung)
         lines = []
         for code in codes:
-            hit = self.code_hits[code]
+            hit = hits[code]
             for event_id, (count, last) in sorted(hit['events'].items()):
                 times = ' (x%d, last)' % count if count > 1 else ''
                 lines.append('event %d %s%s at %s: %s' % (event_id, code, times, last, hit['class']['name']))
@@ -368,28 +426,31 @@ def _rule_network(ctx, findings):
 
 
 def _rule_events(ctx, findings, network_blocked):
-    broker = ctx.codes_of('broker')
+    broker_rung = None if network_blocked else 'reset_token_broker'
+    broker = ctx.codes_of('broker', rung=broker_rung)
     if broker:
         findings.append(_finding(
             'wam_broker_errors', 'high',
             'The AAD token broker is failing for this user (the 0xCAA50021 family); '
             + ('these follow from the network failure, fix that first.' if network_blocked else
                'quarantine the TokenBroker caches so WAM rebuilds them.'),
-            ctx.event_evidence(broker), None if network_blocked else 'reset_token_broker'))
-    account = ctx.codes_of('account')
+            ctx.event_evidence(broker, rung=broker_rung), broker_rung))
+    account = ctx.codes_of('account', rung='purge_office_credentials')
     if account:
         findings.append(_finding(
             'wam_account_errors', 'medium',
             'WAM handed Office an account that does not match the signed-in user; clear the '
             'Office credentials so the right account is picked.',
-            ctx.event_evidence(account), 'purge_office_credentials'))
-    grant = ctx.codes_of('grant')
+            ctx.event_evidence(account, rung='purge_office_credentials'), 'purge_office_credentials'))
+    grant = ctx.codes_of('grant', rung='purge_office_credentials')
     if grant:
         findings.append(_finding(
             'token_grant_rejected', 'medium',
             'Entra ID rejected the cached grant (expired or revoked token, password change, or a '
             'wrong device clock); clear the Office credentials so a fresh sign-in happens.',
-            ctx.event_evidence(grant), 'purge_office_credentials'))
+            ctx.event_evidence(grant, rung='purge_office_credentials'), 'purge_office_credentials'))
+    _note_events_before_repair(ctx, findings, [(broker_rung, ('broker',)),
+                                               ('purge_office_credentials', ('account', 'grant'))])
     policy = ctx.codes_of('registration_policy')
     if policy:
         findings.append(_finding(
@@ -405,6 +466,27 @@ def _rule_events(ctx, findings, network_blocked):
             'unknown_aad_errors', 'info',
             'AAD Operational errors with codes this collection does not classify; look them up '
             'before acting.', ctx.event_evidence(unknown)))
+
+
+def _note_events_before_repair(ctx, findings, rungs):
+    """(rung, categories) pairs -> say which AAD errors were left out because a repair came after them: a report that
+    silently dropped them could not be checked against the event log."""
+    evidence = []
+    for rung, categories in rungs:
+        cut = ctx.cutoff(rung)
+        left_out = ctx.events_left_out(rung, categories) if cut else 0
+        if not left_out:
+            continue
+        repair = ctx.repairs[cut[1]]
+        when = ('the restart at %s after it was done at %s' % (_iso(repair['effective']), _iso(repair['at']))
+                if repair['booted'] else _iso(repair['at']))
+        evidence.append('%d AAD error event(s) logged before %s (%s) not counted for %s'
+                        % (left_out, cut[1], when, rung))
+    if evidence:
+        findings.append(_finding(
+            'events_before_repair', 'info',
+            'AAD errors logged before the last repair are not counted: they describe the state the '
+            'repair replaced. New errors after it would count again.', evidence))
 
 
 # --- PRT --------------------------------------------------------------------------------

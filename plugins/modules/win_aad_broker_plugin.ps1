@@ -107,4 +107,4 @@ $results = Invoke-M365UserRung -Module $module -ScriptBlock $brokerScript -DiffK
         after = if ($module.CheckMode -and $entry.action -eq 'register') { @{ installed = $true; status = 'Ok' } } else { $a }
     }
 }
-Exit-M365UserRung -Module $module -Result $results -Action 'BrokerPlugin re-registration'
+Exit-M365UserRung -Module $module -Result $results -Action 'BrokerPlugin re-registration' -Rung 'reregister_broker_plugin'

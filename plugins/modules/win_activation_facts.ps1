@@ -285,6 +285,31 @@ Function Get-AfPendingReboot {
     [ordered]@{ marker = ($marker.Count -gt 0); windows = ($windows.Count -gt 0); reasons = @($reasons) }
 }
 
+Function Get-AfRepairs {
+    <#
+    .SYNOPSIS
+    rung -> {at, summary}: the last time each rung changed this host (the Repairs record
+    the rung modules keep through RebootMarker), so triage can tell AAD errors logged
+    before a repair from errors logged after it.
+    #>
+    Assert-AfRegistry
+    $records = Get-M365RepairRecord
+    $out = [ordered]@{}
+    foreach ($rung in @($records.Keys | Sort-Object)) { $out[$rung] = $records[$rung] }
+    $out
+}
+
+Function Get-AfLastBootUpTime {
+    (Get-CimInstance -ClassName Win32_OperatingSystem -Property LastBootUpTime -ErrorAction Stop).LastBootUpTime
+}
+
+Function Get-AfLastBoot {
+    # A repair that needs a restart is complete only from the next boot on.
+    $boot = ConvertTo-AfIsoTime -Value (Get-AfLastBootUpTime)
+    if (-not $boot) { throw 'Win32_OperatingSystem returned no LastBootUpTime' }
+    $boot
+}
+
 Function Get-AfHybridJoin {
     <#
     .SYNOPSIS
@@ -663,6 +688,8 @@ Function Get-ActivationFact {
     $facts.office = Invoke-AfSource -Name 'office' -Errors $errors -ScriptBlock { Get-AfOfficeInfo }
     $facts.network = Invoke-AfSource -Name 'network' -Errors $errors -ScriptBlock { Get-AfNetworkInfo }
     $facts.pending_reboot = Invoke-AfSource -Name 'pending_reboot' -Errors $errors -ScriptBlock { Get-AfPendingReboot }
+    $facts.last_boot = Invoke-AfSource -Name 'last_boot' -Errors $errors -ScriptBlock { Get-AfLastBoot }
+    $facts.repairs = Invoke-AfSource -Name 'repairs' -Errors $errors -ScriptBlock { Get-AfRepairs }
     # Wrapped: $null is an answer here (no join recorded), unlike the sources around it.
     $hybridJoin = Invoke-AfSource -Name 'hybrid_join' -Errors $errors -ScriptBlock { @{ value = Get-AfHybridJoin } }
     $facts.broker_plugin = Invoke-AfSource -Name 'broker_plugin' -Errors $errors -ScriptBlock { Get-AfBrokerPluginInfo }

@@ -133,4 +133,4 @@ $results = Invoke-M365UserRung -Module $module -ScriptBlock $credentialScript -D
     @{ before = @($matched); after = @($matched | Where-Object { $_ -notin $removed }); changed = $removed.Count -gt 0 }
 }
 $module.Result.removed_count = [int](($results | ForEach-Object { $_.removed.Count } | Measure-Object -Sum).Sum)
-Exit-M365UserRung -Module $module -Result $results -Action 'credential purge'
+Exit-M365UserRung -Module $module -Result $results -Action 'credential purge' -Rung 'purge_office_credentials'

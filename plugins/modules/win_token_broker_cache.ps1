@@ -103,6 +103,8 @@ if ($state -eq 'restored') {
         $module.Result.reboot_required = $true
         if (-not $module.CheckMode) {
             Set-M365RebootMarker -Source $ModuleName -Reason "TokenBroker caches restored from quarantine $($module.Params.quarantine_id)"
+            # The caches the reset replaced are back: AAD errors from before it count again.
+            Clear-M365RepairRecord -Rung 'reset_token_broker'
         }
     }
     $bad = @($restore | Where-Object { $_.status -in @('refused', 'hash_mismatch') })
@@ -227,6 +229,7 @@ if ($moved.Count -gt 0) {
     $module.Result.reboot_required = $true
     if (-not $module.CheckMode) {
         Set-M365RebootMarker -Source $ModuleName -Reason "TokenBroker caches quarantined in $quarantineId"
+        Set-M365RepairRecord -Rung 'reset_token_broker' -Summary "TokenBroker caches quarantined in $quarantineId"
     }
 }
 

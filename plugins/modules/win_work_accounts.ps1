@@ -193,4 +193,4 @@ $results = Invoke-M365UserRung -Module $module -ScriptBlock $workAccountScript -
     }
     @{ before = $entry.accounts; after = @($entry.accounts | Where-Object { $_ -notin $entry.removed }); changed = $entry.removed.Count -gt 0 }
 }
-Exit-M365UserRung -Module $module -Result $results -Action 'work account removal'
+Exit-M365UserRung -Module $module -Result $results -Action 'work account removal' -Rung 'remove_extra_work_accounts'

@@ -83,6 +83,55 @@ Describe 'RebootMarker' {
     }
 }
 
+Describe 'Repair record' {
+    BeforeEach {
+        # One in-memory store per key: the record must never land in the reboot marker.
+        $script:Keys = @{}
+        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue {
+            $copy = @{}; if ($script:Keys.ContainsKey($Path)) { foreach ($k in $script:Keys[$Path].Keys) { $copy[$k] = $script:Keys[$Path][$k] } }; $copy
+        }
+        Mock -ModuleName RebootMarker Set-M365RebootMarkerValue {
+            if (-not $script:Keys.ContainsKey($Path)) { $script:Keys[$Path] = @{} }
+            $script:Keys[$Path][$Name] = $Value
+        }
+        Mock -ModuleName RebootMarker Remove-M365RebootMarkerValue { if ($script:Keys.ContainsKey($Path)) { $script:Keys[$Path].Remove($Name) } }
+    }
+
+    It 'writes the UTC time and summary under the rung name, in its own key' {
+        Set-M365RepairRecord -Rung 'reset_token_broker' -Summary "TokenBroker caches quarantined`r`nin 20261126T084100Z-3fa2c9d1"
+        @($script:Keys.Keys) | Should -Be @('HKLM:\SOFTWARE\m365ops\activation\Repairs')
+        $r = Get-M365RepairRecord
+        @($r.Keys) | Should -Be @('reset_token_broker')
+        $r.reset_token_broker.at | Should -Match '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$'
+        $r.reset_token_broker.summary | Should -Be 'TokenBroker caches quarantined in 20261126T084100Z-3fa2c9d1'
+        # A reboot clears the marker, never the record.
+        Clear-M365RebootMarker
+        (Get-M365RepairRecord).Count | Should -Be 1
+    }
+
+    It 'gives a hand-edited value no time' {
+        $script:Keys['HKLM:\SOFTWARE\m365ops\activation\Repairs'] = @{ purge_office_credentials = 'yesterday, by hand' }
+        $r = Get-M365RepairRecord
+        $null -eq $r.purge_office_credentials.at | Should -BeTrue
+        $r.purge_office_credentials.summary | Should -Be 'yesterday, by hand'
+    }
+
+    It 'forgets one rung on Clear and keeps the others' {
+        Set-M365RepairRecord -Rung 'reset_token_broker' -Summary 'quarantined'
+        Set-M365RepairRecord -Rung 'purge_office_credentials' -Summary 'purged'
+        Clear-M365RepairRecord -Rung 'reset_token_broker'
+        @((Get-M365RepairRecord).Keys) | Should -Be @('purge_office_credentials')
+    }
+
+    It 'refuses a rung name <Rung> that is not a plain name, and an empty summary, writing nothing' -ForEach @(
+        @{ Rung = '' }, @{ Rung = 'a\b' }, @{ Rung = '*' }
+    ) {
+        { Set-M365RepairRecord -Rung $Rung -Summary 'x' } | Should -Throw -ExceptionType ([System.ArgumentException])
+        { Set-M365RepairRecord -Rung 'reset_token_broker' -Summary " `n " } | Should -Throw -ExpectedMessage '*say what reset_token_broker changed*'
+        $script:Keys.Count | Should -Be 0
+    }
+}
+
 Describe 'Get-M365WindowsPendingReboot' {
     BeforeEach {
         Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $false }

@@ -141,6 +141,22 @@ Function Set-RungUserMock {
     }
 }
 
+Function Set-RungRepairRecordMock {
+    <#
+    .SYNOPSIS
+    Keeps the Repairs record (HKLM, RebootMarker.psm1) in $global:RungRepairs, in call
+    order, so a test can check what a rung recorded: @{ Rung; Summary } per
+    Set-M365RepairRecord, @{ Rung; Cleared = $true } per Clear-M365RepairRecord.
+    The per-user rungs record through Exit-M365UserRung (RungCommon's scope), the others
+    from the module script. Call it from BeforeEach.
+    #>
+    $global:RungRepairs = [System.Collections.Generic.List[hashtable]]::new()
+    $record = { $global:RungRepairs.Add(@{ Rung = $Rung; Summary = $Summary }) }
+    Mock -ModuleName RungCommon Set-M365RepairRecord $record
+    Mock Set-M365RepairRecord $record
+    Mock Clear-M365RepairRecord { $global:RungRepairs.Add(@{ Rung = $Rung; Cleared = $true }) }
+}
+
 Function Assert-RungIdempotent {
     <#
     .SYNOPSIS

@@ -36,6 +36,7 @@ AfterAll {
 
 Describe 'win_aad_broker_plugin' {
     BeforeEach {
+        Set-RungRepairRecordMock
         $location = Join-Path $TestDrive 'SystemApps' 'Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy'
         $null = New-Item -ItemType Directory -Path $location -Force
         Set-Content -LiteralPath (Join-Path $location 'AppxManifest.xml') -Value '<Package/>'

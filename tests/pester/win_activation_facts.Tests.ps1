@@ -438,6 +438,7 @@ Describe 'Get-ActivationFact' {
         }
         Mock Get-AfBrokerPackage { }
         Mock Assert-AfRegistry { }
+        Mock Get-AfLastBootUpTime { [datetime]::new(2026, 11, 26, 7, 58, 0, [DateTimeKind]::Utc) }
         Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{} }
         Mock Get-M365RebootMarkerValue { @{} }
         Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $false }
@@ -469,6 +470,27 @@ Describe 'Get-ActivationFact' {
         # No join recorded is an answer: the key is there, null.
         $r.host_facts.Contains('hybrid_join') | Should -BeTrue
         $null -eq $r.host_facts.hybrid_join | Should -BeTrue
+        $r.host_facts.last_boot | Should -Be '2026-11-26T07:58:00Z'
+        # No rung ever ran: an empty record, which the rules read as "no cut-off".
+        $r.host_facts.repairs.Count | Should -Be 0
+        $r.host_facts.Contains('repairs') | Should -BeTrue
+    }
+
+    It 'reports the repairs the rungs recorded, with their times, sorted by rung' {
+        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue {
+            @{ reset_token_broker = '2026-11-26T08:41:00Z TokenBroker caches quarantined in 20261126T084100Z-3fa2c9d1'
+                purge_office_credentials = '2026-11-26T08:40:12Z credential purge for CONTOSO\alice'
+                rejoin_hybrid = 'edited by hand' }
+        } -ParameterFilter { $Path -like '*\Repairs' }
+        $r = Get-ActivationFact
+        @($r.host_facts.repairs.Keys) | Should -Be @('purge_office_credentials', 'rejoin_hybrid', 'reset_token_broker')
+        $r.host_facts.repairs.reset_token_broker.at | Should -Be '2026-11-26T08:41:00Z'
+        $r.host_facts.repairs.reset_token_broker.summary | Should -Be 'TokenBroker caches quarantined in 20261126T084100Z-3fa2c9d1'
+        $r.host_facts.repairs.purge_office_credentials.summary | Should -Be 'credential purge for CONTOSO\alice'
+        # A value with no readable time keeps its text and gets no time.
+        $null -eq $r.host_facts.repairs.rejoin_hybrid.at | Should -BeTrue
+        $r.host_facts.repairs.rejoin_hybrid.summary | Should -Be 'edited by hand'
+        $r.collection_errors.Count | Should -Be 0
     }
 
     It 'reports the pending hybrid join next to the reboot marker in the same execution' {
@@ -522,8 +544,9 @@ Describe 'Get-ActivationFact' {
         Mock Get-AfRegistryValue { throw 'the Windows registry is not available on this host' }
         Mock Assert-AfRegistry { throw 'the Windows registry is not available on this host' }
         Mock Get-AfBrokerPackage { throw "The term 'Get-AppxPackage' is not recognized" }
+        Mock Get-AfLastBootUpTime { throw "The term 'Get-CimInstance' is not recognized" }
         $r = Get-ActivationFact
-        @($r.collection_errors.source) | Should -Be @('profiles', 'dsregcmd_status', 'aad_events', 'os', 'office', 'network', 'pending_reboot', 'hybrid_join', 'broker_plugin')
+        @($r.collection_errors.source) | Should -Be @('profiles', 'dsregcmd_status', 'aad_events', 'os', 'office', 'network', 'pending_reboot', 'last_boot', 'repairs', 'hybrid_join', 'broker_plugin')
         $r.dsregcmd_status | Should -BeNullOrEmpty
         $r.aad_events | Should -BeNullOrEmpty
         # Unknown facts are left out, never reported as false.

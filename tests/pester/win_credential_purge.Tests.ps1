@@ -40,6 +40,7 @@ namespace M365Ops {
 
 Describe 'win_credential_purge' {
     BeforeEach {
+        Set-RungRepairRecordMock
         [M365Ops.CredVault]::Store.Clear()
         [M365Ops.CredVault]::Locked.Clear()
         foreach ($t in $script:Vault) { [M365Ops.CredVault]::Store.Add($t) }
@@ -109,11 +110,16 @@ Describe 'win_credential_purge' {
             $r.diff.before.credential_targets.'CONTOSO\alice'.Count | Should -Be 3
             $r.diff.after.credential_targets.'CONTOSO\alice'.Count | Should -Be 0
             Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 1 -Exactly -ParameterFilter { $RunAs -eq 'User' -and $UserSid -eq $global:RungAlice.Sid -and $TimeoutSeconds -eq 120 }
+            # The repair is recorded so the next diagnosis stops counting the errors it answered.
+            $global:RungRepairs | Should -HaveCount 1
+            $global:RungRepairs[0].Rung | Should -Be 'purge_office_credentials'
+            $global:RungRepairs[0].Summary | Should -Be 'credential purge for CONTOSO\alice'
         }
 
         It 'is idempotent: a second run changes nothing' {
             $r = Assert-RungIdempotent -Name win_credential_purge -Params @{ users = @('alice') }
             $r.users[0].removed | Should -BeNullOrEmpty
+            $global:RungRepairs | Should -HaveCount 1 -Because 'the run that removed nothing records no repair'
         }
 
         It 'honours extra patterns' {
@@ -128,6 +134,7 @@ Describe 'win_credential_purge' {
             $r.users[0].removed.Count | Should -Be 3
             [M365Ops.CredVault]::Store.Count | Should -Be $script:Vault.Count
             Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -ParameterFilter { $Parameters.Delete -eq $false }
+            $global:RungRepairs | Should -HaveCount 0
         }
 
         It 'fails naming the target when a delete is refused, keeping the others removed' {
@@ -138,6 +145,7 @@ Describe 'win_credential_purge' {
             $r.users[0].status | Should -Be 'failed'
             $r.users[0].removed.Count | Should -Be 2
             $r.changed | Should -BeTrue -Because 'two credentials were deleted before the locked one failed'
+            $global:RungRepairs | Should -HaveCount 0 -Because 'the failed user is not repaired; the next run tries again'
         }
     }
 

@@ -118,6 +118,7 @@ $Diagnostic
 
 Describe 'win_dsreg_join' {
     BeforeEach {
+        Set-RungRepairRecordMock
         $global:DsregCalls = [System.Collections.Generic.List[string]]::new()
         $global:Markers = @{}
         $global:AfterLeave = $script:DomainOnly
@@ -190,6 +191,7 @@ Describe 'win_dsreg_join' {
             $r.diff.before.join_type | Should -Be 'domain_joined'
             $r.diff.after.join_type | Should -Be 'hybrid_joined'
             Should -Invoke Set-M365RebootMarker -ParameterFilter { $Source -eq 'win_dsreg_join' -and $Reason -match '/join' }
+            @($global:RungRepairs | ForEach-Object { "$($_.Rung): $($_.Summary)" }) | Should -Be @('rejoin_hybrid: dsregcmd /join submitted')
         }
 
         It 'returns pending with the Diagnostic Data instead of blocking while the device awaits sync' {
@@ -246,6 +248,7 @@ Describe 'win_dsreg_join' {
             Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
             Should -Invoke Set-M365RebootMarkerValue -Times 0 -Exactly
             $global:JoinRecord.Count | Should -Be 0
+            $global:RungRepairs | Should -HaveCount 0
         }
 
         It 'refuses a workgroup device' {

@@ -26,6 +26,7 @@ BeforeAll {
 
 Describe 'win_token_broker_cache' {
     BeforeEach {
+        Set-RungRepairRecordMock
         # TestDrive lives for the whole Describe: give each test its own tree.
         $script:Case = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
         $global:RungQRoot = Join-Path $script:Case 'ProgramData' 'm365ops' 'quarantine'
@@ -84,6 +85,9 @@ Describe 'win_token_broker_cache' {
             Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -ParameterFilter { $Path -eq $r.quarantine_path }
             Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -ParameterFilter { $Path -eq $global:RungQRoot }
             Should -Invoke Set-M365RebootMarker -Times 1 -Exactly -ParameterFilter { $Source -eq 'win_token_broker_cache' }
+            $global:RungRepairs | Should -HaveCount 1
+            $global:RungRepairs[0].Rung | Should -Be 'reset_token_broker'
+            $global:RungRepairs[0].Summary | Should -Be "TokenBroker caches quarantined in $($r.quarantine_id)"
         }
 
         It 'is idempotent: a second run moves nothing, creates no quarantine and asks for no reboot' {
@@ -103,6 +107,7 @@ Describe 'win_token_broker_cache' {
             foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
             Test-Path -LiteralPath $global:RungQRoot | Should -BeFalse
             Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
+            $global:RungRepairs | Should -HaveCount 0
         }
 
         It 'only touches the named users' {
@@ -210,6 +215,8 @@ Describe 'win_token_broker_cache' {
             }
             $manifest = Get-Content -Raw (Join-Path $q.quarantine_path 'manifest.json') | ConvertFrom-Json
             @($manifest.entries | Where-Object { -not $_.restored_at }).Count | Should -Be 0
+            # The old caches are back, so the errors from before the reset count again.
+            @($global:RungRepairs | ForEach-Object { "$($_.Rung) $([bool]$_['Cleared'])" }) | Should -Be @('reset_token_broker False', 'reset_token_broker True')
         }
 
         It 'is idempotent: restoring twice changes nothing the second time' {

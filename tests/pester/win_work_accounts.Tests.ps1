@@ -31,6 +31,7 @@ AfterAll {
 
 Describe 'win_work_accounts' {
     BeforeEach {
+        Set-RungRepairRecordMock
         $global:FakeWam = @{
             SignInUpn = 'alice@contoso.com'
             Build = 22631

@@ -329,6 +329,80 @@ def test_old_events_describe_the_past():
     assert 'wam_broker_errors' in ids(run(events=[old, recent], host_facts=facts()))
 
 
+# After a repair: the rung modules record when they changed the host (host_facts.repairs),
+# and the errors that led to the repair stay in the log for the whole window.
+AFTER_PURGE = [user(credential_targets=[])]
+
+
+def repaired(rung='reset_token_broker', at='2026-11-20T08:30:00Z', last_boot='2026-11-20T08:35:00Z', **kwargs):
+    return facts(users=AFTER_PURGE, repairs={rung: {'at': at, 'summary': 'test'}}, last_boot=last_boot, **kwargs)
+
+
+def test_broker_errors_before_the_reset_and_its_restart_do_not_count():
+    events = [event(1098, '0xCAA50021', '2026-11-20T08:00:00Z'), event(1098, '0xCAA5001C', '2026-11-20T08:10:00Z'),
+              # between the reset and the restart: the broker still ran on its old state
+              event(1098, '0xCAA50021', '2026-11-20T08:32:00Z')]
+    result = run(events=events, host_facts=repaired())
+    assert result['plan'] == []
+    assert 'wam_broker_errors' not in ids(result)
+    note = finding(result, 'events_before_repair')
+    assert note['severity'] == 'info' and note['rung'] is None
+    assert note['evidence'] == ['3 AAD error event(s) logged before reset_token_broker (the restart at '
+                                '2026-11-20T08:35:00Z after it was done at 2026-11-20T08:30:00Z) not counted '
+                                'for reset_token_broker']
+
+
+def test_broker_errors_after_the_restart_count_again():
+    events = [event(1098, '0xCAA50021', '2026-11-20T08:00:00Z'), event(1098, '0xCAA50021', '2026-11-20T08:50:00Z')]
+    result = run(events=events, host_facts=repaired())
+    broker = finding(result, 'wam_broker_errors')
+    assert broker['evidence'] == ['event 1098 0xCAA50021 at 2026-11-20T08:50:00Z: ' + broker['evidence'][0].split(': ', 1)[1]]
+    assert result['plan'] == ['reset_token_broker']
+    assert finding(result, 'events_before_repair')['evidence'][0].startswith('1 AAD error event(s)')
+
+
+def test_a_reset_without_its_restart_counts_from_the_reset():
+    events = [event(1098, '0xCAA50021', '2026-11-20T08:00:00Z'), event(1098, '0xCAA50021', '2026-11-20T08:32:00Z')]
+    # the last boot is older than the reset: the restart is still owed
+    result = run(events=events, host_facts=repaired(last_boot='2026-11-20T07:00:00Z'))
+    assert finding(result, 'wam_broker_errors')['evidence'][0].startswith('event 1098 0xCAA50021 at 2026-11-20T08:32:00Z')
+    assert finding(result, 'events_before_repair')['evidence'] == [
+        '1 AAD error event(s) logged before reset_token_broker (2026-11-20T08:30:00Z) not counted for reset_token_broker']
+    # no boot time at all: the same, the reset's own time
+    again = run(events=events, host_facts=repaired(last_boot=None))
+    assert finding(again, 'events_before_repair')['evidence'] == finding(result, 'events_before_repair')['evidence']
+
+
+def test_a_credential_purge_answers_account_and_grant_errors_not_broker_errors():
+    events = [event(1098, '0xCAA50021', '2026-11-20T08:00:00Z'), event(1097, '0xCAA20003', '2026-11-20T08:00:00Z'),
+              event(1097, '80080300', '2026-11-20T08:05:00Z')]
+    result = run(events=events, host_facts=repaired(rung='purge_office_credentials'))
+    assert 'token_grant_rejected' not in ids(result) and 'wam_account_errors' not in ids(result)
+    assert result['plan'] == ['reset_token_broker']
+    # a purge needs no restart: it counts from its own time, whatever the boot time
+    assert finding(result, 'events_before_repair')['evidence'] == [
+        '2 AAD error event(s) logged before purge_office_credentials (2026-11-20T08:30:00Z) not counted for '
+        'purge_office_credentials']
+
+
+def test_network_errors_are_never_cut_off_by_a_repair():
+    events = [event(1098, '0xCAA70004', '2026-11-20T08:00:00Z'), event(1098, '0xCAA50021', '2026-11-20T08:00:00Z')]
+    result = run(events=events, host_facts=repaired())
+    assert result['plan'] == ['fix_network_path']
+    assert finding(result, 'wam_broker_errors')['rung'] is None
+    assert 'events_before_repair' not in ids(result)
+
+
+@pytest.mark.parametrize('repairs', ['reset', ['reset_token_broker'], {'reset_token_broker': 'yesterday'},
+                                     {'reset_token_broker': {'at': None, 'summary': 'edited by hand'}},
+                                     {'reset_token_broker': {'at': 'last week'}}, {}])
+def test_unreadable_repair_records_cut_nothing(repairs):
+    events = [event(1098, '0xCAA50021', '2026-11-20T08:00:00Z')]
+    result = run(events=events, host_facts=facts(users=AFTER_PURGE, repairs=repairs, last_boot='2026-11-20T08:35:00Z'))
+    assert result['plan'] == ['reset_token_broker']
+    assert 'events_before_repair' not in ids(result)
+
+
 def test_unknown_codes_only_from_error_events():
     result = run(events=[event(1098, '0xDEADBEEF'), event(1104, '0x12345678')])
     unknown = finding(result, 'unknown_aad_errors')
