@@ -35,6 +35,9 @@ notes:
     session (the user's interactive token), because a WinRM network logon cannot reach the
     user's vault, Web Account Manager or AppX registration. A user who is not logged on is
     skipped with status C(not_logged_on), never reported as repaired.
+  - When a user's state changed (not in check mode), the module records the time under
+    C(HKLM:\SOFTWARE\m365ops\activation\Repairs), value named after its rung, so the next
+    diagnosis stops counting the AAD errors logged before this repair (docs/triage.md).
 '''
 
     # Return values with the same meaning in those rungs. (Ansible merges return fragments

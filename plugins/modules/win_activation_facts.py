@@ -133,10 +133,14 @@ host_facts:
     - C(hybrid_join) is C({action, submitted_at, submitted_by}) of the hybrid join
       M(m365ops.activation.win_dsreg_join) submitted and has not seen complete, null when
       none is recorded, absent when the record could not be read.
+    - C(last_boot) is the last boot time (UTC ISO 8601); C(repairs) maps each rung that ever
+      changed the host to C({at, summary}) of its last change (the C(Repairs) record the rung
+      modules keep), C({}) when none did. The triage rules stop counting AAD errors logged
+      before the repair that answers them.
   returned: always
   type: dict
   sample: {"schema": 1, "hostname": "PC042", "office": {"installed": true}, "hybrid_join": null,
-           "profiles": [], "users": []}
+           "last_boot": "2026-11-20T07:58:00Z", "repairs": {}, "profiles": [], "users": []}
 collection_errors:
   description: Sources that could not be read, each with what went wrong.
   returned: always

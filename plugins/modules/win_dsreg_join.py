@@ -34,6 +34,9 @@ description:
     join or rejoin again, until C(dsregcmd /status) shows AzureAdJoined and DomainJoined C(YES)
     (the record is then cleared, with C(changed=false)) or O(pending_expiry) hours have passed
     (the join may then be submitted again). A leave voids the record.
+  - A submitted join is recorded as the C(rejoin_hybrid) repair under
+    C(HKLM:\SOFTWARE\m365ops\activation\Repairs), so the diagnosis after the restart stops
+    counting the AAD errors logged before it.
 version_added: 0.1.0
 author:
   - m365ops maintainers (@m365ops)

@@ -70,6 +70,9 @@ notes:
     (file counts per user and cache).
   - Undo with O(state=restored) and the RV(quarantine_id) of the run; see
     C(docs/rungs/win_token_broker_cache.md).
+  - A quarantine (not in check mode) is recorded as the C(reset_token_broker) repair under
+    C(HKLM:\SOFTWARE\m365ops\activation\Repairs), so the next diagnosis after the restart
+    stops counting the AAD errors logged before it; O(state=restored) removes that record.
 seealso:
   - module: m365ops.activation.win_reboot_if_needed
 """

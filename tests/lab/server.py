@@ -24,6 +24,7 @@ import ssl
 import struct
 import threading
 import time
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -210,6 +211,13 @@ class LabHost:
         # before restarting and waits for it to come back as its sign that the host booted.
         os.makedirs(os.path.join(self.root, "registry", "HKEY_LOCAL_MACHINE", "SOFTWARE", "Microsoft", "Windows NT",
                                  "CurrentVersion", "Winlogon", "AutoLogonChecked"), exist_ok=True)
+        if self.scenario is not None:
+            # The autologon sessions sign in again after the boot (tests/lab/shim/signin.py).
+            from .shim.signin import sign_in_after_boot
+
+            signed_in = sign_in_after_boot(Path(self.root), datetime.fromtimestamp(boot, timezone.utc))
+            if signed_in:
+                log.info("%s: sign-in after boot got a PRT for %s", self.name, ", ".join(signed_in))
         for leftover in ("reboot.request.accepted",):
             try:
                 os.remove(os.path.join(self.lab_dir, leftover))

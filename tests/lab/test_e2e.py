@@ -46,17 +46,6 @@ RUNG_TASKS = ("Rung 1", "Rung 2", "Rung 3", "Rung 4", "Rung 5")
 TOKEN_BROKER_RUNGS = ["Rung 1 - purge the Office credentials from the users' vaults",
                       "Rung 3 - quarantine the TokenBroker caches"]
 
-# The restart now goes through (win_reboot reconnects through the real connection), but the
-# host does not come back "fixed": the re-diagnosis still plans reset_token_broker. Two causes,
-# one in the product, one in the lab: the triage rules still count AAD 1098 events older than
-# the repair (they stay in the log for events_days), and the shim does not model the PRT
-# recovering after the TokenBroker reset and restart. Strict: these fail loudly once fixed.
-NOT_FIXED_AFTER_RESTART = (
-    "after the restart the diagnosis still plans reset_token_broker: AAD events from before the "
-    "repair still count (triage has no 'since the last repair/boot' cut-off) and the lab shim keeps "
-    "the user's dsregcmd at AzureAdPrt NO"
-)
-
 
 @pytest.fixture(scope="module")
 def six(tmp_path_factory):
@@ -200,18 +189,23 @@ def test_remediate_runs_the_planned_rungs_and_nothing_on_the_healthy_host(six, t
     assert not cloud.get("quarantines") and not cloud.get("reboot_pending"), cloud
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_FIXED_AFTER_RESTART)
 def test_remediate_restarts_once_and_reaches_the_documented_outcomes(six, runs):
     first = runs["first"]
     report = first["report"]
     assert delta(first["before"], first["after"], "PC-HYB-PRT", "reboots") == 1, report["hosts"]["PC-HYB-PRT"]
     assert {h: report["hosts"][h]["outcome"] for h in REPAIR_HOSTS} == EXPECTED_OUTCOME
     assert first["rc"] == 0, first["err"][-3000:]
+    # The AAD errors that led to the repair are still in the host's log: the re-diagnosis
+    # says it left them out because of the repair (docs/triage.md events_before_repair),
+    # rather than the errors silently vanishing or planning the rungs again.
+    after = {f["id"]: f for f in report["hosts"]["PC-HYB-PRT"]["after"]["findings"]}
+    assert report["hosts"]["PC-HYB-PRT"]["after"]["plan"] == [], after
+    note = after["events_before_repair"]["evidence"]
+    assert any("before reset_token_broker (the restart at" in line for line in note), note
     text = dsreg_device(six, "LT-CLOUD-21")
     assert "AzureAdJoined : YES" in text
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_FIXED_AFTER_RESTART)
 def test_a_second_remediate_run_changes_nothing_and_does_not_restart(six, tmp_path, runs):
     first = runs["first"]
     # Without the first run's restart the markers are still set and this run would restart

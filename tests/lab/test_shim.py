@@ -160,6 +160,44 @@ def test_dsregcmd_views_and_hybrid_leave_join(tmp_path):
     assert parse_dsreg_status(run_program(state, py, ['dsregcmd', '/status']).stdout)['join_type'] == 'hybrid_joined'
 
 
+def test_sign_in_after_boot_brings_the_prt_back_only_after_the_token_broker_reset(tmp_path):
+    from datetime import datetime, timezone
+
+    from ansible_collections.m365ops.activation.tests.lab.shim.signin import sign_in_after_boot
+
+    seed_host(tmp_path / 'hyb', 'PC-HYB-PRT')
+    seed_host(tmp_path / 'cloud', 'LT-CLOUD-21')
+    boot = datetime(2026, 11, 26, 10, 0, 0, tzinfo=timezone.utc)
+    user_file = tmp_path / 'hyb' / 'dsreg' / 'users' / ('%s.txt' % HYB_ALICE)
+    before = user_file.read_text(encoding='utf-8')
+    # A restart alone: the broken broker state is still there, the PRT stays missing.
+    assert sign_in_after_boot(tmp_path / 'hyb', boot) == []
+    assert user_file.read_text(encoding='utf-8') == before
+
+    profile = next(u['profile'] for u in json.loads((tmp_path / 'hyb' / 'users.json').read_text()) if u['sid'] == HYB_ALICE)
+    cache = Path(profile) / shim.TOKEN_BROKER_DIRS['aad_broker_plugin']
+    for item in cache.iterdir():
+        item.unlink()
+    assert sign_in_after_boot(tmp_path / 'hyb', boot) == [HYB_ALICE]
+    sso = parse_dsreg_status(user_file.read_text(encoding='utf-8'))['sso_state']
+    assert sso['azure_ad_prt'] is True
+    assert sso['azure_ad_prt_update_time'] == '2026-11-26 10:00:20.000 UTC'
+    assert sso['azure_ad_prt_expiry_time'] == '2026-12-10 10:00:20.000 UTC'
+    # The failed attempt's diagnostics are gone; the authority stays.
+    assert 'attempt_status' not in sso and 'server_error_code' not in sso
+    assert sso['azure_ad_prt_authority'].startswith('https://login.microsoftonline.com/')
+    # The other sections are untouched.
+    assert parse_dsreg_status(before)['device_state'] == parse_dsreg_status(user_file.read_text(encoding='utf-8'))['device_state']
+
+    # A device flagged for recovery gets no PRT from a restart, reset or not.
+    cloud = tmp_path / 'cloud'
+    for rec in json.loads((cloud / 'users.json').read_text()):
+        folder = Path(rec['profile']) / shim.TOKEN_BROKER_DIRS['aad_broker_plugin']
+        if folder.is_dir():
+            shutil.rmtree(folder)
+    assert sign_in_after_boot(cloud, boot) == []
+
+
 def test_nltest_netsh_cmdkey_shutdown(tmp_path):
     seed_host(tmp_path / 'net', 'PC-NET-BLOCK')
     seed_host(tmp_path / 'cloud', 'LT-CLOUD-21')
