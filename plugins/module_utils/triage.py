@@ -412,9 +412,12 @@ def _rule_network(ctx, findings):
     network = ctx.facts.get('network') or {}
     proxy = network.get('proxy_server')
     winhttp = network.get('winhttp_proxy')
-    if proxy:
-        evidence.append('host facts: user proxy %s' % proxy)
-    if isinstance(winhttp, str) and winhttp and 'direct access' not in winhttp.lower():
+    # Both keys describe the one WinHTTP setting the broker uses (docs/development.md): the
+    # parsed proxy when there is one, else the text as netsh prints it.
+    if isinstance(proxy, str) and proxy:
+        bypass = network.get('bypass_list')
+        evidence.append('host facts: WinHTTP proxy %s%s' % (proxy, ' (bypass %s)' % bypass if bypass else ''))
+    elif isinstance(winhttp, str) and winhttp and 'direct access' not in winhttp.lower():
         evidence.append('host facts: WinHTTP proxy %s' % winhttp)
     findings.append(_finding(
         'network_blocked', 'high',

@@ -433,10 +433,19 @@ def auth_params(tenant, **extra):
 
 def run_module(main, args, capsys):
     """Run a module's main() in-process; returns (result dict, captured stdout+stderr text)."""
+    from ansible.module_utils import _internal
     from ansible.module_utils.testing import patch_module_args
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            main()
+    # Once any controller code ran in this process (the action plugin tests), module_utils'
+    # warn() goes to the controller's Display instead of the module result: run the module
+    # as a module, whatever ran before it.
+    was_controller = _internal.is_controller
+    _internal.is_controller = False
+    try:
+        with patch_module_args(args):
+            with pytest.raises(SystemExit):
+                main()
+    finally:
+        _internal.is_controller = was_controller
     captured = capsys.readouterr()
     try:
         return json.loads(captured.out), captured.out + captured.err

@@ -280,15 +280,15 @@ def test_network_from_events_and_dsregcmd():
     result = run(text, [event(1098, '0xCAA70007'), event(1098, '0xCAA70007', '2026-11-20T08:30:00Z'),
                         event(1098, '0xCAA82EE2')],
                  facts(users=[user(dsregcmd_status=text)],
-                       network={'proxy_server': 'proxy.contoso.local:8080', 'winhttp_proxy': 'Proxy Server(s) : p:8080'}))
+                       network={'proxy_server': 'proxy.contoso.local:8080', 'bypass_list': '<local>',
+                                'winhttp_proxy': 'Proxy Server(s) : proxy.contoso.local:8080'}))
     net = finding(result, 'network_blocked')
     assert net['rung'] == 'fix_network_path'
     assert net['evidence'] == [
         'event 1098 0xCAA70007 (x2, last) at 2026-11-20T08:30:00Z: Connection interrupted',
         'event 1098 0xCAA82EE2 at 2026-11-20T08:00:00Z: Request timed out',
         'dsregcmd SSO State: 0x80072EE2 (WinHTTP timeout)',
-        'host facts: user proxy proxy.contoso.local:8080',
-        'host facts: WinHTTP proxy Proxy Server(s) : p:8080']
+        'host facts: WinHTTP proxy proxy.contoso.local:8080 (bypass <local>)']
     assert finding(result, 'prt_missing')['rung'] == 'fix_network_path'
     # the cached credentials cannot cause a network failure: no purge
     assert result['plan'] == ['fix_network_path']
