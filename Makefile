@@ -53,7 +53,7 @@ lint: bootstrap
 
 # The loopback Windows lab (docs/lab.md): its tests, or a lab left serving for manual runs.
 lab: bootstrap
-	$(PY) -m pytest -q -n 2 tests/lab
+	$(PY) -m pytest -q -n 2 --dist loadfile tests/lab
 
 lab-serve: bootstrap
 	$(PY) -m tests.lab serve --hosts 6 --state build/lab

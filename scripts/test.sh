@@ -30,9 +30,11 @@ for part in "${PARTS[@]}"; do
     start=$(date +%s)
     if [ "$name" = pytest ]; then
         # pytest exits 5 when a folder has no test yet; that is not a failure of the suite.
+        # --dist loadfile: a test module's lab (module-scoped fixture) and the state its
+        # tests build on in file order (tests/lab/test_e2e.py) stay on one worker.
         dirs=(); for d in tests/functional tests/lab tests/ee tests/browser tests/playbooks tests/awx tests/release; do [ -d "$d" ] && dirs+=("$d"); done
         if [ ${#dirs[@]} -eq 0 ]; then echo "no pytest folders"; rc=0
-        else $PY -m pytest -q -p no:cacheprovider -n 2 "${dirs[@]}"; rc=$?; [ $rc -eq 5 ] && rc=0; fi
+        else $PY -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "${dirs[@]}"; rc=$?; [ $rc -eq 5 ] && rc=0; fi
     else
         bash -c "$cmd"; rc=$?
     fi
