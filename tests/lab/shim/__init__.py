@@ -29,6 +29,15 @@ PROGRAMS_SRC = SHIM_DIR / 'programs'
 NATIVE_SRC = SHIM_DIR / 'native'
 # Names .NET probes on Linux for [DllImport("advapi32.dll")].
 ADVAPI_NAMES = ('advapi32.dll', 'advapi32.dll.so', 'libadvapi32.dll.so', 'libadvapi32.so', 'advapi32.so')
+# The Win32 libraries the shim provides (native/<name>.c), each under the names .NET probes for
+# the spellings callers use: ansible-core's and ansible.windows' process helpers import
+# "kernel32.dll", win_powershell and Ansible.Basic "Kernel32.dll" (Linux file names are case-sensitive).
+NATIVE_LIBRARIES = {
+    'advapi32': ADVAPI_NAMES,
+    'kernel32': tuple(n % base for base in ('kernel32', 'Kernel32')
+                      for n in ('%s.dll', '%s.dll.so', 'lib%s.dll.so', 'lib%s.so', '%s.so')),
+    'shell32': ('shell32.dll', 'shell32.dll.so', 'libshell32.dll.so', 'libshell32.so', 'shell32.so'),
+}
 
 ADMIN_USER = 'labadmin'
 ADMIN_SID = 'S-1-5-21-1004336348-1177238915-682003330-500'
@@ -290,15 +299,24 @@ def _install_shim(state: Path) -> None:
                 dest.unlink()
             dest.write_text('#!/bin/sh\nexec "%s" "%s" "$@"\n' % (python, lib / (prog + '.py')))
             dest.chmod(0o755)
+    # Windows PowerShell, where Windows has it on PATH: programs started through the lab's
+    # kernel32 (win_shell runs `powershell.exe -EncodedCommand ...`) find the host's pwsh.
+    for name in ('powershell', 'powershell.exe'):
+        dest = bindir / name
+        if dest.exists() or dest.is_symlink():
+            dest.unlink()
+        dest.write_text('#!/bin/sh\nexec "${M365OPS_LAB_PWSH:?not a lab host process}" "$@"\n')
+        dest.chmod(0o755)
 
 
-def native_library(cache_dir: Path | None = None) -> Path | None:
-    """Build (once per source hash) the lab's advapi32 from native/advapi32.c; None without gcc."""
+def native_library(cache_dir: Path | None = None, name: str = 'advapi32') -> Path | None:
+    """Build (once per source hash) the lab's `name` (advapi32, kernel32, shell32) from native/<name>.c; None without gcc."""
     import hashlib
-    src = NATIVE_SRC / 'advapi32.c'
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    src = NATIVE_SRC / ('%s.c' % name)
+    # The shared header is part of every library's source.
+    digest = hashlib.sha256(src.read_bytes() + (NATIVE_SRC / 'wincompat.h').read_bytes()).hexdigest()[:16]
     cache = Path(cache_dir or Path(tempfile.gettempdir()) / 'm365ops-lab-shim')
-    lib = cache / ('libadvapi32-%s.so' % digest)
+    lib = cache / ('lib%s-%s.so' % (name, digest))
     if lib.is_file():
         return lib
     gcc = shutil.which('gcc') or shutil.which('cc')
@@ -399,14 +417,15 @@ def lab_pwsh(pwsh: str, dest: Path | None = None) -> str:
 def _install_native(state: Path) -> bool:
     native = state / 'shim' / 'native'
     native.mkdir(parents=True, exist_ok=True)
-    try:
-        lib = native_library()
-    except subprocess.CalledProcessError as exc:
-        raise ScenarioError('building tests/lab/shim/native/advapi32.c failed: %s' % exc.stderr.decode(errors='replace'))
-    if lib is None:
-        return False
-    for name in ADVAPI_NAMES:
-        shutil.copyfile(lib, native / name)
+    for library, names in NATIVE_LIBRARIES.items():
+        try:
+            lib = native_library(name=library)
+        except subprocess.CalledProcessError as exc:
+            raise ScenarioError('building tests/lab/shim/native/%s.c failed: %s' % (library, exc.stderr.decode(errors='replace')))
+        if lib is None:
+            return False
+        for name in names:
+            shutil.copyfile(lib, native / name)
     return True
 
 
@@ -517,8 +536,10 @@ def seed_host(state_dir: Path, scenario, pwsh: str | None = None) -> None:
         'product_name': os_facts.get('product_name', 'Windows 10 Enterprise'),
         'boot_time': _iso(boot), 'seeded_at': _iso(now), 'scenario': data.get('name', base.name),
         'domain_controller': data.get('domain_controller'),
-        # False when no C compiler was found: credential P/Invoke then fails in this host.
+        # False when no C compiler was found: credential P/Invoke (advapi32) and the process
+        # helpers of win_command / win_shell / win_powershell (kernel32, shell32) then fail in this host.
         'native_credentials': native,
+        'native_processes': native,
     }
     (state / 'machine.json').write_text(json.dumps(machine, indent=2))
 
