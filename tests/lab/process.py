@@ -7,6 +7,7 @@ Used by the pytest fixtures and by the benchmark scripts; no pytest import here.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import queue
@@ -138,3 +139,10 @@ def children_of(pid: int) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
+
+
+def runtime_leftovers(root: str) -> list[str]:
+    """.NET's per-process debugger FIFOs and diagnostics sockets anywhere under `root` (a lab
+    host's folder): what a pwsh that ended left in its TMPDIR (winrs.remove_runtime_endpoints)."""
+    return [p for pattern in ("clr-debug-pipe-*", "dotnet-diagnostic-*")
+            for p in glob.glob(os.path.join(glob.escape(root), "**", pattern), recursive=True)]

@@ -39,7 +39,7 @@ from psrpcore._payload import unpack_fragment, unpack_message
 from psrpcore.types import PSInvocationState, PSRPMessageType, deserialize
 
 from . import wsman
-from .winrs import MAX_BUFFERED_OUTPUT, ClientGone, CmdShellService, Shell
+from .winrs import MAX_BUFFERED_OUTPUT, ClientGone, CmdShellService, Shell, remove_runtime_endpoints, start_ticks
 from .wsman import NS, WSManFault
 
 log = logging.getLogger("lab.psrp")
@@ -54,6 +54,8 @@ SIGNALS_PS_CTRL_C = {"powershell/signal/ctrl_c", "http://schemas.microsoft.com/p
 FRAGMENT_HEADER = 21  # object id (8), fragment id (8), start/end flags (1), blob length (4)
 FINAL_STATES = {PSInvocationState.Stopped.value, PSInvocationState.Completed.value, PSInvocationState.Failed.value}
 ACK_TIMEOUT = 30.0
+# How long a Delete waits for pwsh -s to leave by itself once its input ended, before the kill.
+EXIT_AFTER_CLOSE = 5.0
 
 
 def split_fragments(buf: bytearray) -> list[bytes]:
@@ -130,6 +132,7 @@ class Relay:
         self.acks: collections.Counter = collections.Counter()
         self.buffered = 0
         self.killed = False
+        self.finishing = False  # Delete ended pwsh's input: its exit is expected
         self.exit_code: int | None = None
         self.stderr_tail = collections.deque(maxlen=20)
         self.stdin_lock = threading.Lock()
@@ -139,6 +142,8 @@ class Relay:
             [pwsh, "-s", "-NoLogo", "-NoProfile"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, cwd=shell.cwd, env=shell.env, start_new_session=True, close_fds=True)
         self.started = time.monotonic()
+        self.env = shell.env
+        self.ticks = start_ticks(self.proc.pid)
         host.count_process()
         log.info("%s: PowerShell shell %s: pwsh -s pid %d", host.name, shell.shell_id, self.proc.pid)
         for target, name in ((self._read_stdout, "out"), (self._read_stderr, "err"), (self._wait, "wait")):
@@ -166,11 +171,12 @@ class Relay:
 
     def _wait(self) -> None:
         rc = self.proc.wait()
+        remove_runtime_endpoints(self.env, self.proc.pid, self.ticks)
         with self.cond:
             self.exit_code = rc if rc >= 0 else 128 - rc
             self.cond.notify_all()
         self.host.count_process_seconds(time.monotonic() - self.started)
-        if not self.killed:
+        if not self.killed and not self.finishing:
             log.warning("%s: pwsh -s of shell %s exited by itself (rc %s): %s", self.host.name, self.shell_id,
                         rc, " | ".join(self.stderr_tail))
 
@@ -290,6 +296,28 @@ class Relay:
             while self.acks[key] == seen:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self.exit_code is not None:
+                    return False
+                self.cond.wait(min(remaining, 0.2))
+        return True
+
+    def finish(self, timeout: float) -> bool:
+        """End pwsh's input and wait up to `timeout` for it to exit: True if it did.
+
+        pwsh -s leaves when its stdin ends, cleanly (it removes its runtime files), as
+        Windows' plugin host does when its last shell closes; a kill stays for what remains.
+        """
+        with self.cond:
+            self.finishing = True
+        with self.stdin_lock:
+            try:
+                self.proc.stdin.close()
+            except (BrokenPipeError, OSError, ValueError):
+                pass
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while self.exit_code is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     return False
                 self.cond.wait(min(remaining, 0.2))
         return True
@@ -499,10 +527,14 @@ class PowerShellService(CmdShellService):
 
     def delete(self, req: wsman.Request, conn_id: int) -> bytes:
         shell = self._shell(req, conn_id)
-        if shell.relay is not None and shell.relay.exit_code is None:
-            # Let pwsh close the RunspacePool as WinRM does; what remains is killed anyway.
+        relay = shell.relay
+        if relay is not None and relay.exit_code is None:
+            # Let pwsh close the RunspacePool and exit as WinRM's plugin host does; whatever
+            # remains (a process it started, a pwsh that did not leave) is killed anyway.
             try:
-                shell.relay.control("Close", POOL_GUID, wait=2.0)
+                if relay.control("Close", POOL_GUID, wait=2.0) and not relay.finish(EXIT_AFTER_CLOSE):
+                    log.warning("%s: pwsh -s of shell %s did not exit within %.0f s of its Close; killing it",
+                                self.host.name, shell.shell_id, EXIT_AFTER_CLOSE)
             except WSManFault:
                 pass
         return super().delete(req, conn_id)

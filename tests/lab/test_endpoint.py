@@ -21,7 +21,7 @@ from winrm.exceptions import InvalidCredentialsError, WinRMOperationTimeoutError
 from winrm.protocol import Protocol
 
 from . import wsman
-from .process import REPO_ROOT, LabProcess, children_of, pid_alive
+from .process import REPO_ROOT, LabProcess, children_of, pid_alive, runtime_leftovers
 
 
 def ntlm_session(lab, host="lab01", password=None):
@@ -94,6 +94,9 @@ def test_run_ps_over_ntlm_with_message_encryption(lab):
         assert after["requests"][op] > before["requests"].get(op, 0), op
     assert after["processes_started"] == before["processes_started"] + 1
     assert after["bytes_in"] > before["bytes_in"] and after["bytes_out"] > before["bytes_out"]
+    # pwsh's runtime FIFOs and socket are gone with it (the socket outlives a clean exit when
+    # the Temp path is long; the lab removes it before it reports the command Done).
+    assert runtime_leftovers(lab.host()["state"]) == []
 
 
 def test_http_listener_refuses_unencrypted_messages(lab):

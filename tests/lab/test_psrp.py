@@ -15,7 +15,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from . import wsman
-from .process import pid_alive
+from .process import pid_alive, runtime_leftovers
 
 
 def connection(lab, host="lab01", auth="ntlm", password=None) -> WSMan:
@@ -61,8 +61,11 @@ def test_execute_ps_through_the_powershell_plugin(lab, auth, host):
     assert after["processes_started"] == before["processes_started"] + 1
     assert after["auth"]["negotiate" if auth == "ntlm" else "basic"] > before["auth"].get(
         "negotiate" if auth == "ntlm" else "basic", 0)
-    # Delete ended the pwsh -s behind the shell.
+    # Delete ended the pwsh -s behind the shell: it exited by itself once its input ended (no
+    # "did not exit" kill), and nothing of its .NET runtime (FIFOs, socket) is left in Temp.
     assert "PowerShell shell" in lab.log() and "closed (Delete)" in lab.log()
+    assert "did not exit within" not in lab.log()
+    assert runtime_leftovers(lab.host(host)["state"]) == []
 
 
 def test_a_failing_command_returns_its_error_record(lab):
@@ -165,6 +168,10 @@ def test_a_vanished_client_leaves_no_process(lab):
     conn.transport.close()
     assert wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=15), pids
     assert "client disconnected" in lab.log()
+    # pwsh was killed, so its runtime FIFOs and socket stayed behind until the lab removed
+    # them, as Windows drops a dead process's pipes (a FIFO blocks whoever opens it).
+    root = lab.host()["state"]
+    assert wait_for(lambda: runtime_leftovers(root) == [], timeout=5), runtime_leftovers(root)
 
 
 # ---- bad input -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ closes the command's job object on Windows.
 from __future__ import annotations
 
 import base64
+import glob
 import logging
 import os
 import re
@@ -97,6 +98,47 @@ def split_command_line(line: str) -> list[str]:
     if have_arg:
         args.append("".join(cur))
     return args
+
+
+def start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+# A Unix socket's path is at most 107 bytes (sun_path[108] with its NUL).
+SUN_PATH_MAX = 107
+
+
+def remove_runtime_endpoints(env: dict[str, str], pid: int, ticks: str | None) -> list[str]:
+    """Remove what .NET published for the ended process `pid` in the host's temp folder.
+
+    Every .NET process on Unix creates a debugger FIFO pair and a diagnostics socket in
+    $TMPDIR (clr-debug-pipe-<pid>-<start ticks>-in/-out, dotnet-diagnostic-<pid>-<start
+    ticks>-socket). On Windows such things are kernel objects that go with the process; here
+    a killed pwsh (terminate, a vanished client, a reboot) leaves all three behind, and even a
+    clean exit leaves the socket when the host's Temp path is long: the runtime binds the
+    name cut to fit a socket address but removes the uncut one. Left alone they pile up in
+    the host's Temp, where reading every file blocks on a FIFO and fails on a socket. The
+    start ticks keep a later process that got the same pid out of it.
+    """
+    tmp = (env.get("TMPDIR") or "").rstrip("/")
+    if not tmp or ticks is None:
+        return []
+    paths = set(glob.glob(os.path.join(glob.escape(tmp), "clr-debug-pipe-%d-%s-*" % (pid, ticks))))
+    socket_path = os.fsencode("%s/dotnet-diagnostic-%d-%s-socket" % (tmp, pid, ticks))
+    paths.update(os.fsdecode(p) for p in (socket_path, socket_path[:SUN_PATH_MAX]))
+    removed = []
+    for path in sorted(paths):
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
 
 
 _CMD_VAR = re.compile(r"%([^%\s]+)%")
@@ -394,7 +436,10 @@ class CmdShellService:
         for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
             threading.Thread(target=self._pump, args=(cmd, name, pipe), daemon=True,
                              name="lab-%s-%s" % (name, proc.pid)).start()
-        threading.Thread(target=self._reap, args=(cmd,), daemon=True, name="lab-wait-%s" % proc.pid).start()
+        # Read now, while the pid is certainly this process's (live_pids' poll() may reap it later).
+        ticks = start_ticks(proc.pid)
+        threading.Thread(target=self._reap, args=(cmd, shell.env, ticks), daemon=True,
+                         name="lab-wait-%s" % proc.pid).start()
         return cmd
 
     @staticmethod
@@ -418,8 +463,9 @@ class CmdShellService:
                 cmd.open_streams.discard(name)
                 cmd.cond.notify_all()
 
-    def _reap(self, cmd: Command) -> None:
+    def _reap(self, cmd: Command, env: dict[str, str], ticks: str | None) -> None:
         rc = cmd.proc.wait()
+        remove_runtime_endpoints(env, cmd.proc.pid, ticks)
         with cmd.cond:
             # A death by signal (negative returncode) is reported with the shell's 128+N
             # convention, so ExitCode stays a non-negative number as on Windows.
