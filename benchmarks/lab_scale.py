@@ -59,9 +59,12 @@ AREAS = [
                                               "/module_utils/", "zlib", "base64", "pkgutil", "zipfile")),
     ("templating (Jinja2)", ("/jinja2/", "/ansible/template/", "/_internal/_templating/", "/markupsafe/")),
     ("action plugins and the collection", ("/ansible_collections/", "/plugins/action/", "/plugins/filter/")),
+    ("task executor, play objects, plugin loading", ("/executor/task_executor", "/ansible/playbook/", "/plugins/loader",
+                                                     "/ansible/_internal/", "/ansible/utils/", "copy.py", "/re/", "importlib",
+                                                     "<frozen")),
     ("strategy, results, callbacks, queues", ("/plugins/strategy/", "/executor/", "/plugins/callback/", "multiprocessing",
                                               "pickle", "queue", "threading")),
-    ("YAML, JSON, variables", ("/yaml/", "json", "/vars/", "/inventory/", "/parsing/")),
+    ("YAML, JSON, variables, inventory", ("/yaml/", "json", "/vars/", "/inventory/", "/parsing/")),
 ]
 
 
