@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 
 import pytest
 
@@ -92,6 +93,10 @@ def host_state(root: str) -> dict:
         out[rel + os.sep] = "dir"
         for name in filenames:
             path = os.path.join(dirpath, name)
+            # A FIFO or socket a killed pwsh left in Temp would hang or fail the read.
+            mode = os.lstat(path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                continue
             if os.path.islink(path):
                 out[os.path.join(rel, name)] = "link:" + os.readlink(path)
                 continue
