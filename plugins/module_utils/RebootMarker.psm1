@@ -63,6 +63,17 @@ Function Assert-M365MarkerSource {
     }
 }
 
+Function Set-M365StampedValue {
+    # Marker and repair record share one value format, "<UTC ISO time> <one line of text>":
+    # readers split time from text at the first space.
+    param([string]$Path, [string]$Name, [string]$Text, [string]$EmptyMessage)
+    Assert-M365MarkerSource -Source $Name
+    $oneLine = ($Text -replace '[\r\n]+', ' ').Trim()
+    if ($oneLine -eq '') { throw [System.ArgumentException]::new($EmptyMessage) }
+    $stamp = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ', [System.Globalization.CultureInfo]::InvariantCulture)
+    Set-M365RebootMarkerValue -Path $Path -Name $Name -Value "$stamp $oneLine"
+}
+
 Function Set-M365RebootMarker {
     <#
     .SYNOPSIS
@@ -73,15 +84,8 @@ Function Set-M365RebootMarker {
         [Parameter(Mandatory)][AllowEmptyString()][string]$Source,
         [Parameter(Mandatory)][AllowEmptyString()][string]$Reason
     )
-    Assert-M365MarkerSource -Source $Source
-    # One line per marker: the reboot step prints them and splits time from reason at
-    # the first space.
-    $oneLine = ($Reason -replace '[\r\n]+', ' ').Trim()
-    if ($oneLine -eq '') {
-        throw [System.ArgumentException]::new("Reason is empty: say why $Source needs a reboot.")
-    }
-    $stamp = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ', [System.Globalization.CultureInfo]::InvariantCulture)
-    Set-M365RebootMarkerValue -Path $script:RebootMarkerKey -Name $Source -Value "$stamp $oneLine"
+    Set-M365StampedValue -Path $script:RebootMarkerKey -Name $Source -Text $Reason `
+        -EmptyMessage "Reason is empty: say why $Source needs a reboot."
 }
 
 Function Get-M365RebootMarker {
@@ -126,13 +130,8 @@ Function Set-M365RepairRecord {
     )
     # Rung names are the ladder's (purge_office_credentials ...): the same rule as a
     # marker source keeps paths and wildcards out of the value name.
-    Assert-M365MarkerSource -Source $Rung
-    $oneLine = ($Summary -replace '[\r\n]+', ' ').Trim()
-    if ($oneLine -eq '') {
-        throw [System.ArgumentException]::new("Summary is empty: say what $Rung changed.")
-    }
-    $stamp = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ssZ', [System.Globalization.CultureInfo]::InvariantCulture)
-    Set-M365RebootMarkerValue -Path $script:RepairRecordKey -Name $Rung -Value "$stamp $oneLine"
+    Set-M365StampedValue -Path $script:RepairRecordKey -Name $Rung -Text $Summary `
+        -EmptyMessage "Summary is empty: say what $Rung changed."
 }
 
 Function Clear-M365RepairRecord {

@@ -122,7 +122,7 @@ class _Context:
         self.code_hits = self._code_hits()
         self.hybrid_join = self._hybrid_join()
         self.repairs = self._repairs()
-        # rung -> (code hits newer than its cut-off, the repair that set it, events left out)
+        # rung -> code hits newer than its cut-off (hits_for)
         self._hits_by_rung = {}
 
     def _reference_time(self):
@@ -172,7 +172,7 @@ class _Context:
         return line
 
     def _repairs(self):
-        """rung -> {'at', 'effective', 'summary'} for the repairs host facts record with a
+        """rung -> {'at', 'effective', 'booted'} for the repairs host facts record with a
         readable time; 'effective' is when the repair took hold (the next boot for a rung
         that needs a restart, else the repair itself)."""
         records = self.facts.get('repairs')
@@ -183,8 +183,7 @@ class _Context:
             if at is None:
                 continue
             booted = rung in REBOOT_RUNGS and boot is not None and boot > at
-            out[rung] = {'at': at, 'effective': boot if booted else at, 'booted': booted,
-                         'summary': record.get('summary') or ''}
+            out[rung] = {'at': at, 'effective': boot if booted else at, 'booted': booted}
         return out
 
     def cutoff(self, rung):
@@ -472,8 +471,8 @@ def _rule_events(ctx, findings, network_blocked):
 
 
 def _note_events_before_repair(ctx, findings, rungs):
-    """(rung, categories) pairs -> say which AAD errors were left out because a repair came after them: a report that
-    silently dropped them could not be checked against the event log."""
+    """(rung, categories) pairs -> say which AAD errors were left out because a repair came
+    after them: a report that silently dropped them could not be checked against the event log."""
     evidence = []
     for rung, categories in rungs:
         cut = ctx.cutoff(rung)

@@ -317,8 +317,9 @@ if ($action -in 'join', 'rejoin') {
         $module.Result.join_result = 'failed'
         $module.FailJson("dsregcmd /join failed: $($join.Message)$(if ($action -eq 'rejoin') { '. The device has LEFT its hybrid join; the Automatic-Device-Join task retries at sign-in and hourly, or rerun with state=joined.' })")
     }
-    Set-M365RebootMarker -Source $ModuleName -Reason $(if ($action -eq 'rejoin') { 'dsregcmd /leave + /join submitted' } else { 'dsregcmd /join submitted' })
-    Set-M365RepairRecord -Rung 'rejoin_hybrid' -Summary $(if ($action -eq 'rejoin') { 'dsregcmd /leave + /join submitted' } else { 'dsregcmd /join submitted' })
+    $what = if ($action -eq 'rejoin') { 'dsregcmd /leave + /join submitted' } else { 'dsregcmd /join submitted' }
+    Set-M365RebootMarker -Source $ModuleName -Reason $what
+    Set-M365RepairRecord -Rung 'rejoin_hybrid' -Summary $what
     # Kept even when the wait below sees the join complete: the next run confirms and
     # clears it, so a run before the restart does not rejoin a device just rejoined.
     Set-SubmittedJoin -Action $action

@@ -228,8 +228,9 @@ if ($moved.Count -gt 0) {
     $module.Result.changed = $true
     $module.Result.reboot_required = $true
     if (-not $module.CheckMode) {
-        Set-M365RebootMarker -Source $ModuleName -Reason "TokenBroker caches quarantined in $quarantineId"
-        Set-M365RepairRecord -Rung 'reset_token_broker' -Summary "TokenBroker caches quarantined in $quarantineId"
+        $what = "TokenBroker caches quarantined in $quarantineId"
+        Set-M365RebootMarker -Source $ModuleName -Reason $what
+        Set-M365RepairRecord -Rung 'reset_token_broker' -Summary $what
     }
 }
 
