@@ -30,6 +30,15 @@ sys.path.insert(0, REPO_ROOT)
 
 from tests.lab.process import LabProcess  # noqa: E402  (the repository root is not a package)
 
+
+def ansible_env(forks: int) -> dict:
+    """The environment the benchmarks run ansible in: the staged collections, the tests' config."""
+    collections = os.path.join(REPO_ROOT, "build", "collections")
+    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, PYTHONPATH=collections,
+                ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "tests", "ansible.cfg"), ANSIBLE_FORKS=str(forks),
+                ANSIBLE_NOCOLOR="1")
+
+
 OPS = ("Create", "Command", "Send", "Receive", "Signal", "Delete", "auth")
 # The lab's generated inventories: winrm connection (pywinrm) and psrp connection (pypsrp),
 # each over HTTP+NTLM with message encryption and over HTTPS+Basic.
@@ -94,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     lab = LabProcess(state, hosts=args.hosts)
     runs = []
     try:
-        collections = os.path.join(REPO_ROOT, "build", "collections")
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, PYTHONPATH=collections,
-                   ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "tests", "ansible.cfg"), ANSIBLE_FORKS=str(args.forks))
+        env = ansible_env(args.forks)
         bindir = os.path.dirname(sys.executable)
         for transport in transports:
             program = "ansible" if rest[0] in ("-m", "--module-name") else "ansible-playbook"

@@ -39,7 +39,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lab_measure import diff_counts, table  # noqa: E402  (sibling script)
+from lab_measure import ansible_env, diff_counts, table  # noqa: E402  (sibling script)
 from tests.lab.process import LabProcess  # noqa: E402  (the repository root is not a package)
 
 # lab01..lab04: a scenario seeded twice keeps the labNN names (tests/lab/server.py).
@@ -62,10 +62,7 @@ def command_kinds(log_text: str) -> dict:
 
 
 def run(lab: LabProcess, book: str, hosts: list[str], *extra: str) -> tuple[int, float, dict, str]:
-    collections = os.path.join(REPO_ROOT, "build", "collections")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, PYTHONPATH=collections,
-               ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "tests", "ansible.cfg"), ANSIBLE_FORKS="2",
-               ANSIBLE_NOCOLOR="1")
+    env = ansible_env(2)
     report_dir = os.path.join(lab.state_dir, "reports", os.path.basename(book) + "-" + "-".join(hosts))
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", lab.inventory("ntlm"),
            book, "-e", "target=%s" % ",".join(hosts), "-e", "report_dir=%s" % report_dir] + list(extra)

@@ -47,8 +47,10 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tests.lab.process import LabProcess  # noqa: E402  (the repository root is not a package)
+from lab_measure import ansible_env  # noqa: E402  (sibling script)
 
 # Code areas for --profile, first match wins (path fragments of the profiled functions' files).
 AREAS = [
@@ -180,10 +182,7 @@ def measure(hosts: int, forks: int, scenario: str, profile: bool, keep: bool) ->
     lab = LabProcess(state, hosts=hosts, extra_args=["--scenario", scenario], startup_timeout=180 + 5 * hosts)
     startup = time.monotonic() - t0
     try:
-        collections = os.path.join(REPO_ROOT, "build", "collections")
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, PYTHONPATH=collections,
-                   ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "tests", "ansible.cfg"), ANSIBLE_FORKS=str(forks),
-                   ANSIBLE_NOCOLOR="1")
+        env = ansible_env(forks)
         cmd = [sys.executable, os.path.abspath(__file__), "_probe", outdir] + (["--profile"] if profile else []) + [
             "--", "-i", lab.inventory("ntlm"), os.path.join(REPO_ROOT, "playbooks", "diagnose.yml"),
             "-e", "target=all", "-e", "report_dir=%s" % os.path.join(state, "report")]

@@ -29,6 +29,20 @@ def running_lab(state_dir, hosts: int, extra_args: list[str] | None = None, **kw
         assert not leftovers, "lab left processes running: %s" % leftovers
 
 
+def scenario_lab(state_dir, scenarios: list[str]):
+    """A lab with one host per scenario (named after it), restarts taking 3 s."""
+    args = ["--reboot-seconds", "3"]
+    for name in scenarios:
+        args += ["--scenario", name]
+    return running_lab(state_dir, len(scenarios), args, startup_timeout=300)
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict:
+    """Results of a test module's playbook runs, shared between its tests (in file order)."""
+    return {}
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """Two lab hosts for a test module; stopped (and checked for leftovers) afterwards."""

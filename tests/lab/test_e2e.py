@@ -21,7 +21,7 @@ import stat
 
 import pytest
 
-from .conftest import running_lab
+from .conftest import scenario_lab
 from .test_ansible import PLAYBOOK_BIN, run_json
 from .process import REPO_ROOT
 
@@ -50,17 +50,8 @@ TOKEN_BROKER_RUNGS = ["Rung 1 - purge the Office credentials from the users' vau
 
 @pytest.fixture(scope="module")
 def six(tmp_path_factory):
-    args = ["--reboot-seconds", "3"]
-    for name in SCENARIOS:
-        args += ["--scenario", name]
-    with running_lab(tmp_path_factory.mktemp("e2e"), len(SCENARIOS), args, startup_timeout=300) as lp:
+    with scenario_lab(tmp_path_factory.mktemp("e2e"), SCENARIOS) as lp:
         yield lp
-
-
-@pytest.fixture(scope="module")
-def runs() -> dict:
-    """Results of the playbook runs, shared between the tests of this module (in file order)."""
-    return {}
 
 
 def playbook(lab, tmp_path, book: str, report_dir, *extra, transport: str = "ntlm", hosts=None):

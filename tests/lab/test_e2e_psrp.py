@@ -25,7 +25,7 @@ import re
 
 import pytest
 
-from .conftest import running_lab
+from .conftest import scenario_lab
 from .test_ansible import PLAYBOOK_BIN, host_results, run_json
 from .test_e2e import (EXPECTED_OUTCOME, REPAIR_HOSTS, TOKEN_BROKER_RUNGS, TRIAGE_TABLE, delta, dsreg_device,
                        host_state, playbook, rung_results)
@@ -36,17 +36,8 @@ PROBE_MODULES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ansibl
 
 @pytest.fixture(scope="module")
 def three(tmp_path_factory):
-    args = ["--reboot-seconds", "3"]
-    for name in REPAIR_HOSTS:
-        args += ["--scenario", name]
-    with running_lab(tmp_path_factory.mktemp("e2e-psrp"), len(REPAIR_HOSTS), args, startup_timeout=300) as lp:
+    with scenario_lab(tmp_path_factory.mktemp("e2e-psrp"), REPAIR_HOSTS) as lp:
         yield lp
-
-
-@pytest.fixture(scope="module")
-def runs() -> dict:
-    """Results of the playbook runs, shared between the tests of this module (in file order)."""
-    return {}
 
 
 def powershell_shells(lab) -> dict:

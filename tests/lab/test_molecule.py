@@ -18,7 +18,7 @@ import sys
 
 import yaml
 
-from .conftest import running_lab
+from .conftest import scenario_lab
 from .process import REPO_ROOT
 from .test_ansible import ansible_env
 
@@ -128,11 +128,8 @@ def test_the_preflight_refuses_to_run_without_the_lab_inventory(tmp_path):
 
 
 def test_molecule_lab_scenario_converges_idempotently_and_verifies_healthy(tmp_path):
-    args = ["--reboot-seconds", "3"]
-    for name in HOSTS:
-        args += ["--scenario", name]
     before_files = footprint()
-    with running_lab(tmp_path / "lab", len(HOSTS), args, startup_timeout=300) as lab:
+    with scenario_lab(tmp_path / "lab", HOSTS) as lab:
         before = lab.counts(settle=0.3)
         rc, output = run_molecule(tmp_path, molecule_inventory(lab, tmp_path / "inventory.yml"))
         after = lab.counts()
