@@ -434,8 +434,11 @@ Function Get-M365QuarantineDefaultRoot {
     [CmdletBinding()]
     [OutputType([string])]
     param ()
-    $programData = [Environment]::GetFolderPath([Environment+SpecialFolder]::CommonApplicationData)
-    if (-not $programData) { $programData = $env:ProgramData }
+    # The environment first: on Windows both name C:\ProgramData, but .NET on other
+    # platforms maps CommonApplicationData to /usr/share, which is the build machine's own
+    # folder when the modules run in the loopback lab.
+    $programData = $env:ProgramData
+    if (-not $programData) { $programData = [Environment]::GetFolderPath([Environment+SpecialFolder]::CommonApplicationData) }
     Join-Path -Path $programData -ChildPath 'm365ops\activation\quarantine'
 }
 
