@@ -11,6 +11,7 @@ import contextlib
 
 import pytest
 
+from . import toolchain
 from .process import LabProcess, children_of, pid_alive
 
 
@@ -29,11 +30,16 @@ def running_lab(state_dir, hosts: int, extra_args: list[str] | None = None, **kw
         assert not leftovers, "lab left processes running: %s" % leftovers
 
 
-def scenario_lab(state_dir, scenarios: list[str]):
-    """A lab with one host per scenario (named after it), restarts taking 3 s."""
+def scenario_lab(state_dir, scenarios: list[str], clock_offset: str | None = None):
+    """A lab with one host per scenario (named after it), restarts taking 3 s; with
+    `clock_offset` (e.g. "+400d") the lab and its hosts run that far from today."""
     args = ["--reboot-seconds", "3"]
     for name in scenarios:
         args += ["--scenario", name]
+    if clock_offset:
+        if not toolchain.find_faketime():
+            pytest.skip("the lab clock offset %s needs libfaketime: install Debian's faketime package" % clock_offset)
+        args += ["--clock-offset", clock_offset]
     return running_lab(state_dir, len(scenarios), args, startup_timeout=300)
 
 

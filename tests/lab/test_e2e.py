@@ -18,8 +18,11 @@ import hashlib
 import json
 import os
 import stat
+from datetime import datetime, timedelta, timezone
 
 import pytest
+
+from ansible_collections.m365ops.activation.plugins.module_utils.triage import triage_bundle
 
 from .conftest import scenario_lab
 from .test_ansible import PLAYBOOK_BIN, run_json
@@ -48,16 +51,21 @@ TOKEN_BROKER_RUNGS = ["Rung 1 - purge the Office credentials from the users' vau
                       "Rung 3 - quarantine the TokenBroker caches"]
 
 
+# The whole lab - its own process, every host process, the controller - runs this far from
+# today: the plans must not depend on the date the suite runs (docs/lab.md "Clock and confinement").
+CLOCK_OFFSET = "+400d"
+
+
 @pytest.fixture(scope="module")
 def six(tmp_path_factory):
-    with scenario_lab(tmp_path_factory.mktemp("e2e"), SCENARIOS) as lp:
+    with scenario_lab(tmp_path_factory.mktemp("e2e"), SCENARIOS, clock_offset=CLOCK_OFFSET) as lp:
         yield lp
 
 
 def playbook(lab, tmp_path, book: str, report_dir, *extra, transport: str = "ntlm", hosts=None):
     cmd = [PLAYBOOK_BIN, "-i", lab.inventory(transport), os.path.join(REPO_ROOT, "playbooks", book),
            "-e", "target=%s" % ",".join(hosts or SCENARIOS), "-e", "report_dir=%s" % report_dir]
-    rc, doc, err = run_json(cmd + list(extra), tmp_path)
+    rc, doc, err = run_json(cmd + list(extra), tmp_path, lab=lab)
     with open(os.path.join(str(report_dir), "report.json")) as fh:
         report = json.load(fh)
     return rc, doc, err, report
@@ -117,10 +125,20 @@ def dsreg_device(lab, host: str) -> str:
 # ------------------------------------------------------------------------------------------
 def test_diagnose_reports_what_the_offline_triage_of_the_same_evidence_lists(six, tmp_path, runs):
     before = six.counts(settle=0.3)
-    rc, doc, err, report = playbook(six, tmp_path, "diagnose.yml", tmp_path / "diagnose")
+    evidence = tmp_path / "evidence"
+    rc, doc, err, report = playbook(six, tmp_path, "diagnose.yml", tmp_path / "diagnose",
+                                    "-e", "diagnose_evidence_dir=%s" % evidence)
     assert rc == 0, (err[-3000:], six.log()[-3000:])
     got = {h: (e.get("join_type"), e.get("plan")) for h, e in report["hosts"].items()}
     assert got == TRIAGE_TABLE
+    # ... on a day 400 days from today, for the controller and for every host process alike.
+    moved = datetime.now(timezone.utc) + timedelta(days=int(CLOCK_OFFSET.strip("+d")) - 1)
+    assert datetime.fromisoformat(report["generated"].replace("Z", "+00:00")) > moved, report["generated"]
+    for host in SCENARIOS:
+        facts = json.loads((evidence / host / "host_facts.json").read_text(encoding="utf-8-sig"))
+        assert datetime.fromisoformat(facts["collected_at"].replace("Z", "+00:00")) > moved, (host, facts["collected_at"])
+        # The bundle the run kept gives the same plan when triaged offline.
+        assert triage_bundle(str(evidence / host))["plan"] == TRIAGE_TABLE[host][1], host
     after = six.counts()
     for host in SCENARIOS:
         # The issue's target: one module execution per host, and diagnosing changes nothing.
