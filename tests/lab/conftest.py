@@ -43,6 +43,14 @@ def scenario_lab(state_dir, scenarios: list[str], clock_offset: str | None = Non
     return running_lab(state_dir, len(scenarios), args, startup_timeout=300)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _powershell_or_skip(request):
+    """Every lab host runs pwsh: without one, a lab test skips saying why (scripts/test.sh
+    counts it) instead of erroring. Modules that need none say NEEDS_PWSH = False."""
+    if getattr(request.module, "NEEDS_PWSH", True) and not toolchain.find_pwsh():
+        pytest.skip(toolchain.NO_PWSH)
+
+
 @pytest.fixture(scope="module")
 def runs() -> dict:
     """Results of a test module's playbook runs, shared between its tests (in file order)."""

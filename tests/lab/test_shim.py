@@ -25,6 +25,8 @@ from ansible_collections.m365ops.activation.tests.lab.shim import ScenarioError,
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / 'build' / 'collections'
+# Seeding and the stand-ins are pure Python; the tests that run PowerShell take the pwsh fixture.
+NEEDS_PWSH = False
 SCENARIOS = sorted(p.name for p in shim.SCENARIO_DIR.iterdir() if (p / 'scenario.yml').is_file())
 HYB_ALICE = 'S-1-5-21-3623811015-3361044348-30300820-1104'
 
