@@ -8,16 +8,22 @@ lab exited badly or left anything running."""
 from __future__ import annotations
 
 import contextlib
+import os
 
 import pytest
 
 from . import toolchain
 from .process import LabProcess, children_of, pid_alive
 
+SHARED_DATA = "/usr/share"
+
 
 @contextlib.contextmanager
 def running_lab(state_dir, hosts: int, extra_args: list[str] | None = None, **kwargs):
     """A LabProcess for the duration of the block, then stopped and checked for leftovers."""
+    # Where .NET on Linux puts Windows' ProgramData: the place a stray write by product code
+    # would land on the build machine (docs/lab.md, "Clock and confinement").
+    shared_before = set(os.listdir(SHARED_DATA))
     lp = LabProcess(state_dir, hosts=hosts, extra_args=extra_args, **kwargs)
     pid = lp.proc.pid
     try:
@@ -28,6 +34,8 @@ def running_lab(state_dir, hosts: int, extra_args: list[str] | None = None, **kw
         leftovers = [p for p in descendants if pid_alive(p)]
         assert rc == 0, "lab exited with %s:\n%s" % (rc, lp.log()[-3000:])
         assert not leftovers, "lab left processes running: %s" % leftovers
+        assert not set(os.listdir(SHARED_DATA)) - shared_before, "the lab wrote to %s: %s" % (
+            SHARED_DATA, sorted(set(os.listdir(SHARED_DATA)) - shared_before))
 
 
 def scenario_lab(state_dir, scenarios: list[str], clock_offset: str | None = None):

@@ -638,11 +638,11 @@ class Lab:
         if scenarios:
             # Every runspace must have the Registry provider before any shim command runs (a
             # module may read HKLM: first); only the shim's $PSHOME overlay gives it that, for
-            # ansible's own powershell commands and for WinRS "powershell" alike. One overlay
-            # per lab, under its state folder, so labs running side by side never share one.
+            # ansible's own powershell commands and for WinRS "powershell" alike. Built once per
+            # checkout, named by its content and never changed in place, so labs share it safely.
             from .shim import lab_pwsh
 
-            self.pwsh = lab_pwsh(self.pwsh, dest=Path(self.state_dir) / "pwsh")
+            self.pwsh = lab_pwsh(self.pwsh)
         names = [scenario_host_name(s) if s else None for s in assigned]
         self.hosts = [LabHost(self, i + 1, "%s.%d" % (self.subnet, i + 1),
                               # A scenario's own host name, so the inventory, COMPUTERNAME and the
