@@ -18,7 +18,8 @@ import os
 import shutil
 import sys
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# realpath: imported as ansible_collections.m365ops.activation... through build/collections, a symlink.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 SHARED_PWSH = os.path.join(os.path.dirname(REPO_ROOT), "shared", "tools", "pwsh", "pwsh")
 NO_PWSH = ("no PowerShell found: set PWSH=/path/to/pwsh, put pwsh (7.4 or later) on PATH, or place the "
            "toolchain bundle at ../shared/tools/pwsh/pwsh beside the repository")
