@@ -366,7 +366,7 @@ Function Test-M365RunStale {
         return ($ownerStart -gt $started.AddSeconds(1))
     }
     if ($Name -match $script:LegacyRunNamePattern) {
-        if ($null -ne $LegacyTime) { return (($Now.ToUniversalTime() - $LegacyTime.Value.ToUniversalTime()).TotalSeconds -gt $script:StaleAfterSeconds) }
+        if ($null -ne $LegacyTime) { return (($Now.ToUniversalTime() - ([datetime]$LegacyTime).ToUniversalTime()).TotalSeconds -gt $script:StaleAfterSeconds) }
         if ($LegacyState) { return ($LegacyState -ne 'Running' -and $LegacyState -ne 'Queued') }
     }
     $false
@@ -405,9 +405,12 @@ Function Clear-M365StaleTaskRun {
         }
         catch { $failed.Add([ordered]@{ item = $item; message = $_.Exception.Message }) }
     }
-    $runRoot = Get-M365RunRoot
+    $runRoot = $null
     $entries = @()
-    try { $entries = @(Get-M365DirectoryEntry -Path $runRoot | Where-Object { $_.Name -like 'm365ops-*' }) }
+    try {
+        $runRoot = Get-M365RunRoot
+        $entries = @(Get-M365DirectoryEntry -Path $runRoot | Where-Object { $_.Name -like 'm365ops-*' })
+    }
     catch { $failed.Add([ordered]@{ item = "run folders in $runRoot"; message = "could not list: $($_.Exception.Message)" }) }
     foreach ($entry in $entries) {
         if (-not (Test-M365RunStale -Name $entry.Name -Now $Now -LegacyTime $entry.CreationTimeUtc)) { continue }
@@ -438,7 +441,7 @@ Function Get-M365TaskRunnerWarning {
     param()
     $out = $script:RunnerWarnings.ToArray()
     $script:RunnerWarnings.Clear()
-    , $out
+    foreach ($w in $out) { $w }
 }
 
 Function New-M365TaskResult {

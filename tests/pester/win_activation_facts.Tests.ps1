@@ -9,7 +9,7 @@
 BeforeAll {
     $root = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
     $utils = Join-Path $root 'plugins' 'module_utils'
-    foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker') {
+    foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon') {
         Import-Module (Join-Path $utils "$name.psm1") -Force
     }
     $modulePath = Join-Path $root 'plugins' 'modules' 'win_activation_facts.ps1'
@@ -383,7 +383,7 @@ Describe 'User-context script' {
     }
 
     It 'returns only Office credential target names, the UPN, WAM accounts, and what failed' {
-        $o = & $script:UserContextScript -Patterns @('MicrosoftOffice1*') -ClientId 'd3590ed6-52b3-4102-aeff-aad2292ab01c'
+        $o = & $script:UserContextScript -Regexes @('^MicrosoftOffice1.*$') -ClientId 'd3590ed6-52b3-4102-aeff-aad2292ab01c'
         $o.credential_targets | Should -Be @('MicrosoftOffice16_Data:ADAL:alice@contoso.com', 'MicrosoftOffice16_Data:SSPI:alice@contoso.com')
         # GetUserNameEx gave nothing: the UPN comes from this session's dsregcmd.
         $o.sign_in_upn | Should -Be 'alice@contoso.com'
@@ -453,7 +453,7 @@ Describe 'Get-ActivationFact' {
         $r = Get-ActivationFact
         Should -Invoke Invoke-M365TaskScript -Times 3 -Exactly
         Should -Invoke Invoke-M365TaskScript -Times 0 -ParameterFilter { $UserSid -eq 'S-1-5-21-1-2-3-1107' }
-        Should -Invoke Invoke-M365TaskScript -Times 3 -ParameterFilter { $RunAs -eq 'User' -and $Parameters.Patterns -contains 'MicrosoftOffice1*' }
+        Should -Invoke Invoke-M365TaskScript -Times 3 -ParameterFilter { $RunAs -eq 'User' -and $Parameters.Regexes -contains '^MicrosoftOffice1.*$' }
         $r.host_facts.users.sid | Should -Be @('S-1-5-21-1-2-3-1104', 'S-1-5-21-1-2-3-1105', 'S-1-5-21-1-2-3-1106')
         $r.host_facts.profiles.Count | Should -Be 4
         $r.dsregcmd_status | Should -Be $script:DeviceDsreg
@@ -574,7 +574,7 @@ Describe 'User-context script through the real task runner' {
         Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = $script:Exit } }
         Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { }
         $run = Invoke-M365TaskScript -ScriptBlock $script:UserContextScript -RunAs User -UserSid 'S-1-5-21-1-2-3-1104' `
-            -Parameters @{ Patterns = @('MicrosoftOffice1*'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c' }
+            -Parameters @{ Regexes = @('^MicrosoftOffice1.*$'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c' }
         $run.Message | Should -BeNullOrEmpty
         $run.Status | Should -Be 'ok'
         $e = ConvertTo-AfUserEntry -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path 'C:\Users\alice') -TaskResult $run

@@ -144,6 +144,7 @@ Describe 'win_dsreg_join' {
         Mock Get-M365RebootMarker { $global:Markers }
         Mock Set-M365RebootMarker { $global:Markers[$Source] = "2026-11-26T18:05:00Z $Reason" }
         Mock Start-Sleep { }
+        Mock -ModuleName RungCommon Clear-M365StaleTaskRun { [ordered]@{ removed = @(); failed = @() } }
         # The module's own HybridJoin record, through RebootMarker's registry adapters.
         $global:JoinRecord = @{}
         Mock Get-M365RebootMarkerValue { $global:JoinRecord.Clone() } -ParameterFilter { $Path -like '*\HybridJoin' }
