@@ -1181,6 +1181,7 @@ Function Restore-M365Quarantine {
     )
     $manifest = Read-M365QuarantineManifest -QuarantinePath $QuarantinePath
     $rootsBySid = @{}
+    $rootErrors = @{}
     $changedManifest = $false
     $results = foreach ($e in @($manifest.entries)) {
         $r = [ordered]@{ original_path = $e.original_path; user_sid = $e.user_sid; status = $null; message = '' }
@@ -1197,8 +1198,9 @@ Function Restore-M365Quarantine {
                         if ($_ -is [string]) { [pscustomobject]@{ Root = $_; Base = $_ } } else { [pscustomobject]@{ Root = $_.Root; Base = $_.Base } }
                     })
             }
-            catch { $rootsBySid[$e.user_sid] = @(); $r.message = $_.Exception.Message }
+            catch { $rootsBySid[$e.user_sid] = @(); $rootErrors[$e.user_sid] = $_.Exception.Message }
         }
+        if ($rootErrors.ContainsKey($e.user_sid)) { $r.message = $rootErrors[$e.user_sid] }
         $inside = @($rootsBySid[$e.user_sid] | Where-Object { Test-M365PathInside -Path $e.original_path -Root $_.Root })
         if ($inside.Count -eq 0) {
             $r.status = 'refused'

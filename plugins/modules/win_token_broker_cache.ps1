@@ -132,11 +132,11 @@ if ($state -eq 'restored') {
             Clear-M365RepairRecord -Rung 'reset_token_broker'
         }
     }
+    $module.Result.refused = @($restore | Where-Object { $_.status -eq 'refused' } | ForEach-Object { [ordered]@{ path = $_.original_path; reason = $_.message } })
     $bad = @($restore | Where-Object { $_.status -in @('refused', 'hash_mismatch') })
     if ($bad.Count -gt 0) {
         $module.FailJson("quarantine_id: $($bad.Count) file(s) were not restored: $(($bad | ForEach-Object { "$($_.original_path): $($_.message)" }) -join '; ')")
     }
-    $module.Result.refused = @($restore | Where-Object { $_.status -eq 'refused' } | ForEach-Object { [ordered]@{ path = $_.original_path; reason = $_.message } })
     foreach ($w in @($restore | Where-Object { $_.status -in @('conflict', 'missing') })) {
         $module.Warn("$($w.original_path): $($w.message)")
     }

@@ -323,6 +323,179 @@ Describe 'win_token_broker_cache' {
         }
     }
 
+    Context 'links planted by the user' {
+        BeforeEach {
+            # A folder outside every profile that a standard user must not be able to touch.
+            $script:Canary = Join-Path $script:Case 'Windows' 'System32' 'canary'
+            $null = New-Item -ItemType Directory -Path $script:Canary -Force
+            [System.IO.File]::WriteAllText((Join-Path $script:Canary 'config.dat'), 'protected bytes')
+            $script:CanaryHash = Get-Sha (Join-Path $script:Canary 'config.dat')
+            $script:AliceAccounts = Join-Path $global:RungAlice.ProfilePath $script:AadRel
+        }
+
+        It 'never follows a folder link inside Accounts: the target stays byte-identical and the link is reported' {
+            $link = Join-Path $script:AliceAccounts 'x'
+            $null = New-Item -ItemType SymbolicLink -Path $link -Target $script:Canary
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
+            $r.failed | Should -BeNullOrEmpty
+            $r.users[0].status | Should -Be 'moved'
+            $r.moved_count | Should -Be 3 -Because 'the real cache files still move'
+            Get-Sha (Join-Path $script:Canary 'config.dat') | Should -Be $script:CanaryHash
+            @($r.refused | ForEach-Object { $_.path }) | Should -Be @($link)
+            $r.refused[0].reason | Should -Match 'junction or symbolic link'
+            $r.warnings | Should -Match ([regex]::Escape("refused $link"))
+            $manifest = Get-Content -Raw (Join-Path $r.quarantine_path 'manifest.json') | ConvertFrom-Json
+            @($manifest.entries | Where-Object { $_.original_path -like "$link*" }) | Should -HaveCount 0
+        }
+
+        It 'never opens or deletes through a file link inside Accounts' {
+            $link = Join-Path $script:AliceAccounts 'zz.tbacct'
+            $null = New-Item -ItemType SymbolicLink -Path $link -Target (Join-Path $script:Canary 'config.dat')
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
+            $r.failed | Should -BeNullOrEmpty
+            Test-Path -LiteralPath (Join-Path $script:Canary 'config.dat') | Should -BeTrue
+            Get-Sha (Join-Path $script:Canary 'config.dat') | Should -Be $script:CanaryHash
+            @($r.refused | ForEach-Object { $_.path }) | Should -Be @($link)
+        }
+
+        It 'refuses a file whose folder became a link after the walk (the race), moving the rest' {
+            $sub = Join-Path $script:AliceAccounts 'sub'
+            $null = New-Item -ItemType Directory -Path $sub
+            [System.IO.File]::WriteAllText((Join-Path $sub 'config.dat'), 'cache')
+            # Right after the walk (the lock check is the first open), the user swaps the
+            # folder for a link to the canary, whose file has the same name.
+            $global:RungSwap = @{ Done = $false; Sub = $sub; Canary = $script:Canary }
+            Mock -ModuleName RungCommon Test-M365FileLocked {
+                if (-not $global:RungSwap.Done) {
+                    $global:RungSwap.Done = $true
+                    [System.IO.Directory]::Delete($global:RungSwap.Sub, $true)
+                    $null = New-Item -ItemType SymbolicLink -Path $global:RungSwap.Sub -Target $global:RungSwap.Canary
+                }
+                $false
+            }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
+            $r.failed | Should -BeNullOrEmpty
+            Get-Sha (Join-Path $script:Canary 'config.dat') | Should -Be $script:CanaryHash
+            @($r.refused | ForEach-Object { $_.path }) | Should -Contain (Join-Path $sub 'config.dat')
+            $r.refused[0].reason | Should -Match 'junction or symbolic link'
+            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeFalse }
+        }
+
+        It 'restores nothing through a link planted where the files came from' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
+            $q.moved_count | Should -Be 3
+            # The user replaces the emptied Accounts folder by a link to the canary.
+            [System.IO.Directory]::Delete($script:AliceAccounts, $true)
+            $null = New-Item -ItemType SymbolicLink -Path $script:AliceAccounts -Target $script:Canary
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r.failed | Should -BeTrue
+            @(Get-ChildItem -LiteralPath $script:Canary).Name | Should -Be @('config.dat')
+            # The profile's cache folders no longer resolve inside it, so none of alice's
+            # files go back (the other cache folder waits for a sound profile too).
+            $refused = @($r.files | Where-Object { $_.status -eq 'refused' })
+            $refused.Count | Should -Be 3
+            $refused | ForEach-Object { $_.message | Should -Match 'junction or symbolic link' }
+            @($r.refused | ForEach-Object { $_.path }) | Should -Contain $script:AliceFiles[0]
+            $r.restored_count | Should -Be 0
+            Test-Path -LiteralPath $script:AliceFiles[2] | Should -BeFalse
+        }
+
+        It 'refuses a link anywhere in the quarantine chain, moving nothing' {
+            $null = New-Item -ItemType SymbolicLink -Path (Join-Path $env:ProgramData 'm365ops') -Target $script:Canary
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^quarantine_path: .*m365ops.* is a junction or symbolic link'
+            foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+            @(Get-ChildItem -LiteralPath $script:Canary).Name | Should -Be @('config.dat')
+        }
+
+        It 'refuses a quarantine folder a standard user created in advance, moving nothing' {
+            $pre = Join-Path $env:ProgramData 'm365ops' 'activation'
+            $null = New-Item -ItemType Directory -Path $pre -Force
+            Mock -ModuleName RungCommon Get-M365PathOwnerSid { if ($Path -eq $pre) { 'S-1-5-21-1004336348-1177238915-682003330-1105' } else { 'S-1-5-32-544' } }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match "^quarantine_path: .*activation' is owned by S-1-5-21-1004336348-1177238915-682003330-1105"
+            foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -Times 0 -Exactly
+        }
+
+        It 'locks down every folder of the default chain it owns' {
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r.failed | Should -BeNullOrEmpty
+            foreach ($d in (Join-Path $env:ProgramData 'm365ops'), (Join-Path $env:ProgramData 'm365ops' 'activation'), $global:RungQRoot, $r.quarantine_path) {
+                Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -ParameterFilter { $Path -eq $d }
+            }
+            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -Times 0 -Exactly -ParameterFilter { $Path -eq $env:ProgramData }
+        }
+    }
+
+    Context 'quarantine_path and the manifest record' {
+        It 'creates a new quarantine_path, marks it, and accepts it again on the next run' {
+            $custom = Join-Path $script:Case 'Q'
+            $first = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice'); quarantine_path = $custom })
+            $first.failed | Should -BeNullOrEmpty
+            $first.quarantine_path | Should -BeLike "$custom*"
+            $global:RungReg['HKLM:\SOFTWARE\m365ops\activation\QuarantineRoots'].Values | Should -Be @($custom)
+            $second = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('bob'); quarantine_path = $custom })
+            $second.failed | Should -BeNullOrEmpty
+            $second.moved_count | Should -Be 1
+        }
+
+        It 'refuses to restore a quarantine whose manifest was changed after it was written' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $manifestPath = Join-Path $q.quarantine_path 'manifest.json'
+            $manifest = Get-Content -Raw $manifestPath | ConvertFrom-Json
+            # A consistent forgery: new bytes and a matching SHA-256 inside the manifest.
+            $evil = Join-Path $script:Case 'Users' 'alice' 'evil.tbacct'
+            $manifest.entries[0].original_path = $evil
+            $manifest | ConvertTo-Json -Depth 10 | Set-Content -LiteralPath $manifestPath
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^quarantine_id: the manifest of quarantine .* does not match the SHA-256 recorded'
+            $r.msg | Should -Match 'Nothing was restored'
+            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeFalse }
+        }
+
+        It 'refuses to restore a quarantine it has no record of' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $global:RungReg['HKLM:\SOFTWARE\m365ops\activation\Quarantines'].Remove($q.quarantine_id)
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'has no manifest record'
+            $r.restored_count | Should -BeNullOrEmpty
+        }
+
+        It 'moves nothing when the quarantine volume lacks the space' {
+            Mock -ModuleName RungCommon Get-M365FreeSpace { [int64]1024 }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^quarantine_path: cannot prepare a quarantine .*not enough free space'
+            foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+        }
+
+        It 'fails cleanly, naming where each file is, when putting files back fails' {
+            $script:Deletes = 0
+            Mock -ModuleName RungCommon Remove-M365CacheFile {
+                $script:Deletes++
+                if ($script:Deletes -eq 2) { throw [System.UnauthorizedAccessException]::new('Access to the path is denied.') }
+                [System.IO.File]::Delete($Path)
+            }
+            # The copy back of the one deleted file fails too (the user re-created the name).
+            Mock -ModuleName RungCommon Copy-M365CheckedFile { throw [System.IO.IOException]::new("The file '$Destination' already exists.") } -ParameterFilter { $Destination -like '*Users*' }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'putting the files back failed for 1'
+            $gone = @($script:AliceFiles | Where-Object { -not (Test-Path -LiteralPath $_) })
+            $gone | Should -HaveCount 1
+            $r.msg | Should -Match ([regex]::Escape("$($gone[0]) is at "))
+            $r.quarantine_id | Should -Not -BeNullOrEmpty -Because 'the stranded copy stays in its quarantine'
+            $manifest = Get-Content -Raw (Join-Path $r.quarantine_path 'manifest.json') | ConvertFrom-Json
+            @($manifest.entries.original_path) | Should -Be @($gone[0])
+            Get-Sha (Join-Path $r.quarantine_path $manifest.entries[0].stored_path) | Should -Be $script:Hashes[$gone[0]]
+        }
+    }
+
     Context 'retention' {
         It 'prunes quarantines older than quarantine_retention_days and nothing else' {
             $old = Join-Path $global:RungQRoot '20200101T000000Z-00000001'
