@@ -219,6 +219,30 @@ Describe 'Get-AfTokenBrokerStat' {
     }
 }
 
+Describe 'Profile reads never follow a user''s links' {
+    It 'skips and reports a link inside Accounts and a licence file link; the targets stay unread' {
+        $profilePath = Join-Path $TestDrive 'dave'
+        $aad = Join-Path $profilePath 'AppData' 'Local' 'Packages' 'Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy' 'AC' 'TokenBroker' 'Accounts'
+        $lic = Join-Path $profilePath 'AppData' 'Local' 'Microsoft' 'Office' 'Licenses'
+        $canary = Join-Path $TestDrive 'canary'
+        foreach ($d in $aad, $lic, $canary) { $null = New-Item -ItemType Directory -Path $d -Force }
+        Set-Content -LiteralPath (Join-Path $aad 'a.tbacct') -Value 'x' -NoNewline
+        [IO.File]::WriteAllText((Join-Path $canary 'lic.json'), (New-LicenseText), [Text.Encoding]::Unicode)
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $aad 'x') -Target $canary
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $lic 'l.json') -Target (Join-Path $canary 'lic.json')
+        $errors = [Collections.ArrayList]::new()
+        $p = New-Profile -Sid 'S-1-5-21-1-2-3-1109' -Name dave -Path $profilePath -HiveLoaded $false
+        $tb = Get-AfTokenBrokerStat -UserProfile $p -Errors $errors
+        $tb.aad_broker_plugin.files | Should -Be 1 -Because 'the canary''s file behind the link is not counted'
+        $licensing = Get-AfProfileLicensing -UserProfile $p -Now $script:Now -Errors $errors
+        @($licensing.licenses) | Should -HaveCount 0
+        @($errors | ForEach-Object { $_.path }) | Should -Be @((Join-Path $aad 'x'), (Join-Path $lic 'l.json'))
+        $errors[0].source | Should -Be 'token_broker:S-1-5-21-1-2-3-1109'
+        $errors[0].message | Should -Match 'junction or symbolic link: not followed'
+        $errors[1].source | Should -Be 'licensing:S-1-5-21-1-2-3-1109'
+    }
+}
+
 Describe 'AAD events' {
     It 'exports records with English levels and ISO UTC times' {
         $ev = [pscustomobject]@{ Id = 1098; Level = 2; LevelDisplayName = 'Fehler'; TimeCreated = [DateTime]::new(2026, 11, 20, 8, 14, 3, [DateTimeKind]::Utc)
