@@ -18,6 +18,20 @@ def remediate_select(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=Fal
         raise AnsibleFilterError(str(e)) from e
 
 
+def remediate_token_broker_targets(diagnosis, host_facts=None, users=None, all_profiles=False):
+    """Whom rung 3 works on: ``diagnosis | remediate_token_broker_targets(host_facts, users, all)``."""
+    try:
+        return remediation.token_broker_targets(diagnosis, host_facts=host_facts, users=users,
+                                                all_profiles=all_profiles)
+    except ValueError as e:
+        raise AnsibleFilterError(str(e)) from e
+
+
+def remediate_skip(selection, rung, reason=None):
+    """``selection`` with ``rung`` moved to ``skipped`` when ``reason`` is set."""
+    return remediation.skip_rung(selection, rung, reason)
+
+
 def remediate_entry(before, after=None, selection=None, rung_results=None, reboot=None, failed=None,
                     check_mode=False, restart_first=None):
     """One host's report entry with its outcome."""
@@ -49,6 +63,8 @@ class FilterModule:
     def filters(self):
         return {
             "remediate_select": remediate_select,
+            "remediate_token_broker_targets": remediate_token_broker_targets,
+            "remediate_skip": remediate_skip,
             "remediate_entry": remediate_entry,
             "remediate_collect": remediate_collect,
             "remediate_summary": remediate_summary,

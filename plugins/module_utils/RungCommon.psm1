@@ -206,6 +206,30 @@ Function New-M365UserRungModule {
     $module
 }
 
+Function Invoke-M365StaleSweep {
+    <#
+    .SYNOPSIS
+    Sweeps the task runner's leftovers (Clear-M365StaleTaskRun) for a module about to use
+    the runner: Result.stale_cleanup = @{ removed; failed }, and one warning per item, so
+    the operator sees what an earlier, interrupted run left and what could not be removed.
+    Housekeeping: it does not make the module report changed. In check mode it only lists.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][object]$Module)
+    $sweep = Clear-M365StaleTaskRun -CheckMode:$Module.CheckMode
+    $Module.Result.stale_cleanup = $sweep
+    $verb = if ($Module.CheckMode) { 'would remove' } else { 'removed' }
+    foreach ($item in @($sweep.removed)) { $Module.Warn("leftover of an interrupted run ${verb}: $item") }
+    foreach ($f in @($sweep.failed)) { $Module.Warn("leftover of an interrupted run not removed: $($f.item): $($f.message)") }
+}
+
+Function Add-M365RunnerWarning {
+    # The runner's own cleanup failures, as warnings the operator sees.
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][object]$Module)
+    foreach ($w in @(Get-M365TaskRunnerWarning)) { if ($w) { $Module.Warn($w) } }
+}
+
 Function Invoke-M365UserRung {
     <#
     .SYNOPSIS
@@ -240,6 +264,7 @@ Function Invoke-M365UserRung {
     catch [System.ArgumentException] {
         $Module.FailJson($_.Exception.Message)
     }
+    Invoke-M365StaleSweep -Module $Module
 
     $before = [ordered]@{}
     $after = [ordered]@{}
@@ -287,6 +312,7 @@ Function Exit-M365UserRung {
     if ($changedUsers.Count -gt 0 -and -not $Module.CheckMode) {
         Set-M365RepairRecord -Rung $Rung -Summary "$Action for $(@($changedUsers | ForEach-Object { $_.user }) -join ', ')"
     }
+    Add-M365RunnerWarning -Module $Module
     $failure = Get-M365RungFailure -Result $Result -RequireLoggedOn $Module.Params.require_logged_on -Action $Action
     if ($failure) { $Module.FailJson($failure) }
     if (@($Result).Count -eq 0) {
@@ -320,16 +346,38 @@ Function Get-M365OutputProperty {
 # Credential target patterns
 # ---------------------------------------------------------------------------------------
 
+$script:MinPatternPrefix = 3
+
 Function Test-M365BroadPattern {
     <#
     .SYNOPSIS
-    True when a wildcard pattern matches (nearly) every target name: '', '*', '**', '?*'.
+    True when a wildcard pattern could match far more than one product's credentials: it
+    has no literal prefix of at least three characters before its first wildcard.
+    .DESCRIPTION
+    Counting the literal characters anywhere is not enough: '*.*', '*:*' and '*e*' have
+    some, yet match nearly every saved credential. A prefix ties the pattern to a family
+    of target names ('MicrosoftOffice1*').
     #>
     [CmdletBinding()]
     [OutputType([bool])]
     param ([AllowEmptyString()][AllowNull()][string]$Pattern)
     if ($null -eq $Pattern) { return $true }
-    return ($Pattern -replace '[\*\?\s]', '').Length -eq 0
+    $prefix = ($Pattern -split '[\*\?]', 2)[0]
+    return $prefix.Trim().Length -lt $script:MinPatternPrefix
+}
+
+Function Test-M365TargetMatch {
+    <#
+    .SYNOPSIS
+    Whether a credential target name matches any of the regexes Assert-M365CredentialPattern
+    returned. Diagnose and purge both use it, so what the report lists is what a purge removes.
+    #>
+    [CmdletBinding()]
+    [OutputType([bool])]
+    param ([AllowNull()][AllowEmptyString()][string]$Target, [AllowEmptyCollection()][string[]]$Regex)
+    if (-not $Target) { return $false }
+    foreach ($r in $Regex) { if ($Target -match $r) { return $true } }
+    $false
 }
 
 Function ConvertTo-M365TargetRegex {
@@ -371,7 +419,7 @@ Function Assert-M365CredentialPattern {
         }
         if ((Test-M365BroadPattern -Pattern $p) -and -not $AllowBroad) {
             throw [System.ArgumentException]::new(
-                "${ParameterName}: pattern '$p' matches every credential; refused unless allow_broad_patterns is true")
+                "${ParameterName}: pattern '$p' has no literal prefix of at least $($script:MinPatternPrefix) characters before its first wildcard, so it could match nearly every credential (e.g. use 'MicrosoftOffice1*'); refused unless allow_broad_patterns is true")
         }
         if ([string]::IsNullOrWhiteSpace($p)) { '^.*$' } else { ConvertTo-M365TargetRegex -Pattern $p }
     }
@@ -405,7 +453,22 @@ Function Test-M365PathInside {
 
 # ---------------------------------------------------------------------------------------
 # Quarantine
+#
+# The quarantine runs as an administrator in two kinds of place: the users' profiles
+# (hostile: see the link-safe helpers in UserProfile.psm1) and the quarantine tree under
+# ProgramData (where standard users may create folders, and so own them, before we do).
+# Every folder of the quarantine chain is therefore created by us with a protected DACL
+# and the Administrators owner, or refused; a manifest only counts when its SHA-256 is the
+# one recorded under HKLM, which standard users cannot write.
 # ---------------------------------------------------------------------------------------
+
+# Manifest SHA-256 per quarantine id, written whenever we write a manifest.
+$script:QuarantineRecordKey = 'HKLM:\SOFTWARE\m365ops\activation\Quarantines'
+# quarantine_path folders this collection created (value root-<hash> = the path).
+$script:QuarantineRootKey = 'HKLM:\SOFTWARE\m365ops\activation\QuarantineRoots'
+$script:TrustedOwnerSids = @('S-1-5-18', 'S-1-5-32-544')
+# Free space kept on the quarantine volume on top of the files moved.
+$script:QuarantineSpaceMargin = [int64]64MB
 
 Function Test-M365QuarantineId {
     [CmdletBinding()]
@@ -461,6 +524,18 @@ Function Get-M365QuarantinePath {
     Join-Path -Path $Root -ChildPath $Id
 }
 
+Function Get-M365PathOwnerSid {
+    <#
+    .SYNOPSIS
+    The owner SID of a file or folder, or $null where there are no Windows ACLs (pwsh on
+    Linux in tests and the lab). One call, so Pester models owners.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$Path)
+    if ((Get-Variable -Name IsWindows -ValueOnly -ErrorAction SilentlyContinue) -eq $false) { return $null }
+    (Get-Acl -LiteralPath $Path).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+}
+
 Function Set-M365QuarantineAcl {
     <#
     .SYNOPSIS
@@ -469,19 +544,21 @@ Function Set-M365QuarantineAcl {
     .DESCRIPTION
     The files are the users' token caches; only the accounts that could read them in place
     anyway may read them here. Inheritance from ProgramData (which lets Users create
-    folders, and makes the creator the owner) is cut, and the owner is taken back, so a
-    folder a user pre-created under ProgramData cannot stay under that user's control.
-    Without Windows ACLs (pwsh on Linux in CI) there is nothing to set.
+    folders, and makes the creator the owner) is cut, and the owner is taken back.
+    Without Windows ACLs (pwsh on Linux) owner-only POSIX permissions stand in.
     #>
     [CmdletBinding()]
     param ([Parameter(Mandatory)][string]$Path)
     $isWindowsVar = Get-Variable -Name IsWindows -ValueOnly -ErrorAction SilentlyContinue
-    if ($isWindowsVar -eq $false) { return }
+    if ($isWindowsVar -eq $false) {
+        [System.IO.File]::SetUnixFileMode($Path, [System.IO.UnixFileMode]'UserRead, UserWrite, UserExecute')
+        return
+    }
 
     $acl = [System.Security.AccessControl.DirectorySecurity]::new()
     $acl.SetAccessRuleProtection($true, $false)
     $inherit = [System.Security.AccessControl.InheritanceFlags]'ContainerInherit, ObjectInherit'
-    foreach ($sid in 'S-1-5-18', 'S-1-5-32-544') {
+    foreach ($sid in $script:TrustedOwnerSids) {
         $rule = [System.Security.AccessControl.FileSystemAccessRule]::new(
             [System.Security.Principal.SecurityIdentifier]::new($sid),
             [System.Security.AccessControl.FileSystemRights]::FullControl,
@@ -504,9 +581,129 @@ Function Set-M365QuarantineAcl {
         Set-Acl -LiteralPath $Path -AclObject $daclOnly -ErrorAction Stop
         $owner = (Get-Acl -LiteralPath $Path).GetOwner([System.Security.Principal.SecurityIdentifier]).Value
         $me = [System.Security.Principal.WindowsIdentity]::GetCurrent().User.Value
-        if ($owner -notin @('S-1-5-18', 'S-1-5-32-544', $me)) {
+        if ($owner -notin @($script:TrustedOwnerSids + $me)) {
             throw "quarantine folder $Path is owned by $owner, not SYSTEM or Administrators, and ownership could not be taken; refusing to keep token caches there"
         }
+    }
+}
+
+Function Get-M365QuarantineRootMarkName {
+    # Registry value names stay short and free of path characters: a hash of the path.
+    param ([Parameter(Mandatory)][string]$Root)
+    $full = [System.IO.Path]::GetFullPath($Root).TrimEnd('\', '/').ToLowerInvariant()
+    $sha = [System.Security.Cryptography.SHA256]::Create()
+    try { $hash = $sha.ComputeHash([System.Text.Encoding]::UTF8.GetBytes($full)) } finally { $sha.Dispose() }
+    'root-' + ([System.BitConverter]::ToString($hash, 0, 8)).Replace('-', '').ToLowerInvariant()
+}
+
+Function Test-M365QuarantineRootMark {
+    [CmdletBinding()]
+    [OutputType([bool])]
+    param ([Parameter(Mandatory)][string]$Root)
+    $values = Get-M365RebootMarkerValue -Path $script:QuarantineRootKey
+    $name = Get-M365QuarantineRootMarkName -Root $Root
+    [bool]($values -and $values.ContainsKey($name) -and
+        [string]::Equals([string]$values[$name], [System.IO.Path]::GetFullPath($Root).TrimEnd('\', '/'), [System.StringComparison]::OrdinalIgnoreCase))
+}
+
+Function Get-M365QuarantineChain {
+    <#
+    .SYNOPSIS
+    The folders a quarantine root hangs from: @{ Path; Own } from the top down. Own
+    folders are ours to create and lock down; the others (the volume, ProgramData, the
+    parent of a custom quarantine_path) are only checked for links.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$Root, [bool]$IsDefault = $false)
+    $full = [System.IO.Path]::GetFullPath($Root).TrimEnd('\', '/')
+    $ownCount = if ($IsDefault) { 3 } else { 1 }  # m365ops\activation\quarantine, or the folder itself
+    $paths = [System.Collections.Generic.List[string]]::new()
+    $p = $full
+    while ($p) {
+        $paths.Insert(0, $p)
+        $parent = [System.IO.Path]::GetDirectoryName($p)
+        if (-not $parent -or $parent -eq $p) { break }
+        $p = $parent
+    }
+    for ($i = 0; $i -lt $paths.Count; $i++) {
+        [pscustomobject]@{ Path = $paths[$i]; Own = ($i -ge $paths.Count - $ownCount) }
+    }
+}
+
+Function Assert-M365QuarantineRoot {
+    <#
+    .SYNOPSIS
+    Checks, without changing anything, that a quarantine root may be used: no folder of its
+    chain is a junction or symbolic link; the folders we own do not have another owner;
+    a quarantine_path given by the operator is either new (its parent exists) or one this
+    collection created and marked. Throws [ArgumentException] naming the parameter.
+    #>
+    [CmdletBinding()]
+    param (
+        [Parameter(Mandatory)][string]$Root,
+        [bool]$IsDefault = $false,
+        [string]$ParameterName = 'quarantine_path'
+    )
+    $chain = @(Get-M365QuarantineChain -Root $Root -IsDefault $IsDefault)
+    foreach ($c in $chain) {
+        $attr = Get-M365PathAttribute -Path $c.Path
+        if ($null -eq $attr) { continue }
+        if ($attr -band [System.IO.FileAttributes]::ReparsePoint) {
+            throw [System.ArgumentException]::new("${ParameterName}: '$($c.Path)' is a junction or symbolic link; refusing to keep token caches below it. Nothing was changed.")
+        }
+        if (-not ($attr -band [System.IO.FileAttributes]::Directory)) {
+            throw [System.ArgumentException]::new("${ParameterName}: '$($c.Path)' is a file, not a folder. Nothing was changed.")
+        }
+        if ($c.Own) {
+            $owner = Get-M365PathOwnerSid -Path $c.Path
+            if ($null -ne $owner -and $owner -notin $script:TrustedOwnerSids) {
+                throw [System.ArgumentException]::new("${ParameterName}: '$($c.Path)' is owned by $owner, not SYSTEM or Administrators (someone created it before this collection did); remove it or choose another quarantine_path. Nothing was changed.")
+            }
+        }
+    }
+    if (-not $IsDefault) {
+        $full = $chain[-1].Path
+        if ($chain.Count -lt 2) {
+            throw [System.ArgumentException]::new("${ParameterName}: '$Root' is a volume root; give a new folder for the quarantine. Nothing was changed.")
+        }
+        if ($null -ne (Get-M365PathAttribute -Path $full)) {
+            if (-not (Test-M365QuarantineRootMark -Root $full)) {
+                throw [System.ArgumentException]::new("${ParameterName}: '$full' already exists and was not created by this collection; give a new folder (it is created with a SYSTEM + Administrators only ACL) or one an earlier run created. Nothing was changed.")
+            }
+        }
+        elseif ($null -eq (Get-M365PathAttribute -Path $chain[-2].Path)) {
+            throw [System.ArgumentException]::new("${ParameterName}: the parent folder '$($chain[-2].Path)' does not exist. Nothing was changed.")
+        }
+    }
+}
+
+Function Initialize-M365QuarantineRoot {
+    <#
+    .SYNOPSIS
+    Creates (or re-locks) the folders of a quarantine root after Assert-M365QuarantineRoot
+    passed: each own folder is created without -Force, checked again for a link, given the
+    protected DACL and the Administrators owner. A new custom root is marked under HKLM.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$Root, [bool]$IsDefault = $false)
+    Assert-M365QuarantineRoot -Root $Root -IsDefault $IsDefault
+    $created = $false
+    foreach ($c in @(Get-M365QuarantineChain -Root $Root -IsDefault $IsDefault | Where-Object { $_.Own })) {
+        if ($null -eq (Get-M365PathAttribute -Path $c.Path)) {
+            # Fails when someone creates the name between the check and here.
+            $null = New-Item -ItemType Directory -Path $c.Path -ErrorAction Stop
+            $created = $true
+        }
+        $attr = Get-M365PathAttribute -Path $c.Path
+        if ($null -eq $attr -or ($attr -band [System.IO.FileAttributes]::ReparsePoint)) {
+            throw [System.Security.SecurityException]::new("'$($c.Path)' was replaced by a junction or symbolic link while the quarantine was prepared")
+        }
+        # Every run, not only on creation: the default chain may predate this version.
+        Set-M365QuarantineAcl -Path $c.Path
+    }
+    if ($created -and -not $IsDefault) {
+        $full = [System.IO.Path]::GetFullPath($Root).TrimEnd('\', '/')
+        Set-M365RebootMarkerValue -Path $script:QuarantineRootKey -Name (Get-M365QuarantineRootMarkName -Root $full) -Value $full
     }
 }
 
@@ -525,17 +722,26 @@ Function Get-M365FileSha256 {
     finally { $stream.Dispose() }
 }
 
+Function Get-M365BytesSha256 {
+    param ([Parameter(Mandatory)][byte[]]$Bytes)
+    $sha = [System.Security.Cryptography.SHA256]::Create()
+    try { ([System.BitConverter]::ToString($sha.ComputeHash($Bytes))).Replace('-', '').ToLowerInvariant() }
+    finally { $sha.Dispose() }
+}
+
 Function Test-M365FileLocked {
     <#
     .SYNOPSIS
     True when another process holds the file so it cannot be opened for exclusive use.
     .DESCRIPTION
     The broker keeps its account files open while it runs; checking every file first lets
-    the module skip that user entirely instead of quarantining half of the cache.
+    the module skip that user entirely instead of quarantining half of the cache. With
+    Root, the file and its chain from Root are checked for links before it is opened.
     #>
     [CmdletBinding()]
     [OutputType([bool])]
-    param ([Parameter(Mandatory)][string]$Path)
+    param ([Parameter(Mandatory)][string]$Path, [string]$Root)
+    if ($Root) { Assert-M365NoLink -Path $Path -Root $Root }
     try {
         $stream = [System.IO.File]::Open($Path, 'Open', 'ReadWrite', 'None')
         $stream.Dispose()
@@ -546,14 +752,100 @@ Function Test-M365FileLocked {
     }
 }
 
-Function Read-M365QuarantineManifest {
+Function Copy-M365CheckedFile {
+    <#
+    .SYNOPSIS
+    Copies one file between two trees without going through a link; returns the SHA-256 of
+    the bytes copied.
+    .DESCRIPTION
+    The source and the destination chains are checked for junctions and symbolic links
+    before the files are opened and again once they are open (what is open then is what
+    was checked). The destination must not exist (FileMode.CreateNew): nothing is ever
+    overwritten. Throws [System.Security.SecurityException] for a link.
+    #>
     [CmdletBinding()]
-    param ([Parameter(Mandatory)][string]$QuarantinePath)
+    [OutputType([string])]
+    param (
+        [Parameter(Mandatory)][string]$Source,
+        [Parameter(Mandatory)][string]$SourceRoot,
+        [Parameter(Mandatory)][string]$Destination,
+        [Parameter(Mandatory)][string]$DestinationRoot
+    )
+    Assert-M365NoLink -Path $Source -Root $SourceRoot
+    Assert-M365NoLink -Path $Destination -Root $DestinationRoot
+    $in = [System.IO.File]::Open($Source, 'Open', 'Read', 'Read')
+    try {
+        Assert-M365NoLink -Path $Source -Root $SourceRoot
+        $out = New-Object -TypeName System.IO.FileStream -ArgumentList $Destination, ([System.IO.FileMode]::CreateNew), ([System.IO.FileAccess]::Write), ([System.IO.FileShare]::None)
+        try {
+            Assert-M365NoLink -Path $Destination -Root $DestinationRoot
+            $sha = [System.Security.Cryptography.SHA256]::Create()
+            try {
+                $buffer = [byte[]]::new(65536)
+                while (($n = $in.Read($buffer, 0, $buffer.Length)) -gt 0) {
+                    $null = $sha.TransformBlock($buffer, 0, $n, $null, 0)
+                    $out.Write($buffer, 0, $n)
+                }
+                $null = $sha.TransformFinalBlock([byte[]]::new(0), 0, 0)
+                ([System.BitConverter]::ToString($sha.Hash)).Replace('-', '').ToLowerInvariant()
+            }
+            finally { $sha.Dispose() }
+        }
+        finally { $out.Dispose() }
+    }
+    finally { $in.Dispose() }
+}
+
+Function New-M365CheckedDirectory {
+    <#
+    .SYNOPSIS
+    Creates the missing folders from Root down to Path one at a time, checking each for a
+    link right after it exists, so a restore never creates a folder through a junction.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Root)
+    foreach ($item in (Split-M365ChainPath -Path $Path -Root $Root)) {
+        $attr = Get-M365PathAttribute -Path $item
+        if ($null -eq $attr) {
+            $null = [System.IO.Directory]::CreateDirectory($item)
+            $attr = Get-M365PathAttribute -Path $item
+        }
+        if ($null -eq $attr -or ($attr -band [System.IO.FileAttributes]::ReparsePoint)) {
+            throw [System.Security.SecurityException]::new("'$item' is a junction or symbolic link; refused, not followed")
+        }
+    }
+}
+
+Function Read-M365QuarantineManifest {
+    <#
+    .SYNOPSIS
+    Reads manifest.json and, unless -NoVerify, refuses it unless its SHA-256 is the one
+    this collection recorded under HKLM when it wrote it: only an administrator can write
+    that record, so a manifest a user forged or edited is never trusted.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$QuarantinePath, [switch]$NoVerify)
     $manifestPath = Join-Path -Path $QuarantinePath -ChildPath 'manifest.json'
-    if (-not (Test-Path -LiteralPath $manifestPath -PathType Leaf)) {
+    $attr = Get-M365PathAttribute -Path $manifestPath
+    if ($null -eq $attr) {
         throw [System.IO.FileNotFoundException]::new("quarantine manifest not found: $manifestPath", $manifestPath)
     }
-    $raw = Get-Content -LiteralPath $manifestPath -Raw -Encoding UTF8
+    if ($attr -band [System.IO.FileAttributes]::ReparsePoint) {
+        throw [System.Security.SecurityException]::new("quarantine manifest $manifestPath is a link; refused")
+    }
+    $bytes = [System.IO.File]::ReadAllBytes($manifestPath)
+    if (-not $NoVerify) {
+        $id = [System.IO.Path]::GetFileName($QuarantinePath.TrimEnd([char]92, [char]47))
+        $record = Get-M365RebootMarkerValue -Path $script:QuarantineRecordKey
+        $expected = if ($record -and $record.ContainsKey($id)) { [string]$record[$id] } else { $null }
+        if (-not $expected) {
+            throw [System.Security.SecurityException]::new("quarantine $id has no manifest record under $($script:QuarantineRecordKey): this collection did not write it (or its record was removed); refusing to trust it")
+        }
+        if ((Get-M365BytesSha256 -Bytes $bytes) -ne $expected) {
+            throw [System.Security.SecurityException]::new("the manifest of quarantine $id does not match the SHA-256 recorded when it was written: it was changed; refusing to trust it")
+        }
+    }
+    $raw = [System.Text.Encoding]::UTF8.GetString($bytes).TrimStart([char]0xFEFF)
     $manifest = ConvertFrom-Json -InputObject $raw
     if ((Get-M365OutputProperty $manifest 'schema') -ne 1) {
         throw "quarantine manifest $manifestPath has an unknown schema"
@@ -565,7 +857,7 @@ Function Write-M365QuarantineManifest {
     <#
     .SYNOPSIS
     Writes manifest.json atomically (temp file then rename) so a crash never leaves a
-    half-written manifest next to quarantined files.
+    half-written manifest next to quarantined files, and records its SHA-256 under HKLM.
     #>
     [CmdletBinding()]
     param (
@@ -575,7 +867,12 @@ Function Write-M365QuarantineManifest {
     $manifestPath = Join-Path -Path $QuarantinePath -ChildPath 'manifest.json'
     $tmp = "$manifestPath.tmp"
     $json = ConvertTo-Json -InputObject $Manifest -Depth 10
-    [System.IO.File]::WriteAllText($tmp, $json, [System.Text.UTF8Encoding]::new($false))
+    $bytes = [System.Text.UTF8Encoding]::new($false).GetBytes($json)
+    [System.IO.File]::WriteAllBytes($tmp, $bytes)
+    # The record first: a crash between the two leaves a manifest that does not verify
+    # (refused, safe), never a verified manifest that differs from what is on disk.
+    $id = [System.IO.Path]::GetFileName($QuarantinePath.TrimEnd([char]92, [char]47))
+    Set-M365RebootMarkerValue -Path $script:QuarantineRecordKey -Name $id -Value (Get-M365BytesSha256 -Bytes $bytes)
     # File.Replace swaps atomically on NTFS; Move-Item -Force is not reliably an
     # overwrite on Windows PowerShell 5.1.
     if (Test-Path -LiteralPath $manifestPath -PathType Leaf) {
@@ -589,19 +886,49 @@ Function Write-M365QuarantineManifest {
 Function Get-M365CacheFile {
     <#
     .SYNOPSIS
-    Lists the files under a cache root (recursively), with their path relative to the root.
+    Lists the files under a cache root without following links, with their path relative
+    to the root. Links met are added to Refused (@{ path; reason }); Base is the profile
+    the root belongs to, so the chain above the root is checked as well.
     #>
     [CmdletBinding()]
-    param ([Parameter(Mandatory)][string]$Root)
-    if (-not (Test-Path -LiteralPath $Root -PathType Container)) { return }
-    $rootFull = [System.IO.Path]::GetFullPath($Root).TrimEnd([System.IO.Path]::DirectorySeparatorChar, '/')
-    Get-ChildItem -LiteralPath $Root -File -Recurse -Force -ErrorAction Stop | ForEach-Object {
-        [pscustomobject]@{
-            FullName = $_.FullName
-            Relative = $_.FullName.Substring($rootFull.Length + 1)
-            Length = $_.Length
-            LastWriteTimeUtc = $_.LastWriteTimeUtc
-        }
+    param (
+        [Parameter(Mandatory)][string]$Root,
+        [string]$Base,
+        [AllowNull()][System.Collections.IList]$Refused
+    )
+    Get-M365SafeTreeFile -Root $Root -Base $Base -Refused $Refused
+}
+
+Function Get-M365FreeSpace {
+    <#
+    .SYNOPSIS
+    Bytes free to the caller on the volume holding Path (the longest matching drive root),
+    or $null when no volume matches.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$Path)
+    $full = [System.IO.Path]::GetFullPath($Path)
+    $drive = [System.IO.DriveInfo]::GetDrives() | Where-Object {
+        $_.IsReady -and $full.StartsWith($_.RootDirectory.FullName, [System.StringComparison]::OrdinalIgnoreCase)
+    } | Sort-Object -Property { $_.RootDirectory.FullName.Length } -Descending | Select-Object -First 1
+    if ($null -eq $drive) { return $null }
+    [int64]$drive.AvailableFreeSpace
+}
+
+Function Assert-M365QuarantineSpace {
+    <#
+    .SYNOPSIS
+    Throws when the quarantine volume cannot take Bytes plus a margin: a copy that runs out
+    of space half-way leaves users' caches split between two places.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$Root, [Parameter(Mandatory)][int64]$Bytes)
+    $probe = $Root
+    while ($probe -and $null -eq (Get-M365PathAttribute -Path $probe)) { $probe = [System.IO.Path]::GetDirectoryName($probe) }
+    if (-not $probe) { return }
+    $free = Get-M365FreeSpace -Path $probe
+    if ($null -ne $free -and $free -lt $Bytes + $script:QuarantineSpaceMargin) {
+        throw [System.IO.IOException]::new(("not enough free space for the quarantine: {0:N0} bytes to move plus a {1:N0} byte margin, {2:N0} free on the volume of {3}" -f $Bytes, $script:QuarantineSpaceMargin, $free, $Root))
     }
 }
 
@@ -610,12 +937,15 @@ Function Invoke-M365QuarantineMove {
     .SYNOPSIS
     Moves one user's cache files into a quarantine folder and records them in its manifest.
     .DESCRIPTION
-    Each Source is @{ Cache = <name>; Root = <folder> }. All files of all sources are
-    checked for locks first; if any is locked nothing is moved and the locked files are
-    returned. A file is copied, its copy hashed and compared, the manifest written, and
-    only then the original deleted. If a delete fails the user's files moved so far are
-    put back, so a user's cache is never left half quarantined.
-    Returns @{ status = moved|unchanged|locked|failed; files = [...]; locked = [...]; message }.
+    Each Source is @{ Cache = <name>; Root = <folder>; Base = <profile folder> }. Files are
+    found without following links; every link met is skipped and returned in `refused`.
+    All files are checked for locks first; if any is locked nothing is moved and the
+    locked files are returned. A file is copied through Copy-M365CheckedFile (links
+    re-checked around the open), its copy hashed, the manifest written, and only then the
+    original deleted after one more check. If a delete fails the user's files moved so far
+    are put back, so a user's cache is never left half quarantined; what cannot be put
+    back stays in the quarantine and the message says where.
+    Returns @{ status = moved|unchanged|locked|failed; files; locked; refused; message }.
     #>
     [CmdletBinding()]
     param (
@@ -627,24 +957,38 @@ Function Invoke-M365QuarantineMove {
         [switch]$CheckMode
     )
 
+    $refused = [System.Collections.Generic.List[object]]::new()
     $found = foreach ($src in $Source) {
-        foreach ($f in @(Get-M365CacheFile -Root $src.Root)) {
-            [pscustomobject]@{ Cache = $src.Cache; File = $f }
+        $base = if ($src.Contains('Base') -and $src.Base) { $src.Base } else { $src.Root }
+        foreach ($f in @(Get-M365CacheFile -Root $src.Root -Base $base -Refused $refused)) {
+            [pscustomobject]@{ Cache = $src.Cache; File = $f; Base = $base }
         }
     }
     $found = @($found)
-    $result = [ordered]@{ status = 'unchanged'; files = @(); locked = @(); message = '' }
+    $result = [ordered]@{ status = 'unchanged'; files = @(); locked = @(); refused = @(); message = '' }
+    $result.refused = @($refused)
     if ($found.Count -eq 0) { return $result }
 
-    $locked = @($found | Where-Object { Test-M365FileLocked -Path $_.File.FullName } | ForEach-Object { $_.File.FullName })
+    $locked = [System.Collections.Generic.List[string]]::new()
+    $usable = [System.Collections.Generic.List[object]]::new()
+    foreach ($item in $found) {
+        try {
+            if (Test-M365FileLocked -Path $item.File.FullName -Root $item.Base) { $locked.Add($item.File.FullName) } else { $usable.Add($item) }
+        }
+        catch [System.Security.SecurityException] {
+            $refused.Add([ordered]@{ path = $item.File.FullName; reason = $_.Exception.Message })
+        }
+    }
+    $result.refused = @($refused)
     if ($locked.Count -gt 0) {
         $result.status = 'locked'
-        $result.locked = $locked
+        $result.locked = @($locked)
         $result.message = "$($locked.Count) file(s) are in use (the broker is running in the user's session); nothing was moved for this user. Use stop_broker: true or run after sign-out."
         return $result
     }
+    if ($usable.Count -eq 0) { return $result }
 
-    $entries = foreach ($item in $found) {
+    $entries = foreach ($item in $usable) {
         $stored = Join-Path -Path (Join-Path -Path (Join-Path -Path 'files' -ChildPath $UserSid) -ChildPath $item.Cache) -ChildPath $item.File.Relative
         [ordered]@{
             user_sid = $UserSid
@@ -657,10 +1001,12 @@ Function Invoke-M365QuarantineMove {
             last_write_time = $item.File.LastWriteTimeUtc.ToString('o')
             quarantined_at = $null
             restored_at = $null
+            base = $item.Base
         }
     }
     $entries = @($entries)
     if ($CheckMode) {
+        foreach ($e in $entries) { $e.Remove('base') }
         $result.status = 'moved'
         $result.files = $entries
         return $result
@@ -674,83 +1020,130 @@ Function Invoke-M365QuarantineMove {
     try {
         foreach ($e in $entries) {
             $dest = Join-Path -Path $QuarantinePath -ChildPath $e.stored_path
-            $null = New-Item -ItemType Directory -Path (Split-Path -Path $dest -Parent) -Force
-            $e.sha256 = Get-M365FileSha256 -Path $e.original_path
-            [System.IO.File]::Copy($e.original_path, $dest, $false)
+            New-M365CheckedDirectory -Path (Split-Path -Path $dest -Parent) -Root $QuarantinePath
+            try {
+                $e.sha256 = Copy-M365CheckedFile -Source $e.original_path -SourceRoot $e.base -Destination $dest -DestinationRoot $QuarantinePath
+            }
+            catch [System.Security.SecurityException] {
+                # A link appeared since the walk: this file is not taken, the others are.
+                $refused.Add([ordered]@{ path = $e.original_path; reason = $_.Exception.Message })
+                continue
+            }
             $copied.Add($e)
             if ((Get-M365FileSha256 -Path $dest) -ne $e.sha256) {
                 throw "copy of $($e.original_path) does not match its SHA-256"
             }
             $e.quarantined_at = [datetime]::UtcNow.ToString('o')
         }
-        foreach ($e in $entries) { $allEntries.Add([pscustomobject]$e) }
+        foreach ($e in $copied) {
+            $plain = [ordered]@{}
+            foreach ($k in $e.Keys) { if ($k -ne 'base') { $plain[$k] = $e[$k] } }
+            $allEntries.Add([pscustomobject]$plain)
+        }
         $manifest.entries = $allEntries.ToArray()
-        Write-M365QuarantineManifest -QuarantinePath $QuarantinePath -Manifest $manifest
+        if ($copied.Count -gt 0) { Write-M365QuarantineManifest -QuarantinePath $QuarantinePath -Manifest $manifest }
     }
     catch {
         # Nothing was deleted yet: dropping the copies leaves the user's cache as it was.
         foreach ($e in $copied) {
             Remove-Item -LiteralPath (Join-Path -Path $QuarantinePath -ChildPath $e.stored_path) -Force -ErrorAction SilentlyContinue
         }
+        $result.refused = @($refused)
         $result.status = 'failed'
         $result.message = "copy into quarantine failed, nothing moved for this user: $($_.Exception.Message)"
         return $result
     }
+    $result.refused = @($refused)
+    if ($copied.Count -eq 0) { return $result }
 
     $deleted = [System.Collections.Generic.List[object]]::new()
     try {
-        foreach ($e in $entries) {
-            Remove-M365CacheFile -Path $e.original_path
+        foreach ($e in $copied) {
+            Remove-M365CacheFile -Path $e.original_path -Root $e.base -Sha256 $e.sha256
             $deleted.Add($e)
         }
     }
     catch {
         $deleteError = $_.Exception.Message
-        # Put back what was already removed so the user's cache stays whole.
+        # Put back what was already removed so the user's cache stays whole. What cannot go
+        # back stays in the quarantine, recorded in the manifest, and the message says where.
+        $stranded = [System.Collections.Generic.List[object]]::new()
         foreach ($e in $deleted) {
-            [System.IO.File]::Copy((Join-Path -Path $QuarantinePath -ChildPath $e.stored_path), $e.original_path, $false)
+            $stored = Join-Path -Path $QuarantinePath -ChildPath $e.stored_path
+            try {
+                $null = Copy-M365CheckedFile -Source $stored -SourceRoot $QuarantinePath -Destination $e.original_path -DestinationRoot $e.base
+            }
+            catch {
+                $stranded.Add([pscustomobject]@{ Entry = $e; Stored = $stored; Why = $_.Exception.Message })
+            }
         }
-        foreach ($e in $entries) {
+        $strandedPaths = @($stranded | ForEach-Object { $_.Entry.original_path })
+        foreach ($e in $copied) {
+            if ($e.original_path -in $strandedPaths) { continue }
             Remove-Item -LiteralPath (Join-Path -Path $QuarantinePath -ChildPath $e.stored_path) -Force -ErrorAction SilentlyContinue
         }
-        $keep = @($allEntries | Where-Object { $_.user_sid -ne $UserSid -or $_.original_path -notin $entries.original_path })
+        $copiedPaths = @($copied | ForEach-Object { $_.original_path })
+        $keep = @($allEntries | Where-Object { $_.user_sid -ne $UserSid -or $_.original_path -notin $copiedPaths -or $_.original_path -in $strandedPaths })
         $manifest.entries = $keep
-        Write-M365QuarantineManifest -QuarantinePath $QuarantinePath -Manifest $manifest
+        try { Write-M365QuarantineManifest -QuarantinePath $QuarantinePath -Manifest $manifest }
+        catch { $stranded.Add([pscustomobject]@{ Entry = $null; Stored = (Join-Path $QuarantinePath 'manifest.json'); Why = "manifest not updated: $($_.Exception.Message)" }) }
         $result.status = 'failed'
-        $result.message = "a cache file could not be removed ($deleteError); the files were put back and nothing is quarantined for this user"
+        if ($stranded.Count -eq 0) {
+            $result.message = "a cache file could not be removed ($deleteError); the files were put back and nothing is quarantined for this user"
+        }
+        else {
+            $where = ($stranded | ForEach-Object { if ($_.Entry) { "$($_.Entry.original_path) is at $($_.Stored) ($($_.Why))" } else { $_.Why } }) -join '; '
+            $result.message = "a cache file could not be removed ($deleteError); putting the files back failed for $($stranded.Count): $where. Restore them with state=restored quarantine_id=$QuarantineId"
+            $result.files = @($stranded | Where-Object { $_.Entry } | ForEach-Object { $_.Entry })
+        }
         return $result
     }
 
+    foreach ($e in $copied) { $e.Remove('base') }
     $result.status = 'moved'
-    $result.files = $entries
+    $result.files = @($copied)
     $result
 }
 
 Function Remove-M365CacheFile {
-    # Separate so a test can make a delete fail half-way and check the rollback.
+    <#
+    .SYNOPSIS
+    Deletes one cache file after checking, immediately before, that neither it nor a folder
+    between Root and it is a link, and (with Sha256) that it still holds the bytes that
+    were quarantined. Separate so a test can make a delete fail half-way.
+    .DESCRIPTION
+    DeleteFile removes a link itself, never its target, so the check guards the parent
+    chain: a folder swapped for a junction would make the same path name another file.
+    #>
     [CmdletBinding()]
-    param ([Parameter(Mandatory)][string]$Path)
+    param ([Parameter(Mandatory)][string]$Path, [string]$Root, [string]$Sha256)
+    if ($Root) { Assert-M365NoLink -Path $Path -Root $Root }
+    if ($Sha256) {
+        if ((Get-M365FileSha256 -Path $Path) -ne $Sha256) {
+            throw [System.IO.IOException]::new("'$Path' changed after it was copied into the quarantine; not deleted")
+        }
+        if ($Root) { Assert-M365NoLink -Path $Path -Root $Root }
+    }
     [System.IO.File]::Delete($Path)
 }
 
 Function New-M365Quarantine {
     <#
     .SYNOPSIS
-    Creates the quarantine folder (ACL: SYSTEM + Administrators) with an empty manifest.
+    Creates the quarantine folder (ACL: SYSTEM + Administrators, and the same for every
+    folder of its chain we own) with an empty, recorded manifest.
     #>
     [CmdletBinding()]
     param (
         [Parameter(Mandatory)][string]$Root,
         [Parameter(Mandatory)][string]$Id,
+        [bool]$IsDefault = $true,
         [string]$ComputerName = [Environment]::MachineName
     )
     $path = Get-M365QuarantinePath -Root $Root -Id $Id
-    if (-not (Test-Path -LiteralPath $Root -PathType Container)) {
-        $null = New-Item -ItemType Directory -Path $Root -Force
-    }
-    # Every run, not only on creation: the root may predate us (or have been pre-created).
-    Set-M365QuarantineAcl -Path $Root
-    $null = New-Item -ItemType Directory -Path $path -Force
+    Initialize-M365QuarantineRoot -Root $Root -IsDefault $IsDefault
+    # No -Force: an id folder that already exists was not made by this run.
+    $null = New-Item -ItemType Directory -Path $path -ErrorAction Stop
     Set-M365QuarantineAcl -Path $path
     $manifest = [ordered]@{
         schema = 1
@@ -769,12 +1162,14 @@ Function Restore-M365Quarantine {
     .SYNOPSIS
     Puts the files of one quarantine back where they came from.
     .DESCRIPTION
-    AllowedRoot is a script block taking a user SID and returning the folders that user's
-    files may be restored into (the resolved cache folders of that profile). A manifest
-    entry pointing anywhere else, a stored path outside the quarantine, or a file whose
-    SHA-256 no longer matches is refused and reported, never restored. An existing file
-    with the same hash counts as already restored; one with different content is a
-    conflict and is left alone (the user signed in again since).
+    The manifest must verify against its HKLM record (else Read-M365QuarantineManifest
+    throws and nothing is restored). AllowedRoot is a script block taking a user SID and
+    returning the folders that user's files may be restored into, as @{ Root; Base }
+    (the resolved cache folder and its profile) or plain paths. A manifest entry pointing
+    anywhere else, a stored path outside the quarantine, a link anywhere on the way, or a
+    file whose SHA-256 no longer matches is refused and reported, never restored. An
+    existing file with the same hash counts as already restored; one with different
+    content is a conflict and is left alone (the user signed in again since).
     Returns a list of @{ original_path; user_sid; status = restored|already_present|conflict|
     hash_mismatch|missing|refused; message }.
     #>
@@ -786,6 +1181,7 @@ Function Restore-M365Quarantine {
     )
     $manifest = Read-M365QuarantineManifest -QuarantinePath $QuarantinePath
     $rootsBySid = @{}
+    $rootErrors = @{}
     $changedManifest = $false
     $results = foreach ($e in @($manifest.entries)) {
         $r = [ordered]@{ original_path = $e.original_path; user_sid = $e.user_sid; status = $null; message = '' }
@@ -797,59 +1193,73 @@ Function Restore-M365Quarantine {
             continue
         }
         if (-not $rootsBySid.ContainsKey($e.user_sid)) {
-            try { $rootsBySid[$e.user_sid] = @(& $AllowedRoot $e.user_sid) }
-            catch { $rootsBySid[$e.user_sid] = @(); $r.message = $_.Exception.Message }
+            try {
+                $rootsBySid[$e.user_sid] = @(& $AllowedRoot $e.user_sid | ForEach-Object {
+                        if ($_ -is [string]) { [pscustomobject]@{ Root = $_; Base = $_ } } else { [pscustomobject]@{ Root = $_.Root; Base = $_.Base } }
+                    })
+            }
+            catch { $rootsBySid[$e.user_sid] = @(); $rootErrors[$e.user_sid] = $_.Exception.Message }
         }
-        $inside = @($rootsBySid[$e.user_sid] | Where-Object { Test-M365PathInside -Path $e.original_path -Root $_ })
+        if ($rootErrors.ContainsKey($e.user_sid)) { $r.message = $rootErrors[$e.user_sid] }
+        $inside = @($rootsBySid[$e.user_sid] | Where-Object { Test-M365PathInside -Path $e.original_path -Root $_.Root })
         if ($inside.Count -eq 0) {
             $r.status = 'refused'
             if (-not $r.message) { $r.message = "original path is not inside the user's TokenBroker cache folders" }
             $r
             continue
         }
-        $storedExists = Test-Path -LiteralPath $stored -PathType Leaf
-        $destExists = Test-Path -LiteralPath $e.original_path -PathType Leaf
-        if ($destExists) {
-            $destHash = Get-M365FileSha256 -Path $e.original_path
-            if ($destHash -eq $e.sha256) {
-                $r.status = 'already_present'
-                if ($storedExists -and -not $CheckMode) {
-                    Remove-Item -LiteralPath $stored -Force
+        $base = $inside[0].Base
+        try {
+            Assert-M365NoLink -Path $stored -Root $QuarantinePath
+            Assert-M365NoLink -Path $e.original_path -Root $base
+            $storedExists = $null -ne (Get-M365PathAttribute -Path $stored)
+            $destExists = $null -ne (Get-M365PathAttribute -Path $e.original_path)
+            if ($destExists) {
+                $destHash = Get-M365FileSha256 -Path $e.original_path
+                if ($destHash -eq $e.sha256) {
+                    $r.status = 'already_present'
+                    if ($storedExists -and -not $CheckMode) {
+                        Remove-Item -LiteralPath $stored -Force
+                    }
                 }
-            }
-            else {
-                $r.status = 'conflict'
-                $r.message = 'a different file now exists at the original path; left both in place'
-            }
-            $r
-            continue
-        }
-        if (-not $storedExists) {
-            $r.status = 'missing'
-            $r.message = 'the quarantined copy is gone and the original path is empty'
-            $r
-            continue
-        }
-        if ((Get-M365FileSha256 -Path $stored) -ne $e.sha256) {
-            $r.status = 'hash_mismatch'
-            $r.message = 'the quarantined copy does not match the SHA-256 in the manifest; not restored'
-            $r
-            continue
-        }
-        $r.status = 'restored'
-        if (-not $CheckMode) {
-            $null = New-Item -ItemType Directory -Path (Split-Path -Path $e.original_path -Parent) -Force
-            [System.IO.File]::Copy($stored, $e.original_path, $false)
-            if ((Get-M365FileSha256 -Path $e.original_path) -ne $e.sha256) {
-                Remove-Item -LiteralPath $e.original_path -Force
-                $r.status = 'hash_mismatch'
-                $r.message = 'the restored copy did not verify; removed it again'
+                else {
+                    $r.status = 'conflict'
+                    $r.message = 'a different file now exists at the original path; left both in place'
+                }
                 $r
                 continue
             }
-            Remove-Item -LiteralPath $stored -Force
-            $e.restored_at = [datetime]::UtcNow.ToString('o')
-            $changedManifest = $true
+            if (-not $storedExists) {
+                $r.status = 'missing'
+                $r.message = 'the quarantined copy is gone and the original path is empty'
+                $r
+                continue
+            }
+            if ((Get-M365FileSha256 -Path $stored) -ne $e.sha256) {
+                $r.status = 'hash_mismatch'
+                $r.message = 'the quarantined copy does not match the SHA-256 in the manifest; not restored'
+                $r
+                continue
+            }
+            $r.status = 'restored'
+            if (-not $CheckMode) {
+                New-M365CheckedDirectory -Path (Split-Path -Path $e.original_path -Parent) -Root $base
+                $copyHash = Copy-M365CheckedFile -Source $stored -SourceRoot $QuarantinePath -Destination $e.original_path -DestinationRoot $base
+                if ($copyHash -ne $e.sha256) {
+                    Remove-M365CacheFile -Path $e.original_path -Root $base
+                    $r.status = 'hash_mismatch'
+                    $r.message = 'the restored copy did not verify; removed it again'
+                    $r
+                    continue
+                }
+                Remove-Item -LiteralPath $stored -Force
+                $e.restored_at = [datetime]::UtcNow.ToString('o')
+                $changedManifest = $true
+            }
+        }
+        catch [System.Security.SecurityException] {
+            $r.status = 'refused'
+            $r.message = $_.Exception.Message
         }
         $r
     }
@@ -865,7 +1275,8 @@ Function Remove-M365ExpiredQuarantine {
     Deletes quarantines older than RetentionDays; returns the ids removed (or to remove).
     .DESCRIPTION
     Age comes from the id's timestamp, and only folders whose name is a valid id are
-    considered, so nothing else under the root is ever touched.
+    considered, so nothing else under the root is ever touched; a link named like an id
+    is removed as a link, never followed.
     #>
     [CmdletBinding()]
     param (
@@ -875,15 +1286,21 @@ Function Remove-M365ExpiredQuarantine {
         [string[]]$Keep = @(),
         [switch]$CheckMode
     )
-    if ($RetentionDays -le 0 -or -not (Test-Path -LiteralPath $Root -PathType Container)) { return , @() }
+    $rootAttr = Get-M365PathAttribute -Path $Root
+    if ($RetentionDays -le 0 -or $null -eq $rootAttr -or ($rootAttr -band [System.IO.FileAttributes]::ReparsePoint)) { return , @() }
     $cutoff = $Now.ToUniversalTime().AddDays(-$RetentionDays)
-    $removed = foreach ($dir in @(Get-ChildItem -LiteralPath $Root -Directory -Force)) {
+    $removed = foreach ($dir in @(Get-M365DirectoryEntry -Path $Root)) {
+        if (-not ($dir.Attributes -band [System.IO.FileAttributes]::Directory)) { continue }
         if (-not (Test-M365QuarantineId -Id $dir.Name) -or $dir.Name -in $Keep) { continue }
         $created = [datetime]::ParseExact($dir.Name.Substring(0, 16), 'yyyyMMdd\THHmmss\Z',
             [System.Globalization.CultureInfo]::InvariantCulture,
             [System.Globalization.DateTimeStyles]'AssumeUniversal, AdjustToUniversal')
         if ($created -lt $cutoff) {
-            if (-not $CheckMode) { Remove-Item -LiteralPath $dir.FullName -Recurse -Force }
+            if (-not $CheckMode) {
+                if ($dir.Attributes -band [System.IO.FileAttributes]::ReparsePoint) { $dir.Delete() }
+                else { Remove-M365TreeNoFollow -Path $dir.FullName }
+                Remove-M365RebootMarkerValue -Path $script:QuarantineRecordKey -Name $dir.Name
+            }
             $dir.Name
         }
     }
@@ -970,11 +1387,50 @@ Function Get-M365JoinType {
 # Windows adapters: one Windows command each, nothing else, so tests mock them.
 # ---------------------------------------------------------------------------------------
 
+Function Get-M365DsregcmdPath {
+    <#
+    .SYNOPSIS
+    %SystemRoot%\System32\dsregcmd.exe: by absolute path, never through PATH, which a
+    user-writable folder on it could answer with its own dsregcmd.exe.
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param ()
+    Join-Path -Path (Join-Path -Path $env:SystemRoot -ChildPath 'System32') -ChildPath 'dsregcmd.exe'
+}
+
 Function Invoke-M365Dsregcmd {
     [CmdletBinding()]
     param ([Parameter(Mandatory)][string[]]$ArgumentList)
-    $out = & dsregcmd.exe @ArgumentList 2>&1 | Out-String
+    $exe = Get-M365DsregcmdPath
+    $out = & $exe @ArgumentList 2>&1 | Out-String
     [pscustomobject]@{ Output = $out; ExitCode = $LASTEXITCODE }
+}
+
+Function Enter-M365HostLock {
+    <#
+    .SYNOPSIS
+    Takes a machine-wide named lock without waiting; returns the held mutex, or $null when
+    another process holds it. A lock whose holder died (connection dropped, process
+    killed) is abandoned and taken over: nothing stays locked after a crash.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][ValidatePattern('^[A-Za-z0-9_.-]{1,100}$')][string]$Name)
+    $mutex = New-Object -TypeName System.Threading.Mutex -ArgumentList $false, "Global\m365ops-$Name"
+    $held = $false
+    try { $held = $mutex.WaitOne(0) }
+    catch [System.Threading.AbandonedMutexException] { $held = $true }
+    if ($held) { return $mutex }
+    $mutex.Dispose()
+    $null
+}
+
+Function Exit-M365HostLock {
+    [CmdletBinding()]
+    param ([AllowNull()][object]$Lock)
+    if ($null -eq $Lock) { return }
+    try { $Lock.ReleaseMutex() } catch [System.ApplicationException] { }
+    $Lock.Dispose()
 }
 
 Function Get-M365OsBuild {
@@ -1061,14 +1517,17 @@ Function Stop-M365BrokerProcess {
 
 Export-ModuleMember -Function @(
     'Get-M365RungUser', 'Select-M365RungUser', 'Assert-M365Timeout', 'Get-M365RungFailure', 'ConvertTo-M365UserOutcome', 'Get-M365OutputProperty',
-    'Get-M365UserLabel', 'New-M365UserRungModule', 'Invoke-M365UserRung', 'Exit-M365UserRung',
-    'Test-M365BroadPattern', 'ConvertTo-M365TargetRegex', 'Assert-M365CredentialPattern',
+    'Get-M365UserLabel', 'New-M365UserRungModule', 'Invoke-M365StaleSweep', 'Add-M365RunnerWarning', 'Invoke-M365UserRung', 'Exit-M365UserRung',
+    'Test-M365BroadPattern', 'Test-M365TargetMatch', 'ConvertTo-M365TargetRegex', 'Assert-M365CredentialPattern',
     'Test-M365PathInside',
     'Test-M365QuarantineId', 'New-M365QuarantineId', 'Get-M365QuarantineDefaultRoot', 'Get-M365QuarantinePath',
-    'Set-M365QuarantineAcl', 'Get-M365FileSha256', 'Test-M365FileLocked', 'Read-M365QuarantineManifest',
-    'Write-M365QuarantineManifest', 'Get-M365CacheFile', 'Invoke-M365QuarantineMove', 'Remove-M365CacheFile',
+    'Get-M365PathOwnerSid', 'Set-M365QuarantineAcl', 'Test-M365QuarantineRootMark', 'Get-M365QuarantineChain',
+    'Assert-M365QuarantineRoot', 'Initialize-M365QuarantineRoot', 'Get-M365FileSha256', 'Test-M365FileLocked',
+    'Copy-M365CheckedFile', 'New-M365CheckedDirectory', 'Read-M365QuarantineManifest',
+    'Write-M365QuarantineManifest', 'Get-M365CacheFile', 'Get-M365FreeSpace', 'Assert-M365QuarantineSpace',
+    'Invoke-M365QuarantineMove', 'Remove-M365CacheFile',
     'New-M365Quarantine', 'Restore-M365Quarantine', 'Remove-M365ExpiredQuarantine',
     'ConvertFrom-M365DsregStatus', 'Get-M365DsregValue', 'Get-M365JoinType',
-    'Invoke-M365Dsregcmd', 'Get-M365OsBuild', 'Test-M365DomainController', 'Get-M365ServiceConnectionPoint',
+    'Get-M365DsregcmdPath', 'Invoke-M365Dsregcmd', 'Enter-M365HostLock', 'Exit-M365HostLock', 'Get-M365OsBuild', 'Test-M365DomainController', 'Get-M365ServiceConnectionPoint',
     'Get-M365DeviceJoinTask', 'Get-M365BrokerProcess', 'Stop-M365BrokerProcess'
 )

@@ -20,7 +20,12 @@
 #   plant anything else there, and what a user task writes is only ever data about
 #   that same user.
 # - The task is unregistered and the folder removed in `finally`: success, failure,
-#   timeout or an exception of our own.
+#   timeout or an exception of our own. What a `finally` cannot cover (the WinRM
+#   connection dropped and the host process was killed, the host crashed) is swept by the
+#   next module that uses the runner: each run's name carries its start time and the id
+#   of the process that owns it, so a leftover is known by its age or its dead owner.
+#   Cleanup failures are kept for the module to report as warnings (Write-Warning never
+#   reaches the operator through Ansible).
 
 Set-StrictMode -Version 2.0
 
@@ -36,6 +41,14 @@ $script:PendingResults = @(
     0x00041325  # SCHED_S_TASK_QUEUED
 )
 $script:AccessDeniedHResult = -2147024891  # 0x80070005 E_ACCESSDENIED
+$script:MaxTimeoutSeconds = 3600
+# A run is stale once it is older than the longest run can be: the maximum timeout, the
+# task's own execution limit (timeout + 60 s) and a margin for a slow cleanup.
+$script:StaleAfterSeconds = $script:MaxTimeoutSeconds + 60 + 60
+$script:RunNamePattern = '^m365ops-(?<time>[0-9]{8}T[0-9]{6}Z)-(?<pid>[0-9]{1,10})-[0-9a-f]{8}$'
+# Names of runs from before the name carried time and owner.
+$script:LegacyRunNamePattern = '^m365ops-[0-9a-f]{32}$'
+$script:RunnerWarnings = [System.Collections.Generic.List[string]]::new()
 
 # The bootstrap the task runs. PAYLOAD is the gzip+base64 JSON {script, parameters};
 # OUTFILE the pre-created output file. It must run under Windows PowerShell 5.1, and it
@@ -296,6 +309,141 @@ Function ConvertTo-M365TaskCommand {
     "-NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -WindowStyle Hidden -EncodedCommand $encoded"
 }
 
+Function New-M365RunId {
+    <#
+    .SYNOPSIS
+    <UTC time>-<process id>-<8 hex>: enough for a later run to tell, without any state
+    file, whether this run's task and folder are leftovers (too old, or their owner gone).
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param([datetime]$Now = [datetime]::UtcNow, [int]$ProcessId = $PID)
+    $bytes = [byte[]]::new(4)
+    [System.Security.Cryptography.RandomNumberGenerator]::Create().GetBytes($bytes)
+    '{0}-{1}-{2}' -f $Now.ToUniversalTime().ToString('yyyyMMdd\THHmmss\Z', [System.Globalization.CultureInfo]::InvariantCulture),
+        $ProcessId, (($bytes | ForEach-Object { $_.ToString('x2') }) -join '')
+}
+
+Function Get-M365ProcessStartTime {
+    <# .SYNOPSIS UTC start time of a running process, $null when no process has that id. #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][int]$Id)
+    $p = Get-Process -Id $Id -ErrorAction SilentlyContinue
+    if ($null -eq $p) { return $null }
+    try { $p.StartTime.ToUniversalTime() } catch { [datetime]::MinValue }
+}
+
+Function Get-M365RunnerTaskName {
+    <# .SYNOPSIS Names of the tasks registered under \m365ops\ (Windows only). #>
+    [CmdletBinding()]
+    param()
+    @(Get-ScheduledTask -TaskPath $script:TaskPath -ErrorAction SilentlyContinue | ForEach-Object { [string]$_.TaskName })
+}
+
+Function Test-M365RunStale {
+    <#
+    .SYNOPSIS
+    Whether a task or run folder named Name is a leftover: older than the longest run, or
+    its owning process is gone (or is a newer process that reused the id). Names that are
+    not the runner's are never stale. Legacy names (no time, no owner) are judged by
+    LegacyTime (a folder's creation time) or, for tasks, by not running.
+    #>
+    [CmdletBinding()]
+    [OutputType([bool])]
+    param(
+        [Parameter(Mandatory)][string]$Name,
+        [datetime]$Now = [datetime]::UtcNow,
+        [Nullable[datetime]]$LegacyTime,
+        [string]$LegacyState
+    )
+    if ($Name -match $script:RunNamePattern) {
+        $started = [datetime]::ParseExact($Matches['time'], 'yyyyMMdd\THHmmss\Z', [System.Globalization.CultureInfo]::InvariantCulture,
+            [System.Globalization.DateTimeStyles]'AssumeUniversal, AdjustToUniversal')
+        if (($Now.ToUniversalTime() - $started).TotalSeconds -gt $script:StaleAfterSeconds) { return $true }
+        $ownerStart = Get-M365ProcessStartTime -Id ([int]$Matches['pid'])
+        if ($null -eq $ownerStart) { return $true }
+        # The name's time is truncated to the second; its owner started before it.
+        return ($ownerStart -gt $started.AddSeconds(1))
+    }
+    if ($Name -match $script:LegacyRunNamePattern) {
+        if ($null -ne $LegacyTime) { return (($Now.ToUniversalTime() - ([datetime]$LegacyTime).ToUniversalTime()).TotalSeconds -gt $script:StaleAfterSeconds) }
+        if ($LegacyState) { return ($LegacyState -ne 'Running' -and $LegacyState -ne 'Queued') }
+    }
+    $false
+}
+
+Function Clear-M365StaleTaskRun {
+    <#
+    .SYNOPSIS
+    Removes the runner's leftovers: \m365ops\m365ops-* tasks and %SystemRoot%\Temp\m365ops-*
+    folders whose run is stale (Test-M365RunStale). Returns @{ removed = [...];
+    failed = [@{ item; message }] }; in check mode lists what it would remove.
+    .DESCRIPTION
+    Every module that uses the runner calls this first, so a connection dropped or a host
+    crash mid-run leaves nothing behind for longer than the next run. Folders are deleted
+    without following links: Temp is writable by users.
+    #>
+    [CmdletBinding()]
+    param([switch]$CheckMode, [datetime]$Now = [datetime]::UtcNow)
+    $removed = [System.Collections.Generic.List[string]]::new()
+    $failed = [System.Collections.Generic.List[object]]::new()
+    $taskNames = @()
+    try { $taskNames = @(Get-M365RunnerTaskName) }
+    catch { $failed.Add([ordered]@{ item = "task folder $($script:TaskPath)"; message = "could not list: $($_.Exception.Message)" }) }
+    foreach ($name in $taskNames) {
+        $state = $null
+        if ($name -match $script:LegacyRunNamePattern) {
+            try { $state = (Get-M365TaskState -TaskName $name).State } catch { $state = 'Unknown' }
+        }
+        if (-not (Test-M365RunStale -Name $name -Now $Now -LegacyState $state)) { continue }
+        $item = "task $($script:TaskPath)$name"
+        if ($CheckMode) { $removed.Add($item); continue }
+        try {
+            Stop-M365Task -TaskName $name
+            Unregister-M365Task -TaskName $name
+            $removed.Add($item)
+        }
+        catch { $failed.Add([ordered]@{ item = $item; message = $_.Exception.Message }) }
+    }
+    $runRoot = $null
+    $entries = @()
+    try {
+        $runRoot = Get-M365RunRoot
+        $entries = @(Get-M365DirectoryEntry -Path $runRoot | Where-Object { $_.Name -like 'm365ops-*' })
+    }
+    catch { $failed.Add([ordered]@{ item = "run folders in $runRoot"; message = "could not list: $($_.Exception.Message)" }) }
+    foreach ($entry in $entries) {
+        if (-not (Test-M365RunStale -Name $entry.Name -Now $Now -LegacyTime $entry.CreationTimeUtc)) { continue }
+        $item = "folder $($entry.FullName)"
+        if ($CheckMode) { $removed.Add($item); continue }
+        try {
+            if (($entry.Attributes -band [System.IO.FileAttributes]::ReparsePoint) -or -not ($entry.Attributes -band [System.IO.FileAttributes]::Directory)) {
+                $entry.Delete()
+            }
+            else {
+                Remove-M365TreeNoFollow -Path $entry.FullName
+            }
+            $removed.Add($item)
+        }
+        catch { $failed.Add([ordered]@{ item = $item; message = $_.Exception.Message }) }
+    }
+    [ordered]@{ removed = @($removed); failed = @($failed) }
+}
+
+Function Get-M365TaskRunnerWarning {
+    <#
+    .SYNOPSIS
+    The cleanup failures of the runs so far (task not unregistered, folder not removed),
+    cleared as they are read: the module turns them into Ansible warnings.
+    #>
+    [CmdletBinding()]
+    [OutputType([string[]])]
+    param()
+    $out = $script:RunnerWarnings.ToArray()
+    $script:RunnerWarnings.Clear()
+    foreach ($w in $out) { $w }
+}
+
 Function New-M365TaskResult {
     param([string]$Status, $Output = $null, [string]$Message = '', $ExitCode = $null)
     [pscustomobject]@{ Status = $Status; Output = $Output; Message = $Message; ExitCode = $ExitCode }
@@ -354,7 +502,7 @@ Function Invoke-M365TaskScript {
         $folderUser = $null
     }
 
-    $runId = [guid]::NewGuid().ToString('N')
+    $runId = New-M365RunId
     $taskName = "m365ops-$runId"
     $folder = $null
     $registered = $false
@@ -422,10 +570,10 @@ Function Invoke-M365TaskScript {
     finally {
         # Each step on its own: a failed unregister must not leave the folder behind.
         if ($registered) {
-            try { Unregister-M365Task -TaskName $taskName } catch { Write-Warning "Could not unregister task $($script:TaskPath)$($taskName): $($_.Exception.Message)" }
+            try { Unregister-M365Task -TaskName $taskName } catch { $script:RunnerWarnings.Add("Could not unregister task $($script:TaskPath)$($taskName) (the next run removes it): $($_.Exception.Message)") }
         }
         if ($folder) {
-            try { Remove-M365RunFolder -Path $folder.Path } catch { Write-Warning "Could not remove run folder $($folder.Path): $($_.Exception.Message)" }
+            try { Remove-M365RunFolder -Path $folder.Path } catch { $script:RunnerWarnings.Add("Could not remove run folder $($folder.Path) (the next run removes it): $($_.Exception.Message)") }
         }
     }
 }
@@ -433,4 +581,5 @@ Function Invoke-M365TaskScript {
 Export-ModuleMember -Function Invoke-M365TaskScript, ConvertTo-M365TaskCommand, Get-M365RunFolderSddl, `
     New-M365RunFolder, Remove-M365RunFolder, Set-M365PathSddl, Get-M365RunRoot, Get-M365PowerShellPath, `
     Register-M365Task, Start-M365Task, Get-M365TaskState, Stop-M365Task, Unregister-M365Task, `
-    Test-M365AccessDenied, Read-M365TaskOutput
+    Test-M365AccessDenied, Read-M365TaskOutput, New-M365RunId, Get-M365ProcessStartTime, Get-M365RunnerTaskName, `
+    Test-M365RunStale, Clear-M365StaleTaskRun, Get-M365TaskRunnerWarning

@@ -287,6 +287,172 @@ Function Test-M365ReparsePoint {
     [bool]($item.Attributes -band [System.IO.FileAttributes]::ReparsePoint)
 }
 
+# ---------------------------------------------------------------------------------------
+# Link-safe file system access under a profile.
+#
+# A user owns everything below their profile and can turn any folder or file there into a
+# junction or symbolic link while the admin (or SYSTEM) code runs. Windows PowerShell 5.1's
+# Get-ChildItem -Recurse follows directory junctions, and every open, copy or delete by
+# path follows whatever the path names at that moment. So nothing below a profile is
+# enumerated with Get-ChildItem -Recurse: the walk below reads one folder at a time and
+# never descends into a reparse point, and callers re-check the item and its parent chain
+# immediately before they open, copy, delete or restore it.
+# ---------------------------------------------------------------------------------------
+
+Function Get-M365PathAttribute {
+    <#
+    .SYNOPSIS
+    The attributes of the item a path names itself (a link is not followed), or $null when
+    nothing is there. One .NET call, kept apart so Pester can model Windows' answers.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$Path)
+    try {
+        [System.IO.File]::GetAttributes($Path)
+    }
+    catch [System.IO.FileNotFoundException], [System.IO.DirectoryNotFoundException] {
+        $null
+    }
+}
+
+Function Get-M365DirectoryEntry {
+    <#
+    .SYNOPSIS
+    The direct children of one folder as FileSystemInfo objects (no recursion). Available
+    on .NET Framework 4 (Windows PowerShell 5.1) and .NET Core alike.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$Path)
+    $dir = New-Object -TypeName System.IO.DirectoryInfo -ArgumentList $Path
+    foreach ($entry in $dir.EnumerateFileSystemInfos()) { $entry }
+}
+
+Function Split-M365ChainPath {
+    # Root and every existing-or-not component from Root down to Path, in order. Profile
+    # paths are Windows paths even when the logic runs on Linux in tests, so the separator
+    # follows the root. Throws when Path is not below Root.
+    param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Root)
+    $sep = if ($Root -match '^[A-Za-z]:\\|^\\\\') { '\' } else { [string][System.IO.Path]::DirectorySeparatorChar }
+    $rootTrim = $Root.TrimEnd('\', '/')
+    $chain = [System.Collections.Generic.List[string]]::new()
+    $chain.Add($rootTrim)
+    if ($Path.TrimEnd('\', '/').Equals($rootTrim, [System.StringComparison]::OrdinalIgnoreCase)) { return , $chain.ToArray() }
+    if (-not $Path.StartsWith($rootTrim + $sep, [System.StringComparison]::OrdinalIgnoreCase)) {
+        throw [System.ArgumentException]::new("'$Path' is not inside '$Root'.")
+    }
+    $current = $rootTrim
+    foreach ($seg in ($Path.Substring($rootTrim.Length + 1) -split '[\\/]')) {
+        if ($seg -eq '') { continue }
+        if ($seg -eq '.' -or $seg -eq '..') { throw [System.ArgumentException]::new("'$Path' has a '$seg' segment.") }
+        $current = $current + $sep + $seg
+        $chain.Add($current)
+    }
+    , $chain.ToArray()
+}
+
+Function Find-M365LinkInChain {
+    <#
+    .SYNOPSIS
+    The first item from Root down to Path (both included) that is a junction or symbolic
+    link, or $null when there is none. Items that do not exist end the check: nothing
+    below a missing folder exists either.
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Root)
+    foreach ($item in (Split-M365ChainPath -Path $Path -Root $Root)) {
+        $attr = Get-M365PathAttribute -Path $item
+        if ($null -eq $attr) { return $null }
+        if ($attr -band [System.IO.FileAttributes]::ReparsePoint) { return $item }
+    }
+    $null
+}
+
+Function Assert-M365NoLink {
+    <#
+    .SYNOPSIS
+    Throws [System.Security.SecurityException] naming the link when Path or any folder
+    between Root and Path is a junction or symbolic link. Call it immediately before each
+    open, copy, delete or restore: the user may plant a link at any time.
+    #>
+    [CmdletBinding()]
+    param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Root)
+    $link = Find-M365LinkInChain -Path $Path -Root $Root
+    if ($null -ne $link) {
+        $what = if ($link -eq $Path.TrimEnd('\', '/')) { 'is' } else { "is below '$link', which is" }
+        throw [System.Security.SecurityException]::new("'$Path' $what a junction or symbolic link; refused, not followed")
+    }
+}
+
+Function Get-M365SafeTreeFile {
+    <#
+    .SYNOPSIS
+    The files below Root, walked one folder at a time without ever following a junction or
+    symbolic link: [pscustomobject]@{ FullName; Relative; Length; LastWriteTimeUtc }.
+    .DESCRIPTION
+    Every link met (a folder or a file) is added to Refused as @{ path; reason } and
+    skipped. Root itself and its chain from Base are checked first; a link there refuses
+    the whole tree. Nothing is returned when Root does not exist.
+    #>
+    [CmdletBinding()]
+    param(
+        [Parameter(Mandatory)][string]$Root,
+        [string]$Base,
+        [AllowNull()][System.Collections.IList]$Refused
+    )
+    if ($null -eq $Refused) { $Refused = [System.Collections.Generic.List[object]]::new() }
+    if (-not $Base) { $Base = $Root }
+    $link = Find-M365LinkInChain -Path $Root -Root $Base
+    if ($null -ne $link) {
+        $Refused.Add([ordered]@{ path = $link; reason = 'junction or symbolic link: not followed' }) | Out-Null
+        return
+    }
+    $attr = Get-M365PathAttribute -Path $Root
+    if ($null -eq $attr -or -not ($attr -band [System.IO.FileAttributes]::Directory)) { return }
+    $rootTrim = $Root.TrimEnd('\', '/')
+    $pending = [System.Collections.Generic.Stack[string]]::new()
+    $pending.Push($rootTrim)
+    while ($pending.Count -gt 0) {
+        $dir = $pending.Pop()
+        foreach ($entry in @(Get-M365DirectoryEntry -Path $dir)) {
+            if ($entry.Attributes -band [System.IO.FileAttributes]::ReparsePoint) {
+                $Refused.Add([ordered]@{ path = $entry.FullName; reason = 'junction or symbolic link: not followed' }) | Out-Null
+                continue
+            }
+            if ($entry.Attributes -band [System.IO.FileAttributes]::Directory) {
+                $pending.Push($entry.FullName)
+                continue
+            }
+            [pscustomobject]@{
+                FullName = $entry.FullName
+                Relative = $entry.FullName.Substring($rootTrim.Length + 1)
+                Length = [int64]$entry.Length
+                LastWriteTimeUtc = $entry.LastWriteTimeUtc
+            }
+        }
+    }
+}
+
+Function Remove-M365TreeNoFollow {
+    <#
+    .SYNOPSIS
+    Deletes a folder tree without following links: a link inside is removed as a link,
+    never descended into (Remove-Item -Recurse on 5.1 would empty a junction's target).
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][string]$Path)
+    foreach ($entry in @(Get-M365DirectoryEntry -Path $Path)) {
+        if (($entry.Attributes -band [System.IO.FileAttributes]::Directory) -and -not ($entry.Attributes -band [System.IO.FileAttributes]::ReparsePoint)) {
+            Remove-M365TreeNoFollow -Path $entry.FullName
+        }
+        else {
+            $entry.Delete()
+        }
+    }
+    [System.IO.Directory]::Delete($Path, $false)
+}
+
 Export-ModuleMember -Function Get-M365ProfileListEntry, Test-M365HiveLoaded, Get-M365InteractiveSid, `
     ConvertTo-M365AccountName, ConvertTo-M365Sid, Get-M365ProfileUpn, Get-M365UserProfile, `
-    Resolve-M365User, Join-M365ProfilePath, Test-M365ReparsePoint
+    Resolve-M365User, Join-M365ProfilePath, Test-M365ReparsePoint, `
+    Get-M365PathAttribute, Get-M365DirectoryEntry, Split-M365ChainPath, Find-M365LinkInChain, Assert-M365NoLink, Get-M365SafeTreeFile, Remove-M365TreeNoFollow

@@ -184,6 +184,91 @@ def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, 
     }
 
 
+TOKEN_BROKER_RUNG = "reset_token_broker"
+NO_AFFECTED_USER_REASON = ("no affected user identified (nobody signed in was diagnosed); set "
+                           "remediate_token_broker_all_profiles: true to reset every profile")
+
+
+def _user_labels(user):
+    """The names a diagnosis may use for one host_facts.users entry (triage labels a user
+    by sign-in UPN, else account name)."""
+    return [v.strip().lower() for v in (user.get("sign_in_upn"), user.get("user"), user.get("sid"))
+            if isinstance(v, str) and v.strip()]
+
+
+def token_broker_targets(diagnosis, host_facts=None, users=None, all_profiles=False):
+    """Whom rung 3 (TokenBroker quarantine) works on, so it never signs out a shared PC's
+    other users by default.
+
+    Returns ``{"users": [...], "all_profiles": bool, "skip_reason": str or None}``:
+
+    - ``users`` given (``remediate_users``): exactly those;
+    - ``all_profiles`` (``remediate_token_broker_all_profiles``): every profile, asked for
+      explicitly;
+    - otherwise the users the diagnosis found affected, by SID: those a
+      ``reset_token_broker`` finding names (its summary or evidence carries the user's
+      UPN or account name), or, when the findings are device-wide (AAD events carry no
+      user), every user whose session the diagnosis examined (``host_facts.users`` with
+      status ``ok``). Nobody affected -> ``skip_reason``; rung 3 does not run.
+    """
+    if users:
+        if not isinstance(users, (list, tuple)) or not all(isinstance(u, str) and u.strip() for u in users):
+            raise ValueError("remediate_users: expected a list of user names, UPNs or SIDs, got %r" % (users,))
+        return {"users": list(users), "all_profiles": False, "skip_reason": None}
+    if not isinstance(all_profiles, bool):
+        raise ValueError("remediate_token_broker_all_profiles: expected a boolean, got %r" % (all_profiles,))
+    if all_profiles:
+        return {"users": [], "all_profiles": True, "skip_reason": None}
+    examined = [u for u in ((host_facts or {}).get("users") or [])
+                if isinstance(u, dict) and u.get("status") == "ok" and isinstance(u.get("sid"), str) and u["sid"]]
+    findings = [f for f in _findings(diagnosis) if f.get("rung") == TOKEN_BROKER_RUNG]
+    texts = []
+    for f in findings:
+        texts.append(str(f.get("summary") or "").lower())
+        texts.extend(str(e).lower() for e in (f.get("evidence") or []))
+    named = [u for u in examined if any(label in text for label in _user_labels(u) for text in texts)]
+    chosen = named or examined
+    sids = []
+    for u in chosen:
+        if u["sid"] not in sids:
+            sids.append(u["sid"])
+    return {"users": sids, "all_profiles": False, "skip_reason": None if sids else NO_AFFECTED_USER_REASON}
+
+
+def skip_rung(selection, rung, reason):
+    """``selection`` with ``rung`` moved from ``run`` to ``skipped`` (with ``reason``) when
+    ``reason`` is set; unchanged otherwise."""
+    if not reason or rung not in (selection or {}).get("run", []):
+        return selection
+    out = dict(selection)
+    out["run"] = [r for r in selection["run"] if r != rung]
+    out["skipped"] = list(selection.get("skipped") or []) + [{"rung": rung, "reason": reason}]
+    out["reboot_expected"] = any(r in REBOOT_RUNGS for r in out["run"])
+    return out
+
+
+def refused_paths(before, rung_results=None):
+    """Paths the host-side code refused to follow (junctions and symbolic links a user
+    planted), ``[{path, reason, by}]``: from the diagnosis' collection errors and from
+    rung 3's per-user results. The report names them so an admin can look at the host."""
+    out, seen = [], set()
+    for err in ((before or {}).get("collection_errors") or []):
+        if isinstance(err, dict) and err.get("path") and err.get("refused"):
+            key = (err["path"], "diagnose")
+            if key not in seen:
+                seen.add(key)
+                out.append({"path": err["path"], "reason": err.get("message"), "by": "diagnose"})
+    result = (rung_results or {}).get(TOKEN_BROKER_RUNG)
+    if isinstance(result, dict):
+        for item in result.get("refused") or []:
+            if isinstance(item, dict) and item.get("path"):
+                key = (item["path"], TOKEN_BROKER_RUNG)
+                if key not in seen:
+                    seen.add(key)
+                    out.append({"path": item["path"], "reason": item.get("reason"), "by": TOKEN_BROKER_RUNG})
+    return out
+
+
 def _findings(diagnosis):
     findings = (diagnosis or {}).get("findings") or []
     return [f for f in findings if isinstance(f, dict)]
@@ -388,6 +473,7 @@ def build_host_entry(before, after, selection, rung_results=None, reboot=None, f
         "restarted_first": bool(first.get("rebooted")),
         "reboot_pending": reboot_pending,
         "quarantines": quarantines(rung_results),
+        "refused_paths": refused_paths(before, rung_results),
         "check_mode": bool(check_mode),
     }
     if check_mode:

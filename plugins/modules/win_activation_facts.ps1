@@ -7,6 +7,7 @@
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
 
 # Everything the triage rules need from one host in one module execution: device-context
 # sources read here, per-user sources in one user-context task per user. Read-only, so it
@@ -49,7 +50,9 @@ Function Assert-AfRegistry {
 
 Function Invoke-AfDsregcmd {
     param([string[]]$ArgumentList = @('/status'))
-    $out = & dsregcmd.exe @ArgumentList 2>&1 | Out-String
+    # By absolute path (Get-M365DsregcmdPath): PATH could name another dsregcmd.exe.
+    $exe = Get-M365DsregcmdPath
+    $out = & $exe @ArgumentList 2>&1 | Out-String
     [pscustomobject]@{ Output = $out; ExitCode = $LASTEXITCODE }
 }
 
@@ -85,16 +88,34 @@ Function Get-AfBrokerPackage {
 }
 
 Function Get-AfFile {
-    <# .SYNOPSIS Files under a folder (recursive); nothing when the folder does not exist. #>
-    param([Parameter(Mandatory)][string]$Path)
-    if (-not (Test-Path -LiteralPath $Path -PathType Container)) { return }
-    Get-ChildItem -LiteralPath $Path -File -Recurse -Force -ErrorAction Stop
+    <#
+    .SYNOPSIS
+    Files under a profile folder, walked without following links (the admin reads what a
+    user owns: see Get-M365SafeTreeFile); nothing when the folder does not exist. Every
+    link met is added to Refused as @{ path; reason }.
+    #>
+    param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Base, [System.Collections.IList]$Refused)
+    Get-M365SafeTreeFile -Root $Path -Base $Base -Refused $Refused
 }
 
 Function Read-AfLicenseFile {
-    param([Parameter(Mandatory)][string]$Path)
+    param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Base)
+    # Checked again right before the open: the user may have swapped a folder for a link.
+    Assert-M365NoLink -Path $Path -Root $Base
     # Office writes its licence files as UTF-16 LE JSON.
     [System.IO.File]::ReadAllText($Path, [System.Text.Encoding]::Unicode)
+}
+
+Function Add-AfRefused {
+    <#
+    .SYNOPSIS
+    Lists the links a profile read refused as collection errors naming the path, so the
+    facts, the triage entry and the reports say what was not read and why.
+    #>
+    param([System.Collections.IList]$Errors, [string]$Source, [System.Collections.IList]$Refused)
+    foreach ($r in @($Refused)) {
+        $Errors.Add(@{ source = $Source; message = "$($r.path): $($r.reason)"; path = [string]$r.path; refused = $true }) | Out-Null
+    }
 }
 
 Function Get-AfUtcNow { [DateTime]::UtcNow }
@@ -407,14 +428,20 @@ Function Get-AfProfileLicensing {
     }
     $licenses = [System.Collections.Generic.List[object]]::new()
     $dir = Join-M365ProfilePath -UserProfile $UserProfile -ChildPath 'AppData\Local\Microsoft\Office\Licenses'
-    foreach ($f in @(Get-AfFile -Path $dir)) {
+    $refused = [System.Collections.Generic.List[object]]::new()
+    $files = @(Get-AfFile -Path $dir -Base $UserProfile.ProfilePath -Refused $refused)
+    foreach ($f in $files) {
         try {
-            $licenses.Add((ConvertFrom-AfLicenseFile -Text (Read-AfLicenseFile -Path $f.FullName) -File $f.FullName -Now $Now))
+            $licenses.Add((ConvertFrom-AfLicenseFile -Text (Read-AfLicenseFile -Path $f.FullName -Base $UserProfile.ProfilePath) -File $f.FullName -Now $Now))
+        }
+        catch [System.Security.SecurityException] {
+            $refused.Add([ordered]@{ path = $f.FullName; reason = $_.Exception.Message })
         }
         catch {
             Add-AfError -Errors $Errors -Source "licensing:$($UserProfile.Sid)" -Message "$($f.FullName): not a readable vNext licence ($($_.Exception.Message))"
         }
     }
+    Add-AfRefused -Errors $Errors -Source "licensing:$($UserProfile.Sid)" -Refused $refused
     $distinct = @($modes.Values | Select-Object -Unique)
     $mode = if ($distinct.Count -eq 1) { $distinct[0] } elseif ($distinct.Count -gt 1) { 'Mixed' } elseif ($licenses.Count -gt 0) { 'vNext' } else { $null }
     [ordered]@{ mode = $mode; modes = $modes; licenses = @($licenses) }
@@ -444,11 +471,12 @@ Function Get-AfIdentityPolicy {
 }
 
 Function Get-AfTokenBrokerStat {
-    param($UserProfile)
+    param($UserProfile, [System.Collections.IList]$Errors)
     $result = [ordered]@{}
+    $refused = [System.Collections.Generic.List[object]]::new()
     foreach ($key in $script:TokenBrokerDirs.Keys) {
         $dir = Join-M365ProfilePath -UserProfile $UserProfile -ChildPath $script:TokenBrokerDirs[$key]
-        $files = @(Get-AfFile -Path $dir)
+        $files = @(Get-AfFile -Path $dir -Base $UserProfile.ProfilePath -Refused $refused)
         $newest = $null
         $bytes = [long]0
         foreach ($f in $files) {
@@ -461,6 +489,7 @@ Function Get-AfTokenBrokerStat {
             newest = if ($newest) { ConvertTo-AfIsoTime -Value ([DateTime]::SpecifyKind($newest, [DateTimeKind]::Utc)) } else { $null }
         }
     }
+    if ($null -ne $Errors) { Add-AfRefused -Errors $Errors -Source "token_broker:$($UserProfile.Sid)" -Refused $refused }
     $result
 }
 
@@ -476,7 +505,7 @@ Function Get-AfProfileFact {
     }
     $entry.licensing = Invoke-AfSource -Name "licensing:$sid" -Errors $Errors -ScriptBlock { Get-AfProfileLicensing -UserProfile $UserProfile -Now $Now -Errors $Errors }
     $entry.identity_policy = Invoke-AfSource -Name "identity_policy:$sid" -Errors $Errors -ScriptBlock { Get-AfIdentityPolicy -UserProfile $UserProfile }
-    $entry.token_broker = Invoke-AfSource -Name "token_broker:$sid" -Errors $Errors -ScriptBlock { Get-AfTokenBrokerStat -UserProfile $UserProfile }
+    $entry.token_broker = Invoke-AfSource -Name "token_broker:$sid" -Errors $Errors -ScriptBlock { Get-AfTokenBrokerStat -UserProfile $UserProfile -Errors $Errors }
     $entry
 }
 
@@ -486,12 +515,13 @@ Function Get-AfProfileFact {
 # Office can use, the sign-in UPN and whether the broker app is registered for the user.
 # Windows helpers are defined only when absent so tests can supply stand-ins.
 $script:UserContextScript = {
-    param([string[]]$Patterns, [string]$ClientId)
+    param([string[]]$Regexes, [string]$ClientId)
     $ErrorActionPreference = 'Stop'
     $out = @{ sign_in_upn = $null; dsregcmd_status = $null; credential_targets = @(); wam_accounts = @(); broker_plugin_registered = $null; errors = @() }
 
     if (-not (Get-Command -Name Get-AfUserDsreg -ErrorAction SilentlyContinue)) {
-        function Get-AfUserDsreg { & dsregcmd.exe /status 2>&1 | Out-String }
+        # By absolute path: the user's own PATH may lead anywhere.
+        function Get-AfUserDsreg { & ([IO.Path]::Combine($env:SystemRoot, 'System32', 'dsregcmd.exe')) /status 2>&1 | Out-String }
     }
     if (-not (Get-Command -Name Get-AfCredentialTarget -ErrorAction SilentlyContinue)) {
         function Get-AfCredentialTarget {
@@ -585,8 +615,10 @@ namespace M365Ops {
 
     try { $out.dsregcmd_status = [string](Get-AfUserDsreg) } catch { $out.errors += "dsregcmd: $($_.Exception.Message)" }
     try {
+        # The regexes of RungCommon's Assert-M365CredentialPattern, applied with -match as
+        # win_credential_purge does: what diagnose lists is what a purge would remove.
         $out.credential_targets = @(Get-AfCredentialTarget | Where-Object {
-                $t = $_; $t -and @($Patterns | Where-Object { $t -like $_ }).Count -gt 0 } | Sort-Object -Unique)
+                $t = $_; $t -and @($Regexes | Where-Object { $t -match $_ }).Count -gt 0 } | Sort-Object -Unique)
     }
     catch { $out.errors += "credentials: $($_.Exception.Message)" }
     try { $out.sign_in_upn = Get-AfSignInUpn } catch { $out.errors += "sign-in UPN: $($_.Exception.Message)" }
@@ -696,11 +728,12 @@ Function Get-ActivationFact {
     $facts.profiles = @(foreach ($p in @($profiles)) { if ($p) { Get-AfProfileFact -UserProfile $p -Now $now -Errors $errors } })
 
     $userEntries = [System.Collections.Generic.List[object]]::new()
+    $regexes = Assert-M365CredentialPattern -Pattern $CredentialPatterns -ParameterName 'credential_patterns'
     foreach ($p in $targets) {
         $run = $null
         try {
             $run = Invoke-M365TaskScript -ScriptBlock $script:UserContextScript -RunAs User -UserSid $p.Sid -TimeoutSeconds $Timeout `
-                -Parameters @{ Patterns = $CredentialPatterns; ClientId = $ClientId }
+                -Parameters @{ Regexes = $regexes; ClientId = $ClientId }
         }
         catch {
             $run = [pscustomobject]@{ Status = 'failed'; Output = $null; Message = $_.Exception.Message; ExitCode = $null }
@@ -752,13 +785,13 @@ if ($p.max_events -lt 1 -or $p.max_events -gt 5000) {
 if ($p.timeout -lt 10 -or $p.timeout -gt 3600) {
     $module.FailJson("timeout must be between 10 and 3600 seconds, got $($p.timeout).")
 }
-foreach ($pattern in @($p.credential_patterns)) {
-    # Reading target names is harmless, but a pattern that matches everything would
-    # report every saved credential of the user: keep the list to Office's own.
-    if ([string]::IsNullOrWhiteSpace($pattern) -or $pattern.Trim('*', '?', ' ') -eq '') {
-        $module.FailJson("credential_patterns: '$pattern' would match every credential; give an Office prefix such as 'MicrosoftOffice1*'.")
-    }
-}
+# Reading target names is harmless, but a broad pattern would report every saved
+# credential of the user: the same literal-prefix rule as win_credential_purge.
+try { $null = Assert-M365CredentialPattern -Pattern @($p.credential_patterns) -ParameterName 'credential_patterns' }
+catch [System.ArgumentException] { $module.FailJson($_.Exception.Message) }
+
+# Leftovers of interrupted runs first: this module runs the user-context tasks too.
+if ($p.user_context) { Invoke-M365StaleSweep -Module $module }
 
 try {
     $gathered = Get-ActivationFact -EventsDays $p.events_days -MaxEvents $p.max_events -Users @($p.users | Where-Object { $null -ne $_ }) `
@@ -771,4 +804,5 @@ $module.Result.dsregcmd_status = $gathered.dsregcmd_status
 $module.Result.aad_events = $gathered.aad_events
 $module.Result.host_facts = $gathered.host_facts
 $module.Result.collection_errors = $gathered.collection_errors
+Add-M365RunnerWarning -Module $module
 $module.ExitJson()

@@ -53,9 +53,11 @@ $IsoFormat = 'yyyy-MM-ddTHH:mm:ssZ'
 $ExpectedPendingCodes = @('0x801c03f2')  # DirectoryError: device object not synced yet (sync-join)
 
 # Runs as SYSTEM in the temporary task: one dsregcmd invocation, its text and exit code.
+# By absolute path: SYSTEM must never run whatever dsregcmd.exe PATH finds first.
 $dsregScript = {
     param([string[]]$Arguments)
-    $text = & dsregcmd.exe @Arguments 2>&1 | Out-String
+    $exe = [IO.Path]::Combine($env:SystemRoot, 'System32', 'dsregcmd.exe')
+    $text = & $exe @Arguments 2>&1 | Out-String
     @{ output = $text; exit_code = $LASTEXITCODE }
 }
 
@@ -288,18 +290,37 @@ if ($module.CheckMode) {
     $module.ExitJson()
 }
 
+# Two runs leaving and joining at once (two controllers, an operator beside the role)
+# would interleave /leave and /join. The lock is released when this process ends, however
+# it ends; a holder that died leaves it abandoned, and the next run takes it over.
+$hostLock = Enter-M365HostLock -Name $ModuleName
+if ($null -eq $hostLock) {
+    $module.Result.changed = $false
+    $module.Result.reboot_required = $false
+    $module.FailJson("another win_dsreg_join run is leaving or joining this device now; run again once it has finished. Nothing was changed.")
+}
+# Leftovers of an interrupted run (a SYSTEM task it could not unregister) go first.
+Invoke-M365StaleSweep -Module $module
+
 # --- act --------------------------------------------------------------------------------
 if ($action -in 'leave', 'rejoin') {
     $leave = Invoke-SystemDsreg -Arguments @('/leave')
     $module.Result.leave_output = Get-TailText $leave.Output
     if (-not $leave.Ok) {
         $now = Get-DeviceStatus
+        $module.Result.device_after = Get-DeviceSummary $now
+        Add-M365RunnerWarning -Module $module
         if ($now.JoinType -eq $joinType) {
             $module.Result.changed = $false
             $module.Result.reboot_required = $false
+            $module.FailJson("dsregcmd /leave failed: $($leave.Message)")
         }
-        $module.Result.device_after = Get-DeviceSummary $now
-        $module.FailJson("dsregcmd /leave failed: $($leave.Message)")
+        # dsregcmd reported failure but the device did leave: the restart a leave needs is
+        # owed all the same, and the next run must know it.
+        Set-M365RebootMarker -Source $ModuleName -Reason 'dsregcmd /leave reported failure but the device left its join'
+        if ($submitted -and $submitted.status -ne 'confirmed') { Remove-M365RebootMarkerKey -Path $HybridJoinKey }
+        $module.Result.join_result = 'left'
+        $module.FailJson("dsregcmd /leave reported failure ($($leave.Message)) but the device is now $($now.JoinType): it left its join; a restart is owed (marker written)$(if ($action -eq 'rejoin') { ' and the join was not attempted; rerun with state=joined' })")
     }
     # Recorded at once: if the run dies here, the next run still knows a reboot is owed.
     Set-M365RebootMarker -Source $ModuleName -Reason $(if ($action -eq 'rejoin') { 'dsregcmd /leave done; hybrid join to follow' } else { 'dsregcmd /leave' })
@@ -315,6 +336,7 @@ if ($action -in 'join', 'rejoin') {
         $module.Result.device_after = Get-DeviceSummary $now
         $module.Result.diagnostic_data = Get-DiagnosticData $now
         $module.Result.join_result = 'failed'
+        Add-M365RunnerWarning -Module $module
         $module.FailJson("dsregcmd /join failed: $($join.Message)$(if ($action -eq 'rejoin') { '. The device has LEFT its hybrid join; the Automatic-Device-Join task retries at sign-in and hourly, or rerun with state=joined.' })")
     }
     $what = if ($action -eq 'rejoin') { 'dsregcmd /leave + /join submitted' } else { 'dsregcmd /join submitted' }
@@ -361,4 +383,6 @@ else {
 }
 $module.Result.device_after = Get-DeviceSummary $after
 $module.Result.pending = $module.Result.join_result -eq 'pending'
+Add-M365RunnerWarning -Module $module
+Exit-M365HostLock -Lock $hostLock
 $module.ExitJson()

@@ -97,6 +97,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+stale_cleanup:
+  description:
+    - Leftovers of interrupted runs of the task runner swept before this run used it
+      (C(\\m365ops\\m365ops-*) scheduled tasks and C(%SystemRoot%\\Temp\\m365ops-*) folders
+      whose run is older than the longest run or whose owning process is gone).
+      C(removed) lists what was removed (in check mode, what would be), C(failed) what
+      could not be, C({item, message}). Each is also a warning. This is housekeeping and does not
+      make the module report changed.
+  returned: when the module used the task runner
+  type: dict
+  sample: {"removed": ["task \\m365ops\\m365ops-20261126T181500Z-4242-0a1b2c3d"], "failed": []}
 action:
   description: What ran (or would run in check mode) - C(none), C(join), C(leave) or C(rejoin).
   returned: always

@@ -13,6 +13,11 @@
 # Administrators) with a manifest, so `state: restored` can put them back. Runs as the
 # connecting administrator: the folders are found through ProfileList (never
 # %LOCALAPPDATA%, which is the admin's own) and every path must stay inside the profile.
+# The user owns those folders and may plant junctions and symbolic links in them at any
+# time: nothing is enumerated, opened, copied, deleted or restored through a link (see
+# the link-safe helpers in UserProfile.psm1); what was refused is reported by path.
+# Which users: named ones, or every profile only when all_profiles says so - a shared
+# PC's other users must never be signed out by a default.
 
 $spec = @{
     options = @{
@@ -22,6 +27,7 @@ $spec = @{
         quarantine_path = @{ type = 'path' }
         quarantine_retention_days = @{ type = 'int'; default = 30 }
         stop_broker = @{ type = 'bool'; default = $false }
+        all_profiles = @{ type = 'bool'; default = $false }
     }
     required_if = @(, @('state', 'restored', @('quarantine_id')))
     supports_check_mode = $true
@@ -31,6 +37,7 @@ $module.Result.changed = $false
 $module.Result.reboot_required = $false
 $module.Result.users = @()
 $module.Result.pruned = @()
+$module.Result.refused = @()
 
 $ModuleName = 'win_token_broker_cache'
 $Caches = [ordered]@{
@@ -40,10 +47,11 @@ $Caches = [ordered]@{
 
 Function Get-CacheRoot {
     # Both cache folders of one profile; Join-M365ProfilePath throws when a folder would
-    # leave the profile (a junction planted by the user, say).
+    # leave the profile (a junction planted by the user, say). Base is the profile: the
+    # chain from it is checked again before each file operation.
     param ([Parameter(Mandatory)][object]$UserProfile)
     foreach ($name in $Caches.Keys) {
-        @{ Cache = $name; Root = (Join-M365ProfilePath -UserProfile $UserProfile -ChildPath $Caches[$name]) }
+        @{ Cache = $name; Root = (Join-M365ProfilePath -UserProfile $UserProfile -ChildPath $Caches[$name]); Base = [string]$UserProfile.ProfilePath }
     }
 }
 
@@ -54,19 +62,31 @@ if ($retention -lt 0 -or $retention -gt 3650) {
     $module.FailJson("quarantine_retention_days: must be between 0 (keep forever) and 3650, got $retention")
 }
 $root = $module.Params.quarantine_path
+$defaultRoot = Get-M365QuarantineDefaultRoot
+$isDefaultRoot = $true
 if ($root) {
     if (-not [System.IO.Path]::IsPathRooted($root) -or @($root -split '[\\/]') -contains '..') {
         $module.FailJson("quarantine_path: '$root' must be an absolute path without '..'")
     }
+    $isDefaultRoot = [string]::Equals([System.IO.Path]::GetFullPath($root).TrimEnd('\', '/'),
+        [System.IO.Path]::GetFullPath($defaultRoot).TrimEnd('\', '/'), [System.StringComparison]::OrdinalIgnoreCase)
 }
 else {
-    $root = Get-M365QuarantineDefaultRoot
+    $root = $defaultRoot
 }
 $module.Result.quarantine_root = $root
+# Before anything else, in check mode too: the quarantine_path must be a new folder or one
+# this collection created, and no folder of its chain a link or someone else's.
+try {
+    Assert-M365QuarantineRoot -Root $root -IsDefault $isDefaultRoot -ParameterName 'quarantine_path'
+}
+catch [System.ArgumentException] {
+    $module.FailJson($_.Exception.Message)
+}
 
 if ($state -eq 'restored') {
-    if ($module.Params.users) {
-        $module.FailJson('users: not used with state=restored; a quarantine is restored as a whole')
+    if ($null -ne $module.Params.users -or $module.Params.all_profiles) {
+        $module.FailJson('users: not used with state=restored (nor all_profiles); a quarantine is restored as a whole')
     }
     try {
         $qPath = Get-M365QuarantinePath -Root $root -Id $module.Params.quarantine_id -ParameterName 'quarantine_id'
@@ -89,9 +109,14 @@ if ($state -eq 'restored') {
             foreach ($p in @(Get-M365UserProfile)) { $profilesBySid[$p.Sid] = $p }
         }
         if (-not $profilesBySid.ContainsKey($sid)) { throw "no user profile with SID $sid on this host" }
-        Get-CacheRoot -UserProfile $profilesBySid[$sid] | ForEach-Object { $_.Root }
+        Get-CacheRoot -UserProfile $profilesBySid[$sid] | ForEach-Object { [pscustomobject]@{ Root = $_.Root; Base = $_.Base } }
     }
-    $restore = Restore-M365Quarantine -QuarantinePath $qPath -AllowedRoot $allowedRoot -CheckMode:$module.CheckMode
+    try {
+        $restore = Restore-M365Quarantine -QuarantinePath $qPath -AllowedRoot $allowedRoot -CheckMode:$module.CheckMode
+    }
+    catch [System.Security.SecurityException] {
+        $module.FailJson("quarantine_id: $($_.Exception.Message). Nothing was restored.")
+    }
     $module.Result.files = $restore
     $restored = @($restore | Where-Object { $_.status -eq 'restored' })
     $module.Result.restored_count = $restored.Count
@@ -107,6 +132,7 @@ if ($state -eq 'restored') {
             Clear-M365RepairRecord -Rung 'reset_token_broker'
         }
     }
+    $module.Result.refused = @($restore | Where-Object { $_.status -eq 'refused' } | ForEach-Object { [ordered]@{ path = $_.original_path; reason = $_.message } })
     $bad = @($restore | Where-Object { $_.status -in @('refused', 'hash_mismatch') })
     if ($bad.Count -gt 0) {
         $module.FailJson("quarantine_id: $($bad.Count) file(s) were not restored: $(($bad | ForEach-Object { "$($_.original_path): $($_.message)" }) -join '; ')")
@@ -121,8 +147,19 @@ if ($state -eq 'restored') {
 if ($module.Params.quarantine_id) {
     $module.FailJson('quarantine_id: only used with state=restored; state=absent creates a new quarantine')
 }
+$users = $module.Params.users
+if ($module.Params.all_profiles -and $null -ne $users) {
+    $module.FailJson('users: give either users or all_profiles: true, not both')
+}
+if ($null -ne $users -and @($users).Count -eq 0) {
+    # An empty list used to mean "everyone"; an empty selection must never widen.
+    $module.FailJson('users: the list is empty; name the users whose TokenBroker caches to reset, or set all_profiles: true to reset every profile. Nothing was changed.')
+}
+if ($null -eq $users -and -not $module.Params.all_profiles) {
+    $module.FailJson('users: name the users whose TokenBroker caches to reset (the remediate role passes the users its diagnosis found affected), or set all_profiles: true to reset every profile with cached accounts. Nothing was changed.')
+}
 try {
-    $selected = Get-M365RungUser -Identity $module.Params.users -ParameterName 'users'
+    $selected = Get-M365RungUser -Identity $users -ParameterName 'users'
 }
 catch [System.ArgumentException] {
     $module.FailJson($_.Exception.Message)
@@ -137,15 +174,21 @@ $plan = foreach ($userProfile in $selected) {
         $module.FailJson("users: $(Get-M365UserLabel $userProfile): $($_.Exception.Message); nothing was moved")
     }
     $counts = [ordered]@{}
+    $bytes = [int64]0
     foreach ($r in $roots) {
-        try { $counts[$r.Cache] = @(Get-M365CacheFile -Root $r.Root).Count }
+        try {
+            # Links met here are reported by the move below, which walks again.
+            $files = @(Get-M365CacheFile -Root $r.Root -Base $r.Base -Refused ([System.Collections.Generic.List[object]]::new()))
+            $counts[$r.Cache] = $files.Count
+            foreach ($f in $files) { $bytes += [int64]$f.Length }
+        }
         catch { $module.FailJson("users: $(Get-M365UserLabel $userProfile): cannot list $($r.Root): $($_.Exception.Message); nothing was moved") }
     }
-    [pscustomobject]@{ Profile = $userProfile; Roots = $roots; Counts = $counts; Total = ($counts.Values | Measure-Object -Sum).Sum }
+    [pscustomobject]@{ Profile = $userProfile; Roots = $roots; Counts = $counts; Total = ($counts.Values | Measure-Object -Sum).Sum; Bytes = $bytes }
 }
 $plan = @($plan)
-if (-not $module.Params.users) {
-    # Default: every profile that has something cached.
+if ($module.Params.all_profiles) {
+    # Every profile that has something cached; the others have nothing to reset.
     $plan = @($plan | Where-Object { $_.Total -gt 0 })
 }
 
@@ -155,8 +198,9 @@ if (-not $module.CheckMode -and @($plan | Where-Object { $_.Total -gt 0 }).Count
     # Before any broker is stopped or file touched: a quarantine we cannot lock down is
     # no place for token caches.
     try {
+        Assert-M365QuarantineSpace -Root $root -Bytes ([int64](($plan | ForEach-Object { $_.Bytes } | Measure-Object -Sum).Sum))
         $quarantineId = New-M365QuarantineId
-        $qPath = New-M365Quarantine -Root $root -Id $quarantineId
+        $qPath = New-M365Quarantine -Root $root -Id $quarantineId -IsDefault $isDefaultRoot
     }
     catch {
         $module.FailJson("quarantine_path: cannot prepare a quarantine under $($root): $($_.Exception.Message); nothing was moved")
@@ -168,7 +212,7 @@ $results = foreach ($item in $plan) {
     $userProfile = $item.Profile
     $key = Get-M365UserLabel $userProfile
     $before[$key] = $item.Counts
-    $entry = [ordered]@{ user = $userProfile.UserName; sid = $userProfile.Sid; status = 'unchanged'; files = @(); locked = @(); broker_stopped = $false; message = '' }
+    $entry = [ordered]@{ user = $userProfile.UserName; sid = $userProfile.Sid; status = 'unchanged'; files = @(); locked = @(); refused = @(); broker_stopped = $false; message = '' }
     if ($item.Total -eq 0) {
         $after[$key] = $item.Counts
         $entry
@@ -197,6 +241,7 @@ $results = foreach ($item in $plan) {
             [ordered]@{ cache = $_.cache; original_path = $_.original_path; size = $_.size; sha256 = $_.sha256 }
         })
     $entry.locked = @($move.locked)
+    $entry.refused = @($move.refused)
     if ($move.message) { $entry.message = (@($entry.message, $move.message) | Where-Object { $_ }) -join '; ' }
     if ($move.status -eq 'moved') {
         $zero = [ordered]@{}
@@ -211,12 +256,15 @@ $results = foreach ($item in $plan) {
 $results = @($results)
 
 $moved = @($results | Where-Object { $_.status -eq 'moved' })
-if ($qPath -and $moved.Count -eq 0) {
-    # Nothing went in (all locked or failed): no empty quarantine left behind.
-    Remove-Item -LiteralPath $qPath -Recurse -Force
+if ($qPath -and $moved.Count -eq 0 -and @($results | Where-Object { $_.status -eq 'failed' -and $_.files.Count -gt 0 }).Count -eq 0) {
+    # Nothing went in (all locked or failed): no empty quarantine left behind. A failed
+    # user with files listed has copies stranded there: that quarantine stays.
+    Remove-M365TreeNoFollow -Path $qPath
+    Remove-M365RebootMarkerValue -Path 'HKLM:\SOFTWARE\m365ops\activation\Quarantines' -Name $quarantineId
     $quarantineId = $null
     $qPath = $null
 }
+$module.Result.refused = @($results | ForEach-Object { $_.refused } | Where-Object { $_ })
 $module.Result.users = $results
 $module.Result.quarantine_id = $quarantineId
 $module.Result.quarantine_path = $qPath
@@ -240,6 +288,9 @@ if ($module.Result.pruned.Count -gt 0) { $module.Result.changed = $true }
 
 foreach ($l in @($results | Where-Object { $_.status -eq 'locked' })) {
     $module.Warn("$(Get-M365UserLabel $l): $($l.message)")
+}
+foreach ($r in @($module.Result.refused)) {
+    $module.Warn("refused $($r.path): $($r.reason)")
 }
 $failure = Get-M365RungFailure -Result $results -Action 'TokenBroker quarantine'
 if ($failure) { $module.FailJson($failure) }

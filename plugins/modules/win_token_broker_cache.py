@@ -23,6 +23,19 @@ description:
     each file's SHA-256 and that its original path is inside that user's cache folders.
   - Profiles are found through ProfileList, never C(%LOCALAPPDATA%); a cache folder that
     leaves its profile (junction, symbolic link) fails the run before any file moves.
+  - The user owns the cache folders. Nothing below them is enumerated, opened, copied,
+    deleted or restored through a junction or symbolic link; the folders are walked one
+    at a time without entering links, each file and its parent chain are checked again
+    immediately before it is opened, copied, deleted or restored, and every link met is
+    skipped and listed in RV(refused) (and as a warning) with the reason.
+  - Every folder of the quarantine chain the collection owns (by default
+    C(%ProgramData%\m365ops), C(\activation), C(\quarantine)) is created with a protected
+    SYSTEM and Administrators DACL and the Administrators owner; a folder of the chain that
+    is a link, or that someone else owns (created in advance by a standard user), is
+    refused with nothing moved. The SHA-256 of each manifest is recorded under
+    C(HKLM:\SOFTWARE\m365ops\activation\Quarantines) when it is written, and
+    O(state=restored) refuses a quarantine whose manifest does not match that record.
+  - The free space on the quarantine volume is checked before anything moves.
   - When a file is locked (the broker is running in the user's session) nothing is moved
     for that user and the locked files are reported, unless O(stop_broker=true).
 version_added: 0.1.0
@@ -32,10 +45,18 @@ options:
   users:
     description:
       - Users whose caches to quarantine, as name, C(DOMAIN\name), UPN or SID.
-      - When omitted, every profile that has cached account files.
+      - With O(state=absent) either O(users) or O(all_profiles=true) is required; an empty
+        list is an error (it never means everyone).
       - Not used with O(state=restored), which restores a quarantine as a whole.
     type: list
     elements: str
+  all_profiles:
+    description:
+      - Quarantine the caches of every profile that has cached account files. On a shared
+        PC this signs every user out of Microsoft 365; it must be asked for explicitly.
+      - Mutually exclusive with O(users).
+    type: bool
+    default: false
   state:
     description:
       - C(absent) quarantines the cache files; C(restored) puts a quarantine back.
@@ -52,6 +73,10 @@ options:
     description:
       - Absolute folder holding the quarantines.
       - Defaults to C(%ProgramData%\m365ops\activation\quarantine).
+      - Only a new folder (its parent must exist; it is created with the protected ACL and
+        marked under C(HKLM:\SOFTWARE\m365ops\activation\QuarantineRoots)) or one an
+        earlier run created is accepted. Any other existing folder (C(C:\ProgramData),
+        C(D:\)) is an error that changes nothing, so a typo cannot re-ACL a tree.
     type: path
   quarantine_retention_days:
     description:
@@ -154,6 +179,16 @@ restored_count:
   returned: when state is restored
   type: int
   sample: 5
+refused:
+  description:
+    - Paths refused because they are (or are below) a junction or symbolic link, with the
+      reason; nothing was read, moved, deleted or restored through them. Also given as
+      warnings. With O(state=absent) each user's own are in RV(users[].refused) as well.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "C:\\Users\\alice\\AppData\\Local\\Packages\\Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy\\AC\\TokenBroker\\Accounts\\x",
+            "reason": "junction or symbolic link: not followed"}]
 pruned:
   description: Ids of the quarantines deleted by O(quarantine_retention_days).
   returned: always

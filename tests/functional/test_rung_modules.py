@@ -69,10 +69,11 @@ def fake_windows(tmp_path):
 
 
 def test_credential_purge_refuses_broad_pattern(run_module):
-    result = run_module("win_credential_purge", {"patterns": ["MicrosoftOffice1*", "**"]}, check=True)
-    assert run_module.last.status == "FAILED!"
-    assert result["msg"].startswith("patterns: pattern '**' matches every credential")
-    assert result["users"] == []
+    for broad in ("**", "*.*", "*e*"):
+        result = run_module("win_credential_purge", {"patterns": ["MicrosoftOffice1*", broad]}, check=True)
+        assert run_module.last.status == "FAILED!"
+        assert result["msg"].startswith("patterns: pattern '%s' has no literal prefix" % broad), result["msg"]
+        assert result["users"] == []
 
 
 def test_work_accounts_refuses_bad_client_id_and_wildcard_upn(run_module):
@@ -97,21 +98,31 @@ def test_token_broker_refuses_traversal_quarantine_id(run_module, tmp_path):
     assert not qroot.exists()
 
 
-def test_token_broker_restore_check_mode_of_empty_quarantine(run_module, tmp_path):
+def test_token_broker_refuses_a_quarantine_it_did_not_write(run_module, tmp_path):
+    # A folder and manifest made by hand (anyone could): neither the folder is one this
+    # collection created nor is the manifest recorded under HKLM, so nothing is trusted.
     qid = "20261126T181500Z-3fa2c9d1"
     qdir = tmp_path / "quarantine" / qid
     qdir.mkdir(parents=True)
     manifest = {"schema": 1, "id": qid, "created": "2026-11-26T18:15:00Z", "computer": "PC042",
                 "module": "win_token_broker_cache", "entries": []}
     (qdir / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    before = sorted(p.name for p in qdir.iterdir())
     result = run_module("win_token_broker_cache", {
         "state": "restored", "quarantine_id": qid, "quarantine_path": str(tmp_path / "quarantine")},
         check=True)
-    assert run_module.last.status in ("SUCCESS", "CHANGED"), result
-    assert result["changed"] is False
-    assert result["restored_count"] == 0
-    assert result["reboot_required"] is False
-    assert result["quarantine_path"] == str(qdir)
+    assert run_module.last.status == "FAILED!"
+    assert result["msg"].startswith("quarantine_path: ")
+    assert "was not created by this collection" in result["msg"]
+    assert sorted(p.name for p in qdir.iterdir()) == before
+
+
+def test_token_broker_needs_users_or_all_profiles(run_module, tmp_path):
+    for args, start in (({}, "users: name the users"), ({"users": []}, "users: the list is empty")):
+        result = run_module("win_token_broker_cache", dict(args, quarantine_path=str(tmp_path / "q")), check=True)
+        assert run_module.last.status == "FAILED!"
+        assert result["msg"].startswith(start), result["msg"]
+    assert not (tmp_path / "q").exists()
 
 
 def test_dsreg_join_check_mode_plans_join_and_runs_nothing(run_module, fake_windows):

@@ -32,9 +32,10 @@ def test_bad_arguments_fail_naming_the_parameter(run_module):
     assert 'events_days must be between 1 and 365' in result['msg']
     assert 'm365_activation' not in result
 
-    result = run_module('win_activation_facts', {'credential_patterns': ['*']})
-    assert result.get('failed') is True
-    assert result['msg'].startswith("credential_patterns: '*' would match every credential")
+    for broad in ('*', '*.*', '*e*'):
+        result = run_module('win_activation_facts', {'credential_patterns': [broad]})
+        assert result.get('failed') is True
+        assert result['msg'].startswith("credential_patterns: pattern '%s' has no literal prefix" % broad), result['msg']
 
 
 def test_check_mode_returns_the_full_shape_and_lists_what_it_could_not_read(run_module, tmp_path):

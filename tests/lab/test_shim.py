@@ -363,7 +363,7 @@ def test_task_runner_runs_tasks_in_the_principals_environment(tmp_path, pwsh, mo
 
 GATHER_SCRIPT = r'''
 $ErrorActionPreference = 'Stop'
-foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker') {
+foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon') {
     Import-Module (Join-Path $env:REPO "plugins/module_utils/$name.psm1")
 }
 & (Get-Module ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }

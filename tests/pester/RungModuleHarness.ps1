@@ -127,6 +127,8 @@ Function Set-RungUserMock {
     #>
     param ([switch]$UserTask)
     Mock -ModuleName RungCommon Get-M365UserProfile { $global:RungUsers }
+    # No task scheduler here: the sweep of leftovers has its own tests (ScheduledTaskRunner).
+    Mock -ModuleName RungCommon Clear-M365StaleTaskRun { [ordered]@{ removed = @(); failed = @() } }
     Mock -ModuleName RungCommon Resolve-M365User {
         $found = @($global:RungUsers | Where-Object { $_.UserName -eq "CONTOSO\$Identity" })
         if ($found.Count -eq 0) { throw [System.ArgumentException]::new("Identity '$Identity' is unknown: no account or user profile on this host matches it.") }

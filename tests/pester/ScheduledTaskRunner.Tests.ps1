@@ -318,9 +318,14 @@ Describe 'Invoke-M365TaskScript' {
 
     It 'removes the folder even when unregistering fails' {
         Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { throw 'RPC unavailable' }
-        $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 } -WarningAction SilentlyContinue -WarningVariable warn
+        $null = Get-M365TaskRunnerWarning
+        $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }
         $r.Status | Should -Be 'ok'
-        "$warn" | Should -Match 'Could not unregister'
+        # Kept for the module to turn into an Ansible warning, then cleared once read.
+        $warn = @(Get-M365TaskRunnerWarning)
+        $warn | Should -HaveCount 1
+        $warn[0] | Should -Match 'Could not unregister task \\m365ops\\m365ops-.*RPC unavailable'
+        @(Get-M365TaskRunnerWarning) | Should -HaveCount 0
         @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
     }
 
@@ -443,5 +448,104 @@ Describe 'Scheduled task adapters' {
             Get-M365PowerShellPath | Should -Be (Join-Path $env:SystemRoot 'System32\WindowsPowerShell\v1.0\powershell.exe')
         }
         finally { $env:SystemRoot = $saved }
+    }
+}
+
+Describe 'Leftovers of interrupted runs' {
+    BeforeEach {
+        $script:Root = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
+        $null = New-Item -ItemType Directory -Path $script:Root
+        Set-TaskMocks -Root $script:Root
+        $script:Now = [datetime]::new(2026, 11, 26, 18, 0, 0, [DateTimeKind]::Utc)
+        $script:Tasks = [System.Collections.Generic.List[string]]::new()
+        Mock -ModuleName ScheduledTaskRunner Get-M365RunnerTaskName { $script:Tasks.ToArray() }
+        Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { $null = $script:Tasks.Remove($TaskName) }
+        # Process 4242 started at 17:00 and still runs; every other id is gone.
+        Mock -ModuleName ScheduledTaskRunner Get-M365ProcessStartTime {
+            if ($Id -eq 4242) { [datetime]::new(2026, 11, 26, 17, 0, 0, [DateTimeKind]::Utc) } else { $null }
+        }
+    }
+
+    It 'names each run by its UTC start time and owning process' {
+        $id = New-M365RunId -Now $script:Now -ProcessId 4242
+        $id | Should -Match '^20261126T180000Z-4242-[0-9a-f]{8}$'
+        Test-M365RunStale -Name "m365ops-$id" -Now $script:Now.AddMinutes(1) | Should -BeFalse -Because 'its owner still runs and it is young'
+    }
+
+    It 'judges <Case>' -ForEach @(
+        @{ Case = 'a run whose owner process is gone'; Name = 'm365ops-20261126T175900Z-999-0a1b2c3d'; Stale = $true }
+        @{ Case = 'a run older than the longest run, owner alive'; Name = 'm365ops-20261126T165000Z-4242-0a1b2c3d'; Stale = $true }
+        @{ Case = 'a young run whose id a newer process reuses'; Name = 'm365ops-20261126T165900Z-4242-0a1b2c3d'; Stale = $true }
+        @{ Case = 'a young run of a live owner'; Name = 'm365ops-20261126T175900Z-4242-0a1b2c3d'; Stale = $false }
+        @{ Case = 'a name that is not the runner''s'; Name = 'm365ops-notes'; Stale = $false }
+        @{ Case = 'something else entirely'; Name = 'GoogleUpdateTaskMachineCore'; Stale = $false }
+    ) {
+        Test-M365RunStale -Name $Name -Now $script:Now | Should -Be $Stale
+    }
+
+    It 'removes stale tasks and folders, keeps live ones, and reports each' {
+        $dead = 'm365ops-20261126T175900Z-999-0a1b2c3d'
+        $live = 'm365ops-20261126T175900Z-4242-0a1b2c3d'
+        foreach ($n in $dead, $live) { $script:Tasks.Add($n); $null = New-Item -ItemType Directory -Path (Join-Path $script:Root $n) }
+        $null = New-Item -ItemType File -Path (Join-Path $script:Root $dead 'output.json')
+        $null = New-Item -ItemType Directory -Path (Join-Path $script:Root 'unrelated')
+
+        $r = Clear-M365StaleTaskRun -Now $script:Now
+        $r.removed | Should -Be @("task \m365ops\$dead", "folder $(Join-Path $script:Root $dead)")
+        $r.failed | Should -HaveCount 0
+        $script:Tasks | Should -Be @($live)
+        Test-Path -LiteralPath (Join-Path $script:Root $dead) | Should -BeFalse
+        Test-Path -LiteralPath (Join-Path $script:Root $live) | Should -BeTrue
+        Test-Path -LiteralPath (Join-Path $script:Root 'unrelated') | Should -BeTrue
+        Should -Invoke -ModuleName ScheduledTaskRunner Stop-M365Task -Times 1 -Exactly -ParameterFilter { $TaskName -eq $dead }
+    }
+
+    It 'in check mode lists what it would remove and removes nothing' {
+        $dead = 'm365ops-20261126T175900Z-999-0a1b2c3d'
+        $script:Tasks.Add($dead)
+        $null = New-Item -ItemType Directory -Path (Join-Path $script:Root $dead)
+        $r = Clear-M365StaleTaskRun -Now $script:Now -CheckMode
+        $r.removed | Should -HaveCount 2
+        $script:Tasks | Should -Be @($dead)
+        Test-Path -LiteralPath (Join-Path $script:Root $dead) | Should -BeTrue
+        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 0 -Exactly
+    }
+
+    It 'reports what it could not remove instead of failing' {
+        $dead = 'm365ops-20261126T175900Z-999-0a1b2c3d'
+        $script:Tasks.Add($dead)
+        Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { throw 'Access is denied' }
+        $r = Clear-M365StaleTaskRun -Now $script:Now
+        $r.removed | Should -HaveCount 0
+        $r.failed | Should -HaveCount 1
+        $r.failed[0].item | Should -Be "task \m365ops\$dead"
+        $r.failed[0].message | Should -Match 'Access is denied'
+    }
+
+    It 'deletes a leftover folder without following a link planted inside it' {
+        $dead = 'm365ops-20261126T175900Z-999-0a1b2c3d'
+        $canary = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
+        $null = New-Item -ItemType Directory -Path $canary
+        [System.IO.File]::WriteAllText((Join-Path $canary 'keep.txt'), 'canary')
+        $null = New-Item -ItemType Directory -Path (Join-Path $script:Root $dead)
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $script:Root $dead 'x') -Target $canary
+        $r = Clear-M365StaleTaskRun -Now $script:Now
+        $r.removed | Should -Be @("folder $(Join-Path $script:Root $dead)")
+        [System.IO.File]::ReadAllText((Join-Path $canary 'keep.txt')) | Should -Be 'canary'
+    }
+
+    It 'times legacy folders (no time in the name) by their creation time' {
+        $old = Join-Path $script:Root ('m365ops-' + ('a' * 32))
+        $null = New-Item -ItemType Directory -Path $old
+        Test-M365RunStale -Name (Split-Path $old -Leaf) -Now ([datetime]::UtcNow) -LegacyTime ([datetime]::UtcNow.AddMinutes(-5)) | Should -BeFalse
+        Test-M365RunStale -Name (Split-Path $old -Leaf) -Now ([datetime]::UtcNow) -LegacyTime ([datetime]::UtcNow.AddHours(-2)) | Should -BeTrue
+        Test-M365RunStale -Name (Split-Path $old -Leaf) -LegacyState 'Ready' | Should -BeTrue
+        Test-M365RunStale -Name (Split-Path $old -Leaf) -LegacyState 'Running' | Should -BeFalse
+    }
+
+    It 'names the task and folder of a real run with this process as owner' {
+        $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }
+        $r.Status | Should -Be 'ok'
+        $script:Registered.TaskName | Should -Match "^m365ops-[0-9]{8}T[0-9]{6}Z-$PID-[0-9a-f]{8}$"
     }
 }

@@ -281,3 +281,72 @@ Describe 'Windows adapters of UserProfile' {
         Test-M365ReparsePoint -Path $TestDrive | Should -BeFalse
     }
 }
+
+Describe 'Link-safe walk and checks' {
+    BeforeEach {
+        $script:Case = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
+        $script:Accounts = Join-Path $script:Case 'alice' 'Accounts'
+        $null = New-Item -ItemType Directory -Path (Join-Path $script:Accounts 'deep') -Force
+        [System.IO.File]::WriteAllText((Join-Path $script:Accounts 'a.tbacct'), 'a')
+        [System.IO.File]::WriteAllText((Join-Path $script:Accounts 'deep' 'b.tbacct'), 'b')
+        $script:Canary = Join-Path $script:Case 'canary'
+        $null = New-Item -ItemType Directory -Path $script:Canary
+        [System.IO.File]::WriteAllText((Join-Path $script:Canary 'secret.dat'), 'secret')
+    }
+
+    It 'lists files below the root and refuses folder and file links without descending' {
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $script:Accounts 'j') -Target $script:Canary
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $script:Accounts 'deep' 'f.tbacct') -Target (Join-Path $script:Canary 'secret.dat')
+        $refused = [System.Collections.Generic.List[object]]::new()
+        $files = @(Get-M365SafeTreeFile -Root $script:Accounts -Base (Join-Path $script:Case 'alice') -Refused $refused)
+        @($files.Relative | Sort-Object) | Should -Be @('a.tbacct', (Join-Path 'deep' 'b.tbacct'))
+        @($refused.path | Sort-Object) | Should -Be @((Join-Path $script:Accounts 'deep' 'f.tbacct'), (Join-Path $script:Accounts 'j'))
+    }
+
+    It 'models Windows PowerShell 5.1: a junction enumerates like a folder, yet is never entered' {
+        # On 5.1 a junction is a DirectoryInfo with Directory | ReparsePoint, and
+        # Get-ChildItem -Recurse would list its target's files as if they were inside.
+        $root = 'C:\Users\alice\Accounts'
+        Mock -ModuleName UserProfile Get-M365PathAttribute { [System.IO.FileAttributes]::Directory }
+        Mock -ModuleName UserProfile Get-M365DirectoryEntry {
+            switch ($Path) {
+                'C:\Users\alice\Accounts' {
+                    [pscustomobject]@{ Name = 'a.tbacct'; FullName = "$Path\a.tbacct"; Attributes = [System.IO.FileAttributes]::Archive; Length = 1; LastWriteTimeUtc = [datetime]::UtcNow }
+                    [pscustomobject]@{ Name = 'x'; FullName = "$Path\x"; Attributes = [System.IO.FileAttributes]'Directory, ReparsePoint'; Length = 0; LastWriteTimeUtc = [datetime]::UtcNow }
+                }
+                'C:\Users\alice\Accounts\x' {
+                    [pscustomobject]@{ Name = 'SAM'; FullName = 'C:\Windows\System32\config\SAM'; Attributes = [System.IO.FileAttributes]::Archive; Length = 9; LastWriteTimeUtc = [datetime]::UtcNow }
+                }
+            }
+        }
+        $refused = [System.Collections.Generic.List[object]]::new()
+        $files = @(Get-M365SafeTreeFile -Root $root -Base 'C:\Users\alice' -Refused $refused)
+        $files.FullName | Should -Be @('C:\Users\alice\Accounts\a.tbacct')
+        $refused.path | Should -Be @('C:\Users\alice\Accounts\x')
+        Should -Invoke -ModuleName UserProfile Get-M365DirectoryEntry -Times 0 -Exactly -ParameterFilter { $Path -eq 'C:\Users\alice\Accounts\x' }
+    }
+
+    It 'finds a link in the parent chain, not only at the item' {
+        $profile_ = Join-Path $script:Case 'alice'
+        Find-M365LinkInChain -Path (Join-Path $script:Accounts 'deep' 'b.tbacct') -Root $profile_ | Should -BeNullOrEmpty
+        [System.IO.Directory]::Delete((Join-Path $script:Accounts 'deep'), $true)
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $script:Accounts 'deep') -Target $script:Canary
+        Find-M365LinkInChain -Path (Join-Path $script:Accounts 'deep' 'secret.dat') -Root $profile_ | Should -Be (Join-Path $script:Accounts 'deep')
+        { Assert-M365NoLink -Path (Join-Path $script:Accounts 'deep' 'secret.dat') -Root $profile_ } |
+            Should -Throw -ExceptionType ([System.Security.SecurityException]) -ExpectedMessage '*below*junction or symbolic link*'
+    }
+
+    It 'refuses the whole tree when the root itself is a link' {
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $script:Case 'alice' 'Other') -Target $script:Canary
+        $refused = [System.Collections.Generic.List[object]]::new()
+        @(Get-M365SafeTreeFile -Root (Join-Path $script:Case 'alice' 'Other') -Base (Join-Path $script:Case 'alice') -Refused $refused) | Should -HaveCount 0
+        $refused.path | Should -Be @((Join-Path $script:Case 'alice' 'Other'))
+    }
+
+    It 'deletes a tree without following a link inside it' {
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $script:Accounts 'j') -Target $script:Canary
+        Remove-M365TreeNoFollow -Path (Join-Path $script:Case 'alice')
+        Test-Path -LiteralPath (Join-Path $script:Case 'alice') | Should -BeFalse
+        [System.IO.File]::ReadAllText((Join-Path $script:Canary 'secret.dat')) | Should -Be 'secret'
+    }
+}

@@ -9,7 +9,7 @@
 BeforeAll {
     $root = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
     $utils = Join-Path $root 'plugins' 'module_utils'
-    foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker') {
+    foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon') {
         Import-Module (Join-Path $utils "$name.psm1") -Force
     }
     $modulePath = Join-Path $root 'plugins' 'modules' 'win_activation_facts.ps1'
@@ -219,6 +219,30 @@ Describe 'Get-AfTokenBrokerStat' {
     }
 }
 
+Describe 'Profile reads never follow a user''s links' {
+    It 'skips and reports a link inside Accounts and a licence file link; the targets stay unread' {
+        $profilePath = Join-Path $TestDrive 'dave'
+        $aad = Join-Path $profilePath 'AppData' 'Local' 'Packages' 'Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy' 'AC' 'TokenBroker' 'Accounts'
+        $lic = Join-Path $profilePath 'AppData' 'Local' 'Microsoft' 'Office' 'Licenses'
+        $canary = Join-Path $TestDrive 'canary'
+        foreach ($d in $aad, $lic, $canary) { $null = New-Item -ItemType Directory -Path $d -Force }
+        Set-Content -LiteralPath (Join-Path $aad 'a.tbacct') -Value 'x' -NoNewline
+        [IO.File]::WriteAllText((Join-Path $canary 'lic.json'), (New-LicenseText), [Text.Encoding]::Unicode)
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $aad 'x') -Target $canary
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $lic 'l.json') -Target (Join-Path $canary 'lic.json')
+        $errors = [Collections.ArrayList]::new()
+        $p = New-Profile -Sid 'S-1-5-21-1-2-3-1109' -Name dave -Path $profilePath -HiveLoaded $false
+        $tb = Get-AfTokenBrokerStat -UserProfile $p -Errors $errors
+        $tb.aad_broker_plugin.files | Should -Be 1 -Because 'the canary''s file behind the link is not counted'
+        $licensing = Get-AfProfileLicensing -UserProfile $p -Now $script:Now -Errors $errors
+        @($licensing.licenses) | Should -HaveCount 0
+        @($errors | ForEach-Object { $_.path }) | Should -Be @((Join-Path $aad 'x'), (Join-Path $lic 'l.json'))
+        $errors[0].source | Should -Be 'token_broker:S-1-5-21-1-2-3-1109'
+        $errors[0].message | Should -Match 'junction or symbolic link: not followed'
+        $errors[1].source | Should -Be 'licensing:S-1-5-21-1-2-3-1109'
+    }
+}
+
 Describe 'AAD events' {
     It 'exports records with English levels and ISO UTC times' {
         $ev = [pscustomobject]@{ Id = 1098; Level = 2; LevelDisplayName = 'Fehler'; TimeCreated = [DateTime]::new(2026, 11, 20, 8, 14, 3, [DateTimeKind]::Utc)
@@ -383,7 +407,7 @@ Describe 'User-context script' {
     }
 
     It 'returns only Office credential target names, the UPN, WAM accounts, and what failed' {
-        $o = & $script:UserContextScript -Patterns @('MicrosoftOffice1*') -ClientId 'd3590ed6-52b3-4102-aeff-aad2292ab01c'
+        $o = & $script:UserContextScript -Regexes @('^MicrosoftOffice1.*$') -ClientId 'd3590ed6-52b3-4102-aeff-aad2292ab01c'
         $o.credential_targets | Should -Be @('MicrosoftOffice16_Data:ADAL:alice@contoso.com', 'MicrosoftOffice16_Data:SSPI:alice@contoso.com')
         # GetUserNameEx gave nothing: the UPN comes from this session's dsregcmd.
         $o.sign_in_upn | Should -Be 'alice@contoso.com'
@@ -453,7 +477,7 @@ Describe 'Get-ActivationFact' {
         $r = Get-ActivationFact
         Should -Invoke Invoke-M365TaskScript -Times 3 -Exactly
         Should -Invoke Invoke-M365TaskScript -Times 0 -ParameterFilter { $UserSid -eq 'S-1-5-21-1-2-3-1107' }
-        Should -Invoke Invoke-M365TaskScript -Times 3 -ParameterFilter { $RunAs -eq 'User' -and $Parameters.Patterns -contains 'MicrosoftOffice1*' }
+        Should -Invoke Invoke-M365TaskScript -Times 3 -ParameterFilter { $RunAs -eq 'User' -and $Parameters.Regexes -contains '^MicrosoftOffice1.*$' }
         $r.host_facts.users.sid | Should -Be @('S-1-5-21-1-2-3-1104', 'S-1-5-21-1-2-3-1105', 'S-1-5-21-1-2-3-1106')
         $r.host_facts.profiles.Count | Should -Be 4
         $r.dsregcmd_status | Should -Be $script:DeviceDsreg
@@ -574,7 +598,7 @@ Describe 'User-context script through the real task runner' {
         Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = $script:Exit } }
         Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { }
         $run = Invoke-M365TaskScript -ScriptBlock $script:UserContextScript -RunAs User -UserSid 'S-1-5-21-1-2-3-1104' `
-            -Parameters @{ Patterns = @('MicrosoftOffice1*'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c' }
+            -Parameters @{ Regexes = @('^MicrosoftOffice1.*$'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c' }
         $run.Message | Should -BeNullOrEmpty
         $run.Status | Should -Be 'ok'
         $e = ConvertTo-AfUserEntry -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path 'C:\Users\alice') -TaskResult $run

@@ -181,3 +181,29 @@ Describe 'win_credential_purge' {
         }
     }
 }
+
+Describe 'credential patterns: one rule for diagnose and purge' {
+    BeforeAll {
+        . (Join-Path $PSScriptRoot 'RungModuleHarness.ps1')
+        Initialize-RungHarness
+    }
+
+    It 'refuses <Pattern>: no literal prefix of three characters' -ForEach @(
+        @{ Pattern = '*.*' }, @{ Pattern = '*:*' }, @{ Pattern = '*e*' }, @{ Pattern = 'Mi*' }, @{ Pattern = '?icrosoftOffice*' }, @{ Pattern = ' *' }
+    ) {
+        { Assert-M365CredentialPattern -Pattern @($Pattern) -ParameterName 'patterns' } |
+            Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage "patterns: pattern '$Pattern' has no literal prefix*"
+    }
+
+    It 'accepts an Office prefix, and a broad pattern only with allow_broad_patterns' {
+        Assert-M365CredentialPattern -Pattern @('MicrosoftOffice1*') | Should -Be @('^MicrosoftOffice1.*$')
+        Assert-M365CredentialPattern -Pattern @('*.*') -AllowBroad $true | Should -Be @('^.*\..*$')
+    }
+
+    It 'matches brackets literally, where -like would read a character class' {
+        $regex = Assert-M365CredentialPattern -Pattern @('MicrosoftOffice16_Data:[SSPI]*')
+        Test-M365TargetMatch -Target 'MicrosoftOffice16_Data:[SSPI]:alice@contoso.com' -Regex $regex | Should -BeTrue
+        Test-M365TargetMatch -Target 'MicrosoftOffice16_Data:S:alice@contoso.com' -Regex $regex | Should -BeFalse
+        ('MicrosoftOffice16_Data:S:alice@contoso.com' -like 'MicrosoftOffice16_Data:[SSPI]*') | Should -BeTrue -Because 'this is the disagreement the shared matcher removes'
+    }
+}

@@ -144,6 +144,7 @@ Describe 'win_dsreg_join' {
         Mock Get-M365RebootMarker { $global:Markers }
         Mock Set-M365RebootMarker { $global:Markers[$Source] = "2026-11-26T18:05:00Z $Reason" }
         Mock Start-Sleep { }
+        Mock -ModuleName RungCommon Clear-M365StaleTaskRun { [ordered]@{ removed = @(); failed = @() } }
         # The module's own HybridJoin record, through RebootMarker's registry adapters.
         $global:JoinRecord = @{}
         Mock Get-M365RebootMarkerValue { $global:JoinRecord.Clone() } -ParameterFilter { $Path -like '*\HybridJoin' }
@@ -386,6 +387,45 @@ Describe 'win_dsreg_join' {
             $r.msg | Should -Match '/leave failed'
             @($global:DsregCalls) | Should -Be @('/leave')
             Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
+        }
+
+        It 'still owes the restart when /leave reports failure but the device did leave' {
+            Set-Device @($script:Hybrid)
+            $global:LeaveExit = 5
+            # dsregcmd exits non-zero, yet the next /status shows the device domain joined only.
+            $global:LeftAnyway = $script:DomainOnly
+            Mock Invoke-M365TaskScript {
+                $global:DsregCalls.Add(($Parameters.Arguments -join ' '))
+                Set-Device @($global:LeftAnyway)
+                New-TaskResult -Output @{ output = 'DSREGCMD_END_STATUS'; exit_code = 5 }
+            } -ParameterFilter { $RunAs -eq 'System' }
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
+            $r.failed | Should -BeTrue
+            $r.changed | Should -BeTrue
+            $r.reboot_required | Should -BeTrue
+            $r.join_result | Should -Be 'left'
+            $r.msg | Should -Match 'reported failure .* but the device is now domain_joined'
+            $global:Markers['win_dsreg_join'] | Should -Match 'reported failure but the device left'
+            @($global:DsregCalls) | Should -Be @('/leave') -Because 'no join follows a leave that reported failure'
+        }
+
+        It 'refuses to overlap another leave/join run on the same host, changing nothing' {
+            Set-Device @($script:Hybrid)
+            Mock Enter-M365HostLock { $null }
+            $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
+            $r.failed | Should -BeTrue
+            $r.changed | Should -BeFalse
+            $r.msg | Should -Match 'another win_dsreg_join run is leaving or joining'
+            @($global:DsregCalls) | Should -HaveCount 0
+            Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
+        }
+
+        It 'does not give a held lock to a second holder' {
+            $held = Enter-M365HostLock -Name 'pester-lock-test'
+            $held | Should -Not -BeNullOrEmpty
+            $other = Start-ThreadJob -ScriptBlock { param($m) $x = Enter-M365HostLock -Name 'pester-lock-test'; [bool]$x } -ArgumentList 1 -InitializationScript ([scriptblock]::Create("Import-Module '$((Get-Module RungCommon).Path)'"))
+            Receive-Job -Job $other -Wait -AutoRemoveJob | Should -BeFalse -Because 'the lock is held'
+            Exit-M365HostLock -Lock $held
         }
 
         It 'says the device has left when the join after the leave fails' {

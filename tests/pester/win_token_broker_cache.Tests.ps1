@@ -29,7 +29,11 @@ Describe 'win_token_broker_cache' {
         Set-RungRepairRecordMock
         # TestDrive lives for the whole Describe: give each test its own tree.
         $script:Case = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
-        $global:RungQRoot = Join-Path $script:Case 'ProgramData' 'm365ops' 'quarantine'
+        # The default quarantine root follows %ProgramData%: a TestDrive folder plays it.
+        $script:SavedProgramData = $env:ProgramData
+        $env:ProgramData = Join-Path $script:Case 'ProgramData'
+        $null = New-Item -ItemType Directory -Path $env:ProgramData -Force
+        $global:RungQRoot = Join-Path $env:ProgramData 'm365ops' 'activation' 'quarantine'
         $users = Join-Path $script:Case 'Users'
         Set-RungUser -ProfileRoot $users -Carol
         $null = New-Item -ItemType Directory -Path $global:RungCarol.ProfilePath -Force
@@ -47,14 +51,23 @@ Describe 'win_token_broker_cache' {
         # The restore path reads the profile list from the module itself.
         Mock Get-M365UserProfile { $global:RungUsers }
         Mock -ModuleName RungCommon Set-M365QuarantineAcl { }
+        # HKLM (manifest records, marked quarantine roots) in memory.
+        $global:RungReg = @{}
+        Mock -ModuleName RungCommon Get-M365RebootMarkerValue { $v = $global:RungReg[$Path]; if ($v) { $v.Clone() } else { @{} } }
+        Mock -ModuleName RungCommon Set-M365RebootMarkerValue { if (-not $global:RungReg[$Path]) { $global:RungReg[$Path] = @{} }; $global:RungReg[$Path][$Name] = $Value }
+        Mock -ModuleName RungCommon Remove-M365RebootMarkerValue { if ($global:RungReg[$Path]) { $global:RungReg[$Path].Remove($Name) } }
+        Mock Remove-M365RebootMarkerValue { if ($global:RungReg[$Path]) { $global:RungReg[$Path].Remove($Name) } }
         Mock Set-M365RebootMarker { }
         Mock Get-M365BrokerProcess { @() }
         Mock Stop-M365BrokerProcess { }
         Mock Start-Sleep { }
-        $script:Base = @{ quarantine_path = $global:RungQRoot }
+        # Every profile only when asked for; named users otherwise.
+        $script:Base = @{ all_profiles = $true }
+        $script:Named = @{}
     }
 
     AfterEach {
+        $env:ProgramData = $script:SavedProgramData
         if ($global:RungHeld) { $global:RungHeld | ForEach-Object { $_.Dispose() }; $global:RungHeld = $null }
     }
 
@@ -111,7 +124,7 @@ Describe 'win_token_broker_cache' {
         }
 
         It 'only touches the named users' {
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ users = @('bob') })
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('bob') })
             $r.users.Count | Should -Be 1
             Test-Path -LiteralPath $script:BobFiles[0] | Should -BeFalse
             foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
@@ -133,7 +146,7 @@ Describe 'win_token_broker_cache' {
             $global:RungHeld = @([System.IO.File]::Open($script:AliceFiles[0], 'Open', 'Read', 'None'))
             Mock Get-M365BrokerProcess { @([pscustomobject]@{ Id = 4242; Name = 'Microsoft.AAD.BrokerPlugin'; UserName = 'CONTOSO\alice' }) } -ParameterFilter { $UserName -eq 'CONTOSO\alice' }
             Mock Stop-M365BrokerProcess { $global:RungHeld | ForEach-Object { $_.Dispose() }; $global:RungHeld = $null }
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ users = @('alice'); stop_broker = $true })
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice'); stop_broker = $true })
             $r.users[0].broker_stopped | Should -BeTrue
             $r.users[0].status | Should -Be 'moved'
             Should -Invoke Stop-M365BrokerProcess -Times 1 -Exactly -ParameterFilter { $Process[0].Id -eq 4242 }
@@ -146,7 +159,7 @@ Describe 'win_token_broker_cache' {
                 if ($script:Deletes -eq 2) { throw [System.UnauthorizedAccessException]::new('Access to the path is denied.') }
                 [System.IO.File]::Delete($Path)
             }
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ users = @('alice') })
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
             $r.failed | Should -BeTrue
             $r.msg | Should -Match 'put back'
             foreach ($f in $script:AliceFiles) {
@@ -162,7 +175,7 @@ Describe 'win_token_broker_cache' {
             $packages = Join-Path $global:RungCarol.ProfilePath 'AppData' 'Local' 'Packages'
             $null = New-Item -ItemType Directory -Path $packages -Force
             $null = New-Item -ItemType SymbolicLink -Path (Join-Path $packages 'Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy') -Target $outside
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ users = @('alice', 'carol') })
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice', 'carol') })
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^users: CONTOSO\\carol: .*junction or symbolic link'
             foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
@@ -186,25 +199,41 @@ Describe 'win_token_broker_cache' {
         }
 
         It 'refuses <name>' -TestCases @(
-            @{ name = 'a traversal user name'; params = @{ users = @('..\..\Windows') }; pattern = '^users: ' }
+            @{ name = 'a traversal user name'; params = @{ all_profiles = $null; users = @('..\..\Windows') }; pattern = '^users: ' }
+            @{ name = 'an empty users list'; params = @{ all_profiles = $null; users = @() }; pattern = '^users: the list is empty' }
+            @{ name = 'no users and no all_profiles'; params = @{ all_profiles = $null }; pattern = '^users: name the users' }
+            @{ name = 'users together with all_profiles'; params = @{ users = @('alice') }; pattern = '^users: give either' }
+            @{ name = 'an existing folder this collection did not create'; params = @{ quarantine_path = '<existing>' }; pattern = '^quarantine_path: .*already exists and was not created by this collection' }
+            @{ name = 'a new folder whose parent does not exist'; params = @{ quarantine_path = '<orphan>' }; pattern = '^quarantine_path: the parent folder .* does not exist' }
             @{ name = 'a relative quarantine_path'; params = @{ quarantine_path = 'quarantine' }; pattern = '^quarantine_path: ' }
             @{ name = 'a quarantine_path with ..'; params = @{ quarantine_path = '/tmp/../etc' }; pattern = '^quarantine_path: ' }
             @{ name = 'negative retention'; params = @{ quarantine_retention_days = -1 }; pattern = '^quarantine_retention_days: ' }
             @{ name = 'quarantine_id with absent'; params = @{ quarantine_id = '20261126T181500Z-3fa2c9d1' }; pattern = '^quarantine_id: ' }
         ) {
             $p = $script:Base.Clone()
-            foreach ($k in $params.Keys) { $p[$k] = $params[$k] }
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params $p
-            $r.failed | Should -BeTrue
-            $r.msg | Should -Match $pattern
-            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+            foreach ($k in $params.Keys) { if ($null -eq $params[$k]) { $p.Remove($k) } else { $p[$k] = $params[$k] } }
+            # An admin's typo such as C:\ProgramData: an existing folder full of other data.
+            $existing = Join-Path $script:Case 'Data'
+            $null = New-Item -ItemType Directory -Path $existing -Force
+            [System.IO.File]::WriteAllText((Join-Path $existing 'other.txt'), 'not ours')
+            if ($p['quarantine_path'] -eq '<existing>') { $p.quarantine_path = $existing }
+            if ($p['quarantine_path'] -eq '<orphan>') { $p.quarantine_path = Join-Path $script:Case 'no' 'such' 'q' }
+            foreach ($mode in $false, $true) {
+                $r = Invoke-RungModule -Name win_token_broker_cache -Params $p -CheckMode:$mode
+                $r.failed | Should -BeTrue
+                $r.msg | Should -Match $pattern
+            }
+            foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+            Test-Path -LiteralPath $global:RungQRoot | Should -BeFalse
+            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -Times 0 -Exactly
+            @(Get-ChildItem -LiteralPath $existing).Name | Should -Be @('other.txt')
         }
     }
 
     Context 'state: restored' {
         It 'round trip: absent then restored puts every file back with the same SHA-256' {
             $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id }) -DiffMode
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id }) -DiffMode
             $r.failed | Should -BeNullOrEmpty
             $r.changed | Should -BeTrue
             $r.restored_count | Should -Be 4
@@ -221,8 +250,8 @@ Describe 'win_token_broker_cache' {
 
         It 'is idempotent: restoring twice changes nothing the second time' {
             $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
-            $null = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $null = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
             $r.changed | Should -BeFalse
             $r.reboot_required | Should -BeFalse
             @($r.files | Where-Object { $_.status -eq 'already_present' }).Count | Should -Be 4
@@ -230,7 +259,7 @@ Describe 'win_token_broker_cache' {
 
         It 'in check mode restores nothing' {
             $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id }) -CheckMode
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id }) -CheckMode
             $r.changed | Should -BeTrue
             foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeFalse }
         }
@@ -240,7 +269,7 @@ Describe 'win_token_broker_cache' {
             $manifest = Get-Content -Raw (Join-Path $q.quarantine_path 'manifest.json') | ConvertFrom-Json
             $victim = $manifest.entries[0]
             [System.IO.File]::WriteAllText((Join-Path $q.quarantine_path $victim.stored_path), 'tampered')
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
             $r.failed | Should -BeTrue
             $r.msg | Should -Match 'SHA-256'
             Test-Path -LiteralPath $victim.original_path | Should -BeFalse
@@ -254,8 +283,10 @@ Describe 'win_token_broker_cache' {
             $evil = Join-Path $TestDrive 'Windows' 'System32' 'evil.dll'
             $manifest.entries[0].original_path = $evil
             $manifest.entries[1].stored_path = '../../outside.bin'
-            $manifest | ConvertTo-Json -Depth 10 | Set-Content -LiteralPath $manifestPath
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            # Written through the module's own writer, so its HKLM record matches: the
+            # entry checks must hold even for a manifest that verifies.
+            & (Get-Module RungCommon) { param($q, $m) Write-M365QuarantineManifest -QuarantinePath $q -Manifest $m } $q.quarantine_path $manifest
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
             $r.failed | Should -BeTrue
             @($r.files | Where-Object { $_.status -eq 'refused' }).Count | Should -Be 2
             Test-Path -LiteralPath $evil | Should -BeFalse
@@ -264,7 +295,7 @@ Describe 'win_token_broker_cache' {
         It 'leaves a newer file at the original path alone (conflict) and warns' {
             $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
             [System.IO.File]::WriteAllText($script:AliceFiles[0], 'signed in again since')
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
             $r.failed | Should -BeNullOrEmpty
             ($r.files | Where-Object { $_.original_path -eq $script:AliceFiles[0] }).status | Should -Be 'conflict'
             Get-Content -Raw $script:AliceFiles[0] | Should -Be 'signed in again since'
@@ -274,21 +305,194 @@ Describe 'win_token_broker_cache' {
         It 'refuses quarantine id <id> naming the option' -TestCases @(
             @{ id = '../../Windows' }, @{ id = '20261126T181500Z-3fa2c9d1/../x' }, @{ id = '..' }, @{ id = 'C:\ProgramData' }, @{ id = '20261126T181500Z-3FA2C9D1' }
         ) {
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = $id })
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $id })
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^quarantine_id: .*is not a quarantine id'
         }
 
         It 'fails for an unknown but well-formed quarantine id' {
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored'; quarantine_id = '20261126T181500Z-3fa2c9d1' })
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = '20261126T181500Z-3fa2c9d1' })
             $r.failed | Should -BeTrue
             $r.msg | Should -Match "^quarantine_id: no quarantine"
         }
 
         It 'requires quarantine_id with state restored' {
-            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ state = 'restored' })
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored' })
             $r.failed | Should -BeTrue
             $r.msg | Should -Match 'quarantine_id'
+        }
+    }
+
+    Context 'links planted by the user' {
+        BeforeEach {
+            # A folder outside every profile that a standard user must not be able to touch.
+            $script:Canary = Join-Path $script:Case 'Windows' 'System32' 'canary'
+            $null = New-Item -ItemType Directory -Path $script:Canary -Force
+            [System.IO.File]::WriteAllText((Join-Path $script:Canary 'config.dat'), 'protected bytes')
+            $script:CanaryHash = Get-Sha (Join-Path $script:Canary 'config.dat')
+            $script:AliceAccounts = Join-Path $global:RungAlice.ProfilePath $script:AadRel
+        }
+
+        It 'never follows a folder link inside Accounts: the target stays byte-identical and the link is reported' {
+            $link = Join-Path $script:AliceAccounts 'x'
+            $null = New-Item -ItemType SymbolicLink -Path $link -Target $script:Canary
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
+            $r.failed | Should -BeNullOrEmpty
+            $r.users[0].status | Should -Be 'moved'
+            $r.moved_count | Should -Be 3 -Because 'the real cache files still move'
+            Get-Sha (Join-Path $script:Canary 'config.dat') | Should -Be $script:CanaryHash
+            @($r.refused | ForEach-Object { $_.path }) | Should -Be @($link)
+            $r.refused[0].reason | Should -Match 'junction or symbolic link'
+            $r.warnings | Should -Match ([regex]::Escape("refused $link"))
+            $manifest = Get-Content -Raw (Join-Path $r.quarantine_path 'manifest.json') | ConvertFrom-Json
+            @($manifest.entries | Where-Object { $_.original_path -like "$link*" }) | Should -HaveCount 0
+        }
+
+        It 'never opens or deletes through a file link inside Accounts' {
+            $link = Join-Path $script:AliceAccounts 'zz.tbacct'
+            $null = New-Item -ItemType SymbolicLink -Path $link -Target (Join-Path $script:Canary 'config.dat')
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
+            $r.failed | Should -BeNullOrEmpty
+            Test-Path -LiteralPath (Join-Path $script:Canary 'config.dat') | Should -BeTrue
+            Get-Sha (Join-Path $script:Canary 'config.dat') | Should -Be $script:CanaryHash
+            @($r.refused | ForEach-Object { $_.path }) | Should -Be @($link)
+        }
+
+        It 'refuses a file whose folder became a link after the walk (the race), moving the rest' {
+            $sub = Join-Path $script:AliceAccounts 'sub'
+            $null = New-Item -ItemType Directory -Path $sub
+            [System.IO.File]::WriteAllText((Join-Path $sub 'config.dat'), 'cache')
+            # Right after the walk (the lock check is the first open), the user swaps the
+            # folder for a link to the canary, whose file has the same name.
+            $global:RungSwap = @{ Done = $false; Sub = $sub; Canary = $script:Canary }
+            Mock -ModuleName RungCommon Test-M365FileLocked {
+                if (-not $global:RungSwap.Done) {
+                    $global:RungSwap.Done = $true
+                    [System.IO.Directory]::Delete($global:RungSwap.Sub, $true)
+                    $null = New-Item -ItemType SymbolicLink -Path $global:RungSwap.Sub -Target $global:RungSwap.Canary
+                }
+                $false
+            }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
+            $r.failed | Should -BeNullOrEmpty
+            Get-Sha (Join-Path $script:Canary 'config.dat') | Should -Be $script:CanaryHash
+            @($r.refused | ForEach-Object { $_.path }) | Should -Contain (Join-Path $sub 'config.dat')
+            $r.refused[0].reason | Should -Match 'junction or symbolic link'
+            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeFalse }
+        }
+
+        It 'restores nothing through a link planted where the files came from' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
+            $q.moved_count | Should -Be 3
+            # The user replaces the emptied Accounts folder by a link to the canary.
+            [System.IO.Directory]::Delete($script:AliceAccounts, $true)
+            $null = New-Item -ItemType SymbolicLink -Path $script:AliceAccounts -Target $script:Canary
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r.failed | Should -BeTrue
+            @(Get-ChildItem -LiteralPath $script:Canary).Name | Should -Be @('config.dat')
+            # The profile's cache folders no longer resolve inside it, so none of alice's
+            # files go back (the other cache folder waits for a sound profile too).
+            $refused = @($r.files | Where-Object { $_.status -eq 'refused' })
+            $refused.Count | Should -Be 3
+            $refused | ForEach-Object { $_.message | Should -Match 'junction or symbolic link' }
+            @($r.refused | ForEach-Object { $_.path }) | Should -Contain $script:AliceFiles[0]
+            $r.restored_count | Should -Be 0
+            Test-Path -LiteralPath $script:AliceFiles[2] | Should -BeFalse
+        }
+
+        It 'refuses a link anywhere in the quarantine chain, moving nothing' {
+            $null = New-Item -ItemType SymbolicLink -Path (Join-Path $env:ProgramData 'm365ops') -Target $script:Canary
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^quarantine_path: .*m365ops.* is a junction or symbolic link'
+            foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+            @(Get-ChildItem -LiteralPath $script:Canary).Name | Should -Be @('config.dat')
+        }
+
+        It 'refuses a quarantine folder a standard user created in advance, moving nothing' {
+            $pre = Join-Path $env:ProgramData 'm365ops' 'activation'
+            $null = New-Item -ItemType Directory -Path $pre -Force
+            Mock -ModuleName RungCommon Get-M365PathOwnerSid { if ($Path -eq $pre) { 'S-1-5-21-1004336348-1177238915-682003330-1105' } else { 'S-1-5-32-544' } }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match "^quarantine_path: .*activation' is owned by S-1-5-21-1004336348-1177238915-682003330-1105"
+            foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -Times 0 -Exactly
+        }
+
+        It 'locks down every folder of the default chain it owns' {
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r.failed | Should -BeNullOrEmpty
+            foreach ($d in (Join-Path $env:ProgramData 'm365ops'), (Join-Path $env:ProgramData 'm365ops' 'activation'), $global:RungQRoot, $r.quarantine_path) {
+                Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -ParameterFilter { $Path -eq $d }
+            }
+            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -Times 0 -Exactly -ParameterFilter { $Path -eq $env:ProgramData }
+        }
+    }
+
+    Context 'quarantine_path and the manifest record' {
+        It 'creates a new quarantine_path, marks it, and accepts it again on the next run' {
+            $custom = Join-Path $script:Case 'Q'
+            $first = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice'); quarantine_path = $custom })
+            $first.failed | Should -BeNullOrEmpty
+            $first.quarantine_path | Should -BeLike "$custom*"
+            $global:RungReg['HKLM:\SOFTWARE\m365ops\activation\QuarantineRoots'].Values | Should -Be @($custom)
+            $second = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('bob'); quarantine_path = $custom })
+            $second.failed | Should -BeNullOrEmpty
+            $second.moved_count | Should -Be 1
+        }
+
+        It 'refuses to restore a quarantine whose manifest was changed after it was written' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $manifestPath = Join-Path $q.quarantine_path 'manifest.json'
+            $manifest = Get-Content -Raw $manifestPath | ConvertFrom-Json
+            # A consistent forgery: new bytes and a matching SHA-256 inside the manifest.
+            $evil = Join-Path $script:Case 'Users' 'alice' 'evil.tbacct'
+            $manifest.entries[0].original_path = $evil
+            $manifest | ConvertTo-Json -Depth 10 | Set-Content -LiteralPath $manifestPath
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^quarantine_id: the manifest of quarantine .* does not match the SHA-256 recorded'
+            $r.msg | Should -Match 'Nothing was restored'
+            foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeFalse }
+        }
+
+        It 'refuses to restore a quarantine it has no record of' {
+            $q = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $global:RungReg['HKLM:\SOFTWARE\m365ops\activation\Quarantines'].Remove($q.quarantine_id)
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'has no manifest record'
+            $r.restored_count | Should -BeNullOrEmpty
+        }
+
+        It 'moves nothing when the quarantine volume lacks the space' {
+            Mock -ModuleName RungCommon Get-M365FreeSpace { [int64]1024 }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match '^quarantine_path: cannot prepare a quarantine .*not enough free space'
+            foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
+        }
+
+        It 'fails cleanly, naming where each file is, when putting files back fails' {
+            $script:Deletes = 0
+            Mock -ModuleName RungCommon Remove-M365CacheFile {
+                $script:Deletes++
+                if ($script:Deletes -eq 2) { throw [System.UnauthorizedAccessException]::new('Access to the path is denied.') }
+                [System.IO.File]::Delete($Path)
+            }
+            # The copy back of the one deleted file fails too (the user re-created the name).
+            Mock -ModuleName RungCommon Copy-M365CheckedFile { throw [System.IO.IOException]::new("The file '$Destination' already exists.") } -ParameterFilter { $Destination -like '*Users*' }
+            $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
+            $r.failed | Should -BeTrue
+            $r.msg | Should -Match 'putting the files back failed for 1'
+            $gone = @($script:AliceFiles | Where-Object { -not (Test-Path -LiteralPath $_) })
+            $gone | Should -HaveCount 1
+            $r.msg | Should -Match ([regex]::Escape("$($gone[0]) is at "))
+            $r.quarantine_id | Should -Not -BeNullOrEmpty -Because 'the stranded copy stays in its quarantine'
+            $manifest = Get-Content -Raw (Join-Path $r.quarantine_path 'manifest.json') | ConvertFrom-Json
+            @($manifest.entries.original_path) | Should -Be @($gone[0])
+            Get-Sha (Join-Path $r.quarantine_path $manifest.entries[0].stored_path) | Should -Be $script:Hashes[$gone[0]]
         }
     }
 

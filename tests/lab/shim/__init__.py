@@ -310,6 +310,15 @@ def _install_shim(state: Path) -> None:
                 dest.unlink()
             dest.write_text('#!/bin/sh\nexec "%s" "%s" "$@"\n' % (python, lib / (prog + '.py')))
             dest.chmod(0o755)
+    # Where Windows keeps them: the modules run dsregcmd by absolute path
+    # (%SystemRoot%\System32\dsregcmd.exe), never through PATH.
+    system32 = state / 'Windows' / 'System32'
+    system32.mkdir(parents=True, exist_ok=True)
+    for name in ('dsregcmd.exe',):
+        dest = system32 / name
+        if dest.exists() or dest.is_symlink():
+            dest.unlink()
+        dest.symlink_to(bindir / name)
     # Windows PowerShell, where Windows has it on PATH: programs started through the lab's
     # kernel32 (win_shell runs `powershell.exe -EncodedCommand ...`) find the host's pwsh.
     for name in ('powershell', 'powershell.exe'):

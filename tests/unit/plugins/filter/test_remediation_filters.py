@@ -14,7 +14,14 @@ FILTERS = FilterModule().filters()
 
 def test_every_documented_filter_is_exported():
     assert set(FILTERS) == {"remediate_select", "remediate_entry", "remediate_collect", "remediate_summary",
-                            "remediate_reboot_requests"}
+                            "remediate_reboot_requests", "remediate_token_broker_targets", "remediate_skip"}
+
+
+def test_token_broker_targets_turns_bad_variables_into_filter_errors():
+    with pytest.raises(AnsibleFilterError, match="remediate_token_broker_all_profiles"):
+        FILTERS["remediate_token_broker_targets"]({"findings": []}, {}, [], "yes")
+    t = FILTERS["remediate_token_broker_targets"]({"findings": []}, {"users": [{"sid": "S-1-5-21-1-2-3-1104", "status": "ok"}]}, [], False)
+    assert t["users"] == ["S-1-5-21-1-2-3-1104"]
 
 
 def test_select_turns_bad_variables_into_filter_errors():

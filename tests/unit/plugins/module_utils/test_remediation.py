@@ -416,3 +416,69 @@ def test_entry_says_a_failed_restart_failed():
     assert entry["reboot_pending"] is True
     assert "the restart failed (timed out waiting for the host to come back)" in entry["outcome_reason"]
     assert "not allowed" not in entry["outcome_reason"]
+
+
+# --- rung 3 targeting ---------------------------------------------------------------------
+
+_ALICE = {"sid": "S-1-5-21-1-2-3-1104", "user": "CONTOSO\\alice", "sign_in_upn": "alice@contoso.com", "status": "ok"}
+_BOB = {"sid": "S-1-5-21-1-2-3-1105", "user": "CONTOSO\\bob", "sign_in_upn": "bob@contoso.com", "status": "ok"}
+_CAROL_OFF = {"sid": "S-1-5-21-1-2-3-1106", "user": "CONTOSO\\carol", "status": "not_logged_on"}
+
+
+def _diag(*findings):
+    return {"findings": list(findings), "plan": ["reset_token_broker"]}
+
+
+def test_token_broker_targets_the_user_a_finding_names():
+    prt = {"id": "prt_missing", "severity": "high", "rung": "reset_token_broker",
+           "summary": "No Primary Refresh Token for bob@contoso.com, so Office cannot sign in silently",
+           "evidence": ["dsregcmd (bob@contoso.com): AzureAdPrt = NO"]}
+    t = rem.token_broker_targets(_diag(prt), {"users": [_ALICE, _BOB, _CAROL_OFF]})
+    assert t == {"users": [_BOB["sid"]], "all_profiles": False, "skip_reason": None}
+
+
+def test_token_broker_device_wide_findings_target_the_examined_sessions_only():
+    events = {"id": "wam_broker_errors", "severity": "high", "rung": "reset_token_broker",
+              "summary": "The AAD token broker is failing", "evidence": ["event 1098 0xCAA50021 at 2026-11-20T08:14:03Z"]}
+    t = rem.token_broker_targets(_diag(events), {"users": [_ALICE, _CAROL_OFF]})
+    assert t["users"] == [_ALICE["sid"]]
+    assert t["all_profiles"] is False
+
+
+def test_token_broker_nobody_affected_is_skipped_not_everyone():
+    events = {"id": "wam_broker_errors", "severity": "high", "rung": "reset_token_broker", "summary": "x", "evidence": []}
+    t = rem.token_broker_targets(_diag(events), {"users": [_CAROL_OFF]})
+    assert t["users"] == [] and t["all_profiles"] is False
+    assert "remediate_token_broker_all_profiles" in t["skip_reason"]
+    selection = rem.select_rungs(["reset_token_broker"])
+    held = rem.skip_rung(selection, "reset_token_broker", t["skip_reason"])
+    assert held["run"] == [] and held["reboot_expected"] is False
+    assert held["skipped"] == [{"rung": "reset_token_broker", "reason": t["skip_reason"]}]
+    assert rem.skip_rung(selection, "reset_token_broker", None) == selection
+
+
+def test_token_broker_named_users_and_explicit_all_profiles():
+    assert rem.token_broker_targets(_diag(), {}, users=["alice"]) == {"users": ["alice"], "all_profiles": False, "skip_reason": None}
+    assert rem.token_broker_targets(_diag(), {}, all_profiles=True) == {"users": [], "all_profiles": True, "skip_reason": None}
+
+
+@pytest.mark.parametrize("users,all_profiles,message", [
+    (["alice", ""], False, "remediate_users"),
+    ("alice", False, "remediate_users"),
+    (None, "yes", "remediate_token_broker_all_profiles"),
+])
+def test_token_broker_bad_input_names_the_variable(users, all_profiles, message):
+    with pytest.raises(ValueError, match=message):
+        rem.token_broker_targets(_diag(), {}, users=users, all_profiles=all_profiles)
+
+
+def test_refused_paths_from_diagnose_and_rung_3_are_named_once_each():
+    before = {"collection_errors": [
+        {"source": "token_broker:S-1", "message": "C:\\Users\\al\\x: junction or symbolic link: not followed",
+         "path": "C:\\Users\\al\\x", "refused": True},
+        {"source": "os", "message": "registry unavailable"}]}
+    rungs = {"reset_token_broker": {"refused": [{"path": "C:\\Users\\al\\x", "reason": "junction or symbolic link: not followed"}]}}
+    out = rem.refused_paths(before, rungs)
+    assert [(r["path"], r["by"]) for r in out] == [("C:\\Users\\al\\x", "diagnose"), ("C:\\Users\\al\\x", "reset_token_broker")]
+    entry = rem.build_host_entry(dict(before, findings=[], plan=[]), None, None, rung_results=rungs, check_mode=True)
+    assert entry["refused_paths"] == out
