@@ -23,6 +23,7 @@ loud() {  # one line that cannot be missed in a long log
 
 if PWSH="$("$PY" -m tests.lab.toolchain pwsh 2>/tmp/m365ops-no-pwsh.$$)"; then
     export PWSH
+    # shellcheck disable=SC2016  # $PSVersionTable is PowerShell's, not the shell's
     echo "PowerShell: $PWSH ($("$PWSH" -NoLogo -NoProfile -Command '$PSVersionTable.PSVersion.ToString()' 2>/dev/null))"
 else
     NO_PWSH="$(cat /tmp/m365ops-no-pwsh.$$)"

@@ -40,7 +40,7 @@ CLOUD_ONLY = HYBRID.replace("DomainJoined : YES", "DomainJoined : NO").replace(
 
 @pytest.fixture
 def fake_windows(tmp_path):
-    """PATH with dsregcmd.exe / nltest.exe stand-ins; returns (env, set_status, recorded)."""
+    """dsregcmd.exe (under SystemRoot) and nltest.exe (on PATH) stand-ins; returns (env, set_status, recorded)."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     status_file = tmp_path / "dsregcmd_status.txt"
@@ -53,11 +53,15 @@ def fake_windows(tmp_path):
         "nltest.exe": f'#!/bin/sh\necho "nltest $*" >> "{calls}"\n'
                       'printf "           DC: \\\\\\\\DC01.contoso.com\\nThe command completed successfully\\n"\n',
     }
+    # dsregcmd runs by absolute path, %SystemRoot%\System32\dsregcmd.exe (never through
+    # PATH); nltest through PATH.
+    system32 = tmp_path / "Windows" / "System32"
+    system32.mkdir(parents=True)
     for name, body in scripts.items():
-        path = bindir / name
+        path = (system32 if name == "dsregcmd.exe" else bindir) / name
         path.write_text(body, encoding="utf-8")
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {"PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", "SystemRoot": str(tmp_path / "Windows")}
 
     def set_status(text: str) -> None:
         status_file.write_text(text, encoding="utf-8")

@@ -4,7 +4,7 @@
 argument validation, check mode and result shape, module + action plugin together.
 
 There is no Windows here, so the Windows sources fail and must be reported in
-collection_errors rather than crash the module. One test puts a ``dsregcmd.exe`` on PATH
+collection_errors rather than crash the module. One test puts a ``dsregcmd.exe`` under a fake ``%SystemRoot%`` (System32)
 that prints a recorded ``dsregcmd /status``, which is enough for the action plugin to
 triage and write the evidence bundle the offline triage reads.
 """
@@ -57,17 +57,24 @@ def test_check_mode_returns_the_full_shape_and_lists_what_it_could_not_read(run_
     assert not evidence.exists()
 
 
-def test_with_dsregcmd_on_path_it_triages_and_writes_a_bundle_offline_triage_reads(run_module, tmp_path):
-    shim = tmp_path / 'bin'
-    shim.mkdir()
-    shutil.copy(DSREG_FIXTURE, tmp_path / 'dsreg.txt')
-    script = shim / 'dsregcmd.exe'
-    script.write_text('#!/bin/sh\ncat "%s"\n' % (tmp_path / 'dsreg.txt'), encoding='utf-8')
+def fake_system_root(tmp_path, status_file) -> str:
+    """A SystemRoot whose System32\\dsregcmd.exe prints `status_file`: the modules run dsregcmd
+    by that absolute path, never through PATH."""
+    system32 = tmp_path / 'Windows' / 'System32'
+    system32.mkdir(parents=True)
+    script = system32 / 'dsregcmd.exe'
+    script.write_text('#!/bin/sh\ncat "%s"\n' % status_file, encoding='utf-8')
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(tmp_path / 'Windows')
+
+
+def test_with_dsregcmd_under_system_root_it_triages_and_writes_a_bundle_offline_triage_reads(run_module, tmp_path):
+    shutil.copy(DSREG_FIXTURE, tmp_path / 'dsreg.txt')
+    system_root = fake_system_root(tmp_path, tmp_path / 'dsreg.txt')
     evidence = tmp_path / 'evidence'
 
     result = run_module('win_activation_facts', {'evidence_dir': str(evidence), 'user_context': False},
-                        env={'PATH': '%s%s%s' % (shim, os.pathsep, os.environ.get('PATH', ''))})
+                        env={'SystemRoot': system_root})
     assert run_module.last.status == 'SUCCESS', run_module.last.stdout
     fact = result['m365_activation']
     assert fact['join_type'] == 'hybrid_joined'
@@ -83,13 +90,9 @@ def test_with_dsregcmd_on_path_it_triages_and_writes_a_bundle_offline_triage_rea
 
 def test_diagnose_playbook_reports_every_host_including_unreachable_ones(pwsh_path, tmp_path):
     """playbooks/diagnose.yml with -e target: one host diagnosed through pwsh (dsregcmd
-    shim on PATH), one that cannot be reached; both end up in report.json."""
+    stand-in under SystemRoot), one that cannot be reached; both end up in report.json."""
     root = os.path.abspath(os.path.join(HERE, '..', '..'))
-    shim = tmp_path / 'bin'
-    shim.mkdir()
-    script = shim / 'dsregcmd.exe'
-    script.write_text('#!/bin/sh\ncat "%s"\n' % DSREG_FIXTURE, encoding='utf-8')
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    system_root = fake_system_root(tmp_path, DSREG_FIXTURE)
     inventory = tmp_path / 'inventory.yml'
     inventory.write_text(json.dumps({'m365_clients': {'hosts': {
         'PC-LOCAL': {'ansible_connection': 'local', 'ansible_pwsh_interpreter': pwsh_path,
@@ -110,7 +113,7 @@ def test_diagnose_playbook_reports_every_host_including_unreachable_ones(pwsh_pa
         'ANSIBLE_NOCOLOR': '1',
         'ANSIBLE_LOCAL_TEMP': str(tmp_path / 'tmp'),
         'ANSIBLE_HOME': str(tmp_path / 'home'),
-        'PATH': '%s%s%s' % (shim, os.pathsep, env.get('PATH', '')),
+        'SystemRoot': system_root,
     })
     cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inventory),
            os.path.join(root, 'playbooks', 'diagnose.yml'),

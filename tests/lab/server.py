@@ -18,7 +18,6 @@ import logging
 import os
 import select
 import selectors
-import shutil
 import socket
 import ssl
 import struct

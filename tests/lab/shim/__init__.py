@@ -36,6 +36,8 @@ def cache_root() -> Path:
     $M365OPS_LAB_CACHE), every entry named by the hash of what it was built from and put in
     place with one rename, so labs of two clones or two workers never rebuild each other's."""
     return Path(os.environ.get('M365OPS_LAB_CACHE') or REPO_ROOT / 'build' / 'lab-cache')
+
+
 # Names .NET probes on Linux for [DllImport("advapi32.dll")].
 ADVAPI_NAMES = ('advapi32.dll', 'advapi32.dll.so', 'libadvapi32.dll.so', 'libadvapi32.so', 'advapi32.so')
 # The Win32 libraries the shim provides (native/<name>.c), each under the names .NET probes for

@@ -48,6 +48,10 @@ RUNG_OF_MODULE = {
 _MARKER_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)\s")
 
 
+# The user every fake host's evidence speaks for.
+ALICE = ("CONTOSO\\alice", "S-1-5-21-1004336348-1177238915-682003330-1104")
+
+
 def boot_text(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -129,10 +133,13 @@ class FakeHost:
         source) instead of the bundle's, which was captured on another machine."""
         result = read_bundle(self.bundle())
         marker = self.state["marker"]
-        # Hand-collected bundles have no host_facts.json; the real module always reports
-        # the marker, so such a host gets host facts holding only that.
+        # Hand-collected bundles have no host_facts.json. The real module always reports
+        # the marker and the session it examined (the one the file was collected in, so its
+        # dsregcmd view is that file): rung 3 targets the users the diagnosis examined.
+        if result["host_facts"] is None:
+            result["host_facts"] = {"schema": 1, "users": [{
+                "user": ALICE[0], "sid": ALICE[1], "status": "ok", "dsregcmd_status": result["dsregcmd_status"]}]}
         if result["host_facts"] is not None or marker:
-            result["host_facts"] = result["host_facts"] or {"schema": 1}
             result["host_facts"]["pending_reboot"] = {
                 "marker": bool(marker), "windows": False,
                 "reasons": ["marker %s: %s" % (source, marker[source]) for source in sorted(marker)]}
@@ -152,7 +159,7 @@ class FakeHost:
                 self.state["marker"][module] = marker_text(moment, "%s ran (fake host)" % rung)
             self.save()
         result = {"changed": True, "reboot_required": reboot,
-                  "users": [{"user": "CONTOSO\\alice", "sid": "S-1-5-21-1004336348-1177238915-682003330-1104",
+                  "users": [{"user": ALICE[0], "sid": ALICE[1],
                              "status": "ok" if module != "win_token_broker_cache" else "moved"}]}
         if module == "win_token_broker_cache":
             # One quarantine per run, named like the module names it (UTC time + 8 hex).
