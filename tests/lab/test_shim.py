@@ -145,6 +145,13 @@ def test_bad_scenarios_are_refused_by_name(tmp_path):
         seed_host(tmp_path / 'e', {'name': 'x', 'evidence': 'PC-HEALTHY', 'reference_time': 'yesterday'})
     with pytest.raises(ScenarioError, match='no such file'):
         seed_host(tmp_path / 'c', tmp_path / 'missing.yml')
+    # A planted link's canary must be outside the user's profile (and inside the host).
+    for target in ('Users/bob/AppData', '../elsewhere'):
+        links = {'aad_broker_plugin': {'links': [{'name': 'x', 'target': target}]}}
+        with pytest.raises(ScenarioError, match=r'token_broker\.aad_broker_plugin\.links: .* outside the profile'):
+            seed_host(tmp_path / 'f', {'name': 'x', 'evidence': 'PC-HEALTHY', 'reference_time': '2026-11-20T09:12:00Z',
+                                       'users': [{'sid': 'S-1-5-21-1-2-3-1001', 'account': 'CONTOSO\\bob',
+                                                  'token_broker': links}]})
 
 
 # --------------------------------------------------------------------------------------

@@ -499,6 +499,38 @@ def _write_files(folder: Path, count: int, total: int, newest: datetime) -> None
         os.utime(f, (t, t))
 
 
+def _plant_links(state: Path, profile: Path, folder: Path, links: list, now: datetime, where: str) -> None:
+    """Links a standard user planted in a cache folder, each to a canary outside their profile.
+
+    Every entry is ``{name, target, files, bytes}``: ``folder/name`` becomes a symbolic link
+    (what .NET on Linux reports as a ReparsePoint, like a junction on Windows) to ``target``,
+    a path relative to the host's state folder. With ``files`` the target is a folder of
+    that many files of random bytes (``bytes`` in all), else one file of ``bytes`` bytes.
+    The target must stay inside the state folder and outside the user's profile: a test
+    checks it is byte-identical after the collection has worked on the cache.
+    """
+    for link in links:
+        if not isinstance(link, dict) or not link.get('name') or not link.get('target'):
+            raise ScenarioError('%s: every link needs a name and a target' % where)
+        name = str(link['name'])
+        if re.search(r'[\\/]', name) or name in ('.', '..'):
+            raise ScenarioError('%s: link name %r must be one path segment' % (where, name))
+        target = (state / str(link['target'])).resolve()
+        if not target.is_relative_to(state) or target.is_relative_to(profile.resolve()):
+            raise ScenarioError('%s: link target %r must be inside the host and outside the profile'
+                                % (where, link['target']))
+        size = int(link.get('bytes', 4096))
+        if 'files' in link:
+            _write_files(target, int(link['files']), size, now)
+        elif not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(os.urandom(size))
+        planted = folder / name
+        if planted.is_symlink() or planted.is_file():
+            planted.unlink()
+        planted.symlink_to(target, target_is_directory=target.is_dir())
+
+
 def _merge_users(facts: dict, overrides: list, where: str) -> list[dict]:
     """One record per user: profile facts + user-context facts + scenario overrides."""
     users: dict[str, dict] = {}
@@ -659,6 +691,8 @@ def seed_host(state_dir: Path, scenario, pwsh: str | None = None) -> None:
             stat = tb.get(key) or {}
             newest = _parse_time(stat['newest']) + delta if stat.get('newest') else now - timedelta(days=1)
             _write_files(profile / rel, int(stat.get('files', 0)), int(stat.get('bytes', 0)), newest)
+            _plant_links(state, profile, profile / rel, stat.get('links') or [], now,
+                         '%s: users[] %s: token_broker.%s.links' % (where, rec['sid'], key))
         if not hive:
             src = state / 'registry' / 'HKEY_USERS' / rec['sid']
             dest = profile / 'NTUSER.DAT'
