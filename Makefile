@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
 
 help:
 	@echo "make demo   - offline triage of examples/evidence (no Windows needed)"
-	@echo "make test   - sanity, units (2.21 and 2.19), pytest, Pester, functional, ansible-lint"
+	@echo "make test   - sanity (tarball), galaxy-importer, units (2.21 and 2.16), pytest, Pester, functional, ansible-lint"
 
 $(VENV)/.requirements-installed: requirements-dev.txt scripts/bootstrap.sh
 	bash scripts/bootstrap.sh

@@ -3,19 +3,35 @@
 # .../ansible_collections/<namespace>/<name> inside a git work tree, and a symlink does
 # not do (it resolves the real path), so we copy what git would ship (tracked files and
 # untracked, non-ignored ones) and make that copy its own repository.
-#   ansible-test.sh sanity        every sanity test but pslint (no PSScriptAnalyzer here)
-#   ansible-test.sh units         unit tests on ansible-core 2.21 (.venv)
-#   ansible-test.sh units-compat  unit tests on ansible-core 2.19 / Python 3.11 (.venv-2.19)
+#   ansible-test.sh sanity          every sanity test but pslint (no PSScriptAnalyzer here)
+#   ansible-test.sh sanity-tarball  the same on the extracted build tarball (what Galaxy and
+#                                   Automation Hub certification test), in build/ansible-test-tarball
+#   ansible-test.sh units           unit tests on ansible-core 2.21 (.venv)
+#   ansible-test.sh units-compat    unit tests on ansible-core 2.16 / Python 3.11 (.venv-2.16)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-what="${1:?usage: ansible-test.sh sanity|units|units-compat [extra ansible-test args]}"; shift || true
+what="${1:?usage: ansible-test.sh sanity|sanity-tarball|units|units-compat [extra ansible-test args]}"; shift || true
 STAGE="$ROOT/build/ansible-test"
+[ "$what" = sanity-tarball ] && STAGE="$ROOT/build/ansible-test-tarball"
 COLL="$STAGE/ansible_collections/m365ops/activation"
 
 rm -rf "$COLL"
 mkdir -p "$COLL" "$STAGE/ansible_collections/ansible"
-(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' ) \
-    | (cd "$ROOT" && tar --null -T - -cf -) | (cd "$COLL" && tar -xf -)
+if [ "$what" = sanity-tarball ]; then
+    # What Galaxy / Automation Hub certification tests: the built tarball, extracted.
+    mkdir -p "$ROOT/build/dist"
+    tarball="$(ls "$ROOT"/build/dist/m365ops-activation-*.tar.gz 2>/dev/null | tail -1 || true)"
+    if [ -z "${M365_REUSE_TARBALL:-}" ] || [ -z "$tarball" ]; then
+        rm -f "$ROOT"/build/dist/m365ops-activation-*.tar.gz
+        "$ROOT/.venv/bin/ansible-galaxy" collection build --force --output-path "$ROOT/build/dist" "$ROOT" >/dev/null
+        tarball="$(ls "$ROOT"/build/dist/m365ops-activation-*.tar.gz)"
+    fi
+    echo "ansible-test sanity on the extracted $(basename "$tarball")"
+    tar -xzf "$tarball" -C "$COLL"
+else
+    (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} sh -c 'test -e "{}" && printf "%s\0" "{}"' ) \
+        | (cd "$ROOT" && tar --null -T - -cf -) | (cd "$COLL" && tar -xf -)
+fi
 rm -rf "$STAGE/ansible_collections/ansible/windows"
 cp -r "$ROOT/.collections/ansible_collections/ansible/windows" "$STAGE/ansible_collections/ansible/windows"
 (cd "$COLL" && git init -q && git add -A && git -c user.name=stage -c user.email=stage@invalid commit -qm stage)
@@ -30,7 +46,7 @@ fi
 
 cd "$COLL"
 case "$what" in
-    sanity)
+    sanity|sanity-tarball)
         if [ -z "$PWSH_BIN" ]; then
             echo "ERROR: sanity needs pwsh (set PWSH or put pwsh on PATH): validate-modules reads the .ps1 argument specs with it" >&2
             exit 1
@@ -44,11 +60,11 @@ case "$what" in
             --color no --requirements "$@"
         ;;
     units-compat)
-        if [ ! -x "$ROOT/.venv-2.19/bin/ansible-test" ]; then
-            echo "WARNING: .venv-2.19 missing (no Python 3.11 at bootstrap): ansible-core 2.19 unit run skipped" >&2
+        if [ ! -x "$ROOT/.venv-2.16/bin/ansible-test" ]; then
+            echo "WARNING: .venv-2.16 missing (no Python 3.11 at bootstrap): ansible-core 2.16 unit run skipped" >&2
             exit 0
         fi
-        "$ROOT/.venv-2.19/bin/ansible-test" units --venv --python 3.11 --color no --requirements "$@"
+        "$ROOT/.venv-2.16/bin/ansible-test" units --venv --python 3.11 --color no --requirements "$@"
         ;;
     *) echo "unknown: $what" >&2; exit 2 ;;
 esac

@@ -12,7 +12,7 @@ export PATH="$ROOT/.venv/bin:$PATH"
 declare -a PARTS=(
     "sanity|bash scripts/ansible-test.sh sanity"
     "units|bash scripts/ansible-test.sh units"
-    "units-2.19|bash scripts/ansible-test.sh units-compat"
+    "units-2.16|bash scripts/ansible-test.sh units-compat"
     "pester|bash scripts/pester.sh"
     "pytest|(see below)"
     "ansible-lint|$ROOT/.venv/bin/ansible-lint"
