@@ -120,8 +120,9 @@ for venv in .venv .venv-2.16; do
     pipver=$("$venv/bin/python" - <<'PY' 2>/dev/null || true
 import re, pathlib, ansible_test
 src = (pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py").read_text()
-m = re.search(r"pip=['\"]?(\d+)\.(\d+)", src) or re.search(r"PIP_VERSION\s*=\s*'?(\d+)\.(\d+)", src)
-print(f"{m.group(1)}_{m.group(2)}" if m else "")
+# The cache file is named after pip's whole version: get_pip_25_2.py (2.21), get_pip_23_1_2.py (2.16).
+m = re.search(r"pip=['\"]?(\d+(?:\.\d+)+)", src) or re.search(r"PIP_VERSION\s*=\s*'?(\d+(?:\.\d+)+)", src)
+print(m.group(1).replace(".", "_") if m else "")
 PY
 )
     [ -n "$pipver" ] || continue

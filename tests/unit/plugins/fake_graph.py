@@ -12,6 +12,7 @@ every request for assertions.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import ipaddress
@@ -431,21 +432,41 @@ def auth_params(tenant, **extra):
     return params
 
 
+@contextlib.contextmanager
+def _legacy_module_args(args):
+    """ansible-core < 2.19 (no ansible.module_utils.testing): AnsibleModule reads its
+    arguments from basic._ANSIBLE_ARGS."""
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.text.converters import to_bytes
+    args = dict(args, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False)
+    saved = basic._ANSIBLE_ARGS
+    basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    try:
+        yield
+    finally:
+        basic._ANSIBLE_ARGS = saved
+
+
 def run_module(main, args, capsys):
     """Run a module's main() in-process; returns (result dict, captured stdout+stderr text)."""
-    from ansible.module_utils import _internal
-    from ansible.module_utils.testing import patch_module_args
+    try:
+        from ansible.module_utils import _internal
+        from ansible.module_utils.testing import patch_module_args
+    except ImportError:  # ansible-core 2.16-2.18
+        _internal, patch_module_args = None, _legacy_module_args
     # Once any controller code ran in this process (the action plugin tests), module_utils'
-    # warn() goes to the controller's Display instead of the module result: run the module
-    # as a module, whatever ran before it.
-    was_controller = _internal.is_controller
-    _internal.is_controller = False
+    # warn() goes to the controller's Display instead of the module result (2.19+): run the
+    # module as a module, whatever ran before it.
+    was_controller = _internal.is_controller if _internal else None
+    if _internal:
+        _internal.is_controller = False
     try:
         with patch_module_args(args):
             with pytest.raises(SystemExit):
                 main()
     finally:
-        _internal.is_controller = was_controller
+        if _internal:
+            _internal.is_controller = was_controller
     captured = capsys.readouterr()
     try:
         return json.loads(captured.out), captured.out + captured.err
