@@ -24,6 +24,11 @@ from .triage import PROBLEM_SEVERITIES, RUNGS
 
 KINDS = ('triage', 'diagnose', 'remediate', 'tenant')
 OUTCOMES = ('fixed', 'improved', 'unchanged', 'failed', 'needs_user')
+# The report published as AWX job artifacts (set_stats) when its JSON is no larger than this:
+# below AWX's MAX_EVENT_RES_DATA (700000 bytes, awx/settings/defaults.py), the size above which
+# AWX drops event data. A larger report is published trimmed (artifact_of).
+ARTIFACT_MAX_BYTES = 512000
+ARTIFACT_KEY = 'm365_report'
 JSON_NAME = 'report.json'
 MD_NAME = 'report.md'
 HTML_NAME = 'report.html'
@@ -246,3 +251,50 @@ def write_report(report: dict, report_dir: str) -> dict:
     _write(paths['md'], render_markdown(report))
     _write(paths['html'], render_html(report))
     return paths
+
+
+def _size(value) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode('utf-8'))
+
+
+def artifact_of(report: dict, max_bytes: int = ARTIFACT_MAX_BYTES) -> dict:
+    """The report as published in the job artifacts: the whole report when its JSON fits in
+    ``max_bytes``; else the same report with each host cut to what the fleet view needs
+    (outcome, plan, finding ids and severities, error), ``truncated: true`` and the path
+    hint, so the job still says which host needs what."""
+    if _size(report) <= max_bytes:
+        return report
+    hosts = {}
+    for name, entry in (report.get('hosts') or {}).items():
+        state = _state(entry)
+        cut = {key: entry[key] for key in ('outcome', 'outcome_reason', 'error', 'unreachable', 'join_type')
+               if key in entry}
+        cut['plan'] = list(state.get('plan') or [])
+        cut['findings'] = [{'id': f.get('id'), 'severity': f.get('severity'), 'rung': f.get('rung')}
+                           for f in state.get('findings') or [] if isinstance(f, dict)]
+        hosts[name] = cut
+    trimmed = dict(report, hosts=hosts, truncated=True)
+    if _size(trimmed) > max_bytes:
+        trimmed['hosts'] = {}
+        trimmed['hosts_left_out'] = len(hosts)
+    return trimmed
+
+
+def find_report(document) -> dict:
+    """The report inside what a job leaves: a report.json itself, AWX's job ``artifacts``
+    (``{"m365_report": ...}``), or ansible-runner's ``playbook_on_stats`` event
+    (``event_data.artifact_data``). Raises ValueError when there is none."""
+    candidates = [document]
+    if isinstance(document, Mapping):
+        candidates.append(document.get(ARTIFACT_KEY))
+        event_data = document.get('event_data')
+        if isinstance(event_data, Mapping) and isinstance(event_data.get('artifact_data'), Mapping):
+            candidates.append(event_data['artifact_data'].get(ARTIFACT_KEY))
+        if isinstance(document.get('artifacts'), Mapping):
+            candidates.append(document['artifacts'].get(ARTIFACT_KEY))
+    for candidate in candidates:
+        if isinstance(candidate, Mapping) and candidate.get('kind') in KINDS \
+                and isinstance(candidate.get('hosts'), Mapping):
+            return dict(candidate)
+    raise ValueError('report_file: holds no m365ops.activation report (a report.json, AWX job artifacts '
+                     'with %s, or an ansible-runner playbook_on_stats event)' % ARTIFACT_KEY)
