@@ -6,11 +6,14 @@
 #   ansible-test.sh sanity          every sanity test but pslint (no PSScriptAnalyzer here)
 #   ansible-test.sh sanity-tarball  the same on the extracted build tarball (what Galaxy and
 #                                   Automation Hub certification test), in build/ansible-test-tarball
+#   ansible-test.sh sanity-workshop the same on the git tree, limited to the files the tarball
+#                                   leaves out (tests/lab, benchmarks, scripts, ...): with
+#                                   sanity-tarball, every file of the git tree is tested once
 #   ansible-test.sh units           unit tests on ansible-core 2.21 (.venv)
 #   ansible-test.sh units-compat    unit tests on ansible-core 2.16 / Python 3.11 (.venv-2.16)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-what="${1:?usage: ansible-test.sh sanity|sanity-tarball|units|units-compat [extra ansible-test args]}"; shift || true
+what="${1:?usage: ansible-test.sh sanity|sanity-tarball|sanity-workshop|units|units-compat [extra ansible-test args]}"; shift || true
 STAGE="$ROOT/build/ansible-test"
 [ "$what" = sanity-tarball ] && STAGE="$ROOT/build/ansible-test-tarball"
 COLL="$STAGE/ansible_collections/m365ops/activation"
@@ -46,7 +49,17 @@ fi
 
 cd "$COLL"
 case "$what" in
-    sanity|sanity-tarball)
+    sanity|sanity-tarball|sanity-workshop)
+        if [ "$what" = sanity-workshop ]; then
+            # The files of the git tree that the tarball does not hold (build_ignore, and
+            # galaxy.yml, which the build turns into MANIFEST.json).
+            "$ROOT/.venv/bin/ansible-galaxy" collection build --force --output-path "$STAGE/dist" "$COLL" >/dev/null
+            mapfile -t targets < <(comm -23 <(git ls-files | sort) \
+                <(tar -tzf "$STAGE"/dist/m365ops-activation-*.tar.gz | sort))
+            rm -rf "$STAGE/dist"
+            echo "ansible-test sanity on the ${#targets[@]} git-tree files the tarball leaves out"
+            set -- "$@" "${targets[@]}"
+        fi
         if [ -z "$PWSH_BIN" ]; then
             echo "ERROR: sanity needs pwsh (set PWSH or put pwsh on PATH): validate-modules reads the .ps1 argument specs with it" >&2
             exit 1
