@@ -93,7 +93,7 @@ class FakeTenant(object):
         self.group_of = {}
         self.permissions = set(ALL_PERMISSIONS)
         self.secret = CLIENT_SECRET
-        self.certificates = {}  # sha1 thumbprint hex upper -> cert object
+        self.certificates = {}  # sha1 and sha256 thumbprints, hex upper -> cert object
         self.page_size = 2
         self.faults = []  # [method, path regex, (status, body, headers)]
         self.requests = []  # dicts: method, path, query, body, headers, form
@@ -112,6 +112,8 @@ class FakeTenant(object):
     def add_certificate(self, cert):
         from cryptography.hazmat.primitives import hashes
         self.certificates[cert.fingerprint(hashes.SHA1()).hex().upper()] = cert
+        self.certificates[cert.fingerprint(hashes.SHA256()).hex().upper()] = cert
+        self.assertion_headers = []
 
     # -- dispatch --------------------------------------------------------------
     def handle(self, request):
@@ -198,7 +200,9 @@ class FakeTenant(object):
         if assertion_type != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" or not assertion:
             return False
         header = jwt.get_unverified_header(assertion)
-        x5t = header.get("x5t")
+        self.assertion_headers = getattr(self, "assertion_headers", []) + [header]
+        # Entra takes the SHA-256 thumbprint (x5t#S256, PS256) or the legacy SHA-1 one (x5t, RS256).
+        x5t = header.get("x5t#S256") or header.get("x5t")
         if not x5t:
             return False
         thumb = base64.urlsafe_b64decode(x5t + "=" * (-len(x5t) % 4)).hex().upper()
@@ -206,7 +210,7 @@ class FakeTenant(object):
         if cert is None:
             return False
         try:
-            claims = jwt.decode(assertion, cert.public_key(), algorithms=["RS256"],
+            claims = jwt.decode(assertion, cert.public_key(), algorithms=["RS256", "PS256"],
                                 audience="%s/%s/oauth2/v2.0/token" % (self.base_url, TENANT_ID))
         except jwt.PyJWTError:
             return False
@@ -427,7 +431,9 @@ def fake_tenant(graph_server, graph_tls, monkeypatch):
 def auth_params(tenant, **extra):
     """Module/client params pointing at the fake tenant."""
     params = {"tenant_id": TENANT_ID, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-              "authority_host": tenant.base_url, "graph_url": tenant.base_url}
+              "authority_host": tenant.base_url, "graph_url": tenant.base_url,
+              # The fake tenant is not one of Microsoft's clouds.
+              "allow_custom_endpoints": True}
     params.update(extra)
     return params
 
