@@ -25,7 +25,7 @@ description:
   - Returns RV(artifact), the report as the roles publish it in the job artifacts with
     M(ansible.builtin.set_stats), which is what survives an AWX job in an execution
     environment (C(docs/reports.md)).
-  - With O(report_file) instead of O(kind) and O(hosts), renders an existing report again:
+  - With O(report_file) instead of O(kind) and O(hosts), renders an existing report again from
     a C(report.json), the C(artifacts) of an AWX job, or the C(playbook_on_stats) event
     ansible-runner leaves under C(artifacts/<ident>/job_events/).
 options:
@@ -43,7 +43,7 @@ options:
   report_file:
     description:
       - A JSON file holding a report to render again instead of building one from O(kind) and
-        O(hosts): a C(report.json), AWX job artifacts (a mapping with C(m365_report)), or an
+        O(hosts), namely a C(report.json), AWX job artifacts (a mapping with C(m365_report)), or an
         ansible-runner C(playbook_on_stats) event. A relative path is relative to the
         directory C(ansible-playbook) was started from.
     type: path

@@ -70,12 +70,20 @@ def test_changelog_is_rendered_from_the_fragments():
 WINDOWS = ROOT / ".collections" / "ansible_collections" / "ansible" / "windows"
 
 
+def clean_galaxy_env(dest) -> dict:
+    """An environment in which ansible-galaxy knows no installed collection but those under
+    ``dest``: not the checkout on PYTHONPATH (make test sets it), not ~/.ansible."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(dest), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false")
+    return env
+
+
 @pytest.fixture(scope="module")
 def installed(artifact, tmp_path_factory):
     """The tarball installed offline, as the README says: with its dependency ansible.windows
     given beside it (a directory or tarball of it), never from Galaxy."""
     dest = tmp_path_factory.mktemp("installed")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env = clean_galaxy_env(dest)
     done = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(dest),
                            str(WINDOWS), str(artifact)], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -84,7 +92,7 @@ def installed(artifact, tmp_path_factory):
 
 
 def test_offline_install_without_its_dependency_says_so(artifact, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env = clean_galaxy_env(tmp_path)
     done = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(tmp_path),
                            str(artifact)], capture_output=True, text=True, env=env, check=False)
     assert done.returncode != 0 and "ansible.windows" in done.stdout + done.stderr
