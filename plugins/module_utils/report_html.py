@@ -46,7 +46,6 @@ TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templat
 TEMPLATE = "report.html.j2"
 
 
-
 def _require_mapping(value, name: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError("%s must be a mapping, got %s" % (name, type(value).__name__))

@@ -108,7 +108,7 @@ def input_errors(inputs):
             errors.append("field IDs must be unique (%s)" % field["id"])
         seen.add(field["id"])
         kind = field.get("type", "string")
-        if "default" in field and type(field["default"]) is not {"string": str, "boolean": bool}[kind]:
+        if "default" in field and not isinstance(field["default"], {"string": str, "boolean": bool}[kind]):
             errors.append("%r is not a %s" % (field["default"], kind))
         for key in ("choices", "multiline", "format", "secret"):
             if key in field and kind != "string":
@@ -232,4 +232,3 @@ def inject(credential_type, inputs, private_data_dir):
         return _render(node, namespace, strict=False)
 
     return env, build(injectors.get("extra_vars", {}))
-
