@@ -623,12 +623,15 @@ others:
 """
 
 
-@pytest.mark.parametrize("playbook", ["diagnose.yml", "remediate.yml"])
-@pytest.mark.parametrize("how, args, hosts", [
-    ("survey target", ["-e", "target=PC042"], ["PC042"]),
-    ("limit prompt", ["--limit", "PC042"], ["PC042"]),
-    ("survey default + limit", ["-e", "target=m365_clients", "--limit", "PC043"], ["PC043"]),
-    ("host outside the group by name", ["-e", "target=PC099"], ["PC099"]),
+# Both playbooks take their hosts from the same `target` expression; each case costs an
+# ansible-playbook start, so remediate gets every case and diagnose the two launch paths.
+@pytest.mark.parametrize("playbook, how, args, hosts", [
+    ("remediate.yml", "survey target", ["-e", "target=PC042"], ["PC042"]),
+    ("remediate.yml", "limit prompt", ["--limit", "PC042"], ["PC042"]),
+    ("remediate.yml", "survey default + limit", ["-e", "target=m365_clients", "--limit", "PC043"], ["PC043"]),
+    ("remediate.yml", "host outside the group by name", ["-e", "target=PC099"], ["PC099"]),
+    ("diagnose.yml", "survey target", ["-e", "target=PC042"], ["PC042"]),
+    ("diagnose.yml", "limit prompt", ["--limit", "PC042"], ["PC042"]),
 ])
 def test_one_host_by_name(job_templates, tmp_path, playbook, how, args, hosts):
     """AWX sends the survey answer as an extra var and the limit prompt as --limit."""
