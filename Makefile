@@ -4,7 +4,6 @@ SHELL := /bin/bash
 ROOT := $(CURDIR)
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
-PWSH ?= $(shell command -v pwsh 2>/dev/null)
 STAGE := $(ROOT)/build/collections
 export ANSIBLE_COLLECTIONS_PATH := $(STAGE)
 export PYTHONPATH := $(STAGE)

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # `make test`: every part runs even when an earlier one failed, so one run shows all
 # that is broken; the exit status is non-zero if any part failed.
+#
+# PowerShell is found once (tests/lab/toolchain.py: $PWSH, pwsh on PATH, then
+# ../shared/tools/pwsh/pwsh beside the repository). Without it every part that needs it
+# is skipped with one loud line saying why, the rest runs, and the summary counts what
+# was skipped. With M365OPS_TEST_STRICT=1 (.ci/run sets it) a skipped part or a skipped
+# test is a failure: CI must run everything.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -8,17 +14,72 @@ PY="$ROOT/.venv/bin/python"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections" PYTHONPATH="$ROOT/build/collections"
 export ANSIBLE_CONFIG="$ROOT/tests/ansible.cfg"
 export PATH="$ROOT/.venv/bin:$PATH"
+STRICT="${M365OPS_TEST_STRICT:-0}"
+SKIP=77   # a part's exit status for "skipped, and it said why"
+
+loud() {  # one line that cannot be missed in a long log
+    printf '\n#### SKIPPED: %s ####\n\n' "$*" >&2
+}
+
+if PWSH="$("$PY" -m tests.lab.toolchain pwsh 2>/tmp/m365ops-no-pwsh.$$)"; then
+    export PWSH
+    echo "PowerShell: $PWSH ($("$PWSH" -NoLogo -NoProfile -Command '$PSVersionTable.PSVersion.ToString()' 2>/dev/null))"
+else
+    NO_PWSH="$(cat /tmp/m365ops-no-pwsh.$$)"
+    unset PWSH
+fi
+rm -f /tmp/m365ops-no-pwsh.$$
+
+run_pytest() {
+    # pytest exits 5 when a folder has no test yet; that is not a failure of the suite.
+    # --dist loadfile: a test module's lab (module-scoped fixture) and the state its
+    # tests build on in file order (tests/lab/test_e2e.py) stay on one worker.
+    local dirs=() d log rc skipped
+    for d in tests/functional tests/lab tests/ee tests/browser tests/playbooks tests/awx tests/release; do
+        [ -d "$d" ] && dirs+=("$d")
+    done
+    [ ${#dirs[@]} -eq 0 ] && { echo "no pytest folders"; return 0; }
+    log="$(mktemp)"
+    $PY -m pytest -q -rs -p no:cacheprovider -n 2 --dist loadfile "${dirs[@]}" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 5 ] && rc=0
+    skipped="$(tail -n 3 "$log" | grep -oE '[0-9]+ skipped' | grep -oE '[0-9]+' || true)"
+    rm -f "$log"
+    if [ "$rc" -eq 0 ] && [ -n "$skipped" ]; then
+        PYTEST_SKIPPED="$skipped tests skipped (reasons above, under 'short test summary info')"
+        [ "$STRICT" = 1 ] && { echo "M365OPS_TEST_STRICT: $PYTEST_SKIPPED: nothing may skip here" >&2; return 1; }
+    fi
+    return "$rc"
+}
+
+run_sanity() {  # $1: sanity-tarball or sanity-workshop (scripts/ansible-test.sh)
+    if [ -z "${PWSH:-}" ]; then
+        # validate-modules reads the .ps1 argument specs with pwsh; everything else runs.
+        loud "$1: validate-modules needs PowerShell ($NO_PWSH)"
+        bash scripts/ansible-test.sh "$1" --skip-test validate-modules || return $?
+        return $SKIP
+    fi
+    bash scripts/ansible-test.sh "$1"
+}
+
+run_pester() {
+    if [ -z "${PWSH:-}" ]; then
+        loud "pester: the PowerShell modules and utils were NOT tested ($NO_PWSH)"
+        return $SKIP
+    fi
+    bash scripts/pester.sh
+}
 
 declare -a PARTS=(
     # issue 17 (release gates, docs/development.md "Release gates"): sanity runs on the
     # extracted tarball, plus the git-tree files the tarball leaves out; galaxy-importer on the tarball.
-    "sanity|bash scripts/ansible-test.sh sanity-tarball"
-    "sanity-workshop|bash scripts/ansible-test.sh sanity-workshop"
+    "sanity|run_sanity sanity-tarball"
+    "sanity-workshop|run_sanity sanity-workshop"
     "galaxy-importer|bash scripts/galaxy-importer.sh"
     "units|bash scripts/ansible-test.sh units"
     "units-2.16|bash scripts/ansible-test.sh units-compat"
-    "pester|bash scripts/pester.sh"
-    "pytest|(see below)"
+    "pester|run_pester"
+    "pytest|run_pytest"
     "ansible-lint|$ROOT/.venv/bin/ansible-lint"
 )
 if [ -n "${TEST_PARTS:-}" ]; then  # e.g. TEST_PARTS="pester pytest" make test
@@ -27,26 +88,30 @@ if [ -n "${TEST_PARTS:-}" ]; then  # e.g. TEST_PARTS="pester pytest" make test
     PARTS=("${chosen[@]}")
 fi
 
-passed=0; failed=0; summary=()
+passed=0; failed=0; skipped=0; summary=()
+total_start=$(date +%s)
 for part in "${PARTS[@]}"; do
     name="${part%%|*}"; cmd="${part#*|}"
     echo; echo "==================== $name ===================="
     start=$(date +%s)
-    if [ "$name" = pytest ]; then
-        # pytest exits 5 when a folder has no test yet; that is not a failure of the suite.
-        # --dist loadfile: a test module's lab (module-scoped fixture) and the state its
-        # tests build on in file order (tests/lab/test_e2e.py) stay on one worker.
-        dirs=(); for d in tests/functional tests/lab tests/ee tests/browser tests/playbooks tests/awx tests/release; do [ -d "$d" ] && dirs+=("$d"); done
-        if [ ${#dirs[@]} -eq 0 ]; then echo "no pytest folders"; rc=0
-        else $PY -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "${dirs[@]}"; rc=$?; [ $rc -eq 5 ] && rc=0; fi
-    else
-        bash -c "$cmd"; rc=$?
-    fi
+    PYTEST_SKIPPED=""
+    case "$cmd" in
+        run_*) $cmd; rc=$? ;;  # word-split on purpose: "run_sanity sanity-tarball"
+        *) bash -c "$cmd"; rc=$? ;;
+    esac
     secs=$(( $(date +%s) - start ))
-    if [ $rc -eq 0 ]; then passed=$((passed+1)); summary+=("  ok    $name (${secs}s)")
-    else failed=$((failed+1)); summary+=("  FAIL  $name (${secs}s, exit $rc)"); fi
+    if [ $rc -eq $SKIP ] && [ "$STRICT" = 1 ]; then
+        failed=$((failed+1)); summary+=("  FAIL  $name (${secs}s): skipped, and M365OPS_TEST_STRICT forbids skipping")
+    elif [ $rc -eq $SKIP ]; then
+        skipped=$((skipped+1)); summary+=("  SKIP  $name (${secs}s): needs PowerShell - $NO_PWSH")
+    elif [ $rc -eq 0 ]; then
+        passed=$((passed+1)); summary+=("  ok    $name (${secs}s)${PYTEST_SKIPPED:+, $PYTEST_SKIPPED}")
+    else
+        failed=$((failed+1)); summary+=("  FAIL  $name (${secs}s, exit $rc)")
+    fi
 done
 echo; echo "==================== summary ===================="
 printf '%s\n' "${summary[@]}"
-echo "parts: $passed passed, $failed failed"
+echo "total: $(( $(date +%s) - total_start ))s"
+echo "parts: $passed passed, $failed failed, $skipped skipped"
 [ $failed -eq 0 ]

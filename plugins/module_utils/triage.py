@@ -777,6 +777,12 @@ def evaluate(evidence: dict) -> dict:
     }
 
 
+def reference_time(evidence: dict):
+    """The moment the evidence is judged at (an aware datetime, or None): when it was
+    collected, never the wall clock - see _Context._reference_time."""
+    return _Context(evidence).reference
+
+
 def plan_of(findings) -> list:
     """The rungs findings ask for, once each, in ladder order."""
     wanted = {f.get('rung') for f in findings if isinstance(f, dict)}

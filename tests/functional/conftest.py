@@ -28,18 +28,11 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.m365ops.activation.tests.lab.toolchain import NO_PWSH, find_pwsh
+
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / "build" / "collections"
-DEFAULT_PWSH = "/work/shared/tools/pwsh/pwsh"
 NAMESPACE = "m365ops.activation"
-
-
-def find_pwsh() -> str | None:
-    """pwsh from $PWSH, then PATH, then the shared toolchain bundle."""
-    for candidate in (os.environ.get("PWSH"), shutil.which("pwsh"), DEFAULT_PWSH):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return os.path.abspath(candidate)
-    return None
 
 
 @dataclasses.dataclass
@@ -127,7 +120,7 @@ def pwsh_path() -> str:
     """Absolute path of pwsh; skips the test when there is none (loudly, by reason)."""
     path = find_pwsh()
     if not path:
-        pytest.skip("pwsh not found: set PWSH=/path/to/pwsh to run PowerShell functional tests")
+        pytest.skip(NO_PWSH)
     return path
 
 

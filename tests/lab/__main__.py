@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 
+from . import sandbox
 from .server import Lab
 
 
@@ -36,6 +37,8 @@ def _collections_on_path() -> None:
         if os.path.isdir(staged):
             sys.path.insert(0, staged)
 
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # winrm connection (ntlm, basic) and psrp connection (psrp_ntlm, psrp_basic), each with the
 # same listener and authentication pairing.
@@ -62,8 +65,26 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--max-envelope-kb", type=int, default=500, help="MaxEnvelopeSizekb (Windows default 500)")
     serve.add_argument("--parent-pid", type=int, default=None, help="stop when this process is gone")
     serve.add_argument("--log", default=None, help="log file (default: <state>/lab.log)")
+    serve.add_argument("--clock-offset", default=os.environ.get("M365OPS_LAB_CLOCK_OFFSET") or None,
+                       help="move the clock of the lab and of every host process (libfaketime), e.g. +400d "
+                            "(default: $M365OPS_LAB_CLOCK_OFFSET)")
+    serve.add_argument("--confine", choices=("auto", "require", "off"),
+                       default=os.environ.get("M365OPS_LAB_CONFINE") or "auto",
+                       help="run host processes under bwrap, writable only below their state folder "
+                            "(auto: when bwrap works here; default: $M365OPS_LAB_CONFINE or auto)")
     serve.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.clock_offset:
+        try:
+            clock = sandbox.clock_environment(args.clock_offset)
+        except (ValueError, sandbox.SandboxError) as exc:
+            parser.error(str(exc))
+        if clock and any(os.environ.get(k) != v for k, v in clock.items()):
+            # libfaketime works only from the start of a process: start this one again under it.
+            env = sandbox.with_clock(dict(os.environ), clock)
+            env["PYTHONPATH"] = os.pathsep.join([_REPO_ROOT, env["PYTHONPATH"]])
+            os.execve(sys.executable, [sys.executable, "-m", "tests.lab"] + list(argv if argv is not None else sys.argv[1:]),
+                      env)
 
     if args.hosts < 1 or args.hosts > 250:
         parser.error("--hosts must be between 1 and 250")
@@ -77,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lab = Lab(args.state, args.hosts, pwsh=args.pwsh, password=args.password,
                   max_request_size=args.max_envelope_kb * 1024, disconnect_grace=args.disconnect_grace,
-                  reboot_seconds=args.reboot_seconds, scenarios=args.scenarios)
+                  reboot_seconds=args.reboot_seconds, scenarios=args.scenarios, confine=args.confine)
     except ValueError as exc:
         parser.error(str(exc))
     stop = threading.Event()

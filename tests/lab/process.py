@@ -73,6 +73,12 @@ class LabProcess:
     def ca(self) -> str:
         return self.info["ca"]
 
+    def with_clock(self, env: dict) -> dict:
+        """`env` for a controller process, moved to the lab's clock (serve --clock-offset), if it has one."""
+        from .sandbox import with_clock
+
+        return with_clock(env, self.info.get("clock", {}).get("env") or {})
+
     def host(self, name: str = "lab01") -> dict:
         return self.info["hosts"][name]
 

@@ -138,14 +138,14 @@ class Relay:
         self.stdin_lock = threading.Lock()
         self.send_lock = threading.Lock()  # one Data packet waits for its Ack at a time
         self.data_sent: collections.Counter = collections.Counter()
-        self.proc = subprocess.Popen(
+        self.proc, self.pid = host.start_process(
             [pwsh, "-s", "-NoLogo", "-NoProfile"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, cwd=shell.cwd, env=shell.env, start_new_session=True, close_fds=True)
         self.started = time.monotonic()
         self.env = shell.env
-        self.ticks = start_ticks(self.proc.pid)
+        self.ticks = start_ticks(self.pid)
         host.count_process()
-        log.info("%s: PowerShell shell %s: pwsh -s pid %d", host.name, shell.shell_id, self.proc.pid)
+        log.info("%s: PowerShell shell %s: pwsh -s pid %d", host.name, shell.shell_id, self.pid)
         for target, name in ((self._read_stdout, "out"), (self._read_stderr, "err"), (self._wait, "wait")):
             threading.Thread(target=target, daemon=True, name="lab-psrp-%s-%d" % (name, self.proc.pid)).start()
 
@@ -171,7 +171,7 @@ class Relay:
 
     def _wait(self) -> None:
         rc = self.proc.wait()
-        remove_runtime_endpoints(self.env, self.proc.pid, self.ticks)
+        remove_runtime_endpoints(self.env, self.pid, self.ticks)
         with self.cond:
             self.exit_code = rc if rc >= 0 else 128 - rc
             self.cond.notify_all()

@@ -28,11 +28,11 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from . import auth, psrp, wsman, winrs
+from . import auth, psrp, sandbox, wsman, winrs
+from . import toolchain
 
 log = logging.getLogger("lab.server")
 
-DEFAULT_PWSH = "/work/shared/tools/pwsh/pwsh"
 LAB_USER = "labadmin"
 # Requests bigger than this are not even read into memory: the connection is dropped.
 HARD_BODY_LIMIT = 64 * 1024 * 1024
@@ -50,11 +50,13 @@ def pick_subnet() -> str:
 
 
 def find_pwsh(explicit: str | None = None) -> str:
-    """--pwsh, else $PWSH, else pwsh on PATH, else the bundle these machines share."""
-    for candidate in (explicit, os.environ.get("PWSH"), shutil.which("pwsh"), DEFAULT_PWSH):
-        if candidate:
-            return os.path.abspath(candidate)
-    return DEFAULT_PWSH
+    """--pwsh, else tests/lab/toolchain.py's search ($PWSH, pwsh on PATH, ../shared/tools/pwsh/pwsh)."""
+    if explicit:
+        return os.path.abspath(explicit)
+    found = toolchain.find_pwsh()
+    if not found:
+        raise ValueError(toolchain.NO_PWSH)
+    return found
 
 
 def scenario_host_name(scenario) -> str | None:
@@ -142,6 +144,10 @@ class LabHost:
         user_modules = os.path.join(self.profile, ".local", "share", "powershell", "Modules")
         if not os.path.islink(user_modules):
             os.symlink(self.shim_modules, user_modules)
+
+    def start_process(self, argv: list[str], **kwargs) -> tuple:
+        """Start one of the host's processes, confined to its state folder: (Popen, the command's pid)."""
+        return self.lab.confinement.popen(argv, self.root, **kwargs)
 
     def base_env(self) -> dict[str, str]:
         """The host's whole process environment, from the shim's one definition of it."""
@@ -607,10 +613,18 @@ class Lab:
     def __init__(self, state_dir: str, hosts: int = 1, *, pwsh: str | None = None, password: str | None = None,
                  subnet: str | None = None, max_request_size: int = wsman.DEFAULT_SERVER_ENVELOPE,
                  disconnect_grace: float = 3.0, reboot_seconds: float = 5.0,
-                 scenarios: list[str] | None = None) -> None:
+                 scenarios: list[str] | None = None, confine: str = "auto") -> None:
         if hosts < 1 or hosts > 250:
             raise ValueError("hosts must be between 1 and 250, got %d" % hosts)
         self.state_dir = os.path.abspath(state_dir)
+        try:
+            self.confinement = sandbox.Confinement(confine)
+        except sandbox.SandboxError as exc:
+            raise ValueError(str(exc)) from None
+        if not self.confinement.active:
+            log.warning("host processes are NOT confined to their state folders: %s", self.confinement.reason)
+        # The moved clock this process runs under (serve --clock-offset), handed on to every host.
+        self.clock = sandbox.inherited_clock()
         self.pwsh = find_pwsh(pwsh)
         if not os.access(self.pwsh, os.X_OK):
             raise ValueError("pwsh %r is not an executable file" % self.pwsh)
@@ -624,11 +638,11 @@ class Lab:
         if scenarios:
             # Every runspace must have the Registry provider before any shim command runs (a
             # module may read HKLM: first); only the shim's $PSHOME overlay gives it that, for
-            # ansible's own powershell commands and for WinRS "powershell" alike. One overlay
-            # per lab, under its state folder, so labs running side by side never share one.
+            # ansible's own powershell commands and for WinRS "powershell" alike. Built once per
+            # checkout, named by its content and never changed in place, so labs share it safely.
             from .shim import lab_pwsh
 
-            self.pwsh = lab_pwsh(self.pwsh, dest=Path(self.state_dir) / "pwsh")
+            self.pwsh = lab_pwsh(self.pwsh)
         names = [scenario_host_name(s) if s else None for s in assigned]
         self.hosts = [LabHost(self, i + 1, "%s.%d" % (self.subnet, i + 1),
                               # A scenario's own host name, so the inventory, COMPUTERNAME and the
@@ -738,6 +752,10 @@ class Lab:
             "ca": self.ca_path,
             "pwsh": self.pwsh,
             "counts": self.counts_path,
+            # The controller must run under the same clock (TLS certificates, NTLM times, reports).
+            "clock": {"offset": self.clock.get("FAKETIME"), "env": self.clock},
+            "confined": self.confinement.active,
+            "confinement": self.confinement.reason or "bwrap: each host writes only below its state folder",
             "hosts": {h.name: {"address": h.address, "http_port": h.http_port, "https_port": h.https_port,
                                "state": h.root, "bin": h.bin_dir, "shim_modules": h.shim_modules,
                                "lab": h.lab_dir, "scenario": h.scenario}

@@ -39,8 +39,12 @@ def ansible_env(tmp_path) -> dict:
     return env
 
 
-def run_json(cmd: list[str], tmp_path) -> tuple[int, dict, str]:
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=ansible_env(tmp_path), capture_output=True, text=True,
+def run_json(cmd: list[str], tmp_path, lab=None) -> tuple[int, dict, str]:
+    """Run an ansible command with the JSON callback; with `lab`, under the lab's clock."""
+    env = ansible_env(tmp_path)
+    if lab is not None:
+        env = lab.with_clock(env)
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     try:
         return proc.returncode, json.loads(proc.stdout), proc.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import winrm
 
 NAMES = ("shutdown", "shutdown.exe", "dsregcmd", "schtasks", "cmdkey")
@@ -67,3 +68,32 @@ def test_with_stubs_everything_resolves_into_the_hosts_bin_and_a_reboot_stays_th
         # (pwsh 7.6 starts it with an empty argument list; what matters is who received the call)
         assert [c.split()[0] for c in calls] == ["shutdown", "shutdown", "dsregcmd", "schtasks", "cmdkey",
                                                  "shutdown"], calls
+
+
+def test_a_host_process_writes_below_its_own_state_folder_and_nowhere_else(lab, tmp_path_factory):
+    """docs/lab.md "Clock and confinement": a stray write by product code (ProgramData resolved
+    through .NET to /usr/share, say) must fail on the host, not land on the build machine."""
+    if not lab.info["confined"]:
+        pytest.skip("the lab runs unconfined here: %s" % lab.info["confinement"])
+    host, other = sorted(lab.info["hosts"])[:2]
+    state = lab.host(host)["state"]
+    outside = tmp_path_factory.mktemp("outside")  # a folder the lab was never given
+    targets = {
+        "inside": os.path.join(state, "ProgramData", "written-by-host.txt"),
+        "usr_share": "/usr/share/m365ops-lab-escape-%d.txt" % os.getpid(),
+        "lab_state": os.path.join(lab.state_dir, "escape.txt"),
+        "other_host": os.path.join(lab.host(other)["state"], "escape.txt"),
+        "test_folder": str(outside / "escape.txt"),
+        "repository": os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                   "escape-%d.txt" % os.getpid()),
+    }
+    script = "; ".join(
+        "try { [IO.File]::WriteAllText('%s', 'x'); '%s=written' } catch { '%s=refused: ' + $_.Exception.InnerException.Message }"
+        % (path, name, name) for name, path in targets.items())
+    r = session(lab, host).run_ps(script)
+    assert r.status_code == 0, r.std_err
+    said = dict(line.split("=", 1) for line in r.std_out.decode().splitlines() if "=" in line)
+    assert said.pop("inside") == "written" and os.path.isfile(targets["inside"])
+    for name, outcome in said.items():
+        assert outcome.startswith("refused") and "Read-only file system" in outcome, (name, outcome)
+        assert not os.path.exists(targets[name]), name

@@ -18,21 +18,17 @@ import pytest
 
 from ansible_collections.m365ops.activation.plugins.module_utils.dsreg import parse_dsreg_status
 from ansible_collections.m365ops.activation.plugins.module_utils.evidence import build_evidence
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate
+from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate, load_bundle, reference_time
 from ansible_collections.m365ops.activation.tests.lab import shim
+from ansible_collections.m365ops.activation.tests.lab.toolchain import NO_PWSH, find_pwsh
 from ansible_collections.m365ops.activation.tests.lab.shim import ScenarioError, host_environment, seed_host
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / 'build' / 'collections'
+# Seeding and the stand-ins are pure Python; the tests that run PowerShell take the pwsh fixture.
+NEEDS_PWSH = False
 SCENARIOS = sorted(p.name for p in shim.SCENARIO_DIR.iterdir() if (p / 'scenario.yml').is_file())
 HYB_ALICE = 'S-1-5-21-3623811015-3361044348-30300820-1104'
-
-
-def find_pwsh() -> str | None:
-    for candidate in (os.environ.get('PWSH'), shutil.which('pwsh'), '/work/shared/tools/pwsh/pwsh'):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 @pytest.fixture(scope='module')
@@ -40,7 +36,7 @@ def pwsh():
     """The lab's pwsh (shim.lab_pwsh): the real one with the Registry provider in Management."""
     path = find_pwsh()
     if not path:
-        pytest.skip('pwsh not found: set PWSH=/path/to/pwsh to run the shim tests that need PowerShell')
+        pytest.skip(NO_PWSH)
     return shim.lab_pwsh(path)
 
 
@@ -128,11 +124,25 @@ def test_environment_is_clean_and_puts_the_shim_first(tmp_path, monkeypatch):
     assert env['COMPUTERNAME'] == 'PC-HEALTHY'
 
 
+@pytest.mark.parametrize('name', SCENARIOS)
+def test_a_scenario_is_judged_at_the_time_the_offline_triage_judges_its_evidence(name):
+    # Seeding maps reference_time onto the lab's now; if it differed from the time the offline
+    # triage reads from the same evidence, the lab would age the evidence differently.
+    data = scenario_data(name)
+    bundle = load_bundle(str(ROOT / 'examples' / 'evidence' / data['evidence']))
+    assert shim._parse_time(data['reference_time']) == reference_time(bundle)
+
+
 def test_bad_scenarios_are_refused_by_name(tmp_path):
     with pytest.raises(ScenarioError, match='evidence: NOPE'):
         seed_host(tmp_path / 'a', {'name': 'x', 'evidence': 'NOPE'})
     with pytest.raises(ScenarioError, match=r'users\[\]: every user needs a sid'):
-        seed_host(tmp_path / 'b', {'name': 'x', 'evidence': 'PC-HEALTHY', 'users': [{'name': 'z'}]})
+        seed_host(tmp_path / 'b', {'name': 'x', 'evidence': 'PC-HEALTHY', 'reference_time': '2026-11-20T09:12:00Z',
+                                   'users': [{'name': 'z'}]})
+    with pytest.raises(ScenarioError, match='scenario x: reference_time is required'):
+        seed_host(tmp_path / 'd', {'name': 'x', 'evidence': 'PC-HEALTHY'})
+    with pytest.raises(ScenarioError, match="reference_time 'yesterday' is not an ISO 8601 time"):
+        seed_host(tmp_path / 'e', {'name': 'x', 'evidence': 'PC-HEALTHY', 'reference_time': 'yesterday'})
     with pytest.raises(ScenarioError, match='no such file'):
         seed_host(tmp_path / 'c', tmp_path / 'missing.yml')
 

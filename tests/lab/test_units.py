@@ -13,8 +13,10 @@ import spnego
 import xmltodict
 from winrm.protocol import Protocol
 
-from . import auth, wsman
+from . import auth, sandbox, toolchain, wsman
 from .winrs import expand_cmd_variables, program_name, split_command_line
+
+NEEDS_PWSH = False  # the endpoint's parsers and crypto: pure Python
 
 
 # The examples of Microsoft's "Parsing C command-line arguments" (current rules).
@@ -222,3 +224,48 @@ def test_lab_in_process_serves_and_stops_cleanly(tmp_path, monkeypatch):
         Lab(str(tmp_path / "bad"), hosts=0)
     with pytest.raises(ValueError, match="transport must be"):
         lab.inventory("kerberos")
+
+
+# ---- tests/lab/sandbox.py and toolchain.py: the clock, the confinement, finding pwsh ----
+@pytest.mark.parametrize("text", ["+400d", "-2h", "+30", "+1.5y"])
+def test_clock_offsets_in_libfaketime_form_are_taken(text):
+    assert sandbox.parse_offset(" %s " % text) == text
+
+
+@pytest.mark.parametrize("text", ["400d", "+400 days", "@2027-01-01 00:00:00", "", "+d"])
+def test_other_clock_offsets_are_refused_naming_the_option(text):
+    with pytest.raises(ValueError, match="--clock-offset"):
+        sandbox.parse_offset(text)
+
+
+def test_a_moved_clock_keeps_the_callers_pythonpath_behind_its_sitecustomize():
+    clock = {"LD_PRELOAD": "/lib/libfaketime.so.1", "FAKETIME": "+400d"}
+    env = sandbox.with_clock({"PYTHONPATH": "/a:/b", "HOME": "/h"}, clock)
+    assert env["PYTHONPATH"].split(os.pathsep) == [sandbox.CLOCK_PYTHONPATH, "/a", "/b"]
+    assert (env["FAKETIME"], env["HOME"]) == ("+400d", "/h")
+    assert sandbox.with_clock({"PYTHONPATH": "/a"}, {}) == {"PYTHONPATH": "/a"}
+
+
+def test_confinement_off_leaves_command_lines_alone_and_bad_modes_are_refused():
+    off = sandbox.Confinement("off")
+    assert not off.active and off.reason == "--confine off"
+    with pytest.raises(ValueError, match="--confine must be auto, require or off"):
+        sandbox.Confinement("sometimes")
+
+
+def test_pwsh_is_found_in_the_documented_order(tmp_path, monkeypatch):
+    fake = tmp_path / "bin" / "pwsh"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PWSH", str(fake))
+    assert toolchain.find_pwsh() == str(fake)
+    monkeypatch.setenv("PWSH", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="PWSH=.*missing is not an executable file"):
+        toolchain.find_pwsh()
+    monkeypatch.delenv("PWSH")
+    monkeypatch.setenv("PATH", str(fake.parent))
+    assert toolchain.find_pwsh() == str(fake)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(toolchain, "SHARED_PWSH", str(tmp_path / "shared" / "tools" / "pwsh" / "pwsh"))
+    assert toolchain.find_pwsh() is None

@@ -425,20 +425,20 @@ class CmdShellService:
         return cmd
 
     def _start(self, shell: Shell, command_id: str, argv: list[str]) -> Command:
-        proc = subprocess.Popen(
+        proc, pid = self.host.start_process(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=shell.cwd, env=shell.env, start_new_session=True, close_fds=True,
         )
         cmd = Command(command_id=command_id, argv=argv, proc=proc, started=time.monotonic())
         self.host.count_process()
-        log.info("%s: Command %s pid %d: %s", self.host.name, command_id, proc.pid,
+        log.info("%s: Command %s pid %d: %s", self.host.name, command_id, pid,
                  " ".join(a if len(a) < 80 else a[:77] + "..." for a in argv))
         for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
             threading.Thread(target=self._pump, args=(cmd, name, pipe), daemon=True,
                              name="lab-%s-%s" % (name, proc.pid)).start()
         # Read now, while the pid is certainly this process's (live_pids' poll() may reap it later).
-        ticks = start_ticks(proc.pid)
-        threading.Thread(target=self._reap, args=(cmd, shell.env, ticks), daemon=True,
+        ticks = start_ticks(pid)
+        threading.Thread(target=self._reap, args=(cmd, shell.env, pid, ticks), daemon=True,
                          name="lab-wait-%s" % proc.pid).start()
         return cmd
 
@@ -463,9 +463,9 @@ class CmdShellService:
                 cmd.open_streams.discard(name)
                 cmd.cond.notify_all()
 
-    def _reap(self, cmd: Command, env: dict[str, str], ticks: str | None) -> None:
+    def _reap(self, cmd: Command, env: dict[str, str], pid: int, ticks: str | None) -> None:
         rc = cmd.proc.wait()
-        remove_runtime_endpoints(env, cmd.proc.pid, ticks)
+        remove_runtime_endpoints(env, pid, ticks)
         with cmd.cond:
             # A death by signal (negative returncode) is reported with the shell's 128+N
             # convention, so ExitCode stays a non-negative number as on Windows.

@@ -21,12 +21,21 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from ..sandbox import inherited_clock, with_clock
+
 SHIM_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SHIM_DIR.parents[2]
 SCENARIO_DIR = SHIM_DIR.parent / 'scenarios'
 MODULES_SRC = SHIM_DIR / 'Modules'
 PROGRAMS_SRC = SHIM_DIR / 'programs'
 NATIVE_SRC = SHIM_DIR / 'native'
+
+
+def cache_root() -> Path:
+    """Where compiled stand-ins are kept between labs: per checkout (build/lab-cache, or
+    $M365OPS_LAB_CACHE), every entry named by the hash of what it was built from and put in
+    place with one rename, so labs of two clones or two workers never rebuild each other's."""
+    return Path(os.environ.get('M365OPS_LAB_CACHE') or REPO_ROOT / 'build' / 'lab-cache')
 # Names .NET probes on Linux for [DllImport("advapi32.dll")].
 ADVAPI_NAMES = ('advapi32.dll', 'advapi32.dll.so', 'libadvapi32.dll.so', 'libadvapi32.so', 'advapi32.so')
 # The Win32 libraries the shim provides (native/<name>.c), each under the names .NET probes for
@@ -77,7 +86,7 @@ def host_environment(state_dir: Path, pwsh: str) -> dict[str, str]:
     temp = local / 'Temp'
     meta = _read_json(state / 'machine.json', {})
     name = str(meta.get('hostname') or state.name).upper()
-    return {
+    env = {
         'COMPUTERNAME': name,
         'USERNAME': ADMIN_USER,
         'USERDOMAIN': name,
@@ -107,6 +116,8 @@ def host_environment(state_dir: Path, pwsh: str) -> dict[str, str]:
         # The scheduled-task stand-in starts powershell.exe actions with this pwsh.
         'M365OPS_LAB_PWSH': str(pwsh),
     }
+    # The lab's moved clock (serve --clock-offset), if any, reaches every process of the host.
+    return with_clock(env, inherited_clock())
 
 
 # --------------------------------------------------------------------------------------
@@ -315,7 +326,7 @@ def native_library(cache_dir: Path | None = None, name: str = 'advapi32') -> Pat
     src = NATIVE_SRC / ('%s.c' % name)
     # The shared header is part of every library's source.
     digest = hashlib.sha256(src.read_bytes() + (NATIVE_SRC / 'wincompat.h').read_bytes()).hexdigest()[:16]
-    cache = Path(cache_dir or Path(tempfile.gettempdir()) / 'm365ops-lab-shim')
+    cache = Path(cache_dir or cache_root())
     lib = cache / ('lib%s-%s.so' % (name, digest))
     if lib.is_file():
         return lib
@@ -336,7 +347,7 @@ def registry_assembly(pwsh: str, cache_dir: Path | None = None) -> Path:
     src = MODULES_SRC / 'M365LabShim' / 'LabRegistry.cs'
     # Same name as Import-M365LabRegistry computes: SHA-256 of the UTF-8 text, 16 hex digits.
     digest = hashlib.sha256(src.read_text(encoding='utf-8').encode('utf-8')).hexdigest()[:16].upper()
-    cache = Path(cache_dir or Path(tempfile.gettempdir()) / 'm365ops-lab-shim')
+    cache = Path(cache_dir or cache_root())
     dll = cache / ('M365Lab.Registry.%s.dll' % digest)
     if dll.is_file():
         return dll
@@ -362,20 +373,25 @@ def lab_pwsh(pwsh: str, dest: Path | None = None) -> str:
     does the same with the lab provider. Returns the launcher to give the lab and
     host_environment as its pwsh.
     """
-    probe = subprocess.run([pwsh, '-NoProfile', '-NonInteractive', '-Command',
-                            '$PSHOME; [Environment]::ProcessPath'], capture_output=True, text=True, check=True,
-                           timeout=120, env={'PATH': '/usr/bin:/bin', 'HOME': tempfile.gettempdir(), 'LANG': 'C.UTF-8'})
+    with tempfile.TemporaryDirectory(prefix='m365ops-pwsh-probe-') as home:  # pwsh writes a cache below HOME
+        probe = subprocess.run([pwsh, '-NoProfile', '-NonInteractive', '-Command',
+                                '$PSHOME; [Environment]::ProcessPath'], capture_output=True, text=True, check=True,
+                               timeout=120, env={'PATH': '/usr/bin:/bin', 'HOME': home, 'LANG': 'C.UTF-8'})
     pshome, process = [ln.strip() for ln in probe.stdout.strip().splitlines()[-2:]]
     pshome_p = Path(pshome)
-    dest = Path(dest or Path(tempfile.gettempdir()) / 'm365ops-lab-shim' / 'pwsh')
-    home = dest / 'powershell'
     loader = SHIM_DIR / 'pwsh' / 'M365LabRegistryLoader.psm1'
-    stamp = '%s|%s|%s' % (pshome, process, loader.stat().st_mtime)
-    if (dest / 'stamp').is_file() and (dest / 'stamp').read_text() == stamp:
-        return str(dest / 'pwsh')
+    import hashlib
+    key = hashlib.sha256(('%s|%s|' % (pshome, process)).encode() + loader.read_bytes()).hexdigest()[:16]
+    final = Path(dest) if dest else cache_root() / ('pwsh-%s' % key)
+    if (final / 'stamp').is_file() and (final / 'stamp').read_text() == key:
+        return str(final / 'pwsh')
+    # Built beside its final name and renamed into place: a lab that finds it finds all of it.
+    dest = final.parent / ('.%s.%d.tmp' % (final.name, os.getpid()))
+    home = dest / 'powershell'
     if dest.exists():
         shutil.rmtree(dest)
     home.mkdir(parents=True)
+    final_home = final / 'powershell'
     copies = {'pwsh.dll', 'pwsh.deps.json', 'pwsh.runtimeconfig.json', 'pwsh'}
     for item in pshome_p.iterdir():
         if item.name == 'Modules':
@@ -406,12 +422,18 @@ def lab_pwsh(pwsh: str, dest: Path | None = None) -> str:
     if Path(process).name == 'dotnet':
         # Framework-dependent (the bundle's "dotnet pwsh.dll"): the same host, our pwsh.dll.
         launcher.write_text('#!/bin/sh\nexport DOTNET_ROOT="%s"\nexport DOTNET_MULTILEVEL_LOOKUP=0\n'
-                            'exec "%s" "%s" "$@"\n' % (Path(process).parent, process, home / 'pwsh.dll'))
+                            'exec "%s" "%s" "$@"\n' % (Path(process).parent, process, final_home / 'pwsh.dll'))
         launcher.chmod(0o755)
     else:
-        launcher.symlink_to(home / 'pwsh')  # the apphost copy finds pwsh.dll beside itself
-    (dest / 'stamp').write_text(stamp)
-    return str(launcher)
+        launcher.symlink_to(Path('powershell') / 'pwsh')  # the apphost copy finds pwsh.dll beside itself
+    (dest / 'stamp').write_text(key)
+    if final.exists() and (final / 'stamp').is_file() and (final / 'stamp').read_text() == key:
+        shutil.rmtree(dest)  # another lab built the same overlay first
+    else:
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(dest, final)
+    return str(final / 'pwsh')
 
 
 def _install_native(state: Path) -> bool:
@@ -503,10 +525,18 @@ def seed_host(state_dir: Path, scenario, pwsh: str | None = None) -> None:
     facts = ev['facts']
     hostname = str(data.get('hostname') or facts.get('hostname') or state.name).upper()
 
-    # Everything happens "now": times in the evidence keep their distance to when it was
-    # collected, so rules that judge ages (PRT, events, licences) see the same picture.
+    # Everything happens "now" (the lab's clock, which --clock-offset may move): times in the
+    # evidence keep their distance to when it was collected, so rules that judge ages (PRT,
+    # events, licences) see the same picture on any day. A scenario must say when that was:
+    # falling back to the wall clock left absolute dates that aged out of the event window.
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    reference = _parse_time(data.get('reference_time') or facts.get('collected_at') or _iso(now))
+    if not data.get('reference_time'):
+        raise ScenarioError('%s: reference_time is required (when the evidence was collected, '
+                            'e.g. its host_facts.collected_at); every time in it is relative to that' % where)
+    try:
+        reference = _parse_time(data['reference_time'])
+    except ValueError:
+        raise ScenarioError('%s: reference_time %r is not an ISO 8601 time' % (where, data['reference_time'])) from None
     delta = now - reference
 
     for sub in ('ProgramData', 'Program Files', 'Windows/Temp', 'Windows/System32/config/systemprofile',
