@@ -23,12 +23,10 @@ mkdir -p "$COLL" "$STAGE/ansible_collections/ansible"
 if [ "$what" = sanity-tarball ]; then
     # What Galaxy / Automation Hub certification tests: the built tarball, extracted.
     mkdir -p "$ROOT/build/dist"
-    tarball="$(ls "$ROOT"/build/dist/m365ops-activation-*.tar.gz 2>/dev/null | tail -1 || true)"
-    if [ -z "${M365_REUSE_TARBALL:-}" ] || [ -z "$tarball" ]; then
-        rm -f "$ROOT"/build/dist/m365ops-activation-*.tar.gz
-        "$ROOT/.venv/bin/ansible-galaxy" collection build --force --output-path "$ROOT/build/dist" "$ROOT" >/dev/null
-        tarball="$(ls "$ROOT"/build/dist/m365ops-activation-*.tar.gz)"
-    fi
+    rm -f "$ROOT"/build/dist/m365ops-activation-*.tar.gz
+    "$ROOT/.venv/bin/ansible-galaxy" collection build --force --output-path "$ROOT/build/dist" "$ROOT" >/dev/null
+    tarballs=("$ROOT"/build/dist/m365ops-activation-*.tar.gz)
+    tarball="${tarballs[0]}"
     echo "ansible-test sanity on the extracted $(basename "$tarball")"
     tar -xzf "$tarball" -C "$COLL"
 else

@@ -14,7 +14,8 @@ tarball="${1:-}"
 if [ -z "$tarball" ]; then
     rm -rf "$ROOT/build/dist" && mkdir -p "$ROOT/build/dist"
     "$ROOT/.venv/bin/ansible-galaxy" collection build --force --output-path "$ROOT/build/dist" "$ROOT" >/dev/null
-    tarball="$(ls "$ROOT"/build/dist/m365ops-activation-*.tar.gz)"
+    tarballs=("$ROOT"/build/dist/m365ops-activation-*.tar.gz)
+    tarball="${tarballs[0]}"
 fi
 work="$ROOT/build/galaxy-importer"
 rm -rf "$work" && mkdir -p "$work/tmp"
