@@ -9,11 +9,11 @@ export ANSIBLE_COLLECTIONS_PATH := $(STAGE)
 export PYTHONPATH := $(STAGE)
 export ANSIBLE_CONFIG := $(ROOT)/tests/ansible.cfg
 
-.PHONY: help bootstrap stage demo test sanity units units-compat pytest pester functional lint lab lab-serve benchmark changelog build clean
+.PHONY: help bootstrap stage demo test sanity galaxy-importer units units-compat pytest pester functional lint lab lab-serve benchmark changelog build clean
 
 help:
 	@echo "make demo   - offline triage of examples/evidence (no Windows needed)"
-	@echo "make test   - sanity, units (2.21 and 2.19), pytest, Pester, functional, ansible-lint"
+	@echo "make test   - sanity (tarball), galaxy-importer, units (2.21 and 2.16), pytest, Pester, functional, ansible-lint"
 
 $(VENV)/.requirements-installed: requirements-dev.txt scripts/bootstrap.sh
 	bash scripts/bootstrap.sh
@@ -30,7 +30,11 @@ test: bootstrap
 	bash scripts/test.sh
 
 sanity: bootstrap
-	bash scripts/ansible-test.sh sanity
+	bash scripts/ansible-test.sh sanity-tarball
+	bash scripts/ansible-test.sh sanity-workshop
+
+galaxy-importer: bootstrap
+	bash scripts/galaxy-importer.sh
 
 units: bootstrap
 	bash scripts/ansible-test.sh units

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Build the development toolchain from nothing: .venv with pinned ansible-core 2.21
-# (Python >= 3.12), .venv-2.19 with ansible-core 2.19 (Python 3.11) for the compatibility
-# unit run, ansible.windows taken out of the `ansible` wheel on PyPI (no Galaxy needed),
-# and the offline stand-in for ansible-test's pip bootstrap script.
+# (Python >= 3.12), .venv-2.16 with ansible-core 2.16 (Python 3.11) for the unit run on the
+# lowest ansible-core meta/runtime.yml promises, .venv-importer with galaxy-importer (the
+# Galaxy / Automation Hub import gate; its pins clash with .venv's), ansible.windows taken
+# out of the `ansible` wheel on PyPI (no Galaxy needed), and the offline stand-in for
+# ansible-test's pip bootstrap script.
 # Idempotent: a second run only checks what is there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
 ANSIBLE_WHEEL_VERSION=12.3.0   # carries ansible.windows 3.3.0
-CORE_219=2.19.14
+CORE_216=2.16.19
+GALAXY_IMPORTER=0.4.44
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 # Some images point pip at local mirror folders that may not exist; pip then warns once
 # per package. Keep the output readable but keep pip's exit status.
@@ -55,7 +58,8 @@ if ! cmp -s requirements-dev.txt .venv/.requirements-installed 2>/dev/null; then
 fi
 say "$(.venv/bin/ansible --version | sed -n 1p)"
 
-# ansible-core 2.19 on Python 3.11: the lowest ansible-core meta/runtime.yml promises.
+# ansible-core 2.16 on Python 3.11: the lowest ansible-core meta/runtime.yml promises (what
+# stock AWX / AAP execution environments in wide use carry). 2.16 runs on Python 3.10-3.12.
 PY311="${PYTHON311:-}"
 if [ -z "$PY311" ]; then
     pyenv311=""
@@ -67,16 +71,27 @@ if [ -z "$PY311" ]; then
     done
 fi
 if [ -n "$PY311" ]; then
-    if [ ! -x .venv-2.19/bin/ansible-test ]; then
-        rm -rf .venv-2.19
-        "$PY311" -m venv .venv-2.19
-        pip_quiet .venv-2.19/bin/python -m pip install -q --upgrade pip
-        pip_quiet .venv-2.19/bin/python -m pip install -q "ansible-core==$CORE_219"
+    if [ ! -x .venv-2.16/bin/ansible-test ] || ! .venv-2.16/bin/ansible --version 2>/dev/null | grep -q "core $CORE_216"; then
+        rm -rf .venv-2.16
+        "$PY311" -m venv .venv-2.16
+        pip_quiet .venv-2.16/bin/python -m pip install -q --upgrade pip
+        pip_quiet .venv-2.16/bin/python -m pip install -q "ansible-core==$CORE_216"
     fi
-    say "compat: $(.venv-2.19/bin/ansible --version | sed -n 1p) on $("$PY311" --version 2>&1)"
+    say "compat: $(.venv-2.16/bin/ansible --version | sed -n 1p) on $("$PY311" --version 2>&1)"
 else
-    say "WARNING: no Python 3.11 found; the ansible-core $CORE_219 unit run will be skipped"
+    say "WARNING: no Python 3.11 found; the ansible-core $CORE_216 unit run will be skipped"
 fi
+
+# galaxy-importer in a venv of its own: it pins attrs < 24 and flake8 < 7, and brings its
+# own ansible-lint; the importer runs ansible-doc and ansible-lint from this venv.
+if [ ! -x .venv-importer/bin/python ] || ! .venv-importer/bin/python -m pip show galaxy-importer 2>/dev/null | grep -q "^Version: $GALAXY_IMPORTER\$"; then
+    rm -rf .venv-importer
+    "$PY312" -m venv .venv-importer
+    pip_quiet .venv-importer/bin/python -m pip install -q --upgrade pip
+    pip_quiet .venv-importer/bin/python -m pip install -q "galaxy-importer==$GALAXY_IMPORTER" \
+        "$(grep '^ansible-core==' requirements-dev.txt)" "$(grep '^ansible-lint==' requirements-dev.txt)"
+fi
+say "galaxy-importer $GALAXY_IMPORTER in .venv-importer"
 
 # ansible.windows without Galaxy: it ships inside the `ansible` package on PyPI.
 COLL_DIR="$ROOT/.collections"
@@ -100,13 +115,14 @@ say "ansible.windows $(.venv/bin/python -c "import json,sys; print(json.load(ope
 
 # ansible-test --venv downloads get-pip from an Ansible CI host we cannot reach; give it a
 # stand-in that uses ensurepip and then plain pip against PyPI.
-for venv in .venv .venv-2.19; do
+for venv in .venv .venv-2.16; do
     [ -x "$venv/bin/python" ] || continue
     pipver=$("$venv/bin/python" - <<'PY' 2>/dev/null || true
 import re, pathlib, ansible_test
 src = (pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py").read_text()
-m = re.search(r"pip=['\"]?(\d+)\.(\d+)", src) or re.search(r"PIP_VERSION\s*=\s*'?(\d+)\.(\d+)", src)
-print(f"{m.group(1)}_{m.group(2)}" if m else "")
+# The cache file is named after pip's whole version: get_pip_25_2.py (2.21), get_pip_23_1_2.py (2.16).
+m = re.search(r"pip=['\"]?(\d+(?:\.\d+)+)", src) or re.search(r"PIP_VERSION\s*=\s*'?(\d+(?:\.\d+)+)", src)
+print(m.group(1).replace(".", "_") if m else "")
 PY
 )
     [ -n "$pipver" ] || continue

@@ -12,7 +12,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.m365ops.activation.plugins.module_utils.report import (
-    HTML_NAME, JSON_NAME, KINDS, MD_NAME, build_report, write_report,
+    HTML_NAME, JSON_NAME, KINDS, MD_NAME, artifact_of, build_report, find_report, write_report,
 )
 
 
@@ -22,19 +22,28 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
 
     ARGUMENT_SPEC = {
-        'kind': {'type': 'str', 'required': True, 'choices': list(KINDS)},
-        'hosts': {'type': 'dict', 'required': True},
+        'kind': {'type': 'str', 'choices': list(KINDS)},
+        'hosts': {'type': 'dict'},
+        'report_file': {'type': 'path'},
         'report_dir': {'type': 'path', 'required': True},
     }
+    MUTUALLY_EXCLUSIVE = [('report_file', 'kind'), ('report_file', 'hosts')]
+    REQUIRED_ONE_OF = [('report_file', 'kind')]
+    REQUIRED_TOGETHER = [('kind', 'hosts')]
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        _validation, args = self.validate_argument_spec(
+            argument_spec=self.ARGUMENT_SPEC, mutually_exclusive=self.MUTUALLY_EXCLUSIVE,
+            required_one_of=self.REQUIRED_ONE_OF, required_together=self.REQUIRED_TOGETHER)
         # Relative to where ansible-playbook was started, as a user typing
         # -e report_dir=./reports expects.
         report_dir = os.path.abspath(args['report_dir'])
         try:
-            report = build_report(args['kind'], args['hosts'])
+            if args['report_file']:
+                report = _load_report(os.path.abspath(args['report_file']))
+            else:
+                report = build_report(args['kind'], args['hosts'])
         except ValueError as exc:
             raise AnsibleActionFail(str(exc)) from exc
         paths = {name: os.path.join(report_dir, filename)
@@ -48,8 +57,24 @@ class ActionModule(ActionBase):
                 paths = write_report(report, report_dir)
             except (OSError, ValueError) as exc:
                 raise AnsibleActionFail('report_dir: cannot write the report under %s: %s' % (report_dir, exc)) from exc
-        result.update(changed=changed, report=report, paths=paths)
+        result.update(changed=changed, report=report, paths=paths, artifact=artifact_of(report))
         return result
+
+
+def _load_report(path):
+    try:
+        with open(path, encoding='utf-8') as handle:
+            document = json.load(handle)
+    except OSError as exc:
+        raise ValueError('report_file: cannot read %s: %s' % (path, exc)) from exc
+    except ValueError as exc:
+        raise ValueError('report_file: %s is not JSON: %s' % (path, exc)) from exc
+    report = find_report(document)
+    # Validated and summarised again, as a report built here would be.
+    rebuilt = build_report(report['kind'], report['hosts'], generated=report.get('generated'))
+    if report.get('truncated'):
+        rebuilt['truncated'] = True
+    return rebuilt
 
 
 def _same_report(json_path, report):

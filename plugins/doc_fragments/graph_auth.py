@@ -27,19 +27,21 @@ options:
     type: str
   client_certificate:
     description:
-      - Path to a PEM file on the controller holding the private key and the certificate of the app registration.
-      - A PFX file must be converted first, for example C(openssl pkcs12 -in app.pfx -out app.pem -nodes).
+      - Path on the controller to the app registration's certificate with its private key, given to msal in
+        msal's own forms - a PKCS#12 file (name ending in C(.pfx) or C(.p12)), or a PEM file holding the
+        private key and the certificate. msal signs with the certificate's SHA-256 thumbprint.
       - If not set, the environment variable E(AZURE_CLIENT_CERTIFICATE_PATH) is used.
     type: path
   client_certificate_password:
     description:
-      - Passphrase of an encrypted private key in O(client_certificate).
+      - Passphrase of the PFX file or of an encrypted private key in O(client_certificate).
       - If not set, the environment variable E(AZURE_CLIENT_CERTIFICATE_PASSWORD) is used.
     type: str
   client_certificate_thumbprint:
     description:
       - SHA-1 thumbprint of the certificate (40 hex digits) as shown in the app registration.
-      - Only needed when O(client_certificate) holds no certificate block; otherwise it is computed.
+      - Only for a PEM O(client_certificate) that holds the private key alone (msal's legacy SHA-1 form,
+        which it keeps for ADFS); with the certificate in the file or a PFX, msal uses its SHA-256 thumbprint.
       - If not set, the environment variable E(AZURE_CLIENT_CERTIFICATE_THUMBPRINT) is used.
     type: str
   cloud:
@@ -53,12 +55,23 @@ options:
     description:
       - Sign-in endpoint, overriding the one of O(cloud), for example V(https://login.microsoftonline.us).
       - If not set, the environment variable E(AZURE_AUTHORITY_HOST) is used.
+      - Only the sign-in hosts of Microsoft's clouds (global, US Government, China) are accepted unless
+        O(allow_custom_endpoints) is set.
     type: str
   graph_url:
     description:
       - Microsoft Graph base URL, overriding the one of O(cloud), without the API version.
       - If not set, the environment variable E(M365OPS_GRAPH_URL) is used.
+      - Only the Graph hosts of Microsoft's clouds (global, US Government, China) are accepted unless
+        O(allow_custom_endpoints) is set.
     type: str
+  allow_custom_endpoints:
+    description:
+      - Accept O(authority_host) and O(graph_url) outside Microsoft's clouds (a test double, a proxy you
+        control). The client secret or certificate assertion and the tokens go to those hosts.
+      - No environment variable sets this, so an environment alone cannot send the credentials elsewhere.
+    type: bool
+    default: false
   graph_timeout:
     description:
       - Total time in seconds one Graph call may take including its retries.

@@ -180,11 +180,41 @@ def _export_records(event_records) -> list:
              'TimeCreated': event['time_created'], 'Message': event['message']} for event in events]
 
 
-def _write(path: str, text: str):
+def make_private_dirs(path: str):
+    """Create ``path`` and any missing parents as 0700 folders (they hold UPNs, credential
+    names and device ids). Folders that exist already keep their permissions: where an
+    operator points the files (a share for the service desk) is the operator's choice."""
+    path = os.path.abspath(path)
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+            continue
+        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
+
+
+def write_private(path: str, text: str):
+    """Write ``text`` to ``path`` as a 0600 file, through a temporary file and a rename so a
+    reader never sees half of it. The temporary file is created 0600 (never wider, whatever
+    the umask), and the rename keeps that mode."""
     tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8', newline='\n') as handle:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an earlier .tmp left behind keeps its mode through O_CREAT
+    with os.fdopen(fd, 'w', encoding='utf-8', newline='\n') as handle:
         handle.write(text)
     os.replace(tmp, path)
+
+
+_write = write_private
 
 
 def write_bundle(host_dir: str, dsregcmd_text: str, event_records, host_facts) -> list:
@@ -194,7 +224,7 @@ def write_bundle(host_dir: str, dsregcmd_text: str, event_records, host_facts) -
     read back is never written (EvidenceError, nothing changed).
     """
     build_evidence(dsregcmd_text, event_records, host_facts)
-    os.makedirs(host_dir, exist_ok=True)
+    make_private_dirs(host_dir)
     written = []
     path = os.path.join(host_dir, DSREG_FILE)
     _write(path, dsregcmd_text)

@@ -14,9 +14,6 @@ logs, and every message built from a server answer is scrubbed of them.
 
 from __future__ import annotations
 
-import base64
-import email.utils
-import hashlib
 import os
 import re
 import time
@@ -26,9 +23,13 @@ from urllib.parse import quote, urlsplit
 
 try:
     import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
     HAS_REQUESTS = True
     REQUESTS_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - exercised by ansible-test's import sanity test
+    HTTPAdapter = object
+    Retry = object
     requests = None
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
@@ -66,6 +67,9 @@ AUTH_OPTIONS = {
     "cloud": {"type": "str", "default": "public", "choices": sorted(CLOUDS), "env": ["M365OPS_GRAPH_CLOUD"]},
     "authority_host": {"type": "str", "env": ["AZURE_AUTHORITY_HOST"]},
     "graph_url": {"type": "str", "env": ["M365OPS_GRAPH_URL"]},
+    # No environment variable on purpose: an environment alone must never be able to send
+    # the client secret or a token to a host outside Microsoft's clouds.
+    "allow_custom_endpoints": {"type": "bool", "default": False},
     "graph_timeout": {"type": "int", "default": 300, "env": ["M365OPS_GRAPH_TIMEOUT"]},
     "graph_max_retries": {"type": "int", "default": 6},
 }
@@ -143,49 +147,79 @@ def make_finding(finding_id, severity, summary, evidence=None, rung=None):
             "evidence": list(evidence or []), "rung": rung}
 
 
-def _normalise_base(url, param):
+# The sign-in and Graph hosts of Microsoft's clouds (global, US Government, China): the only
+# ones authority_host / graph_url may name unless allow_custom_endpoints is set.
+KNOWN_AUTHORITY_HOSTS = frozenset(urlsplit(a).netloc for a, _g in CLOUDS.values())
+KNOWN_GRAPH_HOSTS = frozenset(urlsplit(g).netloc for _a, g in CLOUDS.values())
+
+
+def _normalise_base(url, param, known_hosts=None, allow_custom=False):
     parts = urlsplit(url or "")
     if parts.scheme != "https" or not parts.netloc:
         raise GraphConfigError("%s must be an https URL with a host name, got %r" % (param, url))
+    if known_hosts is not None and not allow_custom and (parts.hostname or "").lower() not in known_hosts:
+        raise GraphConfigError(
+            "%s: %s is not an endpoint of Microsoft's clouds (%s); the client secret or certificate "
+            "assertion and the tokens would go there. Set allow_custom_endpoints=true (a module option; "
+            "no environment variable sets it) only for a test or proxy endpoint you control"
+            % (param, parts.netloc, ", ".join(sorted(known_hosts))))
     return url.rstrip("/")
 
 
 def _read_certificate(path, password, thumbprint):
-    """msal's certificate credential from a PEM file holding key and certificate.
+    """msal's own certificate credential for ``path``.
 
-    The SHA-1 thumbprint is computed from the certificate when not given: it is
-    what the app registration shows and what every msal version accepts.
+    - a PKCS#12 file (.pfx / .p12): handed to msal as it is (``private_key_pfx_path``);
+      msal signs with the certificate's SHA-256 thumbprint;
+    - a PEM file with the private key and the certificate: read with cryptography (which
+      msal itself requires) and handed over as key + ``public_certificate``, from which msal
+      computes the SHA-256 thumbprint;
+    - a PEM file with a key only: the legacy SHA-1 form, with ``client_certificate_thumbprint``
+      (what older app registrations and ADFS show).
     """
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except (IOError, OSError) as exc:
         raise GraphConfigError("client_certificate: cannot read %s: %s" % (path, exc.strerror or exc))
-    text = data.decode("ascii", "replace")
-    key = re.search(r"-----BEGIN (?:ENCRYPTED |RSA |EC )?PRIVATE KEY-----.+?-----END (?:ENCRYPTED |RSA |EC )?PRIVATE KEY-----",
-                    text, re.S)
-    cert = re.search(r"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", text, re.S)
-    if not key:
-        raise GraphConfigError("client_certificate: %s holds no PEM private key (a PFX must be converted: "
-                               "openssl pkcs12 -in app.pfx -out app.pem -nodes)" % path)
-    # Only key + SHA-1 thumbprint (x5t): sending the certificate itself (x5c)
-    # would switch Entra to subject-name/issuer validation, which ordinary app
-    # registrations are not set up for.
-    credential = {"private_key": key.group(0)}
-    if thumbprint:
-        thumb = thumbprint.replace(":", "").replace(" ", "").upper()
-        if not re.match(r"^[0-9A-F]{40}$", thumb):
-            raise GraphConfigError("client_certificate_thumbprint must be 40 hex digits (SHA-1), got %r" % thumbprint)
-        credential["thumbprint"] = thumb
-    elif cert:
-        der = base64.b64decode("".join(cert.group(1).split()))
-        credential["thumbprint"] = hashlib.sha1(der).hexdigest().upper()  # nosec: identifier, not security
-    else:
-        raise GraphConfigError("client_certificate: %s holds no certificate; add it to the PEM file or give "
-                               "client_certificate_thumbprint" % path)
-    if password:
-        credential["passphrase"] = password
-    return credential
+    if path.lower().endswith((".pfx", ".p12")):
+        credential = {"private_key_pfx_path": path}
+        if password:
+            credential["passphrase"] = password
+        return credential, None
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+    except ImportError:  # pragma: no cover - msal requires cryptography
+        raise GraphConfigError("client_certificate: the Python library cryptography is required for certificates")
+    try:
+        key = serialization.load_pem_private_key(data, password.encode("utf-8") if password else None)
+    except TypeError as exc:
+        raise GraphConfigError("client_certificate: %s: %s (client_certificate_password)" % (path, exc))
+    except ValueError:
+        raise GraphConfigError("client_certificate: %s holds no PEM private key that can be read%s (a PFX is "
+                               "read as such when its name ends in .pfx or .p12)"
+                               % (path, " with the password given" if password else ""))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode("ascii")
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        certificates = []
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    mine = [c for c in certificates if c.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == public]
+    if mine:
+        cert_pem = mine[0].public_bytes(serialization.Encoding.PEM).decode("ascii")
+        return {"private_key": key_pem, "public_certificate": cert_pem}, key_pem
+    if not thumbprint:
+        raise GraphConfigError("client_certificate: %s holds no certificate for its private key; add the "
+                               "certificate to the PEM file, use a .pfx, or give client_certificate_thumbprint"
+                               % path)
+    thumb = thumbprint.replace(":", "").replace(" ", "").upper()
+    if not re.match(r"^[0-9A-F]{40}$", thumb):
+        raise GraphConfigError("client_certificate_thumbprint must be 40 hex digits (SHA-1), got %r" % thumbprint)
+    return {"private_key": key_pem, "thumbprint": thumb}, key_pem
 
 
 class GraphSettings(object):
@@ -194,7 +228,7 @@ class GraphSettings(object):
     def __init__(self, tenant_id, client_id, client_secret=None, client_certificate=None,
                  client_certificate_password=None, client_certificate_thumbprint=None,
                  cloud="public", authority_host=None, graph_url=None, graph_timeout=300,
-                 graph_max_retries=6):
+                 graph_max_retries=6, allow_custom_endpoints=False):
         if not tenant_id:
             raise GraphConfigError("tenant_id is required (or set AZURE_TENANT_ID)")
         if not (is_guid(tenant_id) or re.match(r"^[A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,}$", tenant_id)):
@@ -217,17 +251,20 @@ class GraphSettings(object):
         default_authority, default_graph = CLOUDS[cloud]
         self.tenant_id = tenant_id
         self.client_id = client_id
-        self.authority_host = _normalise_base(authority_host or default_authority, "authority_host")
-        self.graph_url = _normalise_base(graph_url or default_graph, "graph_url")
+        self.authority_host = _normalise_base(authority_host or default_authority, "authority_host",
+                                              KNOWN_AUTHORITY_HOSTS, bool(allow_custom_endpoints))
+        self.graph_url = _normalise_base(graph_url or default_graph, "graph_url",
+                                         KNOWN_GRAPH_HOSTS, bool(allow_custom_endpoints))
         self.timeout = int(graph_timeout)
         self.max_retries = int(graph_max_retries)
         self._secrets = [s for s in (client_secret, client_certificate_password) if s]
         if client_secret:
             self._credential = client_secret
         else:
-            self._credential = _read_certificate(client_certificate, client_certificate_password,
-                                                 client_certificate_thumbprint)
-            self._secrets.append(self._credential["private_key"])
+            self._credential, key_pem = _read_certificate(client_certificate, client_certificate_password,
+                                                          client_certificate_thumbprint)
+            if key_pem:
+                self._secrets.append(key_pem)
 
     @classmethod
     def from_params(cls, params, environ=None):
@@ -243,6 +280,8 @@ class GraphSettings(object):
                         break
             if value is None:
                 value = opt.get("default")
+            if opt["type"] == "bool" and not isinstance(value, bool):
+                value = bool(value)
             if opt["type"] == "int" and isinstance(value, str):
                 try:
                     value = int(value)
@@ -260,8 +299,77 @@ class GraphSettings(object):
         return self._credential
 
 
+class _OverBudget(Exception):
+    """The next wait would pass graph_timeout: raised from inside urllib3's retry loop."""
+
+    def __init__(self, status, delay, attempts, request_id):
+        super(_OverBudget, self).__init__("over budget")
+        self.status = status
+        self.delay = delay
+        self.attempts = attempts
+        self.request_id = request_id
+
+
+class _Budget(object):
+    """What the retry policy shares with its client: the clock, the sleep, the limit and
+    when the current call started (one call at a time per client)."""
+
+    def __init__(self, sleep, clock, timeout):
+        self.sleep = sleep
+        self.clock = clock
+        self.timeout = timeout
+        self.start = clock()
+        self.sleeps = 0
+
+
+class _GraphRetry(Retry):
+    """urllib3's Retry with Graph's rules on top of its status list, Retry-After handling
+    and exponential backoff:
+
+    - 429/503/504 (Graph did not process the call) are repeated for every method, 500/502
+      only for idempotent ones (Retry's allowed_methods); connection errors before the
+      request was sent are repeated too (Retry's ``connect``);
+    - the first retry backs off as well (urllib3 retries the first at once): backoff_factor,
+      2x, 4x ... capped at backoff_max;
+    - every wait goes through the client's sleep and clock, and a wait that would end past
+      graph_timeout stops the call instead (_OverBudget).
+    """
+
+    budget = None
+
+    def new(self, **kw):
+        retry = super(_GraphRetry, self).new(**kw)
+        retry.budget = self.budget
+        return retry
+
+    def is_retry(self, method, status_code, has_retry_after=False):
+        if status_code in THROTTLE_STATUSES:
+            return True
+        return status_code in TRANSIENT_STATUSES and self._is_method_retryable(method)
+
+    def get_backoff_time(self):
+        errors = len(self.history)
+        if errors < 1:
+            return 0
+        return float(min(self.backoff_max, self.backoff_factor * (2 ** (errors - 1))))
+
+    def sleep(self, response=None):
+        delay = None
+        if response is not None and self.respect_retry_after_header:
+            delay = self.get_retry_after(response)
+        if delay is None:
+            delay = self.get_backoff_time()
+        budget = self.budget
+        if budget.clock() - budget.start + delay > budget.timeout:
+            raise _OverBudget(None if response is None else response.status, delay, len(self.history),
+                              None if response is None else response.headers.get("request-id"))
+        budget.sleeps += 1
+        budget.sleep(delay)
+
+
 class GraphClient(object):
-    """Graph v1.0 calls with token handling, bounded retries and paging."""
+    """Graph v1.0 calls with token handling, bounded retries (urllib3's Retry through a
+    requests HTTPAdapter) and paging."""
 
     def __init__(self, settings, api_version="v1.0", session=None, sleep=time.sleep, clock=time.monotonic,
                  request_timeout=60, backoff_base=1.0, backoff_cap=32.0):
@@ -272,15 +380,22 @@ class GraphClient(object):
         self.base = "%s/%s" % (settings.graph_url, api_version)
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", "m365ops.activation")
-        self._sleep = sleep
         self._clock = clock
         self._request_timeout = request_timeout
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
+        self._budget = _Budget(sleep, clock, settings.timeout)
+        retry = _GraphRetry(
+            total=settings.max_retries, connect=settings.max_retries, read=settings.max_retries,
+            status=settings.max_retries, other=0, redirect=0,
+            allowed_methods=frozenset(IDEMPOTENT_METHODS),
+            status_forcelist=frozenset(THROTTLE_STATUSES + TRANSIENT_STATUSES),
+            respect_retry_after_header=True, raise_on_status=False, raise_on_redirect=False,
+            backoff_factor=backoff_base, backoff_max=backoff_cap)
+        retry.budget = self._budget
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("https://", adapter)
         self._app = None
         self._token = None
         self.requests_made = 0
-        self.retries_done = 0
 
     # -- authentication ---------------------------------------------------
     def _application(self):
@@ -332,19 +447,10 @@ class GraphClient(object):
             return path
         return "%s/%s" % (self.base, path.lstrip("/"))
 
-    def _retry_delay(self, response, attempt):
-        if response is not None:
-            header = response.headers.get("Retry-After")
-            if header:
-                header = header.strip()
-                if header.isdigit():
-                    return float(header)
-                try:
-                    when = email.utils.parsedate_to_datetime(header)
-                    return max(0.0, when.timestamp() - time.time())
-                except (TypeError, ValueError, IndexError):
-                    pass
-        return min(self._backoff_cap, self._backoff_base * (2 ** attempt))
+    @property
+    def retries_done(self):
+        """How many times a call was repeated (waits taken) over the client's life."""
+        return self._budget.sleeps
 
     def request(self, method, path, params=None, json_body=None, headers=None, permission=None, what=None):
         """Send one Graph request; returns the decoded JSON body (None when empty).
@@ -355,42 +461,38 @@ class GraphClient(object):
         """
         method = method.upper()
         url = self.url(path)
-        start = self._clock()
-        attempt = 0
-        while True:
-            hdrs = {"Authorization": "Bearer %s" % self._access_token(), "Accept": "application/json"}
-            hdrs.update(headers or {})
-            response = None
-            failure = None
-            try:
-                self.requests_made += 1
-                response = self.session.request(method, url, params=params, json=json_body, headers=hdrs,
-                                                timeout=self._request_timeout)
-            except requests.RequestException as exc:
-                failure = "%s: %s" % (type(exc).__name__, redact(exc, self.settings.secrets))
-            if response is not None and response.status_code < 400:
-                return self._decode(response, method, url)
-            retryable = (response is None and method in IDEMPOTENT_METHODS) or (
-                response is not None and (response.status_code in THROTTLE_STATUSES or (
-                    response.status_code in TRANSIENT_STATUSES and method in IDEMPOTENT_METHODS)))
-            if not retryable:
-                if response is None:
-                    raise GraphError("%s %s failed: %s" % (method, url, failure), method=method, url=url)
-                raise self._error(response, method, url, permission, what)
-            delay = self._retry_delay(response, attempt)
-            elapsed = self._clock() - start
-            status_text = failure or "HTTP %s" % response.status_code
-            if attempt >= self.settings.max_retries or elapsed + delay > self.settings.timeout:
-                raise GraphError(
-                    "%s %s still failing after %d attempt(s) in %.0f s (last: %s; next wait %.0f s would pass "
-                    "graph_timeout=%d or graph_max_retries=%d). Graph is throttling or unavailable; try later."
-                    % (method, url, attempt + 1, elapsed, status_text, delay, self.settings.timeout,
-                       self.settings.max_retries),
-                    status=None if response is None else response.status_code, method=method, url=url,
-                    request_id=None if response is None else response.headers.get("request-id"))
-            self.retries_done += 1
-            self._sleep(delay)
-            attempt += 1
+        hdrs = {"Authorization": "Bearer %s" % self._access_token(), "Accept": "application/json"}
+        hdrs.update(headers or {})
+        self._budget.start = self._clock()
+        self.requests_made += 1
+        try:
+            response = self.session.request(method, url, params=params, json=json_body, headers=hdrs,
+                                            timeout=self._request_timeout)
+        except _OverBudget as over:
+            raise self._still_failing(method, url, over.attempts, "HTTP %s" % over.status, over.delay,
+                                      over.status, over.request_id)
+        except requests.RequestException as exc:
+            raise GraphError("%s %s failed: %s: %s" % (method, url, type(exc).__name__,
+                                                       redact(exc, self.settings.secrets)), method=method, url=url)
+        if response.status_code < 400:
+            return self._decode(response, method, url)
+        status = response.status_code
+        if status in THROTTLE_STATUSES or (status in TRANSIENT_STATUSES and method in IDEMPOTENT_METHODS):
+            # A status the policy repeats came back: urllib3 gave up (graph_max_retries).
+            retries = getattr(response.raw, "retries", None)
+            attempts = len(retries.history) + 1 if retries is not None else 1
+            raise self._still_failing(method, url, attempts, "HTTP %s" % status, 0, status,
+                                      response.headers.get("request-id"))
+        raise self._error(response, method, url, permission, what)
+
+    def _still_failing(self, method, url, attempts, status_text, delay, status, request_id):
+        elapsed = self._clock() - self._budget.start
+        return GraphError(
+            "%s %s still failing after %d attempt(s) in %.0f s (last: %s; next wait %.0f s would pass "
+            "graph_timeout=%d or graph_max_retries=%d). Graph is throttling or unavailable; try later."
+            % (method, url, attempts, elapsed, status_text, delay or 0, self.settings.timeout,
+               self.settings.max_retries),
+            status=status, method=method, url=url, request_id=request_id)
 
     def _decode(self, response, method, url):
         if response.status_code == 204 or not response.content:

@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
+from .evidence import make_private_dirs, write_private
 from .report_html import render_html
 from .triage import PROBLEM_SEVERITIES, RUNGS
 
 KINDS = ('triage', 'diagnose', 'remediate', 'tenant')
 OUTCOMES = ('fixed', 'improved', 'unchanged', 'failed', 'needs_user')
+# The report published as AWX job artifacts (set_stats) when its JSON is no larger than this:
+# below AWX's MAX_EVENT_RES_DATA (700000 bytes, awx/settings/defaults.py), the size above which
+# AWX drops event data. A larger report is published trimmed (artifact_of).
+ARTIFACT_MAX_BYTES = 512000
+ARTIFACT_KEY = 'm365_report'
 JSON_NAME = 'report.json'
 MD_NAME = 'report.md'
 HTML_NAME = 'report.html'
@@ -119,8 +126,33 @@ def build_report(kind: str, hosts: dict, generated: str = None) -> dict:
             'summary': summarise(ordered)}
 
 
+# Characters that start Markdown (or inline HTML) anywhere in a line. CommonMark renders any
+# ASCII punctuation preceded by a backslash as itself, so escaping them is always safe. Left
+# alone, to keep report.md readable: an underscore inside a word (snake_case never starts
+# emphasis) and a backslash before anything but punctuation (CONTOSO\alice is literal).
+_MD_INLINE = re.compile(r'\\(?=[!-/:-@\[-`{-~])|[`*\[\]<>#|~&]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])')
+# ... and at the start of a line: list items, block quotes, setext underlines, ordered lists.
+_MD_LINE_START = re.compile(r'^(\s*)([-+=>]|\d+[.)])')
+
+
 def _cell(text) -> str:
-    return str(text).replace('|', '\\|').replace('\n', ' ')
+    """Text from a report (host names, summaries, evidence, errors: anything a host or Graph
+    said) as literal Markdown: one line, every character that could start a link, an image,
+    inline HTML, emphasis, code or a table cell escaped. report.md says what report.html does,
+    and neither can be made to show markup that was not in the report."""
+    text = ' '.join(str('' if text is None else text).splitlines())
+    text = _MD_INLINE.sub(lambda m: '\\' + m.group(0), text)
+    return _MD_LINE_START.sub(lambda m: m.group(1) + (m.group(2)[:-1] + '\\' + m.group(2)[-1]
+                                                      if m.group(2)[0].isdigit() else '\\' + m.group(2)), text)
+
+
+def _code(value) -> str:
+    """A value as an inline code span: literal inside, so only backticks need care (a longer
+    fence), and the pipe, which still ends a table cell in GitHub's tables."""
+    text = ' '.join(str('' if value is None else value).splitlines()).replace('|', '\\|')
+    fence = '`' * (max((len(run) for run in re.findall('`+', text)), default=0) + 1)
+    pad = ' ' if text.startswith('`') or text.endswith('`') else ''
+    return '%s%s%s%s%s' % (fence, pad, text, pad, fence)
 
 
 def _render_state(lines, state, heading=None):
@@ -129,11 +161,11 @@ def _render_state(lines, state, heading=None):
         lines.append('')
     # Tenant entries for a user or for the tenant itself have no device, so no join type.
     if state.get('join_type'):
-        lines.append('- join type: `%s`' % state['join_type'])
+        lines.append('- join type: %s' % _code(state['join_type']))
     plan = state.get('plan') or []
     findings = state.get('findings') or []
     if plan:
-        planned = ' → '.join('`%s`' % rung for rung in plan)
+        planned = ' → '.join(_code(rung) for rung in plan)
     elif any(isinstance(f, dict) and f.get('severity') in PROBLEM_SEVERITIES for f in findings):
         planned = 'no automatic rung; see the findings'
     else:
@@ -144,26 +176,26 @@ def _render_state(lines, state, heading=None):
         lines.append('| severity | finding | rung | summary |')
         lines.append('|---|---|---|---|')
         for finding in findings:
-            lines.append('| %s | `%s` | %s | %s |' % (
-                finding.get('severity'), finding.get('id'),
-                '`%s`' % finding['rung'] if finding.get('rung') else '–', _cell(finding.get('summary', ''))))
+            lines.append('| %s | %s | %s | %s |' % (
+                _cell(finding.get('severity')), _code(finding.get('id')),
+                _code(finding['rung']) if finding.get('rung') else '–', _cell(finding.get('summary', ''))))
         lines.append('')
         for finding in findings:
             if finding.get('evidence'):
-                lines.append('- `%s` rests on:' % finding.get('id'))
+                lines.append('- %s rests on:' % _code(finding.get('id')))
                 for item in finding['evidence']:
                     lines.append('  - %s' % _cell(item))
         lines.append('')
 
 
 def _rung_list(rungs, empty) -> str:
-    return ', '.join('`%s`' % rung for rung in rungs) or empty
+    return ', '.join(_code(rung) for rung in rungs) or empty
 
 
 def _render_remediation(lines, entry):
     """What the remediate role did to one host (remediation.build_host_entry's keys)."""
     reason = ' (%s)' % _cell(entry['outcome_reason']) if entry.get('outcome_reason') else ''
-    lines.append('- outcome: `%s`%s' % (entry.get('outcome', 'unknown'), reason))
+    lines.append('- outcome: %s%s' % (_code(entry.get('outcome', 'unknown')), reason))
     if entry.get('check_mode'):
         # In check mode the rung modules ran only to say what they would do: "rungs run"
         # would read as if the host had been changed.
@@ -180,16 +212,16 @@ def _render_remediation(lines, entry):
             lines.append('- reboot pending: yes')
     for skipped in entry.get('rungs_skipped') or []:
         if isinstance(skipped, dict):
-            lines.append('- not run: `%s` (%s)' % (skipped.get('rung'), _cell(skipped.get('reason', ''))))
+            lines.append('- not run: %s (%s)' % (_code(skipped.get('rung')), _cell(skipped.get('reason', ''))))
     for manual in entry.get('manual') or []:
         if isinstance(manual, dict):
             step = ': %s' % _cell(manual['step']) if manual.get('step') else ''
-            lines.append('- left to the %s: `%s`%s' % (manual.get('who', 'admin'), manual.get('rung'), step))
+            lines.append('- left to the %s: %s%s' % (_cell(manual.get('who', 'admin')), _code(manual.get('rung')), step))
     # The way back from rung 3: win_token_broker_cache state=restored with this id.
     for quarantine in entry.get('quarantines') or []:
         if isinstance(quarantine, dict):
             owner = _cell(quarantine.get('user') or quarantine.get('sid') or '')
-            lines.append('- TokenBroker quarantine: `%s` (%s)' % (quarantine.get('quarantine_id'), owner))
+            lines.append('- TokenBroker quarantine: %s (%s)' % (_code(quarantine.get('quarantine_id')), owner))
     lines.append('')
 
 
@@ -197,16 +229,16 @@ def render_markdown(report: dict) -> str:
     """A readable report.md for people who will not open the JSON."""
     summary = report.get('summary') or summarise(report.get('hosts') or {})
     lines = ['# m365ops.activation %s report' % report.get('kind', ''), '',
-             'Generated %s.' % report.get('generated', ''), '',
+             'Generated %s.' % _cell(report.get('generated', '')), '',
              '| hosts | healthy | with findings | errors |', '|---|---|---|---|',
              '| %d | %d | %d | %d |' % (summary['hosts'], summary['healthy'], summary['with_findings'],
                                         summary['errors']), '']
     if summary.get('rungs'):
-        lines.append('Rungs planned: ' + ', '.join('`%s` × %d' % (rung, count)
+        lines.append('Rungs planned: ' + ', '.join('%s × %d' % (_code(rung), count)
                                                    for rung, count in summary['rungs'].items()))
         lines.append('')
     for name, entry in (report.get('hosts') or {}).items():
-        lines.append('## %s' % name)
+        lines.append('## %s' % _cell(name))
         lines.append('')
         if entry.get('error') or entry.get('unreachable'):
             lines.append('**%s**: %s' % ('Unreachable' if entry.get('unreachable') else 'Error',
@@ -225,24 +257,69 @@ def render_markdown(report: dict) -> str:
     return '\n'.join(lines).rstrip('\n') + '\n'
 
 
-def _write(path: str, text: str):
-    # Write then rename, so a reader never sees half a report.
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8', newline='\n') as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+_write = write_private
 
 
 def write_report(report: dict, report_dir: str) -> dict:
-    """Write report.json, report.md and report.html under report_dir; return their paths."""
+    """Write report.json, report.md and report.html under report_dir; return their paths.
+
+    The files are 0600 and the folders this creates 0700: they hold user principal names,
+    credential names and device ids."""
     if not isinstance(report_dir, str) or not report_dir:
         raise ValueError('report_dir: expected a folder path')
     if os.path.exists(report_dir) and not os.path.isdir(report_dir):
         raise ValueError('report_dir: %s exists and is not a folder' % report_dir)
-    os.makedirs(report_dir, exist_ok=True)
+    make_private_dirs(report_dir)
     paths = {'json': os.path.join(report_dir, JSON_NAME), 'md': os.path.join(report_dir, MD_NAME),
              'html': os.path.join(report_dir, HTML_NAME)}
     _write(paths['json'], json.dumps(report, indent=2, ensure_ascii=False) + '\n')
     _write(paths['md'], render_markdown(report))
     _write(paths['html'], render_html(report))
     return paths
+
+
+def _size(value) -> int:
+    return len(json.dumps(value, ensure_ascii=False).encode('utf-8'))
+
+
+def artifact_of(report: dict, max_bytes: int = ARTIFACT_MAX_BYTES) -> dict:
+    """The report as published in the job artifacts: the whole report when its JSON fits in
+    ``max_bytes``; else the same report with each host cut to what the fleet view needs
+    (outcome, plan, finding ids and severities, error), ``truncated: true`` and the path
+    hint, so the job still says which host needs what."""
+    if _size(report) <= max_bytes:
+        return report
+    hosts = {}
+    for name, entry in (report.get('hosts') or {}).items():
+        state = _state(entry)
+        cut = {key: entry[key] for key in ('outcome', 'outcome_reason', 'error', 'unreachable', 'join_type')
+               if key in entry}
+        cut['plan'] = list(state.get('plan') or [])
+        cut['findings'] = [{'id': f.get('id'), 'severity': f.get('severity'), 'rung': f.get('rung')}
+                           for f in state.get('findings') or [] if isinstance(f, dict)]
+        hosts[name] = cut
+    trimmed = dict(report, hosts=hosts, truncated=True)
+    if _size(trimmed) > max_bytes:
+        trimmed['hosts'] = {}
+        trimmed['hosts_left_out'] = len(hosts)
+    return trimmed
+
+
+def find_report(document) -> dict:
+    """The report inside what a job leaves: a report.json itself, AWX's job ``artifacts``
+    (``{"m365_report": ...}``), or ansible-runner's ``playbook_on_stats`` event
+    (``event_data.artifact_data``). Raises ValueError when there is none."""
+    candidates = [document]
+    if isinstance(document, Mapping):
+        candidates.append(document.get(ARTIFACT_KEY))
+        event_data = document.get('event_data')
+        if isinstance(event_data, Mapping) and isinstance(event_data.get('artifact_data'), Mapping):
+            candidates.append(event_data['artifact_data'].get(ARTIFACT_KEY))
+        if isinstance(document.get('artifacts'), Mapping):
+            candidates.append(document['artifacts'].get(ARTIFACT_KEY))
+    for candidate in candidates:
+        if isinstance(candidate, Mapping) and candidate.get('kind') in KINDS \
+                and isinstance(candidate.get('hosts'), Mapping):
+            return dict(candidate)
+    raise ValueError('report_file: holds no m365ops.activation report (a report.json, AWX job artifacts '
+                     'with %s, or an ansible-runner playbook_on_stats event)' % ARTIFACT_KEY)

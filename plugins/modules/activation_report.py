@@ -22,20 +22,31 @@ description:
   - Reports C(changed) only when the new report differs from the C(report.json) already in
     O(report_dir) in anything but its C(generated) time; an unchanged report is not rewritten.
   - The report shape is described in C(docs/development.md) of the collection.
+  - Returns RV(artifact), the report as the roles publish it in the job artifacts with
+    M(ansible.builtin.set_stats), which is what survives an AWX job in an execution
+    environment (C(docs/reports.md)).
+  - With O(report_file) instead of O(kind) and O(hosts), renders an existing report again from
+    a C(report.json), the C(artifacts) of an AWX job, or the C(playbook_on_stats) event
+    ansible-runner leaves under C(artifacts/<ident>/job_events/).
 options:
   kind:
     description:
-      - Which playbook the report belongs to.
+      - Which playbook the report belongs to. Required unless O(report_file) is given.
     type: str
-    required: true
     choices: [triage, diagnose, remediate, tenant]
   hosts:
     description:
       - Mapping of host name to its entry, V({join_type, findings, plan}) (remediate adds
         V(before), V(after), V(outcome), V(rungs_run)), or V({error}) for a host whose
-        evidence could not be used.
+        evidence could not be used. Required unless O(report_file) is given.
     type: dict
-    required: true
+  report_file:
+    description:
+      - A JSON file holding a report to render again instead of building one from O(kind) and
+        O(hosts), namely a C(report.json), AWX job artifacts (a mapping with C(m365_report)), or an
+        ansible-runner C(playbook_on_stats) event. A relative path is relative to the
+        directory C(ansible-playbook) was started from.
+    type: path
   report_dir:
     description:
       - Folder for C(report.json), C(report.md) and C(report.html); created when missing. A relative path
@@ -90,6 +101,13 @@ report:
       description: Counts of hosts, healthy hosts, hosts with findings, errors, and of each planned rung.
       type: dict
       sample: {"hosts": 3, "healthy": 1, "with_findings": 1, "errors": 1, "rungs": {"reset_token_broker": 1}}
+artifact:
+  description:
+    - The report as the roles publish it in the job artifacts (C(set_stats) key C(m365_report)) -
+      the whole report when its JSON is at most 512000 bytes (below AWX's 700000-byte event
+      limit), else each host cut to its outcome, plan, finding ids and error, with V(truncated=true).
+  returned: always
+  type: dict
 paths:
   description: Paths of the report files (in check mode, where they would be written).
   returned: always

@@ -22,6 +22,8 @@ import jinja2.nodes
 import pytest
 import yaml
 
+import awx_rules
+
 ROOT = Path(__file__).resolve().parents[2]
 AWX = ROOT / "examples" / "awx"
 PROJECT = AWX / "project"
@@ -51,11 +53,7 @@ CREDENTIAL_TYPE_OPTIONS = {"name", "description", "kind", "inputs", "injectors",
 # JobTemplateSurveySpec.ALLOWED_TYPES in awx/api/views: question type -> type of its answer.
 SURVEY_TYPES = {"text": str, "textarea": str, "password": str, "multiplechoice": str,
                 "multiselect": str, "integer": int, "float": float}
-# CredentialTypeInputField / CredentialTypeInjectorField schemas in awx/main/fields.py.
-INPUT_FIELD_KEYS = {"id", "label", "help_text", "type", "choices", "format", "secret",
-                    "multiline", "ask_at_runtime", "default"}
 NAME_RE = re.compile(r"^[a-zA-Z_]+[a-zA-Z0-9_]*$")
-FILE_TEMPLATE_RE = re.compile(r"^template(\.[a-zA-Z_]+[a-zA-Z0-9_]*)?$")
 
 # What a play keyword does with the variable templated into it.
 PLAY_KEYWORD_TYPES = {"hosts": "str", "serial": "serial", "max_fail_percentage": "int"}
@@ -446,38 +444,60 @@ def test_textarea_users_become_a_list(job_templates):
 
 
 def test_credential_types_pass_the_awx_api_validation(credential_types):
+    """AWX's own rules (tests/awx/awx_rules.py names the AWX sources they restate)."""
+    assert {c["name"] for c in credential_types} == {
+        "Microsoft Graph application (m365ops)", "Microsoft Graph application, certificate (m365ops)",
+        "Windows client certificate (WinRM/PSRP)"}
     for ctype in credential_types:
         assert set(ctype) <= CREDENTIAL_TYPE_OPTIONS
-        assert ctype["kind"] in ("cloud", "net"), "custom types are cloud or net"
-        fields = ctype["inputs"]["fields"]
-        ids = [f["id"] for f in fields]
-        assert len(ids) == len(set(ids))
-        for field in fields:
-            assert set(field) <= INPUT_FIELD_KEYS and {"id", "label"} <= set(field), field
-            assert NAME_RE.match(field["id"]) and field["id"] not in ("tower", "awx")
-            if "default" in field:
-                assert isinstance(field["default"], str)
-            if "choices" in field:
-                assert field.get("default", field["choices"][0]) in field["choices"]
+        assert awx_rules.injector_errors(ctype) == [], ctype["name"]
+        ids = [f["id"] for f in ctype["inputs"]["fields"]]
         assert set(ctype["inputs"]["required"]) <= set(ids)
-        injectors = ctype["injectors"]
-        assert set(injectors) <= {"file", "env", "extra_vars"}
-        files = {k.partition(".")[2] for k in injectors.get("file", {})}
-        assert all(FILE_TEMPLATE_RE.match(k) for k in injectors.get("file", {}))
-        for kind in ("env", "extra_vars"):
-            for name in injectors.get(kind, {}):
-                assert NAME_RE.match(name) and not name.startswith("ANSIBLE_"), name
-        # Every template uses declared inputs only (AWX renders them with StrictUndefined).
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-        namespace = {i: "EXAMPLE" for i in ids}
-        namespace["awx"] = {"filename": {f: "/runner/env/tmp" for f in files}}
-        for templates in injectors.values():
-            for text in templates.values():
-                env.from_string(text).render(namespace)
         # Secrets are stored encrypted only when the field says so.
-        for field in fields:
+        for field in ctype["inputs"]["fields"]:
             if any(word in field["id"] for word in ("secret", "password", "key", "pem")) and field["id"] != "cert_pem":
                 assert field.get("secret") is True, field["id"]
+
+
+@pytest.mark.parametrize("change, error", [
+    # The namespace AWX renders injectors in is `tower`; `awx.filename` is undefined there.
+    (lambda c: c["injectors"]["env"].update(AZURE_CLIENT_CERTIFICATE_PATH="{{ awx.filename.certificate }}"),
+     "AZURE_CLIENT_CERTIFICATE_PATH uses an undefined field"),
+    # A file must be declared before tower.filename.<name> exists.
+    (lambda c: c["injectors"]["env"].update(AZURE_CLIENT_CERTIFICATE_PATH="{{ tower.filename.other }}"),
+     "uses an undefined field"),
+    (lambda c: c["injectors"]["file"].update(template="{{ tenant_id }}"),
+     "Must use multi-file syntax when injecting multiple files"),
+    (lambda c: c["injectors"]["env"].update(ANSIBLE_CONFIG="x"), "may affect Ansible configuration"),
+    (lambda c: c["injectors"]["env"].update(PATH="x"), "is not allowed to be used in credentials"),
+    (lambda c: c["injectors"].update(args="x"), "Additional properties are not allowed"),
+    (lambda c: c["inputs"]["fields"].append({"id": "tower", "label": "x"}), '"tower" is a reserved field name'),
+    (lambda c: c.update(kind="ssh"), "Must be 'cloud' or 'net'"),
+    (lambda c: c["injectors"]["env"].update(X="{{ ''.__class__.__mro__ }}"), "unsafe"),
+])
+def test_awx_rules_refuse_what_awx_refuses(credential_types, change, error):
+    ctype = copy.deepcopy(next(c for c in credential_types if "certificate" in c["name"] and "Graph" in c["name"]))
+    change(ctype)
+    errors = awx_rules.injector_errors(ctype)
+    assert any(error in e for e in errors), errors
+
+
+def test_certificate_credentials_inject_files_the_job_reads(credential_types, tmp_path):
+    """What a job gets, rendered as AWX's inject_credential does: the PEM in a 0600 file that
+    the injected path names; an optional input left empty renders as an empty string."""
+    graph_cert = next(c for c in credential_types if c["name"].startswith("Microsoft Graph application, cert"))
+    env, extra_vars = awx_rules.inject(graph_cert, {"tenant_id": "contoso.onmicrosoft.com", "client_id": "00000000-0000-0000-0000-000000000001",
+                                                    "certificate_pem": "-----BEGIN PRIVATE KEY-----\nx\n", "certificate_password": "",
+                                                    "cloud": "public"}, str(tmp_path))
+    path = Path(env["AZURE_CLIENT_CERTIFICATE_PATH"])
+    assert path.read_text() == "-----BEGIN PRIVATE KEY-----\nx\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert env["AZURE_CLIENT_CERTIFICATE_PASSWORD"] == "" and extra_vars == {}
+    winrm_cert = next(c for c in credential_types if c["name"].startswith("Windows client certificate"))
+    env, extra_vars = awx_rules.inject(winrm_cert, {"cert_pem": "CERT", "cert_key_pem": "KEY"}, str(tmp_path))
+    assert Path(extra_vars["ansible_psrp_certificate_pem"]).read_text() == "CERT"
+    assert Path(extra_vars["ansible_winrm_cert_key_pem"]).read_text() == "KEY"
+    assert extra_vars["ansible_winrm_cert_pem"] == extra_vars["ansible_psrp_certificate_pem"]
 
 
 def test_graph_credential_injects_what_the_graph_client_reads(credential_types):
@@ -546,3 +566,84 @@ def test_project_playbooks_import_the_collection_playbooks(tmp_path):
         done = subprocess.run([str(playbook_bin), "-i", "localhost,", "--syntax-check", playbook],
                               cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _ansible_env(tmp_path):
+    import os
+    return dict({k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")},
+                ANSIBLE_COLLECTIONS_PATH=os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(ROOT / "build" / "collections")),
+                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_NOCOLOR="1")
+
+
+def _bin(name):
+    import shutil
+    import sys
+    found = Path(sys.executable).with_name(name)
+    return str(found) if found.exists() else shutil.which(name)
+
+
+# awx/playbooks/project_update.yml (ansible/awx): the requirement files a project sync hands to
+# `ansible-galaxy ... install -r`, first found of each pair, run from the project folder.
+PROJECT_SYNC_REQUIREMENTS = (
+    (("roles/requirements.yml", "roles/requirements.yaml"), ["role", "install"]),
+    (("collections/requirements.yml", "collections/requirements.yaml"), ["collection", "install"]),
+    (("requirements.yaml", "requirements.yml"), ["install"]),
+)
+
+
+def test_project_syncs_without_galaxy(tmp_path):
+    """Run what AWX's project update runs on the example project with Galaxy unreachable: it
+    must succeed. The collections come from the execution environment
+    (examples/execution-environment.yml), which carries both."""
+    import subprocess
+    env = dict(_ansible_env(tmp_path), ANSIBLE_GALAXY_SERVER="http://127.0.0.1:9/",
+               ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "requirements_collections"),
+               ANSIBLE_ROLES_PATH=str(tmp_path / "requirements_roles"))
+    for candidates, command in PROJECT_SYNC_REQUIREMENTS:
+        found = next((PROJECT / c for c in candidates if (PROJECT / c).is_file()), None)
+        if found is None:
+            continue
+        done = subprocess.run([_bin("ansible-galaxy"), *command, "-r", str(found)], cwd=PROJECT, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, "%s: %s" % (found, done.stdout + done.stderr)
+    ee = load(ROOT / "examples" / "execution-environment.yml")
+    carried = {c["name"] for c in ee["dependencies"]["galaxy"]["collections"]}
+    assert "ansible.windows" in carried
+    assert any(name.startswith("collections/m365ops-activation-") for name in carried)
+
+
+INVENTORY = """
+m365_clients:
+  hosts:
+    PC042:
+    PC043:
+others:
+  hosts:
+    PC099:
+"""
+
+
+# Both playbooks take their hosts from the same `target` expression; each case costs an
+# ansible-playbook start, so remediate gets every case and diagnose the two launch paths.
+@pytest.mark.parametrize("playbook, how, args, hosts", [
+    ("remediate.yml", "survey target", ["-e", "target=PC042"], ["PC042"]),
+    ("remediate.yml", "limit prompt", ["--limit", "PC042"], ["PC042"]),
+    ("remediate.yml", "survey default + limit", ["-e", "target=m365_clients", "--limit", "PC043"], ["PC043"]),
+    ("remediate.yml", "host outside the group by name", ["-e", "target=PC099"], ["PC099"]),
+    ("diagnose.yml", "survey target", ["-e", "target=PC042"], ["PC042"]),
+    ("diagnose.yml", "limit prompt", ["--limit", "PC042"], ["PC042"]),
+])
+def test_one_host_by_name(job_templates, tmp_path, playbook, how, args, hosts):
+    """AWX sends the survey answer as an extra var and the limit prompt as --limit."""
+    import subprocess
+    template = next(t for t in job_templates if t["playbook"] == playbook)
+    assert template["ask_limit_on_launch"] is True
+    assert any(q["variable"] == "target" for q in template["survey_spec"]["spec"])
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(INVENTORY, encoding="utf-8")
+    done = subprocess.run([_bin("ansible-playbook"), "-i", str(inventory), "--list-hosts", playbook, *args],
+                          cwd=PROJECT, env=_ansible_env(tmp_path), capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    listed = sorted({line.strip() for line in done.stdout.splitlines() if re.fullmatch(r"\s+PC\d+", line)})
+    assert listed == hosts, (how, done.stdout)

@@ -12,6 +12,7 @@ every request for assertions.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import ipaddress
@@ -92,7 +93,7 @@ class FakeTenant(object):
         self.group_of = {}
         self.permissions = set(ALL_PERMISSIONS)
         self.secret = CLIENT_SECRET
-        self.certificates = {}  # sha1 thumbprint hex upper -> cert object
+        self.certificates = {}  # sha1 and sha256 thumbprints, hex upper -> cert object
         self.page_size = 2
         self.faults = []  # [method, path regex, (status, body, headers)]
         self.requests = []  # dicts: method, path, query, body, headers, form
@@ -111,6 +112,8 @@ class FakeTenant(object):
     def add_certificate(self, cert):
         from cryptography.hazmat.primitives import hashes
         self.certificates[cert.fingerprint(hashes.SHA1()).hex().upper()] = cert
+        self.certificates[cert.fingerprint(hashes.SHA256()).hex().upper()] = cert
+        self.assertion_headers = []
 
     # -- dispatch --------------------------------------------------------------
     def handle(self, request):
@@ -197,7 +200,9 @@ class FakeTenant(object):
         if assertion_type != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" or not assertion:
             return False
         header = jwt.get_unverified_header(assertion)
-        x5t = header.get("x5t")
+        self.assertion_headers = getattr(self, "assertion_headers", []) + [header]
+        # Entra takes the SHA-256 thumbprint (x5t#S256, PS256) or the legacy SHA-1 one (x5t, RS256).
+        x5t = header.get("x5t#S256") or header.get("x5t")
         if not x5t:
             return False
         thumb = base64.urlsafe_b64decode(x5t + "=" * (-len(x5t) % 4)).hex().upper()
@@ -205,7 +210,7 @@ class FakeTenant(object):
         if cert is None:
             return False
         try:
-            claims = jwt.decode(assertion, cert.public_key(), algorithms=["RS256"],
+            claims = jwt.decode(assertion, cert.public_key(), algorithms=["RS256", "PS256"],
                                 audience="%s/%s/oauth2/v2.0/token" % (self.base_url, TENANT_ID))
         except jwt.PyJWTError:
             return False
@@ -426,26 +431,48 @@ def fake_tenant(graph_server, graph_tls, monkeypatch):
 def auth_params(tenant, **extra):
     """Module/client params pointing at the fake tenant."""
     params = {"tenant_id": TENANT_ID, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-              "authority_host": tenant.base_url, "graph_url": tenant.base_url}
+              "authority_host": tenant.base_url, "graph_url": tenant.base_url,
+              # The fake tenant is not one of Microsoft's clouds.
+              "allow_custom_endpoints": True}
     params.update(extra)
     return params
 
 
+@contextlib.contextmanager
+def _legacy_module_args(args):
+    """ansible-core < 2.19 (no ansible.module_utils.testing): AnsibleModule reads its
+    arguments from basic._ANSIBLE_ARGS."""
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.text.converters import to_bytes
+    args = dict(args, _ansible_remote_tmp="/tmp", _ansible_keep_remote_files=False)
+    saved = basic._ANSIBLE_ARGS
+    basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    try:
+        yield
+    finally:
+        basic._ANSIBLE_ARGS = saved
+
+
 def run_module(main, args, capsys):
     """Run a module's main() in-process; returns (result dict, captured stdout+stderr text)."""
-    from ansible.module_utils import _internal
-    from ansible.module_utils.testing import patch_module_args
+    try:
+        from ansible.module_utils import _internal
+        from ansible.module_utils.testing import patch_module_args
+    except ImportError:  # ansible-core 2.16-2.18
+        _internal, patch_module_args = None, _legacy_module_args
     # Once any controller code ran in this process (the action plugin tests), module_utils'
-    # warn() goes to the controller's Display instead of the module result: run the module
-    # as a module, whatever ran before it.
-    was_controller = _internal.is_controller
-    _internal.is_controller = False
+    # warn() goes to the controller's Display instead of the module result (2.19+): run the
+    # module as a module, whatever ran before it.
+    was_controller = _internal.is_controller if _internal else None
+    if _internal:
+        _internal.is_controller = False
     try:
         with patch_module_args(args):
             with pytest.raises(SystemExit):
                 main()
     finally:
-        _internal.is_controller = was_controller
+        if _internal:
+            _internal.is_controller = was_controller
     captured = capsys.readouterr()
     try:
         return json.loads(captured.out), captured.out + captured.err

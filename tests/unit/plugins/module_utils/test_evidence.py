@@ -143,3 +143,22 @@ def test_example_evidence_loads():
     assert len(hosts) >= 6
     for host in hosts:
         assert load_bundle(os.path.join(examples, host))['dsreg']['join_type']
+
+
+def test_evidence_bundle_is_private(tmp_path):
+    import stat
+    from ansible_collections.m365ops.activation.plugins.module_utils import evidence as ev
+
+    source = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "examples", "evidence", "PC-HYB-PRT")
+    bundle = ev.load_bundle(source)
+    with open(os.path.join(source, ev.DSREG_FILE), encoding="utf-8") as handle:
+        dsreg = handle.read()
+    old = os.umask(0o022)
+    try:
+        written = ev.write_bundle(str(tmp_path / "evidence" / "PC-HYB-PRT"), dsreg, None, None)
+    finally:
+        os.umask(old)
+    assert bundle and written
+    assert all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in written)
+    assert stat.S_IMODE(os.stat(tmp_path / "evidence").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "evidence" / "PC-HYB-PRT").st_mode) == 0o700

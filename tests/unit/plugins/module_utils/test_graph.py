@@ -129,18 +129,22 @@ def test_secret_auth_get_and_bearer_token(fake_tenant):
     assert len(fake_tenant.calls("POST", r"/oauth2/v2.0/token$")) == 1
 
 
-def test_certificate_auth_signs_assertion_with_sha1_thumbprint(fake_tenant, tmp_path):
+def test_certificate_auth_signs_assertion_with_sha256_thumbprint(fake_tenant, tmp_path):
     key_pem, cert_pem, cert = make_certificate("m365ops-app")
     fake_tenant.add_certificate(cert)
     pem = tmp_path / "app.pem"
     pem.write_text(key_pem + cert_pem)
     client = graph.client_from_params(
         {"tenant_id": TENANT_ID, "client_id": CLIENT_ID, "client_certificate": str(pem),
-         "authority_host": fake_tenant.base_url, "graph_url": fake_tenant.base_url}, environ={})
+         "authority_host": fake_tenant.base_url, "graph_url": fake_tenant.base_url,
+         "allow_custom_endpoints": True}, environ={})
     assert client.get("subscribedSkus")["value"][0]["skuPartNumber"] == "ENTERPRISEPREMIUM"
     form = fake_tenant.calls("POST", r"/oauth2/v2.0/token$")[0]["form"]
     assert "client_secret" not in form
     assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    # msal's own certificate input (key + public_certificate): SHA-256 thumbprint, PS256.
+    header = fake_tenant.assertion_headers[-1]
+    assert header["alg"] == "PS256" and "x5t#S256" in header and "x5t" not in header
 
 
 def test_encrypted_key_with_password_from_environment(fake_tenant, tmp_path):
@@ -156,7 +160,7 @@ def test_encrypted_key_with_password_from_environment(fake_tenant, tmp_path):
     env = {"AZURE_TENANT_ID": TENANT_ID, "AZURE_CLIENT_ID": CLIENT_ID, "AZURE_CLIENT_CERTIFICATE_PATH": str(pem),
            "AZURE_CLIENT_CERTIFICATE_PASSWORD": "pfx-pass-123", "AZURE_AUTHORITY_HOST": fake_tenant.base_url,
            "M365OPS_GRAPH_URL": fake_tenant.base_url, "M365OPS_GRAPH_TIMEOUT": "45"}
-    client = graph.client_from_params({}, environ=env)
+    client = graph.client_from_params({"allow_custom_endpoints": True}, environ=env)
     assert client.settings.timeout == 45
     assert client.get("policies/deviceRegistrationPolicy")["id"] == "deviceRegistrationPolicy"
     assert "pfx-pass-123" in client.settings.secrets
@@ -176,7 +180,8 @@ def test_unregistered_certificate_is_a_clear_auth_error(fake_tenant, tmp_path):
     pem.write_text(cert_pem + key_pem)
     client = graph.client_from_params(
         {"tenant_id": TENANT_ID, "client_id": CLIENT_ID, "client_certificate": str(pem),
-         "authority_host": fake_tenant.base_url, "graph_url": fake_tenant.base_url}, environ={})
+         "authority_host": fake_tenant.base_url, "graph_url": fake_tenant.base_url,
+         "allow_custom_endpoints": True}, environ={})
     with pytest.raises(graph.GraphAuthError) as err:
         client.get("subscribedSkus")
     assert "AADSTS700027" in str(err.value)
@@ -321,3 +326,50 @@ def test_redact_and_make_finding():
                                                "evidence": ["a"], "rung": "check_licence"}
     with pytest.raises(ValueError):
         graph.make_finding("x", "urgent", "bad")
+
+
+def test_pfx_is_handed_to_msal_as_a_pfx(fake_tenant, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    key_pem, _cert_pem, cert = make_certificate("m365ops-pfx")
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    pfx = tmp_path / "app.pfx"
+    pfx.write_bytes(pkcs12.serialize_key_and_certificates(b"app", key, cert, None,
+                                                          serialization.BestAvailableEncryption(b"pfx-pw")))
+    fake_tenant.add_certificate(cert)
+    settings = graph.GraphSettings(TENANT_ID, CLIENT_ID, client_certificate=str(pfx), client_certificate_password="pfx-pw",
+                                   authority_host=fake_tenant.base_url, graph_url=fake_tenant.base_url,
+                                   allow_custom_endpoints=True)
+    assert settings.credential == {"private_key_pfx_path": str(pfx), "passphrase": "pfx-pw"}
+    client = graph.GraphClient(settings)
+    assert client.get("subscribedSkus")["value"]
+    assert fake_tenant.assertion_headers[-1]["alg"] == "PS256"
+
+
+@pytest.mark.parametrize("env_name, param", [("AZURE_AUTHORITY_HOST", "authority_host"), ("M365OPS_GRAPH_URL", "graph_url")])
+def test_endpoint_outside_microsoft_clouds_needs_the_opt_in(env_name, param):
+    env = {"AZURE_TENANT_ID": TENANT_ID, "AZURE_CLIENT_ID": CLIENT_ID, "AZURE_CLIENT_SECRET": "s3cr3t-value",
+           env_name: "https://collector.example.net"}
+    with pytest.raises(graph.GraphConfigError) as err:
+        graph.GraphSettings.from_params({}, environ=env)
+    assert param in str(err.value) and "allow_custom_endpoints" in str(err.value)
+    assert "s3cr3t-value" not in str(err.value)
+    # No environment variable can give the opt-in; only the option itself.
+    assert "env" not in graph.AUTH_OPTIONS["allow_custom_endpoints"]
+    assert graph.GraphSettings.from_params({"allow_custom_endpoints": True}, environ=env)
+
+
+@pytest.mark.parametrize("cloud", sorted(graph.CLOUDS))
+def test_every_known_cloud_is_allowed_explicitly(cloud):
+    authority, graph_url = graph.CLOUDS[cloud]
+    settings = graph.GraphSettings(TENANT_ID, CLIENT_ID, client_secret="x", authority_host=authority + "/",
+                                   graph_url=graph_url)
+    assert (settings.authority_host, settings.graph_url) == (authority, graph_url)
+
+
+def test_retries_are_urllib3_retry_through_the_session_adapter(fake_tenant):
+    from urllib3.util.retry import Retry
+    client = client_for(fake_tenant)
+    retry = client.session.get_adapter("https://graph.microsoft.com").max_retries
+    assert isinstance(retry, Retry) and retry.respect_retry_after_header
+    assert set(retry.status_forcelist) == {429, 500, 502, 503, 504}

@@ -229,3 +229,38 @@ def test_markdown_remediate_names_the_way_back_and_a_restart_done_first():
     step = next(m['step'] for m in cloud['manual'] if m['rung'] == 'forcerecovery_cloud_joined')
     assert 'dsregcmd /forcerecovery' in step
     assert step in _host_md(build_report('remediate', {'PC2': cloud}, generated='x'), 'PC2')
+
+
+def test_markdown_escapes_what_a_host_or_graph_said(tmp_path):
+    """report.md shows hostile text as text, as report.html does: no link, image, inline HTML,
+    emphasis, heading, list or extra table cell can come from a report's values."""
+    from ansible_collections.m365ops.activation.plugins.module_utils.report import build_report, render_markdown
+
+    hostile = {"join_type": "hybrid`joined", "plan": ["reset_token_broker"], "findings": [
+        {"id": "prt|missing", "severity": "high", "summary": "<img src=x onerror=alert(1)> [x](http://evil) **b** | cell",
+         "evidence": ["# not a heading", "- not an item", "1. not a list", "&lt;script&gt;"], "rung": "reset_token_broker"}]}
+    text = render_markdown(build_report("diagnose", {"PC<b>42</b>": hostile}))
+    assert "## PC\\<b\\>42\\</b\\>" in text
+    assert "\\<img src=x onerror=alert(1)\\> \\[x\\](http://evil) \\*\\*b\\*\\* \\| cell" in text
+    assert "``hybrid`joined``" in text and "`prt\\|missing`" in text
+    assert "  - \\# not a heading" in text and "  - \\- not an item" in text and "  - 1\\. not a list" in text
+    assert "\\&lt;script\\&gt;" in text
+    table_row = next(line for line in text.splitlines() if line.startswith("| high"))
+    assert len(re.findall(r"(?<!\\)\|", table_row)) == 5  # four cells: the value's pipes are escaped
+
+
+def test_report_files_are_private(tmp_path):
+    """0600 files in 0700 folders: they hold UPNs, credential names and device ids."""
+    import stat
+    from ansible_collections.m365ops.activation.plugins.module_utils.report import build_report, write_report
+
+    old = os.umask(0o022)
+    try:
+        paths = write_report(build_report("triage", {"PC042": {"findings": [], "plan": []}}),
+                             str(tmp_path / "a" / "b" / "reports"))
+    finally:
+        os.umask(old)
+    for path in paths.values():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+    for folder in (tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "reports"):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder

@@ -1,0 +1,138 @@
+# Copyright (c) 2026 m365ops maintainers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The remediate job template run the way AWX runs a job: ansible-runner (AWX's executor)
+over a private data dir holding the example project (examples/awx/project), an inventory and
+the survey's answers as extra vars, against one loopback lab host (tests/lab: PC-HEALTHY, which
+the ladder leaves alone: one diagnosis, no rung, no restart). The host is the cheapest the lab
+has on purpose: what is tested here is the job's delivery, while the repair itself is tested
+on the lab by tests/lab (test_e2e, test_molecule). With PC-HYB-PRT (rungs 1 and 3 and a
+restart) this test took 190 s on two busy cores instead of about a minute.
+
+An AWX job's execution environment is thrown away with its files, the project folder
+included. So after the run the project folder is deleted, and the report must come back from
+what runner leaves: the playbook_on_stats event in artifacts/<ident>/job_events, whose
+artifact_data is what AWX stores as the job's artifacts. The HTML is rendered from it with
+the collection's report playbook.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.lab.conftest import scenario_lab  # noqa: E402  (the lab's own fixture helpers)
+
+BIN = Path(sys.executable).parent
+PROJECT = ROOT / "examples" / "awx" / "project"
+HOST = "PC-HEALTHY"
+IDENT = "job42"
+
+
+def survey_answers():
+    """What AWX sends for the remediate survey answered with its defaults, for one host by name."""
+    templates = yaml.safe_load((ROOT / "examples" / "awx" / "job_templates.yml").read_text(encoding="utf-8"))
+    template = next(t for t in templates["m365_awx_job_templates"] if t["playbook"] == "remediate.yml")
+    answers = {}
+    for question in template["survey_spec"]["spec"]:
+        default = question.get("default", "")
+        if question["type"] == "multiselect":
+            answers[question["variable"]] = [c for c in str(default).splitlines() if c.strip()]
+        else:
+            answers[question["variable"]] = default
+    answers["target"] = HOST
+    return answers
+
+
+def lab_inventory(lab) -> dict:
+    """The lab's NTLM inventory with its host in m365_clients (every connection variable the lab's)."""
+    with open(lab.inventory("ntlm"), encoding="utf-8") as handle:
+        generated = yaml.safe_load(handle)["all"]
+    return {"all": {"vars": generated["vars"], "children": {"m365_clients": {"hosts": generated["hosts"]}}}}
+
+
+def stats_event(private_data_dir: Path) -> dict:
+    found = glob.glob(str(private_data_dir / "artifacts" / IDENT / "job_events" / "*-playbook_on_stats*.json")) \
+        or [p for p in glob.glob(str(private_data_dir / "artifacts" / IDENT / "job_events" / "*.json"))
+            if json.loads(Path(p).read_text(encoding="utf-8")).get("event") == "playbook_on_stats"]
+    assert len(found) == 1, found
+    return json.loads(Path(found[0]).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def runner_job(tmp_path_factory):
+    base = tmp_path_factory.mktemp("awx-runner")
+    pdd = base / "private_data_dir"
+    shutil.copytree(PROJECT, pdd / "project")
+    with scenario_lab(base / "lab", [HOST]) as lab:
+        (pdd / "inventory").mkdir(parents=True)
+        (pdd / "inventory" / "hosts.yml").write_text(yaml.safe_dump(lab_inventory(lab), sort_keys=False))
+        (pdd / "env").mkdir()
+        (pdd / "env" / "extravars").write_text(yaml.safe_dump(survey_answers()))
+        # What the execution environment provides: the collections and ansible on PATH.
+        (pdd / "env" / "envvars").write_text(yaml.safe_dump({
+            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "build" / "collections"),
+            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+            "ANSIBLE_HOME": str(base / "ansible-home"),
+            "ANSIBLE_LOCAL_TEMP": str(base / "ansible-local"),
+            "ANSIBLE_FORKS": "2",
+        }))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
+        env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
+        started = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "ansible_runner", "run", str(pdd), "--playbook", "remediate.yml",
+                               "--ident", IDENT], cwd=base, env=env, capture_output=True, text=True, timeout=900,
+                              check=False)
+        runner_seconds = time.monotonic() - started
+    (base / "runner.log").write_text(done.stdout + done.stderr + "\nansible-runner: %.1f s\n" % runner_seconds)
+    # The execution environment is gone: so is everything the job wrote into the project.
+    wrote_report = (pdd / "project" / "reports" / "remediate" / "report.json").is_file()
+    shutil.rmtree(pdd / "project")
+    return {"base": base, "pdd": pdd, "proc": done, "wrote_report": wrote_report}
+
+
+def test_the_job_succeeds(runner_job):
+    proc = runner_job["proc"]
+    status = (runner_job["pdd"] / "artifacts" / IDENT / "status").read_text().strip()
+    assert proc.returncode == 0 and status == "successful", proc.stdout[-5000:] + proc.stderr[-2000:]
+    # The role wrote its files where a plain controller keeps them: the (discarded) project folder.
+    assert runner_job["wrote_report"]
+
+
+def test_the_report_comes_back_from_runner_artifacts(runner_job):
+    artifact_data = stats_event(runner_job["pdd"])["event_data"]["artifact_data"]
+    report = artifact_data["m365_report"]
+    assert report["kind"] == "remediate" and "truncated" not in report
+    assert list(report["hosts"]) == [HOST]
+    entry = report["hosts"][HOST]
+    assert entry["outcome"] == "unchanged", entry.get("outcome_reason")
+    assert entry["rebooted"] is False and entry["rungs_run"] == []
+    outcomes = artifact_data["m365_remediate"]["outcomes"]
+    assert outcomes["unchanged"] == 1 and sum(outcomes.values()) == 1, outcomes
+
+
+def test_the_html_is_rendered_from_the_artifacts(runner_job, tmp_path):
+    event = runner_job["pdd"] / "artifacts" / IDENT / "job_events"
+    event_file = next(p for p in event.glob("*.json") if json.loads(p.read_text(encoding="utf-8")).get("event") == "playbook_on_stats")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_NOCOLOR="1")
+    done = subprocess.run([str(BIN / "ansible-playbook"), "m365ops.activation.report", "-e", "report_file=%s" % event_file,
+                           "-e", "report_dir=%s" % (tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html") and HOST in html
+    assert json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))["hosts"][HOST]["outcome"] == "unchanged"
