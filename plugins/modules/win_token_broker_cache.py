@@ -162,6 +162,12 @@ users:
     message:
       description: Details for locked or failed users.
       type: str
+    refused:
+      description: >-
+        This user's paths that were not followed because they are (or are below) a junction
+        or symbolic link, each with C(path) and C(reason).
+      type: list
+      elements: dict
 moved_count:
   description: Number of files moved.
   returned: when state is absent

@@ -138,8 +138,8 @@ def test_a_controller_killed_mid_run_leaves_the_runner_task_behind(host, state, 
     finally:
         kill_tree(proc)
         out = proc.communicate()[0].decode(errors="replace")
-    assert found, "the run ended (rc %s) before its task started:\n%s\n%s" % (proc.returncode, out[-3000:],
-                                                                               host.log()[-3000:])
+    assert found, "the run ended (rc %s) before its task started:\n%s\n%s" % (
+        proc.returncode, out[-3000:], host.log()[-3000:])
     name, task = found
     # The lab ends the module's process once the client is gone (winrs.py reap: the
     # disconnect grace), as a dropped WinRM shell does; nothing of the module runs after.
