@@ -20,7 +20,10 @@ SHARED_DATA = "/usr/share"
 
 @contextlib.contextmanager
 def running_lab(state_dir, hosts: int, extra_args: list[str] | None = None, **kwargs):
-    """A LabProcess for the duration of the block, then stopped and checked for leftovers."""
+    """A LabProcess for the duration of the block, then stopped and checked for leftovers.
+    Without PowerShell the calling test skips, saying why (also from outside tests/lab)."""
+    if not toolchain.find_pwsh():
+        pytest.skip(toolchain.NO_PWSH)
     # Where .NET on Linux puts Windows' ProgramData: the place a stray write by product code
     # would land on the build machine (docs/lab.md, "Clock and confinement").
     shared_before = set(os.listdir(SHARED_DATA))

@@ -190,6 +190,8 @@ def test_check_basic(user, password, ok):
 
 def test_lab_in_process_serves_and_stops_cleanly(tmp_path, monkeypatch):
     """The Lab class without the CLI (what a benchmark can embed); NTLM_USER_FILE is restored."""
+    if not toolchain.find_pwsh():
+        pytest.skip(toolchain.NO_PWSH)  # the one test of this file that starts a lab
     import threading
 
     import winrm
