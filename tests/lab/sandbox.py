@@ -105,12 +105,12 @@ class Confinement:
         return self.bwrap is not None
 
     @staticmethod
-    def _prefix(bwrap: str, writable: list[str]) -> list[str]:
+    def _prefix(bwrap: str, writable: list[str], *options: str) -> list[str]:
         argv = [bwrap, "--ro-bind", "/", "/"]
         for path in writable:
             argv += ["--bind", path, path]
         # A private /dev and /proc; the host dies with the lab even if the lab is killed.
-        return argv + ["--dev", "/dev", "--proc", "/proc", "--die-with-parent", "--"]
+        return argv + ["--dev", "/dev", "--proc", "/proc", "--die-with-parent", *options, "--"]
 
     def popen(self, argv: list[str], writable: str, **kwargs) -> tuple[subprocess.Popen, int]:
         """Start `argv` confined to writing below `writable`: (the Popen, the pid of the command itself).
@@ -124,7 +124,7 @@ class Confinement:
             return proc, proc.pid
         read_fd, write_fd = os.pipe()
         try:
-            argv = self._prefix(self.bwrap, [os.path.realpath(writable)])[:-1] + ["--info-fd", str(write_fd), "--"] + list(argv)
+            argv = self._prefix(self.bwrap, [os.path.realpath(writable)], "--info-fd", str(write_fd)) + list(argv)
             proc = subprocess.Popen(argv, pass_fds=(write_fd,), **kwargs)
         except BaseException:
             os.close(read_fd)
