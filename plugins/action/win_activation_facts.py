@@ -8,6 +8,11 @@ with the same pure-Python code the offline triage uses (evidence.build_evidence 
 triage.evaluate), so a live diagnosis and a re-triage of its evidence bundle agree. With
 ``evidence_dir`` it writes that bundle (evidence.write_bundle) under
 ``<evidence_dir>/<inventory_hostname>``.
+
+The network probe's settings of a site (its national cloud's or a lab's endpoints, the
+roots its TLS policy accepts) come from the inventory variable ``m365ops_network_probe``:
+every ``network_probe`` key the task does not set is taken from it, so the roles, AWX job
+templates and ad hoc runs all use them without a role variable of their own.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from ansible_collections.m365ops.activation.plugins.module_utils.triage import e
 
 MODULE = 'm365ops.activation.win_activation_facts'
 FACT = 'm365_activation'
+PROBE_VARIABLE = 'm365ops_network_probe'
+PROBE_KEYS = ('enabled', 'endpoints', 'trusted_roots', 'timeout')
 # Host folder names come from inventory names; nothing that could climb out of
 # evidence_dir or name a device file.
 _BAD_HOST_CHARS = set('/\\\0:')
@@ -51,6 +58,24 @@ def triage_result(module_result: dict) -> dict:
     return entry
 
 
+def probe_options(task_value, inventory_value) -> dict | None:
+    """The module's ``network_probe``: the task's keys over the inventory variable's.
+    None when neither sets anything (the module's defaults apply)."""
+    merged = {}
+    for name, value in ((PROBE_VARIABLE, inventory_value), ('network_probe', task_value)):
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise AnsibleActionFail('%s: expected a dict of %s, got %s'
+                                    % (name, ', '.join(PROBE_KEYS), type(value).__name__))
+        unknown = sorted(str(k) for k in value if k not in PROBE_KEYS)
+        if unknown:
+            raise AnsibleActionFail('%s: unknown key(s) %s (known: %s)'
+                                    % (name, ', '.join(unknown), ', '.join(PROBE_KEYS)))
+        merged.update({k: v for k, v in value.items() if v is not None})
+    return merged or None
+
+
 def host_dir_name(name: str) -> str:
     if not name or name in ('.', '..') or any(c in _BAD_HOST_CHARS for c in name):
         raise AnsibleActionFail('evidence_dir: inventory name %r cannot be used as a folder name' % (name,))
@@ -73,6 +98,12 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('evidence_dir: expected a path string, got %s' % type(evidence_dir).__name__)
         if evidence_dir is not None and not evidence_dir.strip():
             raise AnsibleActionFail('evidence_dir: empty path')
+        inventory_probe = task_vars.get(PROBE_VARIABLE)
+        if inventory_probe is not None:
+            inventory_probe = self._templar.template(inventory_probe)
+        probe = probe_options(module_args.pop('network_probe', None), inventory_probe)
+        if probe is not None:
+            module_args['network_probe'] = probe
 
         # The one host round trip.
         module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)

@@ -87,6 +87,13 @@ def _check_host_facts(facts, file: str) -> dict:
         value = facts.get(key)
         if value is not None and not isinstance(value, dict):
             raise EvidenceError(file, '"%s" must be an object' % key)
+    probe = facts.get('network_probe')
+    if probe is not None:
+        if not isinstance(probe, dict):
+            raise EvidenceError(file, '"network_probe" must be an object')
+        contexts = probe.get('contexts', [])
+        if not isinstance(contexts, list) or not all(isinstance(item, dict) for item in contexts):
+            raise EvidenceError(file, '"network_probe.contexts" must be a list of objects')
     for index, user in enumerate(facts.get('users', [])):
         status = user.get('status', 'ok')
         if status not in USER_STATUSES:

@@ -76,6 +76,20 @@ EVENT_CUTOFF_REPAIRS = {
 # WAM providers that are personal accounts, not work/school ones.
 PERSONAL_PROVIDERS = ('msa', 'microsoft', 'microsoftaccount', 'consumers')
 UNSUPPORTED_IDENTITY_VALUES = {'EnableADAL': 0, 'DisableAADWAM': 1, 'DisableADALatopWAMOverride': 1}
+# The layers host_facts.network_probe names in ``blocked`` (NetworkProbe.psm1), in the order
+# a connection meets them: what an admin reads, and what to change.
+PROBE_LAYERS = {
+    'dns': ('DNS', 'make the names resolve in that context (DNS servers, forwarders, hosts file)'),
+    'tcp': ('TCP/firewall', 'allow outbound TCP 443 to the endpoints (network and host firewall, routes)'),
+    'proxy': ('the proxy', 'let the proxy open HTTPS tunnels (CONNECT) to the endpoints'),
+    'proxy_auth': ('proxy authentication',
+                   'exempt the endpoints from proxy authentication, or let that account authenticate '
+                   '(SYSTEM authenticates as the computer account)'),
+    'tls_inspection': ('TLS inspection',
+                       'exempt Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy and the endpoints from TLS inspection '
+                       '(the broker does not accept a re-signed chain)'),
+    'tls': ('TLS', 'check the TLS handshake (protocol and cipher policy, an intercepting security agent)'),
+}
 
 
 def _finding(finding_id, severity, summary, evidence, rung=None):
@@ -397,6 +411,80 @@ def _dsreg_network_codes(dsreg):
     return codes
 
 
+def _probe_contexts(ctx):
+    """host_facts.network_probe.contexts that are objects (the file may be hand-edited)."""
+    probe = ctx.facts.get('network_probe')
+    if not isinstance(probe, dict):
+        return []
+    return [c for c in _list(probe.get('contexts')) if isinstance(c, dict)]
+
+
+def _probe_route(context):
+    """How a context reached the endpoints, as the probe recorded its proxy setting."""
+    proxy = context.get('proxy') if isinstance(context.get('proxy'), dict) else {}
+    source, server = proxy.get('source'), proxy.get('server')
+    if source == 'pac':
+        return 'PAC %s' % proxy.get('pac_url')
+    if source == 'auto_detect':
+        return 'proxy auto-detect (WPAD)'
+    if server:
+        return '%s proxy %s' % ('WinHTTP' if source == 'winhttp' else 'WinINET', server)
+    if source == 'unknown':
+        return 'proxy unknown'
+    return 'direct'
+
+
+def _probe_who(context):
+    if context.get('context') == 'user':
+        return 'user %s' % (context.get('user') or context.get('sid') or context.get('account') or '?')
+    return 'system' + (' as %s' % context['account'] if context.get('account') else '')
+
+
+def _probe_evidence(ctx):
+    """(blocked, evidence lines) from the network probe: blocked is [(layer, context label)]
+    in the order found; the lines name each blocked endpoint, or say the probe passed."""
+    blocked, lines, passed = [], [], []
+    for context in _probe_contexts(ctx):
+        who = _probe_who(context)
+        label = 'network probe (%s, %s)' % (who, _probe_route(context))
+        short = 'user context (%s)' % who[5:] if context.get('context') == 'user' else 'system context'
+        if context.get('error'):
+            lines.append('%s: did not run (%s)' % (label, context['error']))
+            continue
+        results = [r for r in _list(context.get('results')) if isinstance(r, dict)]
+        found = False
+        for result in results:
+            layer = result.get('blocked')
+            if layer in PROBE_LAYERS:
+                found = True
+                if (layer, short) not in blocked:
+                    blocked.append((layer, short))
+                lines.append('%s: %s blocked at %s: %s' % (label, result.get('endpoint') or result.get('host'),
+                                                          PROBE_LAYERS[layer][0], result.get('detail')))
+        skipped = [r for r in results if not r.get('blocked') and str(r.get('detail', '')).startswith('not probed')]
+        if skipped:
+            lines.append('%s: %d endpoint(s) not probed, the %s s budget ran out'
+                         % (label, len(skipped), context.get('timeout_seconds')))
+        if results and not found and not skipped:
+            passed.append(short)
+    if passed and not blocked:
+        lines.append('network probe: every endpoint reached in the %s' % ', '.join(passed))
+    return blocked, lines
+
+
+def _probe_summary(blocked):
+    """'blocked at proxy authentication in the user context (CONTOSO\\erin); ...' and the advice."""
+    by_layer = {}
+    for layer, short in blocked:
+        by_layer.setdefault(layer, []).append(short)
+    parts, advice = [], []
+    for layer in PROBE_LAYERS:
+        if layer in by_layer:
+            parts.append('%s in the %s' % (PROBE_LAYERS[layer][0], ' and the '.join(by_layer[layer])))
+            advice.append(PROBE_LAYERS[layer][1])
+    return '; '.join(parts), '; '.join(advice)
+
+
 def _rule_network(ctx, findings):
     codes = ctx.codes_of('network')
     evidence = ctx.event_evidence(codes)
@@ -406,8 +494,10 @@ def _rule_network(ctx, findings):
             line = 'dsregcmd SSO State: %s (%s)' % (code, classify_code(code)['name'])
             if line not in evidence:
                 evidence.append(line)
-    if not evidence:
+    blocked, probe_lines = _probe_evidence(ctx)
+    if not evidence and not blocked:
         return False
+    evidence += probe_lines
     network = ctx.facts.get('network') or {}
     proxy = network.get('proxy_server')
     winhttp = network.get('winhttp_proxy')
@@ -418,12 +508,18 @@ def _rule_network(ctx, findings):
         evidence.append('host facts: WinHTTP proxy %s%s' % (proxy, ' (bypass %s)' % bypass if bypass else ''))
     elif isinstance(winhttp, str) and winhttp and 'direct access' not in winhttp.lower():
         evidence.append('host facts: WinHTTP proxy %s' % winhttp)
-    findings.append(_finding(
-        'network_blocked', 'high',
-        'The AAD token broker cannot reach Entra ID (proxy, firewall, DNS or an intercepting '
-        'security agent); allow Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy and the Entra endpoints '
-        'before touching caches.',
-        evidence, 'fix_network_path'))
+    if blocked:
+        where, advice = _probe_summary(blocked)
+        summary = ('The AAD token broker cannot reach Entra ID: the network probe is blocked at %s. '
+                   'Fix it before touching caches: %s.' % (where, advice))
+    else:
+        summary = ('The AAD token broker cannot reach Entra ID (proxy, firewall, DNS or an intercepting '
+                   'security agent); allow Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy and the Entra endpoints '
+                   'before touching caches.')
+        if any(line.startswith('network probe: every endpoint reached') for line in probe_lines):
+            summary += (' The network probe reached every endpoint, so the block is intermittent or '
+                        'specific to the broker (an antivirus or a per-app firewall rule).')
+    findings.append(_finding('network_blocked', 'high', summary, evidence, 'fix_network_path'))
     return True
 
 

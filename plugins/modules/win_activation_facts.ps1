@@ -8,6 +8,7 @@
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.NetworkProbe
 
 # Everything the triage rules need from one host in one module execution: device-context
 # sources read here, per-user sources in one user-context task per user. Read-only, so it
@@ -37,6 +38,26 @@ $script:LicensingModes = @{ 2 = 'vNext'; 3 = 'Device' }
 $script:EventLevels = @{ 1 = 'Critical'; 2 = 'Error'; 3 = 'Warning'; 4 = 'Information'; 5 = 'Verbose' }
 # Where win_dsreg_join records a submitted hybrid join (docs/rungs/win_dsreg_join.md).
 $script:HybridJoinKey = 'HKLM:\SOFTWARE\m365ops\activation\HybridJoin'
+# The Entra endpoints the AAD BrokerPlugin and device registration need, per cloud
+# instance (Microsoft's hybrid join and national cloud documentation). The public list is
+# the default of network_probe.endpoints; a device whose tenant lives in a national cloud
+# (its dsregcmd Tenant Details URLs) is probed with that cloud's names instead.
+$script:ProbeClouds = [ordered]@{
+    public = @('login.microsoftonline.com', 'device.login.microsoftonline.com', 'enterpriseregistration.windows.net')
+    usgov = @('login.microsoftonline.us', 'device.login.microsoftonline.us', 'enterpriseregistration.microsoftonline.us', 'enterpriseregistration.windows.net')
+    china = @('login.partner.microsoftonline.cn', 'login.chinacloudapi.cn', 'enterpriseregistration.partner.microsoftonline.cn')
+}
+# SHA-1 thumbprints of the roots Azure and Entra endpoints chain to (Microsoft's "Azure
+# Certificate Authority details"): DigiCert Global Root CA, G2 and G3, Baltimore CyberTrust
+# Root, Microsoft RSA and ECC Root Certificate Authority 2017, DigiCert TLS RSA 4096 and
+# ECC P384 Root G5 (21Vianet), Entrust Root Certification Authority G2 (US Government).
+$script:ProbeTrustedRoots = @(
+    'A8985D3A65E5E5C4B2D7D66D40C6DD2FB19C5436', 'DF3C24F9BFD666761B268073FE06D1CC8D4F82A4',
+    '7E04DE896A3E666D00E687D33FFAD93BE83D349E', 'D4DE20D05E66FC53FE1A50882C78DB2852CAE474',
+    '73A5E64A3BFF8316FF0EDCCC618A906E4EAE4D74', '999A64C37FF47D9FAB95F14769891460EEC4C3C5',
+    'A78849DC5D7C758C8CDE399856B3AAD0B2A57135', '17F3DE5E9F0F19E98EF61F32266E20C407AE30EE',
+    '8CF427FD790C3AD166068DE81E57EFBB932272D4'
+)
 
 # ---------------------------------------------------------------------------------------
 # Windows adapters: one Windows call each, so Pester mocks them and the logic below runs
@@ -272,19 +293,11 @@ Function ConvertFrom-AfWinHttpSetting {
     #>
     param([byte[]]$Blob)
     $direct = [ordered]@{ winhttp_proxy = 'Direct access (no proxy server).'; proxy_server = $null; bypass_list = $null }
-    if ($null -eq $Blob -or $Blob.Length -lt 16) { return $direct }
-    $flags = [BitConverter]::ToInt32($Blob, 8)
-    $proxyLength = [BitConverter]::ToInt32($Blob, 12)
-    if (($flags -band 0x2) -eq 0 -or $proxyLength -le 0 -or 16 + $proxyLength -gt $Blob.Length) { return $direct }
-    $proxy = [System.Text.Encoding]::ASCII.GetString($Blob, 16, $proxyLength)
-    $bypass = $null
-    $at = 16 + $proxyLength
-    if ($at + 4 -le $Blob.Length) {
-        $bypassLength = [BitConverter]::ToInt32($Blob, $at)
-        if ($bypassLength -gt 0 -and $at + 4 + $bypassLength -le $Blob.Length) {
-            $bypass = [System.Text.Encoding]::ASCII.GetString($Blob, $at + 4, $bypassLength)
-        }
-    }
+    # The layout is shared with the users' WinINET blob: one parser, NetworkProbe.psm1's.
+    $setting = ConvertFrom-M365ProxySettingBlob -Blob $Blob
+    if (($setting.flags -band 0x2) -eq 0 -or -not $setting.proxy) { return $direct }
+    $proxy = $setting.proxy
+    $bypass = $setting.bypass
     $text = "Proxy Server(s) : $proxy"
     if ($bypass) { $text += "; Bypass List : $bypass" }
     [ordered]@{ winhttp_proxy = $text; proxy_server = $proxy; bypass_list = $bypass }
@@ -509,13 +522,86 @@ Function Get-AfProfileFact {
     $entry
 }
 
+Function Get-AfProbeAccount {
+    # The system-context probe runs as the WinRM administrator; name it in the result.
+    try { [System.Security.Principal.WindowsIdentity]::GetCurrent().Name }
+    catch { if ($env:USERDOMAIN) { "$env:USERDOMAIN\$env:USERNAME" } else { [string]$env:USERNAME } }
+}
+
+Function Get-AfProbeCloud {
+    <#
+    .SYNOPSIS
+    The cloud instance of the device's tenant, from the hosts of its dsregcmd Tenant Details
+    URLs: 'usgov', 'china', else 'public'.
+    #>
+    param([string]$DsregText)
+    $pattern = '(?m)^\s*(?:AuthCodeUrl|AccessTokenUrl|JoinSrvUrl|KeySrvUrl)\s*:\s*https://(?<host>[^/\s:]+)'
+    foreach ($m in [regex]::Matches("$DsregText", $pattern)) {
+        $name = $m.Groups['host'].Value.ToLowerInvariant()
+        if ($name.EndsWith('.microsoftonline.us')) { return 'usgov' }
+        if ($name.EndsWith('.microsoftonline.cn') -or $name.EndsWith('.chinacloudapi.cn')) { return 'china' }
+    }
+    'public'
+}
+
+Function Resolve-AfProbeEndpoint {
+    <#
+    .SYNOPSIS
+    network_probe.endpoints -> @{ endpoints; cloud }. The default (the public Entra names)
+    becomes the names of the tenant's own cloud; a list the operator gave is probed as
+    given, with cloud $null.
+    #>
+    param([string[]]$Endpoints, [string]$DsregText)
+    $given = @($Endpoints | ForEach-Object { "$_".Trim().ToLowerInvariant() } | Sort-Object) -join ' '
+    $default = @($script:ProbeClouds['public'] | Sort-Object) -join ' '
+    if ($given -ne $default) { return @{ endpoints = @($Endpoints); cloud = $null } }
+    $cloud = Get-AfProbeCloud -DsregText $DsregText
+    @{ endpoints = @($script:ProbeClouds[$cloud]); cloud = $cloud }
+}
+
+Function Get-AfSystemProbe {
+    <#
+    .SYNOPSIS
+    The probe in this process (the WinRM administrator) through the WinHTTP proxy, which is
+    what SYSTEM (device registration, the Automatic-Device-Join task) goes through.
+    #>
+    param([hashtable]$Probe, [string[]]$Endpoints, $Network)
+    $proxy = if ($null -eq $Network) {
+        @{ source = 'unknown'; note = 'the WinHTTP proxy could not be read (see collection_errors); probed direct' }
+    }
+    elseif ($Network.proxy_server) { @{ source = 'winhttp'; server = $Network.proxy_server; bypass = $Network.bypass_list } }
+    else { @{ source = 'none' } }
+    $result = Invoke-M365NetworkProbe -Endpoints $Endpoints -TimeoutSeconds $Probe.timeout -Proxy $proxy -Context 'system' -Account (Get-AfProbeAccount)
+    Complete-M365NetworkProbe -Probe $result -TrustedRoots $Probe.trusted_roots
+}
+
+Function ConvertTo-AfUserProbe {
+    <#
+    .SYNOPSIS
+    The probe a user's task ran -> its host_facts.network_probe.contexts entry, named by
+    user and SID and judged here (the task only gathers); $null when the task did not run
+    or did not probe.
+    #>
+    param($UserProfile, $TaskResult, [string[]]$TrustedRoots)
+    if ([string]$TaskResult.Status -ne 'ok' -or $null -eq $TaskResult.Output) { return $null }
+    $o = $TaskResult.Output
+    if (-not $o.PSObject.Properties['network_probe'] -or $null -eq $o.network_probe) { return $null }
+    $probe = $o.network_probe
+    if ($probe.PSObject.Properties['results']) { $probe = Complete-M365NetworkProbe -Probe $probe -TrustedRoots $TrustedRoots }
+    $entry = [ordered]@{ context = 'user'; user = $UserProfile.UserName; sid = $UserProfile.Sid }
+    foreach ($prop in $probe.PSObject.Properties) {
+        if ($prop.Name -ne 'context') { $entry[$prop.Name] = $prop.Value }
+    }
+    $entry
+}
+
 # Runs inside the user's session (Windows PowerShell 5.1, through the task runner). It
 # only reads: user-context dsregcmd (this user's PRT), Credential Manager target names
 # via CredEnumerate (cmdkey output is localised; the secret is never read), WAM accounts
 # Office can use, the sign-in UPN and whether the broker app is registered for the user.
 # Windows helpers are defined only when absent so tests can supply stand-ins.
 $script:UserContextScript = {
-    param([string[]]$Regexes, [string]$ClientId)
+    param([string[]]$Regexes, [string]$ClientId, $Probe)
     $ErrorActionPreference = 'Stop'
     $out = @{ sign_in_upn = $null; dsregcmd_status = $null; credential_targets = @(); wam_accounts = @(); broker_plugin_registered = $null; errors = @() }
 
@@ -627,6 +713,18 @@ namespace M365Ops {
     }
     try { $out.wam_accounts = @(Get-AfWamAccount -ClientId $ClientId) } catch { $out.errors += "WAM accounts: $($_.Exception.Message)" }
     try { $out.broker_plugin_registered = Test-AfBrokerRegistered } catch { $out.errors += "BrokerPlugin: $($_.Exception.Message)" }
+    if ($Probe) {
+        # The network probe as this user, through the user's own proxy settings. Its code
+        # comes with the parameters (NetworkProbe.psm1): this powershell.exe has no utils.
+        try {
+            . ([scriptblock]::Create([string]$Probe.Code))
+            $out.network_probe = Invoke-M365UserNetworkProbe -Endpoints @($Probe.Endpoints) -TimeoutSeconds ([int]$Probe.TimeoutSeconds)
+        }
+        catch {
+            $out.network_probe = @{ error = $_.Exception.Message }
+            $out.errors += "network probe: $($_.Exception.Message)"
+        }
+    }
     $out
 }
 
@@ -685,7 +783,9 @@ Function Get-ActivationFact {
         [bool]$UserContext = $true,
         [int]$Timeout = 120,
         [string[]]$CredentialPatterns = @('MicrosoftOffice1*'),
-        [string]$ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c'
+        [string]$ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c',
+        # @{ endpoints; trusted_roots; timeout } (network_probe); $null probes nothing.
+        [hashtable]$NetworkProbe
     )
     $errors = [System.Collections.ArrayList]::new()
     $now = Get-AfUtcNow
@@ -727,20 +827,39 @@ Function Get-ActivationFact {
     $facts.broker_plugin = Invoke-AfSource -Name 'broker_plugin' -Errors $errors -ScriptBlock { Get-AfBrokerPluginInfo }
     $facts.profiles = @(foreach ($p in @($profiles)) { if ($p) { Get-AfProfileFact -UserProfile $p -Now $now -Errors $errors } })
 
+    $probeContexts = [System.Collections.Generic.List[object]]::new()
+    $probeEndpoints = $null
+    $userParameters = @{}
+    if ($NetworkProbe) {
+        $probeEndpoints = Resolve-AfProbeEndpoint -Endpoints $NetworkProbe.endpoints -DsregText $dsreg
+        $system = Invoke-AfSource -Name 'network_probe' -Errors $errors -ScriptBlock {
+            Get-AfSystemProbe -Probe $NetworkProbe -Endpoints $probeEndpoints.endpoints -Network $facts.network }
+        if ($null -ne $system) { $probeContexts.Add($system) }
+        $userParameters.Probe = @{ Code = Get-M365NetworkProbeScript; Endpoints = @($probeEndpoints.endpoints); TimeoutSeconds = [int]$NetworkProbe.timeout }
+    }
+
     $userEntries = [System.Collections.Generic.List[object]]::new()
     $regexes = Assert-M365CredentialPattern -Pattern $CredentialPatterns -ParameterName 'credential_patterns'
     foreach ($p in $targets) {
         $run = $null
         try {
             $run = Invoke-M365TaskScript -ScriptBlock $script:UserContextScript -RunAs User -UserSid $p.Sid -TimeoutSeconds $Timeout `
-                -Parameters @{ Regexes = $regexes; ClientId = $ClientId }
+                -Parameters (@{ Regexes = $regexes; ClientId = $ClientId } + $userParameters)
         }
         catch {
             $run = [pscustomobject]@{ Status = 'failed'; Output = $null; Message = $_.Exception.Message; ExitCode = $null }
         }
         $userEntries.Add((ConvertTo-AfUserEntry -UserProfile $p -TaskResult $run))
+        $userProbe = ConvertTo-AfUserProbe -UserProfile $p -TaskResult $run -TrustedRoots $NetworkProbe.trusted_roots
+        if ($null -ne $userProbe) { $probeContexts.Add($userProbe) }
     }
     $facts.users = @($userEntries)
+    if ($NetworkProbe) {
+        $facts.network_probe = [ordered]@{
+            endpoints = @($probeEndpoints.endpoints); cloud = $probeEndpoints.cloud
+            timeout_seconds = [int]$NetworkProbe.timeout; contexts = @($probeContexts)
+        }
+    }
 
     # Facts that could not be read are left out rather than sent as null, so the
     # triage rules see "unknown", not "false".
@@ -766,6 +885,16 @@ $spec = @{
         user_context = @{ type = 'bool'; default = $true }
         timeout = @{ type = 'int'; default = 120 }
         credential_patterns = @{ type = 'list'; elements = 'str'; default = @('MicrosoftOffice1*') }
+        network_probe = @{
+            type = 'dict'
+            apply_defaults = $true
+            options = @{
+                enabled = @{ type = 'bool'; default = $true }
+                endpoints = @{ type = 'list'; elements = 'str'; default = $script:ProbeClouds['public'] }
+                trusted_roots = @{ type = 'list'; elements = 'str'; default = $script:ProbeTrustedRoots }
+                timeout = @{ type = 'int'; default = 4 }
+            }
+        }
         # Used by the action plugin on the controller; accepted here so the argument spec
         # matches the documentation when the module is run without it.
         evidence_dir = @{ type = 'str' }
@@ -790,12 +919,40 @@ if ($p.timeout -lt 10 -or $p.timeout -gt 3600) {
 try { $null = Assert-M365CredentialPattern -Pattern @($p.credential_patterns) -ParameterName 'credential_patterns' }
 catch [System.ArgumentException] { $module.FailJson($_.Exception.Message) }
 
+$probe = $null
+if ($p.network_probe.enabled) {
+    $np = $p.network_probe
+    if ($np.timeout -lt 1 -or $np.timeout -gt 30) {
+        $module.FailJson("network_probe.timeout must be between 1 and 30 seconds, got $($np.timeout).")
+    }
+    $endpoints = @($np.endpoints | Where-Object { "$_".Trim() })
+    # At most 10: each one costs time within the budget, and the list travels on the user
+    # task's command line (ScheduledTaskRunner's 30000-character limit).
+    if ($endpoints.Count -lt 1 -or $endpoints.Count -gt 10) {
+        $module.FailJson("network_probe.endpoints must name 1 to 10 endpoints, got $($endpoints.Count).")
+    }
+    foreach ($e in $endpoints) {
+        try { $null = Split-M365ProbeEndpoint -Endpoint $e }
+        catch [System.ArgumentException] { $module.FailJson("network_probe.endpoints: $($_.Exception.Message).") }
+    }
+    $roots = @($np.trusted_roots | Where-Object { "$_".Trim() })
+    if ($roots.Count -lt 1) {
+        $module.FailJson('network_probe.trusted_roots must list at least one root certificate thumbprint.')
+    }
+    foreach ($r in $roots) {
+        if (($r -replace '[\s:]', '') -notmatch '^[0-9A-Fa-f]{40}$') {
+            $module.FailJson("network_probe.trusted_roots: '$r' is not a SHA-1 thumbprint (40 hex digits).")
+        }
+    }
+    $probe = @{ endpoints = $endpoints; trusted_roots = @($roots | ForEach-Object { ($_ -replace '[\s:]', '').ToUpperInvariant() }); timeout = $np.timeout }
+}
+
 # Leftovers of interrupted runs first: this module runs the user-context tasks too.
 if ($p.user_context) { Invoke-M365StaleSweep -Module $module }
 
 try {
     $gathered = Get-ActivationFact -EventsDays $p.events_days -MaxEvents $p.max_events -Users @($p.users | Where-Object { $null -ne $_ }) `
-        -UserContext $p.user_context -Timeout $p.timeout -CredentialPatterns @($p.credential_patterns)
+        -UserContext $p.user_context -Timeout $p.timeout -CredentialPatterns @($p.credential_patterns) -NetworkProbe $probe
 }
 catch [System.ArgumentException] {
     $module.FailJson($_.Exception.Message)

@@ -27,6 +27,13 @@ description:
     Credential Manager target names matching O(credential_patterns) (never secrets), the
     work/school accounts WAM offers Office, the sign-in UPN and whether the BrokerPlugin is
     registered for the user."
+  - "Network path (O(network_probe)): for each Entra endpoint the AAD BrokerPlugin needs,
+    whether the name resolves, TCP 443 connects, the proxy opens a tunnel (or answers 407)
+    and the TLS chain ends at a root Microsoft uses - twice, bounded in time: in the module's
+    own process (the WinRM administrator, through the WinHTTP proxy SYSTEM uses) and inside
+    each logged-on user's task (through the user's WinINET proxy or PAC). The result is
+    C(host_facts.network_probe); the triage's C(network_blocked) finding names the layer and
+    the context that fail."
   - A source that cannot be read is listed in RV(collection_errors) and the others are still
     returned.
   - The action plugin of the same name parses the result with the collection's triage rules
@@ -69,6 +76,64 @@ options:
     type: list
     elements: str
     default: [MicrosoftOffice1*]
+  network_probe:
+    description:
+      - The network-path probe. Its findings are in C(host_facts.network_probe) and, when an
+        endpoint is blocked, in the C(network_blocked) finding (docs/diagnose.md).
+      - "Every key the task does not set is taken from the inventory variable
+        C(m365ops_network_probe) (a dict with the same keys), so a site's endpoints and TLS
+        policy are set once for the roles, AWX and ad hoc runs."
+    type: dict
+    apply_defaults: true
+    suboptions:
+      enabled:
+        description:
+          - Run the probe at all.
+        type: bool
+        default: true
+      endpoints:
+        description:
+          - The endpoints to probe, as C(host) or C(host:port) (port 443 when none is given);
+            1 to 10.
+          - The default is the public cloud's Entra names. Left at that default, a device
+            whose tenant is in a national cloud (the URLs of its C(dsregcmd /status) Tenant
+            Details) is probed with that cloud's names instead - US Government
+            C(login.microsoftonline.us), C(device.login.microsoftonline.us),
+            C(enterpriseregistration.microsoftonline.us), C(enterpriseregistration.windows.net);
+            21Vianet C(login.partner.microsoftonline.cn), C(login.chinacloudapi.cn),
+            C(enterpriseregistration.partner.microsoftonline.cn).
+        type: list
+        elements: str
+        default: [login.microsoftonline.com, device.login.microsoftonline.com, enterpriseregistration.windows.net]
+      trusted_roots:
+        description:
+          - SHA-1 thumbprints of the root certificates a chain to the endpoints may end at.
+            A chain that ends anywhere else is reported as TLS inspection (a device that
+            re-signs the connection), which the BrokerPlugin must be exempted from.
+          - Compared by thumbprint, never by name, because an inspection CA can copy any name.
+          - "The default is the roots of Microsoft's Azure Certificate Authority details:
+            DigiCert Global Root CA, DigiCert Global Root G2 and G3, Baltimore CyberTrust Root,
+            Microsoft RSA and ECC Root Certificate Authority 2017, DigiCert TLS RSA 4096 and ECC
+            P384 Root G5, Entrust Root Certification Authority G2."
+        type: list
+        elements: str
+        default:
+          - A8985D3A65E5E5C4B2D7D66D40C6DD2FB19C5436
+          - DF3C24F9BFD666761B268073FE06D1CC8D4F82A4
+          - 7E04DE896A3E666D00E687D33FFAD93BE83D349E
+          - D4DE20D05E66FC53FE1A50882C78DB2852CAE474
+          - 73A5E64A3BFF8316FF0EDCCC618A906E4EAE4D74
+          - 999A64C37FF47D9FAB95F14769891460EEC4C3C5
+          - A78849DC5D7C758C8CDE399856B3AAD0B2A57135
+          - 17F3DE5E9F0F19E98EF61F32266E20C407AE30EE
+          - 8CF427FD790C3AD166068DE81E57EFBB932272D4
+      timeout:
+        description:
+          - Seconds the probe may take in each context (the device context, then each user's
+            task), all endpoints together (1 to 30). Lookups and connects run in parallel;
+            an endpoint the time did not reach is reported as not probed, never as blocked.
+        type: int
+        default: 4
   evidence_dir:
     description:
       - Controller folder to write this host's evidence bundle to, as
@@ -109,6 +174,17 @@ EXAMPLES = r"""
 - name: Device context only (no user-context tasks)
   m365ops.activation.win_activation_facts:
     user_context: false
+
+- name: Probe the endpoints a site's proxy policy is about, with a longer budget
+  m365ops.activation.win_activation_facts:
+    network_probe:
+      endpoints: [login.microsoftonline.com, enterpriseregistration.windows.net]
+      timeout: 8
+
+# Site-wide instead (inventory, group_vars/m365_clients.yml): read by every run of the
+# module, the diagnose and remediate roles included; a task's own keys win.
+# m365ops_network_probe:
+#   trusted_roots: [...]            # add the thumbprint of an exempted proxy's root
 """
 
 RETURN = r"""
@@ -144,6 +220,12 @@ host_facts:
     - C(hybrid_join) is C({action, submitted_at, submitted_by}) of the hybrid join
       M(m365ops.activation.win_dsreg_join) submitted and has not seen complete, null when
       none is recorded, absent when the record could not be read.
+    - C(network_probe) (when O(network_probe.enabled)) is C({endpoints, cloud, timeout_seconds,
+      contexts}); each context (C(system), then one C(user) per user whose task ran) has its
+      C(proxy), C(complete) and per endpoint the answer of each layer (C(dns), C(tcp),
+      C(connect), C(tls) with the certificate chain), C(blocked) (C(dns), C(tcp), C(proxy),
+      C(proxy_auth), C(tls_inspection), C(tls) or null) and a C(detail) sentence
+      (docs/development.md).
     - C(last_boot) is the last boot time (UTC ISO 8601); C(repairs) maps each rung that ever
       changed the host to C({at, summary}) of its last change (the C(Repairs) record the rung
       modules keep), C({}) when none did. The triage rules stop counting AAD errors logged
