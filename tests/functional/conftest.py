@@ -14,6 +14,11 @@ few seconds (Ansible.Basic is compiled per run): keep calls few.
         assert run_module.last.status == "SUCCESS"
 
 A failed task comes back with ``failed: True`` (the callback prints that only as status).
+
+win_activation_facts probes the network: every run gets the inventory variable
+``m365ops_network_probe`` pointing at the lab's loopback stand-ins (tests/lab/netprobe.py) by
+address, since this machine has no hermetic resolver and must never look up the module's
+default Entra names; ``probe_guard`` fails a run whose result probed anything else.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.m365ops.activation.tests.lab import netprobe
 from ansible_collections.m365ops.activation.tests.lab.toolchain import NO_PWSH, find_pwsh
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,9 +54,10 @@ class ModuleRun:
 class ModuleRunner:
     """Callable returned by the ``run_module`` fixture."""
 
-    def __init__(self, pwsh: str | None, tmp_path: Path):
+    def __init__(self, pwsh: str | None, tmp_path: Path, probe: dict | None = None):
         self.pwsh = pwsh
         self.tmp_path = tmp_path
+        self.probe = probe
         self.last = ModuleRun()
         self.calls = 0
 
@@ -64,6 +71,8 @@ class ModuleRunner:
         }
         if self.pwsh:
             hostvars["ansible_pwsh_interpreter"] = self.pwsh
+        if self.probe:
+            hostvars[netprobe.PROBE_VARIABLE] = self.probe
         hostvars.update(extra_vars or {})
         vars_file = self.tmp_path / f"vars_{self.calls}.json"
         vars_file.write_text(json.dumps(hostvars), encoding="utf-8")
@@ -111,6 +120,8 @@ class ModuleRunner:
         # The callback prints failure in the status ("FAILED!") and drops the key itself.
         if self.last.status.startswith("FAILED") or self.last.status == "UNREACHABLE!":
             result.setdefault("failed", True)
+        outside = netprobe.violations(result)
+        assert not outside, "the network probe was pointed outside the loopback stand-ins: %s" % outside
         return result
 
 
@@ -123,9 +134,24 @@ def pwsh_path() -> str:
     return path
 
 
+@pytest.fixture(scope="session")
+def stand_ins(tmp_path_factory):
+    """The loopback stand-ins of the network probe (tests/lab/netprobe.py), for the session."""
+    servers = netprobe.StandIns(tmp_path_factory.mktemp("netprobe")).start()
+    yield servers
+    servers.stop()
+
+
 @pytest.fixture
-def run_module(pwsh_path, tmp_path) -> ModuleRunner:
+def probe_vars(stand_ins) -> dict:
+    """``m365ops_network_probe`` for a run here: the trusted TLS stand-in, by address."""
+    return {"endpoints": ["127.0.0.1:%d" % stand_ins.ports["tls_trusted"]],
+            "trusted_roots": [stand_ins.trusted_root], "timeout": 4}
+
+
+@pytest.fixture
+def run_module(pwsh_path, tmp_path, probe_vars) -> ModuleRunner:
     """Callable: run_module(module, args, check=False, diff=False, extra_vars=None, env=None)."""
     if not (COLLECTIONS / "ansible_collections" / "m365ops" / "activation").exists():
         pytest.fail(f"{COLLECTIONS} is not staged: run `make stage` first")
-    return ModuleRunner(pwsh_path, tmp_path)
+    return ModuleRunner(pwsh_path, tmp_path, probe=probe_vars)

@@ -38,6 +38,40 @@ def test_bad_arguments_fail_naming_the_parameter(run_module):
         assert result['msg'].startswith("credential_patterns: pattern '%s' has no literal prefix" % broad), result['msg']
 
 
+def test_bad_network_probe_settings_fail_naming_the_key(run_module):
+    for probe, message in (
+            ({'timeout': 0}, 'network_probe.timeout must be between 1 and 30 seconds, got 0.'),
+            ({'endpoints': ['login microsoftonline']}, "network_probe.endpoints: 'login microsoftonline' is not a host name"),
+            ({'trusted_roots': ['DigiCert Global Root G2']}, "network_probe.trusted_roots: 'DigiCert Global Root G2' is not a SHA-1"),
+    ):
+        result = run_module('win_activation_facts', {'network_probe': probe, 'user_context': False})
+        assert result.get('failed') is True, result
+        assert result['msg'].startswith(message), result['msg']
+    # The inventory variable is checked on the controller, before anything runs.
+    result = run_module('win_activation_facts', {'user_context': False},
+                        extra_vars={'m365ops_network_probe': {'endpoint': ['127.0.0.1:9']}})
+    assert result.get('failed') is True
+    assert result['msg'] == ('m365ops_network_probe: unknown key(s) endpoint '
+                             '(known: enabled, endpoints, trusted_roots, timeout)')
+
+
+def test_the_probe_takes_the_inventory_variable_under_the_tasks_own_keys(run_module, stand_ins):
+    # The site sets a refused port and its root; this task names the TLS stand-in instead.
+    site = {'endpoints': ['127.0.0.1:%d' % stand_ins.ports['refused']], 'trusted_roots': [stand_ins.trusted_root],
+            'timeout': 3}
+    task = {'endpoints': ['127.0.0.1:%d' % stand_ins.ports['tls_trusted']]}
+    result = run_module('win_activation_facts', {'network_probe': task, 'user_context': False},
+                        extra_vars={'m365ops_network_probe': site}, check=True)
+    probe = result['host_facts']['network_probe']
+    assert probe['endpoints'] == task['endpoints'] and probe['cloud'] is None and probe['timeout_seconds'] == 3
+    (system,) = probe['contexts']
+    assert system['context'] == 'system' and system['complete'] is True and system['proxy']['source'] == 'unknown'
+    (reached,) = system['results']
+    # The root came from the inventory: the chain ends where the site said it may.
+    assert reached['blocked'] is None and reached['tls']['root']['thumbprint'] == stand_ins.trusted_root, reached
+    assert 'network_probe' not in {e['source'] for e in result['collection_errors']}
+
+
 def test_check_mode_returns_the_full_shape_and_lists_what_it_could_not_read(run_module, tmp_path):
     evidence = tmp_path / 'evidence'
     result = run_module('win_activation_facts', {'events_days': 2, 'evidence_dir': str(evidence)}, check=True)
@@ -88,7 +122,7 @@ def test_with_dsregcmd_under_system_root_it_triages_and_writes_a_bundle_offline_
     assert offline == live
 
 
-def test_diagnose_playbook_reports_every_host_including_unreachable_ones(pwsh_path, tmp_path):
+def test_diagnose_playbook_reports_every_host_including_unreachable_ones(pwsh_path, tmp_path, probe_vars):
     """playbooks/diagnose.yml with -e target: one host diagnosed through pwsh (dsregcmd
     stand-in under SystemRoot), one that cannot be reached; both end up in report.json."""
     root = os.path.abspath(os.path.join(HERE, '..', '..'))
@@ -96,7 +130,7 @@ def test_diagnose_playbook_reports_every_host_including_unreachable_ones(pwsh_pa
     inventory = tmp_path / 'inventory.yml'
     inventory.write_text(json.dumps({'m365_clients': {'hosts': {
         'PC-LOCAL': {'ansible_connection': 'local', 'ansible_pwsh_interpreter': pwsh_path,
-                     'ansible_python_interpreter': sys.executable},
+                     'ansible_python_interpreter': sys.executable, 'm365ops_network_probe': probe_vars},
         # Nothing listens on port 9: WinRM is refused at once.
         'PC-DOWN': {'ansible_connection': 'winrm', 'ansible_host': '127.0.0.1', 'ansible_port': 9,
                     'ansible_user': 'nobody', 'ansible_password': 'x', 'ansible_winrm_transport': 'basic',

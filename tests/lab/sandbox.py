@@ -112,19 +112,25 @@ class Confinement:
         # A private /dev and /proc; the host dies with the lab even if the lab is killed.
         return argv + ["--dev", "/dev", "--proc", "/proc", "--die-with-parent", *options, "--"]
 
-    def popen(self, argv: list[str], writable: str, **kwargs) -> tuple[subprocess.Popen, int]:
+    def popen(self, argv: list[str], writable: str, files: dict[str, str] | None = None,
+              **kwargs) -> tuple[subprocess.Popen, int]:
         """Start `argv` confined to writing below `writable`: (the Popen, the pid of the command itself).
 
         Under bwrap the Popen is bwrap's monitor and the command is its child; what a .NET
         process leaves behind is named after its own pid (winrs.remove_runtime_endpoints), so
-        bwrap reports that pid on an info descriptor.
+        bwrap reports that pid on an info descriptor. `files` ({path seen by the command: file
+        it reads}) are bound read-only over the build machine's own: the host's /etc/hosts and
+        resolver configuration (netprobe.py). Without bwrap there is nothing to bind them with.
         """
         if not self.bwrap:
             proc = subprocess.Popen(argv, **kwargs)
             return proc, proc.pid
+        binds: list[str] = []
+        for dest, src in sorted((files or {}).items()):
+            binds += ["--ro-bind", src, dest]
         read_fd, write_fd = os.pipe()
         try:
-            argv = self._prefix(self.bwrap, [os.path.realpath(writable)], "--info-fd", str(write_fd)) + list(argv)
+            argv = self._prefix(self.bwrap, [os.path.realpath(writable)], "--info-fd", str(write_fd), *binds) + list(argv)
             proc = subprocess.Popen(argv, pass_fds=(write_fd,), **kwargs)
         except BaseException:
             os.close(read_fd)

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from . import auth, psrp, sandbox, wsman, winrs
+from . import auth, netprobe, psrp, sandbox, wsman, winrs
 from . import toolchain
 
 log = logging.getLogger("lab.server")
@@ -129,6 +129,10 @@ class LabHost:
         self._reboot_due: float | None = None
         self.conn_lock = threading.Lock()
         self.connections: set = set()
+        # The host's own /etc/hosts and resolver files (netprobe.py), bound over the build
+        # machine's in every process it starts; and what its network probe is pointed at.
+        self.etc_files: dict[str, str] = {}
+        self.network_probe: dict = {"enabled": False}
         self.prepare()
 
     def prepare(self) -> None:
@@ -146,7 +150,28 @@ class LabHost:
 
     def start_process(self, argv: list[str], **kwargs) -> tuple:
         """Start one of the host's processes, confined to its state folder: (Popen, the command's pid)."""
-        return self.lab.confinement.popen(argv, self.root, **kwargs)
+        return self.lab.confinement.popen(argv, self.root, files=self.etc_files, **kwargs)
+
+    def set_network(self, scenario) -> None:
+        """The host's names and probe endpoints (netprobe.py), from its scenario's
+        `network_probe` block. Without bwrap no resolver can be made hermetic: the probe is off."""
+        stand_ins = self.lab.stand_ins
+        if stand_ins is None:
+            self.network_probe = {"enabled": False}
+            return
+        data = None
+        if scenario is not None:
+            from .shim import load_scenario
+
+            data = load_scenario(scenario)[0]
+        try:
+            network = netprobe.host_network(data)
+        except netprobe.ScenarioNetworkError as exc:
+            raise ValueError("scenarios: %s" % exc) from None
+        self.etc_files = netprobe.write_host_files(os.path.join(self.lab_dir, "etc"), self.name, self.address, network)
+        self.network_probe = stand_ins.inventory_value(network)
+        if scenario is not None:
+            netprobe.set_user_proxy(self.root, stand_ins, network)
 
     def base_env(self) -> dict[str, str]:
         """The host's whole process environment, from the shim's one definition of it."""
@@ -622,6 +647,12 @@ class Lab:
             raise ValueError(str(exc)) from None
         if not self.confinement.active:
             log.warning("host processes are NOT confined to their state folders: %s", self.confinement.reason)
+        os.makedirs(state_dir, exist_ok=True)
+        # The network probe's stand-ins need the hermetic resolver only bwrap gives each host.
+        self.stand_ins = netprobe.StandIns(os.path.join(os.path.abspath(state_dir), "netprobe")) \
+            if self.confinement.active else None
+        if self.stand_ins is None:
+            log.warning("the network probe is switched off on every host: %s (netprobe.py)", self.confinement.reason)
         # The moved clock this process runs under (serve --clock-offset), handed on to every host.
         self.clock = sandbox.inherited_clock()
         self.pwsh = find_pwsh(pwsh)
@@ -652,6 +683,7 @@ class Lab:
         for host, scenario in zip(self.hosts, assigned):
             if scenario:
                 host.seed(scenario)
+            host.set_network(scenario)
         self.counts_path = os.path.join(self.state_dir, "counts.json")
         self._listeners: list[_Listener] = []
         self._threads: set = set()
@@ -666,6 +698,8 @@ class Lab:
         auth.write_ntlm_user_file(os.path.join(self.state_dir, "ntlm_users"), LAB_USER, self.password,
                                   [h.name.upper() for h in self.hosts])
         certs = auth.make_ca(os.path.join(self.state_dir, "tls"), [(h.name, h.address) for h in self.hosts])
+        if self.stand_ins is not None:
+            self.stand_ins.start()
         sel = selectors.DefaultSelector()
         for host in self.hosts:
             http = _Listener(host, None, None)
@@ -714,6 +748,8 @@ class Lab:
         for host in self.hosts:
             for service in host.services.values():
                 service.close_all()
+        if self.stand_ins is not None:
+            self.stand_ins.stop()
         self.write_counts()
         log.info("lab stopped")
 
@@ -755,9 +791,11 @@ class Lab:
             "clock": {"offset": self.clock.get("FAKETIME"), "env": self.clock},
             "confined": self.confinement.active,
             "confinement": self.confinement.reason or "bwrap: each host writes only below its state folder",
+            "network_probe": self.stand_ins.describe() if self.stand_ins is not None
+            else {"off": "no hermetic resolver without bwrap: %s" % self.confinement.reason},
             "hosts": {h.name: {"address": h.address, "http_port": h.http_port, "https_port": h.https_port,
                                "state": h.root, "bin": h.bin_dir, "shim_modules": h.shim_modules,
-                               "lab": h.lab_dir, "scenario": h.scenario}
+                               "lab": h.lab_dir, "scenario": h.scenario, "network_probe": h.network_probe}
                       for h in self.hosts},
         }
 
@@ -790,6 +828,9 @@ class Lab:
                     hv.update(ansible_port=h.https_port, ansible_winrm_scheme="https",
                               ansible_winrm_ca_trust_path=self.ca_path,
                               ansible_winrm_server_cert_validation="validate")
+            # What the host's win_activation_facts probes (the action plugin reads it), so the
+            # playbooks run as they ship and never with the real Entra names.
+            hv[netprobe.PROBE_VARIABLE] = h.network_probe
             hostvars[h.name] = hv
         return {"all": {
             "hosts": hostvars,

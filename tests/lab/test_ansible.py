@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from . import netprobe
 from .process import REPO_ROOT
 
 ANSIBLE_BIN = os.path.join(os.path.dirname(sys.executable), "ansible")
@@ -47,10 +48,16 @@ def run_json(cmd: list[str], tmp_path, lab=None) -> tuple[int, dict, str]:
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     try:
-        return proc.returncode, json.loads(proc.stdout), proc.stderr
+        doc = json.loads(proc.stdout)
     except json.JSONDecodeError:
         pytest.fail("ansible printed no JSON (rc %d):\n%s\n%s" % (proc.returncode, proc.stdout[-3000:],
                                                                   proc.stderr[-3000:]))
+    # The lab's guard: a network probe pointed at anything but the lab's stand-ins (the
+    # module's default Entra names above all) fails the test that ran it.
+    outside = netprobe.violations(doc)
+    if outside:
+        pytest.fail("the network probe was pointed outside the lab's stand-ins: %s" % ", ".join(outside))
+    return proc.returncode, doc, proc.stderr
 
 
 def host_results(doc: dict) -> dict:

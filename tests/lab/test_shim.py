@@ -19,7 +19,7 @@ import pytest
 from ansible_collections.m365ops.activation.plugins.module_utils.dsreg import parse_dsreg_status
 from ansible_collections.m365ops.activation.plugins.module_utils.evidence import build_evidence
 from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate, load_bundle, reference_time
-from ansible_collections.m365ops.activation.tests.lab import shim
+from ansible_collections.m365ops.activation.tests.lab import netprobe, shim
 from ansible_collections.m365ops.activation.tests.lab.toolchain import NO_PWSH, find_pwsh
 from ansible_collections.m365ops.activation.tests.lab.shim import ScenarioError, host_environment, seed_host
 
@@ -28,6 +28,9 @@ COLLECTIONS = ROOT / 'build' / 'collections'
 # Seeding and the stand-ins are pure Python; the tests that run PowerShell take the pwsh fixture.
 NEEDS_PWSH = False
 SCENARIOS = sorted(p.name for p in shim.SCENARIO_DIR.iterdir() if (p / 'scenario.yml').is_file())
+# The network-probe scenarios are PC-HEALTHY behind a network the gathering below does not
+# probe: tests/lab/test_network_probe.py runs them end to end instead.
+GATHERED = [name for name in SCENARIOS if 'network_probe' not in shim.load_scenario(name)[0]]
 HYB_ALICE = 'S-1-5-21-3623811015-3361044348-30300820-1104'
 
 
@@ -370,7 +373,7 @@ def test_task_runner_runs_tasks_in_the_principals_environment(tmp_path, pwsh, mo
 
 GATHER_SCRIPT = r'''
 $ErrorActionPreference = 'Stop'
-foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon') {
+foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon', 'NetworkProbe') {
     Import-Module (Join-Path $env:REPO "plugins/module_utils/$name.psm1")
 }
 & (Get-Module ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
@@ -381,7 +384,7 @@ $text = Get-Content -LiteralPath (Join-Path $env:REPO 'plugins/modules/win_activ
 '''
 
 
-@pytest.mark.parametrize('name', SCENARIOS)
+@pytest.mark.parametrize('name', GATHERED)
 def test_each_scenario_gathers_to_the_plan_of_its_evidence(tmp_path, pwsh, name):
     """The real gathering code (per-user task included) on each seeded host gives the join
     type and plan docs/triage.md lists for the evidence the scenario mirrors. ScheduledTaskRunner's
@@ -424,6 +427,9 @@ def run_module(state: Path, pwsh: str, module: str, args: dict, tmp_path: Path) 
     assert sep, 'no module result (rc %d)\n%s\n%s' % (proc.returncode, proc.stdout, proc.stderr)
     result = json.loads(body)
     assert 'FAILED' not in head, result
+    # No bwrap here, so no hermetic resolver: a probe may only be pointed at address literals
+    # of stand-ins (netprobe.py), never at the module's default Entra names.
+    assert not netprobe.violations(result), netprobe.violations(result)
     return result
 
 
@@ -436,11 +442,22 @@ def short_state():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_facts_then_token_broker_rung_then_facts(tmp_path, short_state, pwsh):
+@pytest.fixture
+def stand_ins(tmp_path):
+    """The lab's loopback stand-ins (netprobe.py), for module runs outside a lab."""
+    servers = netprobe.StandIns(tmp_path / 'netprobe').start()
+    yield servers
+    servers.stop()
+
+
+def test_facts_then_token_broker_rung_then_facts(tmp_path, short_state, pwsh, stand_ins):
     state = short_state / 'PC-HYB-PRT'
     seed_host(state, 'PC-HYB-PRT', pwsh=pwsh)
     expect = scenario_data('PC-HYB-PRT')['expect']
-    facts = run_module(state, pwsh, 'win_activation_facts', {'timeout': 120}, tmp_path)
+    # Address literals: this run has no hermetic resolver (no bwrap), so no name at all.
+    probe = {'endpoints': ['127.0.0.1:%d' % stand_ins.ports['tls_trusted']], 'trusted_roots': [stand_ins.trusted_root],
+             'timeout': 4}
+    facts = run_module(state, pwsh, 'win_activation_facts', {'timeout': 120, 'network_probe': probe}, tmp_path)
     hf = facts['host_facts']
     assert hf['hostname'] == 'PC-HYB-PRT' and hf['os']['build'] == 22631
     assert hf['office']['installed'] is True and hf['office']['channel'] == 'Current'
@@ -462,6 +479,14 @@ def test_facts_then_token_broker_rung_then_facts(tmp_path, short_state, pwsh):
         assert user['sign_in_upn'] == 'alice@contoso.com'
         assert 'MicrosoftOffice16_Data:SSPI:alice@contoso.com' in user['credential_targets']
         assert verdict['plan'] == expect['plan']
+        # The probe ran as the administrator and again in alice's task; both reached the
+        # stand-in, whose chain ends at the root the run was told to trust.
+        contexts = hf['network_probe']['contexts']
+        assert [(c['context'], c.get('sid')) for c in contexts] == [('system', None), ('user', HYB_ALICE)]
+        for context in contexts:
+            (result,) = context['results']
+            assert result['blocked'] is None and result['tls']['root']['thumbprint'] == stand_ins.trusted_root, result
+        assert stand_ins.connections['tls_trusted'] >= 2
     else:
         # Until ScheduledTaskRunner's Set-M365PathSddl skips Windows ACLs off Windows, the
         # user-context task cannot be set up under pwsh on Linux: say so, and check the rest.
@@ -470,7 +495,8 @@ def test_facts_then_token_broker_rung_then_facts(tmp_path, short_state, pwsh):
 
     rung = run_module(state, pwsh, 'win_token_broker_cache', {'users': [HYB_ALICE], 'state': 'absent'}, tmp_path)
     assert rung['changed'] is True and rung['reboot_required'] is True
-    again = run_module(state, pwsh, 'win_activation_facts', {'user_context': False}, tmp_path)
+    again = run_module(state, pwsh, 'win_activation_facts', {'user_context': False, 'network_probe': {'enabled': False}},
+                       tmp_path)
     (alice2,) = again['host_facts']['profiles']
     assert alice2['token_broker']['aad_broker_plugin']['files'] == 0
     # The rung's reboot marker is in the lab registry and the next gathering sees it.

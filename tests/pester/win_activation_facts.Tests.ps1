@@ -9,7 +9,7 @@
 BeforeAll {
     $root = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
     $utils = Join-Path $root 'plugins' 'module_utils'
-    foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon') {
+    foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon', 'NetworkProbe') {
         Import-Module (Join-Path $utils "$name.psm1") -Force
     }
     $modulePath = Join-Path $root 'plugins' 'modules' 'win_activation_facts.ps1'
