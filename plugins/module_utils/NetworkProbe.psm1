@@ -390,12 +390,13 @@ Function Invoke-M365NetworkProbe {
             $stream = $w.client.GetStream()
             if ($w.r.route -eq 'proxy') {
                 $ms = [Math]::Min($phaseCap, (& $remaining))
-                if ($ms -le 0) { continue }
+                # Less than this is no fair chance: leave the layer unprobed, not failed.
+                if ($ms -lt 100) { continue }
                 $w.r.connect = Invoke-M365ProbeConnect -Stream $stream -Target "$($w.r.host):$($w.r.port)" -TimeoutMs $ms
                 if ($w.r.connect.status -ne 'ok') { continue }
             }
             $ms = [Math]::Min($phaseCap, (& $remaining))
-            if ($ms -le 0) { continue }
+            if ($ms -lt 100) { continue }
             $w.r.tls = Invoke-M365ProbeTls -Stream $stream -HostName $w.r.host -TimeoutMs $ms
         }
     }

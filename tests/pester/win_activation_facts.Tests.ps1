@@ -597,16 +597,159 @@ Describe 'User-context script through the real task runner' {
         }
         Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = $script:Exit } }
         Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { }
-        $run = Invoke-M365TaskScript -ScriptBlock $script:UserContextScript -RunAs User -UserSid 'S-1-5-21-1-2-3-1104' `
-            -Parameters @{ Regexes = @('^MicrosoftOffice1.*$'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c' }
+        # The probe travels too (its code is a parameter), pointed at a port that refuses.
+        $closed = [System.Net.Sockets.Socket]::new([System.Net.Sockets.AddressFamily]::InterNetwork, [System.Net.Sockets.SocketType]::Stream, [System.Net.Sockets.ProtocolType]::Tcp)
+        $closed.Bind([System.Net.IPEndPoint]::new([System.Net.IPAddress]::Loopback, 0))
+        try {
+            $run = Invoke-M365TaskScript -ScriptBlock $script:UserContextScript -RunAs User -UserSid 'S-1-5-21-1-2-3-1104' `
+                -Parameters @{ Regexes = @('^MicrosoftOffice1.*$'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c'
+                Probe = @{ Code = Get-M365NetworkProbeScript; Endpoints = @("127.0.0.1:$($closed.LocalEndPoint.Port)"); TimeoutSeconds = 3 } }
+        }
+        finally { $closed.Close() }
         $run.Message | Should -BeNullOrEmpty
         $run.Status | Should -Be 'ok'
-        $e = ConvertTo-AfUserEntry -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path 'C:\Users\alice') -TaskResult $run
+        $alice = New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path 'C:\Users\alice'
+        $probe = ConvertTo-AfUserProbe -UserProfile $alice -TaskResult $run -TrustedRoots @('DF3C24F9BFD666761B268073FE06D1CC8D4F82A4')
+        $probe.context | Should -Be 'user'
+        $probe.sid | Should -Be 'S-1-5-21-1-2-3-1104'
+        $probe.results[0].blocked | Should -Be 'tcp'
+        $e = ConvertTo-AfUserEntry -UserProfile $alice -TaskResult $run
         $e.status | Should -Be 'ok'
         # No Windows here: every part fails on its own and says so; none is faked.
         $e.message | Should -Match 'dsregcmd'
         $e.message | Should -Match 'WAM accounts'
         @($e.credential_targets).Count | Should -Be 0
         @(Get-ChildItem -LiteralPath $script:RunRoot -Force).Count | Should -Be 0
+    }
+}
+
+Describe 'Network probe endpoints per cloud' {
+    It 'probes the tenant''s national cloud when the endpoints are left at the default' -ForEach @(
+        @{ Url = 'https://login.microsoftonline.us/4d1c6a4e-2f8b-4b1e-9a53-7c0f2e9d1b64/oauth2/authorize'; Cloud = 'usgov'; First = 'login.microsoftonline.us' }
+        @{ Url = 'https://login.partner.microsoftonline.cn/4d1c6a4e-2f8b-4b1e-9a53-7c0f2e9d1b64/oauth2/authorize'; Cloud = 'china'; First = 'login.partner.microsoftonline.cn' }
+        @{ Url = 'https://login.microsoftonline.com/4d1c6a4e-2f8b-4b1e-9a53-7c0f2e9d1b64/oauth2/authorize'; Cloud = 'public'; First = 'login.microsoftonline.com' }
+    ) {
+        $dsreg = $script:DeviceDsreg -replace '(?m)^(\s*AuthCodeUrl\s*:\s*)\S+', "`${1}$Url"
+        $dsreg | Should -Match ([regex]::Escape($Url))
+        $r = Resolve-AfProbeEndpoint -Endpoints @('enterpriseregistration.windows.net', 'LOGIN.microsoftonline.com', 'device.login.microsoftonline.com') -DsregText $dsreg
+        $r.cloud | Should -Be $Cloud
+        $r.endpoints[0] | Should -Be $First
+    }
+
+    It 'probes a list the operator gave as given, whatever the tenant' {
+        $dsreg = $script:DeviceDsreg -replace 'login\.microsoftonline\.com', 'login.microsoftonline.us'
+        $r = Resolve-AfProbeEndpoint -Endpoints @('login.microsoftonline.com', 'login.lab.test:8443') -DsregText $dsreg
+        $r.cloud | Should -BeNullOrEmpty
+        $r.endpoints | Should -Be @('login.microsoftonline.com', 'login.lab.test:8443')
+    }
+
+    It 'falls back to the public cloud without a readable dsregcmd' {
+        Get-AfProbeCloud -DsregText $null | Should -Be 'public'
+    }
+}
+
+Describe 'Get-ActivationFact with the network probe' {
+    BeforeAll {
+        # A bound socket that never listens: every connect is refused, at once.
+        $script:Closed = [System.Net.Sockets.Socket]::new([System.Net.Sockets.AddressFamily]::InterNetwork, [System.Net.Sockets.SocketType]::Stream, [System.Net.Sockets.ProtocolType]::Tcp)
+        $script:Closed.Bind([System.Net.IPEndPoint]::new([System.Net.IPAddress]::Loopback, 0))
+        $script:ClosedPort = $script:Closed.LocalEndPoint.Port
+    }
+    AfterAll { $script:Closed.Close() }
+    BeforeEach {
+        $script:Profiles = @(New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path (Join-Path $TestDrive 'alice'))
+        Mock Get-M365UserProfile { $script:Profiles }
+        Mock Invoke-AfDsregcmd { [pscustomobject]@{ Output = $script:DeviceDsreg; ExitCode = 0 } }
+        Mock Get-WinEvent { }
+        Mock Assert-AfRegistry { }
+        Mock Get-AfBrokerPackage { }
+        Mock Get-AfLastBootUpTime { [datetime]::new(2026, 11, 26, 7, 58, 0, [DateTimeKind]::Utc) }
+        Mock Get-M365RebootMarkerValue { @{} }
+        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{} }
+        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $false }
+        Mock -ModuleName RebootMarker Get-M365RebootRegistryValue { $null }
+        Mock Get-AfUtcNow { $script:Now }
+        # The WinHTTP proxy is the closed port: the device context is refused at the proxy.
+        Mock Get-AfRegistryValue {
+            if ($Path -like '*Windows NT\CurrentVersion') { return @{ CurrentBuildNumber = '22631' } }
+            if ($Path -like '*Internet Settings\Connections') {
+                $proxy = [Text.Encoding]::ASCII.GetBytes("127.0.0.1:$($script:ClosedPort)")
+                return @{ WinHttpSettings = [byte[]](@(0x18, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0) + [BitConverter]::GetBytes([int]$proxy.Length) + $proxy + @(0, 0, 0, 0)) }
+            }
+        }
+        # alice's task reports what its probe saw, as it comes back through JSON: a 407.
+        $script:UserProbe = '{"context":"user","account":"CONTOSO\\alice","proxy":{"source":"wininet","server":"proxy.contoso.com:8080","bypass":null,"pac_url":null,"auto_detect":false,"note":null},"timeout_seconds":4,"elapsed_ms":40,"complete":null,"results":[{"endpoint":"login.microsoftonline.com","host":"login.microsoftonline.com","port":443,"route":"proxy","proxy":"proxy.contoso.com:8080","dns":{"name":"proxy.contoso.com","status":"ok","addresses":["10.1.2.3"],"message":null},"tcp":{"address":"10.1.2.3:8080","status":"ok","message":null},"connect":{"status":"auth_required","code":407,"status_line":"HTTP/1.1 407 Proxy Authentication Required","auth":["Negotiate"],"message":null},"tls":null,"blocked":null,"detail":null}]}'
+        Mock Invoke-M365TaskScript {
+            $out = [pscustomobject]@{ sign_in_upn = 'alice@contoso.com'; dsregcmd_status = 'x'; credential_targets = @(); wam_accounts = @(); broker_plugin_registered = $true; errors = @()
+                network_probe = ($script:UserProbe | ConvertFrom-Json) }
+            [pscustomobject]@{ Status = 'ok'; Output = $out; Message = ''; ExitCode = 0 }
+        }
+    }
+
+    It 'probes as the administrator through the WinHTTP proxy and hands the user''s task the probe' {
+        $probe = @{ endpoints = @('login.microsoftonline.com'); trusted_roots = @('DF3C24F9BFD666761B268073FE06D1CC8D4F82A4'); timeout = 3 }
+        $r = Get-ActivationFact -NetworkProbe $probe
+        Should -Invoke Invoke-M365TaskScript -Times 1 -Exactly -ParameterFilter {
+            $Parameters.Probe.Code -match 'function Invoke-M365UserNetworkProbe' -and
+            $Parameters.Probe.TimeoutSeconds -eq 3 -and ($Parameters.Probe.Endpoints -join ',') -eq 'login.microsoftonline.com' -and
+            -not $Parameters.Probe.ContainsKey('TrustedRoots') }
+        $np = $r.host_facts.network_probe
+        $np.endpoints | Should -Be @('login.microsoftonline.com')
+        $np.cloud | Should -BeNullOrEmpty
+        $np.timeout_seconds | Should -Be 3
+        @($np.contexts.context) | Should -Be @('system', 'user')
+        $system = $np.contexts[0]
+        $system.proxy.source | Should -Be 'winhttp'
+        $system.proxy.server | Should -Be "127.0.0.1:$($script:ClosedPort)"
+        $system.results[0].route | Should -Be 'proxy'
+        $system.results[0].blocked | Should -Be 'tcp'
+        $system.results[0].detail | Should -BeLike "no TCP connection to the proxy 127.0.0.1:$($script:ClosedPort) (refused*"
+        # The user's result is judged here, named by the profile it ran for.
+        $user = $np.contexts[1]
+        $user.sid | Should -Be 'S-1-5-21-1-2-3-1104'
+        $user.user | Should -Be 'CONTOSO\alice'
+        $user.results[0].blocked | Should -Be 'proxy_auth'
+        $user.complete | Should -BeTrue
+        $r.collection_errors.Count | Should -Be 0
+        # It survives the trip to the controller as the plain object host_facts.json holds.
+        ($r.host_facts | ConvertTo-Json -Depth 12 | ConvertFrom-Json).network_probe.contexts[1].results[0].connect.code | Should -Be 407
+    }
+
+    It 'says the proxy is unknown when the WinHTTP settings cannot be read, and probes direct' {
+        Mock Get-AfRegistryValue { if ($Path -like '*Windows NT\CurrentVersion') { @{ CurrentBuildNumber = '22631' } } else { throw 'access denied' } }
+        $r = Get-ActivationFact -UserContext $false -NetworkProbe @{ endpoints = @("127.0.0.1:$($script:ClosedPort)"); trusted_roots = @('DF3C24F9BFD666761B268073FE06D1CC8D4F82A4'); timeout = 2 }
+        $system = $r.host_facts.network_probe.contexts[0]
+        $system.proxy.source | Should -Be 'unknown'
+        $system.proxy.note | Should -Match 'could not be read'
+        $system.results[0].route | Should -Be 'direct'
+        @($r.collection_errors.source) | Should -Contain 'network'
+    }
+
+    It 'keeps a user whose task could not probe, with the reason' {
+        Mock Invoke-M365TaskScript {
+            $out = [pscustomobject]@{ sign_in_upn = 'alice@contoso.com'; dsregcmd_status = 'x'; credential_targets = @(); wam_accounts = @(); broker_plugin_registered = $true
+                errors = @('network probe: boom'); network_probe = [pscustomobject]@{ error = 'boom' } }
+            [pscustomobject]@{ Status = 'ok'; Output = $out; Message = ''; ExitCode = 0 }
+        }
+        $r = Get-ActivationFact -NetworkProbe @{ endpoints = @("127.0.0.1:$($script:ClosedPort)"); trusted_roots = @('DF3C24F9BFD666761B268073FE06D1CC8D4F82A4'); timeout = 2 }
+        $user = $r.host_facts.network_probe.contexts[1]
+        $user.error | Should -Be 'boom'
+        $user.sid | Should -Be 'S-1-5-21-1-2-3-1104'
+        $r.host_facts.users[0].message | Should -Be 'network probe: boom'
+    }
+
+    It 'probes nothing and adds no section without the option' {
+        $r = Get-ActivationFact
+        $r.host_facts.Contains('network_probe') | Should -BeFalse
+        Should -Invoke Invoke-M365TaskScript -Times 1 -Exactly -ParameterFilter { -not $Parameters.ContainsKey('Probe') }
+    }
+
+    It 'fits the user''s task on one command line with ten long endpoints' {
+        $long = @(1..10 | ForEach-Object { "enterpriseregistration-$_.partner.microsoftonline-long-name.example.cn:4443" })
+        $parameters = @{ Regexes = @('^MicrosoftOffice1.*$'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c'
+            Probe = @{ Code = Get-M365NetworkProbeScript; Endpoints = $long; TimeoutSeconds = 30 } }
+        $argument = ConvertTo-M365TaskCommand -ScriptBlock $script:UserContextScript -Parameters $parameters `
+            -OutputFile 'C:\Windows\Temp\m365ops-20261126T090000Z-4242-0a1b2c3d\output.json'
+        $argument.Length | Should -BeLessThan 30100
     }
 }
