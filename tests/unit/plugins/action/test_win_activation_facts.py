@@ -286,3 +286,49 @@ def test_no_hybrid_join_recorded():
     res['host_facts']['hybrid_join'] = None
     fact = triage_result(res)
     assert 'hybrid_join_pending' not in {f['id'] for f in fact['findings']}
+
+
+# --- the network probe's settings: the task's keys over the inventory variable ---------------
+
+SITE_PROBE = {'endpoints': ['login.microsoftonline.us'], 'trusted_roots': ['DF3C24F9BFD666761B268073FE06D1CC8D4F82A4'],
+              'timeout': 6}
+
+
+def run_with_inventory(action, probe):
+    # The templar renders the variable as Ansible would; here it holds plain values.
+    action._templar.template = lambda value: value
+    return action.run(task_vars={'inventory_hostname': 'PC042', 'm365ops_network_probe': probe})
+
+
+def test_the_inventory_variable_sets_the_probe_for_every_task_that_does_not():
+    host = Host(module_result())
+    run_with_inventory(make_action(host, {'events_days': 7}), dict(SITE_PROBE))
+    assert host.calls[0] == (MODULE, {'events_days': 7, 'network_probe': SITE_PROBE})
+
+
+def test_the_tasks_own_probe_keys_win_over_the_inventory_variable():
+    host = Host(module_result())
+    run_with_inventory(make_action(host, {'network_probe': {'timeout': 2, 'enabled': False, 'endpoints': None}}),
+                       dict(SITE_PROBE))
+    # None is "not set" (what a role passes for omit-like values): the site's endpoints stay.
+    assert host.calls[0][1]['network_probe'] == dict(SITE_PROBE, timeout=2, enabled=False)
+
+
+def test_without_either_the_module_keeps_its_own_defaults():
+    host = Host(module_result())
+    run(make_action(host, {'users': ['alice']}))
+    assert 'network_probe' not in host.calls[0][1]
+
+
+@pytest.mark.parametrize('task, inventory, message', [
+    ({}, ['login.microsoftonline.com'], 'm365ops_network_probe: expected a dict of enabled, endpoints, '
+                                        'trusted_roots, timeout, got list'),
+    ({}, {'endpoint': ['x']}, r'm365ops_network_probe: unknown key\(s\) endpoint \(known: enabled, endpoints, '
+                              r'trusted_roots, timeout\)'),
+    ({'network_probe': {'budget': 3}}, None, r'network_probe: unknown key\(s\) budget'),
+])
+def test_bad_probe_settings_fail_before_the_host_is_touched(task, inventory, message):
+    host = Host(module_result())
+    with pytest.raises(AnsibleActionFail, match=message):
+        run_with_inventory(make_action(host, task), inventory)
+    assert host.calls == []

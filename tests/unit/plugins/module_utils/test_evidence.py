@@ -99,6 +99,9 @@ def test_missing_folder(tmp_path):
     ({'facts': {'schema': 2}}, 'host_facts.json', 'schema 2 is not supported'),
     ({'facts': {'users': {'alice': {}}}}, 'host_facts.json', '"users" must be a list'),
     ({'facts': {'network': 'direct'}}, 'host_facts.json', '"network" must be an object'),
+    ({'facts': {'network_probe': ['system']}}, 'host_facts.json', '"network_probe" must be an object'),
+    ({'facts': {'network_probe': {'contexts': {'system': {}}}}}, 'host_facts.json',
+     '"network_probe.contexts" must be a list of objects'),
     ({'facts': {'users': [{'status': 'maybe'}]}}, 'host_facts.json', 'users\\[0\\].status'),
 ])
 def test_bad_bundles_name_the_file(tmp_path, kwargs, file, message):

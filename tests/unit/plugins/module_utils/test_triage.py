@@ -310,6 +310,126 @@ def test_broker_errors_behind_a_network_failure_wait_for_it():
     assert result['plan'] == ['fix_network_path']
 
 
+# --- the network probe (host_facts.network_probe, NetworkProbe.psm1) -----------------------
+
+def probe_result(endpoint='login.microsoftonline.com', blocked=None, detail=None):
+    return {'endpoint': endpoint, 'host': endpoint.split(':')[0], 'port': 443, 'route': 'direct',
+            'blocked': blocked, 'detail': detail or ('reached %s:443 (Tls12, chain ends at CN=DigiCert Global Root G2)'
+                                                     % endpoint)}
+
+
+def probe_context(kind='system', results=None, proxy=None, **kwargs):
+    context = {'context': kind, 'proxy': proxy or {'source': 'none'}, 'timeout_seconds': 4, 'complete': True,
+               'results': results if results is not None else [probe_result()]}
+    if kind == 'system':
+        context['account'] = 'CONTOSO\\svc-m365ops'
+    else:
+        context.update({'user': 'CONTOSO\\alice', 'sid': 'S-1-5-21-1-2-3-1104'})
+    context.update(kwargs)
+    return context
+
+
+def probed(*contexts):
+    return facts(network_probe={'endpoints': ['login.microsoftonline.com'], 'cloud': 'public', 'timeout_seconds': 4,
+                                'contexts': list(contexts)})
+
+
+PROXY_407 = ('the proxy proxy.contoso.local:8080 asks for authentication: HTTP/1.1 407 Proxy Authentication '
+             'Required (offers Negotiate, NTLM)')
+
+
+@pytest.mark.parametrize('layer, name, detail, advice', [
+    ('dns', 'DNS', 'login.microsoftonline.com does not resolve (No such host is known.)', 'make the names resolve'),
+    ('tcp', 'TCP/firewall', 'no TCP connection to 20.190.151.7:443 (timeout: no answer within 1333 ms)',
+     'allow outbound TCP 443'),
+    ('proxy', 'the proxy', 'the proxy proxy.contoso.local:8080 refused the tunnel to login.microsoftonline.com:443: '
+                           'HTTP/1.1 403 Forbidden', 'let the proxy open HTTPS tunnels'),
+    ('proxy_auth', 'proxy authentication', PROXY_407, 'exempt the endpoints from proxy authentication'),
+    ('tls_inspection', 'TLS inspection', 'the certificate chain ends at the root CN=Contoso TLS Inspection CA [AB12], '
+                                         'not at a root Microsoft uses', 'exempt Microsoft.AAD.BrokerPlugin'),
+    ('tls', 'TLS', 'the TLS handshake with login.microsoftonline.com failed: Received an unexpected EOF',
+     'check the TLS handshake'),
+])
+def test_a_blocked_probe_alone_names_the_layer_and_the_context(layer, name, detail, advice):
+    # No AAD error, no dsregcmd error: the probe is the only evidence, and enough.
+    result = run(host_facts=probed(probe_context('system', [probe_result(blocked=layer, detail=detail)])))
+    net = finding(result, 'network_blocked')
+    assert net['rung'] == 'fix_network_path' and net['severity'] == 'high'
+    assert 'the network probe is blocked at %s in the system context.' % name in net['summary']
+    assert advice in net['summary']
+    assert net['evidence'] == ['network probe (system as CONTOSO\\svc-m365ops, direct): login.microsoftonline.com '
+                               'blocked at %s: %s' % (name, detail)]
+    assert result['plan'] == ['fix_network_path']
+
+
+def test_the_probe_names_each_context_and_proxy_it_blocks_in():
+    result = run(host_facts=probed(
+        probe_context('system', [probe_result(), probe_result('enterpriseregistration.windows.net')]),
+        probe_context('user', [probe_result(blocked='proxy_auth', detail=PROXY_407),
+                               probe_result('enterpriseregistration.windows.net', blocked='proxy_auth', detail=PROXY_407)],
+                      proxy={'source': 'wininet', 'server': 'proxy.contoso.local:8080'})))
+    net = finding(result, 'network_blocked')
+    assert net['summary'].startswith('The AAD token broker cannot reach Entra ID: the network probe is blocked at proxy '
+                                     'authentication in the user context (CONTOSO\\alice). Fix it before touching '
+                                     'caches: exempt the endpoints from proxy authentication')
+    assert net['evidence'] == [
+        'network probe (user CONTOSO\\alice, WinINET proxy proxy.contoso.local:8080): login.microsoftonline.com '
+        'blocked at proxy authentication: ' + PROXY_407,
+        'network probe (user CONTOSO\\alice, WinINET proxy proxy.contoso.local:8080): enterpriseregistration.windows.net '
+        'blocked at proxy authentication: ' + PROXY_407]
+
+
+def test_one_layer_in_both_contexts_and_two_layers_are_all_named():
+    dns = probe_result(blocked='dns', detail='the name of the proxy proxy.contoso.local:8080 does not resolve (x)')
+    tls = probe_result('enterpriseregistration.windows.net', blocked='tls_inspection', detail='the chain ends at X')
+    result = run(host_facts=probed(
+        probe_context('system', [dns], proxy={'source': 'winhttp', 'server': 'proxy.contoso.local:8080'}),
+        probe_context('user', [dns, tls], proxy={'source': 'pac', 'pac_url': 'http://wpad/wpad.dat'})))
+    summary = finding(result, 'network_blocked')['summary']
+    assert ('blocked at DNS in the system context and the user context (CONTOSO\\alice); TLS inspection in the user '
+            'context (CONTOSO\\alice).') in summary
+    evidence = finding(result, 'network_blocked')['evidence']
+    assert evidence[0].startswith('network probe (system as CONTOSO\\svc-m365ops, WinHTTP proxy proxy.contoso.local:8080): ')
+    assert evidence[1].startswith('network probe (user CONTOSO\\alice, PAC http://wpad/wpad.dat): ')
+
+
+def test_a_probe_that_passed_keeps_the_events_verdict_and_says_so():
+    result = run(events=[event(1098, '0xCAA70007')],
+                 host_facts=probed(probe_context('system'), probe_context('user')))
+    net = finding(result, 'network_blocked')
+    assert net['evidence'] == ['event 1098 0xCAA70007 at 2026-11-20T08:00:00Z: Connection interrupted',
+                               'network probe: every endpoint reached in the system context, '
+                               'user context (CONTOSO\\alice)']
+    assert net['summary'].endswith('The network probe reached every endpoint, so the block is intermittent or '
+                                   'specific to the broker (an antivirus or a per-app firewall rule).')
+    # Without AAD errors a probe that passed is no finding at all.
+    healthy = run(host_facts=probed(probe_context('system'), probe_context('user')))
+    assert 'network_blocked' not in ids(healthy) and healthy['plan'] == []
+
+
+def test_unknown_parts_of_a_probe_are_said_never_reported_as_blocked():
+    skipped = probe_result('enterpriseregistration.windows.net', detail='not probed: the time budget ran out')
+    result = run(events=[event(1098, '0xCAA70007')], host_facts=probed(
+        probe_context('system', [probe_result(), skipped], complete=False),
+        probe_context('user', results=[], error='the script failed: Access is denied')))
+    evidence = finding(result, 'network_blocked')['evidence']
+    assert 'network probe (system as CONTOSO\\svc-m365ops, direct): 1 endpoint(s) not probed, the 4 s budget ran out' in evidence
+    assert 'network probe (user CONTOSO\\alice, direct): did not run (the script failed: Access is denied)' in evidence
+    assert not any('every endpoint reached' in line for line in evidence)
+    # and alone they raise nothing
+    assert 'network_blocked' not in ids(run(host_facts=probed(probe_context('system', [skipped], complete=False))))
+
+
+def test_a_hand_edited_probe_of_odd_types_is_read_as_empty():
+    for probe in ({'contexts': [{'results': 'x'}, {'results': [5, None]}]},
+                  {'contexts': [{'context': 'user', 'results': [{'blocked': 'firewall'}]}]}):
+        result = run(host_facts=facts(network_probe=probe))
+        assert 'network_blocked' not in ids(result), probe
+    # The rules never see a worse shape: the bundle is refused first (test_evidence.py).
+    with pytest.raises(EvidenceError, match='network_probe.contexts'):
+        run(host_facts=facts(network_probe={'contexts': 'none'}))
+
+
 @pytest.mark.parametrize('code, finding_id, rung', [
     ('0xCAA20003', 'token_grant_rejected', 'purge_office_credentials'),
     ('0xCAA90004', 'token_grant_rejected', 'purge_office_credentials'),
@@ -618,7 +738,7 @@ _PROFILE_KEYS = st.sampled_from(['user', 'licensing', 'identity_policy', 'token_
        users=st.lists(st.dictionaries(_USER_KEYS, _JSON | st.sampled_from(['ok', 'error', device()])), max_size=2),
        profiles=st.lists(st.dictionaries(_PROFILE_KEYS, _JSON), max_size=2),
        extra=st.dictionaries(st.sampled_from(['collected_at', 'office', 'network', 'pending_reboot', 'broker_plugin',
-                                              'hybrid_join']),
+                                              'hybrid_join', 'network_probe']),
                              _JSON, max_size=3))
 def test_any_evidence_is_either_refused_by_file_or_triaged(dsreg, users, profiles, extra):
     host_facts = dict(extra, schema=1, users=users, profiles=profiles)
