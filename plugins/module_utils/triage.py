@@ -459,8 +459,8 @@ def _probe_evidence(ctx):
                 found = True
                 if (layer, short) not in blocked:
                     blocked.append((layer, short))
-                lines.append('%s: %s blocked at %s: %s' % (label, result.get('endpoint') or result.get('host'),
-                                                          PROBE_LAYERS[layer][0], result.get('detail')))
+                endpoint = result.get('endpoint') or result.get('host')
+                lines.append('%s: %s blocked at %s: %s' % (label, endpoint, PROBE_LAYERS[layer][0], result.get('detail')))
         skipped = [r for r in results if not r.get('blocked') and str(r.get('detail', '')).startswith('not probed')]
         if skipped:
             lines.append('%s: %d endpoint(s) not probed, the %s s budget ran out'

@@ -84,7 +84,6 @@ options:
         C(m365ops_network_probe) (a dict with the same keys), so a site's endpoints and TLS
         policy are set once for the roles, AWX and ad hoc runs."
     type: dict
-    apply_defaults: true
     suboptions:
       enabled:
         description:
