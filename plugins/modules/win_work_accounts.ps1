@@ -400,7 +400,7 @@ $results = Invoke-M365UserRung -Module $module -ScriptBlock $workAccountScript -
     }
     elseif ($errors.Count -gt 0) {
         $entry.status = 'failed'
-        $entry.message = "work account removal failed: $($errors -join '; ')"
+        $entry.message = $errors -join '; '
     }
     else {
         $entry.status = if ($entry.removed.Count -gt 0 -or $gone.Count -gt 0) { 'changed' } else { 'unchanged' }
