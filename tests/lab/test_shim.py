@@ -195,13 +195,13 @@ def test_workplace_join_registrations_are_seeded_and_dsregcmd_shows_what_is_left
         thumb = box['workplace_thumbprint']
         values = json.loads((join_info / thumb / 'values.json').read_text())
         # The certificate in carol's store is the one the registration is named after.
-        key, cert, _ = pkcs12.load_key_and_certificates((store / ('%s.pfx' % thumb)).read_bytes(), None)
+        key, cert, _chain = pkcs12.load_key_and_certificates((store / ('%s.pfx' % thumb)).read_bytes(), None)
         assert key is not None and cert.fingerprint(hashes.SHA1()).hex().upper() == thumb
         assert cert.issuer.rfc4514_string() == 'CN=MS-Organization-Access'
         assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == box['workplace_device_id']
         assert values['TenantId']['value'] == box['workplace_tenant_id']
         by_tenant[box['workplace_tenant_name']] = (thumb, values['UserEmail']['value'])
-    assert {t: e for t, (_, e) in by_tenant.items()} == {'Contoso': 'carol@contoso.com', 'Fabrikam': 'c.jones@fabrikam.com'}
+    assert {t: pair[1] for t, pair in by_tenant.items()} == {'Contoso': 'carol@contoso.com', 'Fabrikam': 'c.jones@fabrikam.com'}
     # The evidence's thumbprints were replaced by the seeded certificates' in every view.
     device_text = (state / 'dsreg' / 'device.txt').read_text()
     assert 'B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5' not in device_text and by_tenant['Fabrikam'][0] in device_text
