@@ -86,6 +86,21 @@ def test_work_accounts_refuses_bad_client_id_and_wildcard_upn(run_module):
     assert result["msg"].startswith("client_id: 'office' is not a GUID")
 
 
+def test_work_accounts_refuses_to_remove_the_primary_account_before_reading_anything(run_module, fake_windows):
+    # Disconnecting work accounts never touches the user's primary account: naming it in
+    # `accounts` fails the module before the device state is read or any user is resolved.
+    env, set_status, recorded = fake_windows
+    set_status(HYBRID)
+    result = run_module("win_work_accounts", {
+        "users": ["alice"], "primary_upn": "alice@contoso.com",
+        "accounts": ["alice@fabrikam.com", "Alice@Contoso.com"], "disconnect_workplace_join": True}, env=env)
+    assert run_module.last.status == "FAILED!"
+    assert result["msg"] == ("accounts: 'alice@contoso.com' is primary_upn, the user's primary account; "
+                             "it is never signed out or disconnected. Nothing was changed.")
+    assert result["users"] == [] and result["changed"] is False
+    assert recorded() == []
+
+
 def test_broker_plugin_refuses_traversal_user(run_module):
     result = run_module("win_aad_broker_plugin", {"users": ["..\\..\\Windows\\System32"]}, check=True)
     assert run_module.last.status == "FAILED!"

@@ -32,6 +32,7 @@ import pytest
 from ansible_collections.m365ops.activation.plugins.module_utils.triage import triage_bundle
 
 from .conftest import scenario_lab
+from .shim import DOTNET_MY_STORE, WPJ_KEY
 from .test_ansible import PLAYBOOK_BIN, host_results, run_json
 from .process import REPO_ROOT
 
@@ -50,12 +51,19 @@ TRIAGE_TABLE = {
 
 # The hosts the repair runs on: the TokenBroker host (rungs 1 and 3, then a restart), the
 # cloud-only host flagged for recovery (repair-ladder.md "Device recovery comes first": no
-# rung, no restart, needs_user; the device is never left) and the healthy one (nothing).
-REPAIR_HOSTS = ["PC-HYB-PRT", "LT-CLOUD-21", "PC-HEALTHY"]
-EXPECTED_OUTCOME = {"PC-HYB-PRT": "fixed", "LT-CLOUD-21": "needs_user", "PC-HEALTHY": "unchanged"}
+# rung, no restart, needs_user; the device is never left), the registered laptop with a
+# second tenant's work account (rungs 1 and 2, no restart; its licence is the tenant's to
+# fix) and the healthy one (nothing).
+REPAIR_HOSTS = ["PC-HYB-PRT", "LT-CLOUD-21", "LT-REG-EXTRA", "PC-HEALTHY"]
+EXPECTED_OUTCOME = {"PC-HYB-PRT": "fixed", "LT-CLOUD-21": "needs_user", "LT-REG-EXTRA": "improved", "PC-HEALTHY": "unchanged"}
 RUNG_TASKS = ("Rung 1", "Rung 2", "Rung 3", "Rung 4", "Rung 5")
 TOKEN_BROKER_RUNGS = ["Rung 1 - purge the Office credentials from the users' vaults",
                       "Rung 3 - quarantine the TokenBroker caches"]
+WORK_ACCOUNT_RUNGS = ["Rung 1 - purge the Office credentials from the users' vaults",
+                      "Rung 2 - remove the extra work and school accounts"]
+# LT-REG-EXTRA's user and her two Workplace Join registrations (tests/lab/scenarios/LT-REG-EXTRA).
+CAROL = "S-1-5-21-1180699209-877415012-3182924384-1001"
+FABRIKAM = "a7e3b9d2-61c4-4f0e-8d2a-39b5c7e1f480"
 
 
 # The whole lab - its own process, every host process, the controller - runs this far from
@@ -154,6 +162,19 @@ def dsreg_device(lab, host: str) -> str:
         return fh.read()
 
 
+def workplace_join(lab, host: str, sid: str) -> dict:
+    """What is left of a user's Workplace Join on a lab host: JoinInfo and TenantInfo key names
+    in the hive and the certificates (thumbprints) in the user's personal store."""
+    state = lab.host(host)["state"]
+    root = os.path.join(state, "registry", "HKEY_USERS", sid, *WPJ_KEY.split("\\"))
+    with open(os.path.join(state, "users.json"), encoding="utf-8") as fh:
+        profile = next(u["profile"] for u in json.load(fh) if u["sid"] == sid)
+    store = os.path.join(profile, DOTNET_MY_STORE)
+    return {"JoinInfo": sorted(os.listdir(os.path.join(root, "JoinInfo"))),
+            "TenantInfo": sorted(os.listdir(os.path.join(root, "TenantInfo"))),
+            "certificates": sorted(n[:-len(".pfx")] for n in os.listdir(store))}
+
+
 # ------------------------------------------------------------------------------------------
 def test_diagnose_reports_what_the_offline_triage_of_the_same_evidence_lists(six, tmp_path, runs):
     before = six.counts(settle=0.3)
@@ -182,14 +203,15 @@ def test_diagnose_reports_what_the_offline_triage_of_the_same_evidence_lists(six
 
 
 def test_a_dry_run_over_basic_https_changes_nothing_on_the_hosts(six, tmp_path):
-    hosts = ["PC-HYB-PRT", "LT-CLOUD-21"]
+    hosts = ["PC-HYB-PRT", "LT-CLOUD-21", "LT-REG-EXTRA"]
     states = {h: host_state(six.host(h)["state"]) for h in hosts}
     before = six.counts(settle=0.3)
     rc, doc, err, report = playbook(six, tmp_path, "remediate.yml", tmp_path / "check", "--check",
                                     transport="basic", hosts=hosts)
     assert rc == 0, (err[-3000:], six.log()[-3000:])
     after = six.counts()
-    would = {"PC-HYB-PRT": (["purge_office_credentials", "reset_token_broker"], True), "LT-CLOUD-21": ([], False)}
+    would = {"PC-HYB-PRT": (["purge_office_credentials", "reset_token_broker"], True), "LT-CLOUD-21": ([], False),
+             "LT-REG-EXTRA": (["purge_office_credentials", "remove_extra_work_accounts"], False)}
     for host in hosts:
         entry = report["hosts"][host]
         assert entry["outcome"] == "unchanged", entry
@@ -205,6 +227,12 @@ def test_a_dry_run_over_basic_https_changes_nothing_on_the_hosts(six, tmp_path):
     assert sorted(rungs.get("PC-HYB-PRT", {})) == TOKEN_BROKER_RUNGS, rungs.get("PC-HYB-PRT")
     assert all(r.get("changed") for r in rungs["PC-HYB-PRT"].values()), rungs["PC-HYB-PRT"]
     assert "LT-CLOUD-21" not in rungs
+    # Rung 2 names the second tenant's registration it would disconnect, and changed nothing
+    # (the host's registry, certificate store and WAM state are compared above).
+    assert sorted(rungs.get("LT-REG-EXTRA", {})) == WORK_ACCOUNT_RUNGS, rungs.get("LT-REG-EXTRA")
+    (carol,) = rungs["LT-REG-EXTRA"][WORK_ACCOUNT_RUNGS[1]]["users"]
+    assert carol["disconnected"] == ["c.jones@fabrikam.com"], carol
+    assert carol["message"].startswith("would disconnect Workplace Join: c.jones@fabrikam.com in Fabrikam"), carol
     skipped = report["hosts"]["LT-CLOUD-21"]["rungs_skipped"]
     assert [s["rung"] for s in skipped] == ["purge_office_credentials", "reset_token_broker"], skipped
     assert all("device recovery first" in s["reason"] for s in skipped), skipped
@@ -232,6 +260,28 @@ def test_remediate_runs_the_planned_rungs_and_nothing_on_the_healthy_host(six, t
     assert sorted(rungs.get("PC-HYB-PRT", {})) == TOKEN_BROKER_RUNGS, rungs.get("PC-HYB-PRT")
     assert all(r.get("changed") and not r.get("failed") for r in rungs["PC-HYB-PRT"].values()), rungs["PC-HYB-PRT"]
     assert "PC-HEALTHY" not in rungs and "LT-CLOUD-21" not in rungs, sorted(rungs)
+    # The registered laptop (docs/rungs/win_work_accounts.md): carol's Fabrikam account is
+    # signed out and its Workplace Join disconnected - certificate and registration gone, the
+    # record kept under HKLM - while her own Contoso registration stays.
+    assert sorted(rungs.get("LT-REG-EXTRA", {})) == WORK_ACCOUNT_RUNGS, rungs.get("LT-REG-EXTRA")
+    assert all(r.get("changed") and not r.get("failed") for r in rungs["LT-REG-EXTRA"].values()), rungs["LT-REG-EXTRA"]
+    (carol,) = rungs["LT-REG-EXTRA"][WORK_ACCOUNT_RUNGS[1]]["users"]
+    assert (carol["removed"], carol["disconnected"]) == (["c.jones@fabrikam.com"], ["c.jones@fabrikam.com"]), carol
+    gone = {r["user_email"]: r for r in carol["workplace_join"]}
+    assert gone["c.jones@fabrikam.com"]["action"] == "disconnected"
+    assert gone["c.jones@fabrikam.com"]["way_back"].startswith("Settings > Accounts > Access work or school > Connect")
+    assert gone["carol@contoso.com"]["action"] == "kept", gone
+    left = workplace_join(six, "LT-REG-EXTRA", CAROL)
+    kept = gone["carol@contoso.com"]["thumbprint"]
+    assert left == {"JoinInfo": [kept], "TenantInfo": ["4d1c6a4e-2f8b-4b1e-9a53-7c0f2e9d1b64"], "certificates": [kept]}, left
+    record = os.path.join(six.host("LT-REG-EXTRA")["state"], "registry", "HKEY_LOCAL_MACHINE", "SOFTWARE", "m365ops",
+                          "activation", "WorkplaceJoinDisconnected", "values.json")
+    with open(record, encoding="utf-8") as fh:
+        (name, value), = json.load(fh).items()
+    assert name == "%s_%s" % (CAROL, gone["c.jones@fabrikam.com"]["thumbprint"])
+    assert json.loads(value["value"])["tenant_id"] == FABRIKAM
+    # The diagnosis after the repair no longer plans rung 2: only the licence is left.
+    assert report["hosts"]["LT-REG-EXTRA"]["after"]["plan"] == ["check_licence"], report["hosts"]["LT-REG-EXTRA"]["after"]
     first = runs["first"]
     for host, outcome in (("PC-HEALTHY", "unchanged"), ("LT-CLOUD-21", "needs_user")):
         entry = report["hosts"][host]
@@ -251,7 +301,7 @@ def test_remediate_restarts_once_and_reaches_the_documented_outcomes(six, runs):
     first = runs["first"]
     report = first["report"]
     reboots = {h: delta(first["before"], first["after"], h, "reboots") for h in REPAIR_HOSTS}
-    assert reboots == {"PC-HYB-PRT": 1, "LT-CLOUD-21": 0, "PC-HEALTHY": 0}, report["hosts"]["PC-HYB-PRT"]
+    assert reboots == {"PC-HYB-PRT": 1, "LT-CLOUD-21": 0, "LT-REG-EXTRA": 0, "PC-HEALTHY": 0}, report["hosts"]["PC-HYB-PRT"]
     # ansible.windows.win_reboot (our reboot step delegates to it) saw the host go down and
     # come back through a new RunspacePool, and the boot time moved.
     (restart,) = [t["hosts"]["PC-HYB-PRT"] for play in first["doc"]["plays"] for t in play["tasks"]

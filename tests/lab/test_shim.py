@@ -180,6 +180,62 @@ def test_dsregcmd_views_and_hybrid_leave_join(tmp_path):
     assert parse_dsreg_status(run_program(state, py, ['dsregcmd', '/status']).stdout)['join_type'] == 'hybrid_joined'
 
 
+REG_CAROL = 'S-1-5-21-1180699209-877415012-3182924384-1001'
+
+
+def test_workplace_join_registrations_are_seeded_and_dsregcmd_shows_what_is_left_of_them(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    state = tmp_path / 'h'
+    seed_host(state, 'LT-REG-EXTRA')
+    join_info = state / 'registry' / 'HKEY_USERS' / REG_CAROL / shim.WPJ_KEY.replace('\\', '/') / 'JoinInfo'
+    store = state / 'Users' / 'carol' / shim.DOTNET_MY_STORE
+    user = parse_dsreg_status(run_program(state, sys.executable, ['dsregcmd', '/status'], sid=REG_CAROL).stdout)
+    by_tenant = {}
+    for box in user['work_accounts']:
+        thumb = box['workplace_thumbprint']
+        values = json.loads((join_info / thumb / 'values.json').read_text())
+        # The certificate in carol's store is the one the registration is named after.
+        key, cert, _chain = pkcs12.load_key_and_certificates((store / ('%s.pfx' % thumb)).read_bytes(), None)
+        assert key is not None and cert.fingerprint(hashes.SHA1()).hex().upper() == thumb
+        assert cert.issuer.rfc4514_string() == 'CN=MS-Organization-Access'
+        assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == box['workplace_device_id']
+        assert values['TenantId']['value'] == box['workplace_tenant_id']
+        by_tenant[box['workplace_tenant_name']] = (thumb, values['UserEmail']['value'])
+    assert {t: pair[1] for t, pair in by_tenant.items()} == {'Contoso': 'carol@contoso.com', 'Fabrikam': 'c.jones@fabrikam.com'}
+    # The evidence's thumbprints were replaced by the seeded certificates' in every view.
+    device_text = (state / 'dsreg' / 'device.txt').read_text()
+    assert 'B2C3D4E5F60718293A4B5C6D7E8F90A1B2C3D4E5' not in device_text and by_tenant['Fabrikam'][0] in device_text
+
+    # A disconnect removes the key: its box goes from the user's and the administrator's view.
+    shutil.rmtree(join_info / by_tenant['Fabrikam'][0])
+    for sid in (REG_CAROL, None):
+        left = run_program(state, sys.executable, ['dsregcmd', '/status'], sid=sid).stdout
+        parsed = parse_dsreg_status(left)
+        assert [b['workplace_tenant_name'] for b in parsed['work_accounts']] == ['Contoso'], left
+        assert '| Work Account 1 ' in left and 'Work Account 2' not in left
+        assert parsed['user_state']['workplace_joined'] is True
+    shutil.rmtree(join_info / by_tenant['Contoso'][0])
+    none_left = parse_dsreg_status(run_program(state, sys.executable, ['dsregcmd', '/status'], sid=REG_CAROL).stdout)
+    assert none_left['work_accounts'] == [] and none_left['user_state']['workplace_joined'] is False
+
+
+def test_workplace_join_scenarios_must_name_each_registrations_account(tmp_path):
+    base = scenario_data('LT-REG-EXTRA')
+    fabrikam = 'a7e3b9d2-61c4-4f0e-8d2a-39b5c7e1f480'
+    missing = dict(base, users=[{'sid': REG_CAROL, 'workplace_join': [
+        {'tenant_id': '4d1c6a4e-2f8b-4b1e-9a53-7c0f2e9d1b64', 'user_email': 'carol@contoso.com'}]}])
+    with pytest.raises(ScenarioError, match=r'users\[\] %s: workplace_join: give the user_email of the Work Account in tenant %s'
+                       % (REG_CAROL, fabrikam)):
+        seed_host(tmp_path / 'a', missing)
+    extra = dict(base, users=[dict(base['users'][0], workplace_join=base['users'][0]['workplace_join'] + [
+        {'tenant_id': 'f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a5b', 'user_email': 'x@northwind.example'}])])
+    with pytest.raises(ScenarioError, match="tenant 'f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a5b' has no Work Account box"):
+        seed_host(tmp_path / 'b', extra)
+
+
 def test_sign_in_after_boot_brings_the_prt_back_only_after_the_token_broker_reset(tmp_path):
     from datetime import datetime, timezone
 

@@ -70,6 +70,11 @@ LEVELS = {'critical': 1, 'error': 2, 'warning': 3, 'information': 4, 'verbose': 
 # Programs the shim puts in the host's bin folder, each also under its .exe name because
 # pwsh on Linux has no PATHEXT (docs/lab.md, "Programs").
 PROGRAMS = ('dsregcmd', 'nltest', 'netsh', 'shutdown', 'cmdkey')
+# A user's Workplace Join registrations, under their hive (HKU\<sid>\...).
+WPJ_KEY = 'Software\\Microsoft\\Windows NT\\CurrentVersion\\WorkplaceJoin'
+# Where .NET on Linux keeps X509Store("My", CurrentUser) below HOME: one PKCS#12 file per
+# certificate, named <THUMBPRINT>.pfx. The modules' own X509Store calls read and change it.
+DOTNET_MY_STORE = '.dotnet/corefx/cryptography/x509stores/my'
 DSREG_TIME = re.compile(r'(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(\.\d{3} UTC)')
 
 
@@ -531,6 +536,71 @@ def _plant_links(state: Path, profile: Path, folder: Path, links: list, now: dat
         planted.symlink_to(target, target_is_directory=target.is_dir())
 
 
+def _wpj_certificate(device_id: str, not_before: datetime, not_after: datetime) -> tuple[str, bytes]:
+    """A Workplace Join device certificate as Windows stores it: subject CN=<device id>, issuer
+    CN=MS-Organization-Access, RSA 2048 with its private key. Returns (thumbprint, PKCS#12)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    # The issuer's key only signs here: the lab never validates the chain, Windows never does either
+    # for this certificate (the device key is what Entra checks).
+    issuer_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'MS-Organization-Access')]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before).not_valid_after(not_after)
+            .sign(issuer_key, hashes.SHA256()))
+    pfx = pkcs12.serialize_key_and_certificates(None, key, cert, None, serialization.NoEncryption())
+    return cert.fingerprint(hashes.SHA1()).hex().upper(), pfx
+
+
+def _seed_workplace_join(state: Path, rec: dict, hive_key: str, profile: Path, text: str, where: str) -> dict[str, str]:
+    """The Workplace Join registration behind each Work Account box of a user's dsregcmd view.
+
+    Windows keeps one per tenant: HKU\\<sid>\\...\\WorkplaceJoin\\JoinInfo\\<thumbprint> (TenantId,
+    UserEmail, IdpDomain), TenantInfo\\<tenant id> (DisplayName) and the device certificate in the
+    user's personal store. dsregcmd does not print the account, so the scenario names it
+    (users[].workplace_join[] {tenant_id, user_email}). The certificate is made here, so its
+    thumbprint is not the evidence's: returns evidence thumbprint -> seeded thumbprint.
+    """
+    from ansible_collections.m365ops.activation.plugins.module_utils.dsreg import parse_dsreg_status
+    boxes = parse_dsreg_status(text).get('work_accounts') or []
+    given = {str(e.get('tenant_id', '')).lower(): e for e in rec.get('workplace_join') or []}
+    here = '%s: users[] %s: workplace_join' % (where, rec['sid'])
+    tenants = {str(b.get('workplace_tenant_id') or '').lower() for b in boxes}
+    extra = sorted(set(given) - tenants)
+    if extra:
+        raise ScenarioError('%s: tenant %r has no Work Account box in the user\'s dsregcmd /status' % (here, extra[0]))
+    store = profile / DOTNET_MY_STORE
+    mapping = {}
+    for box in boxes:
+        tenant = str(box.get('workplace_tenant_id') or '')
+        entry = given.get(tenant.lower()) or {}
+        if not entry.get('user_email'):
+            raise ScenarioError('%s: give the user_email of the Work Account in tenant %s (Windows keeps it in '
+                                'JoinInfo UserEmail; dsregcmd does not print it)' % (here, tenant or '(none)'))
+        m = re.match(r'^\[\s*(.+?) UTC -- (.+?) UTC\s*\]$', str(box.get('device_certificate_validity') or ''))
+        if not m:
+            raise ScenarioError('%s: the Work Account box of tenant %s has no DeviceCertificateValidity' % (here, tenant))
+        validity = [datetime.strptime(t.split('.')[0], '%Y-%m-%d %H:%M:%S').replace(tzinfo=timezone.utc) for t in m.groups()]
+        thumbprint, pfx = _wpj_certificate(str(box.get('workplace_device_id')), *validity)
+        root = '%s\\%s' % (hive_key, WPJ_KEY)
+        set_reg(state, '%s\\JoinInfo\\%s' % (root, thumbprint), {
+            'TenantId': ('REG_SZ', tenant), 'UserEmail': ('REG_SZ', entry['user_email']),
+            'IdpDomain': ('REG_SZ', box.get('workplace_idp') or 'login.windows.net')})
+        set_reg(state, '%s\\TenantInfo\\%s' % (root, tenant), {'DisplayName': ('REG_SZ', box.get('workplace_tenant_name') or '')})
+        store.mkdir(parents=True, exist_ok=True)
+        (store / ('%s.pfx' % thumbprint)).write_bytes(pfx)
+        mapping[str(box.get('workplace_thumbprint'))] = thumbprint
+    return mapping
+
+
 def _merge_users(facts: dict, overrides: list, where: str) -> list[dict]:
     """One record per user: profile facts + user-context facts + scenario overrides."""
     users: dict[str, dict] = {}
@@ -656,6 +726,7 @@ def seed_host(state_dir: Path, scenario, pwsh: str | None = None) -> None:
     dsreg_device = ev['dsreg']
     by_hand = data.get('dsregcmd_context', 'admin' if facts.get('users') is not None else 'user') == 'user'
     appx_users = [ADMIN_SID]
+    thumbprints: dict[str, str] = {}  # evidence thumbprint -> the seeded certificate's
     for rec in users:
         pf = rec.get('profile_facts') or {}
         uf = rec.get('user_facts') or {}
@@ -693,19 +764,26 @@ def seed_host(state_dir: Path, scenario, pwsh: str | None = None) -> None:
             _write_files(profile / rel, int(stat.get('files', 0)), int(stat.get('bytes', 0)), newest)
             _plant_links(state, profile, profile / rel, stat.get('links') or [], now,
                          '%s: users[] %s: token_broker.%s.links' % (where, rec['sid'], key))
+        # user context: dsregcmd output (and the Workplace Join registrations behind its
+        # Work Account boxes, in the hive and the user's certificate store), vault, WAM accounts
+        text = rec.get('dsregcmd_status') or uf.get('dsregcmd_status')
+        if not text and by_hand and rec is users[0]:
+            text = ev['dsreg']
+        if text:
+            text = _shift_dsreg(strip_console(text), delta)
+            for old, new in _seed_workplace_join(state, rec, hive_key, profile, text, where).items():
+                thumbprints[old] = new
+                text = text.replace(old, new)
+            (state / 'dsreg' / 'users' / ('%s.txt' % rec['sid'])).write_text(text, encoding='utf-8')
+        elif rec.get('workplace_join'):
+            raise ScenarioError('%s: users[] %s: workplace_join needs the user\'s dsregcmd /status with its Work Account boxes'
+                                % (where, rec['sid']))
         if not hive:
             src = state / 'registry' / 'HKEY_USERS' / rec['sid']
             dest = profile / 'NTUSER.DAT'
             if dest.exists():
                 shutil.rmtree(dest)
             shutil.move(str(src), str(dest))
-        # user context: dsregcmd output, vault, WAM accounts
-        text = rec.get('dsregcmd_status') or uf.get('dsregcmd_status')
-        if not text and by_hand and rec is users[0]:
-            text = ev['dsreg']
-        if text:
-            (state / 'dsreg' / 'users' / ('%s.txt' % rec['sid'])).write_text(
-                _shift_dsreg(strip_console(text), delta), encoding='utf-8')
         creds = rec.get('credential_targets', uf.get('credential_targets')) or []
         # One vault line per credential: type (1 = CRED_TYPE_GENERIC), target, user.
         (state / 'credentials' / ('%s.tsv' % rec['sid'])).write_text(
@@ -718,7 +796,10 @@ def seed_host(state_dir: Path, scenario, pwsh: str | None = None) -> None:
     (state / 'sessions.json').write_text(json.dumps(sessions, indent=2))
     if by_hand:
         dsreg_device = admin_view(dsreg_device, hostname)
-    (state / 'dsreg' / 'device.txt').write_text(_shift_dsreg(strip_console(dsreg_device), delta), encoding='utf-8')
+    dsreg_device = _shift_dsreg(strip_console(dsreg_device), delta)
+    for old, new in thumbprints.items():
+        dsreg_device = dsreg_device.replace(old, new)
+    (state / 'dsreg' / 'device.txt').write_text(dsreg_device, encoding='utf-8')
 
     # ---- AppX ----
     bp = dict(facts.get('broker_plugin') or {'installed': True, 'version': '1000.19580.1000.0', 'status': 'Ok'})

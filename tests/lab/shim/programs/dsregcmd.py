@@ -4,6 +4,8 @@
 
 State: dsreg/device.txt (what the administrator / SYSTEM sees), dsreg/users/<sid>.txt (what
 each user sees in their session). /leave and /join rewrite the join state in all of them.
+/status shows a Work Account box only while its Workplace Join registration (JoinInfo key)
+is in the registry.
 """
 import os
 import re
@@ -52,6 +54,61 @@ def drop_box(text, title):
                   '', text, flags=re.S)
 
 
+# A user's Workplace Join registrations, one key per device certificate thumbprint.
+JOIN_INFO = ('Software', 'Microsoft', 'Windows NT', 'CurrentVersion', 'WorkplaceJoin', 'JoinInfo')
+WORK_ACCOUNT = re.compile(r'\+-+\+\n\| Work Account \d+\s*\|\n\+-+\+\n.*?(?=\n\+-+\+\n\||\nFor more information|\Z)', re.S)
+
+
+def _child(folder, name):
+    """A registry key's folder, its name matched without regard to case as Windows does."""
+    if not os.path.isdir(folder):
+        return None
+    for entry in os.listdir(folder):
+        if entry.lower() == name.lower():
+            return os.path.join(folder, entry)
+    return None
+
+
+def registered(sid):
+    """Thumbprints of the Workplace Join registrations dsregcmd finds: in the caller's hive, or,
+    for the administrator and SYSTEM, in every user's (their view was derived from a user's)."""
+    users = winstate.read_json('users.json', []) or []
+    if sid and sid != winstate.SYSTEM_SID:
+        users = [u for u in users if u.get('sid') == sid]
+    hives = [winstate.path('registry', 'HKEY_USERS', u['sid']) for u in users]
+    hives += [os.path.join(u['profile'], 'NTUSER.DAT') for u in users if u.get('profile')]
+    found = set()
+    for folder in hives:
+        for name in JOIN_INFO:
+            folder = _child(folder, name)
+            if folder is None:
+                break
+        if folder:
+            found.update(n.upper() for n in os.listdir(folder) if os.path.isdir(os.path.join(folder, n)))
+    return found
+
+
+def workplace_view(text, sid):
+    """The Work Account boxes whose registration still exists, renumbered; WorkplaceJoined NO
+    once none is left. Windows builds these boxes from the registrations, so a disconnect
+    (JoinInfo key removed) takes its box away."""
+    boxes = WORK_ACCOUNT.findall(text)
+    if not boxes:
+        return text
+    keep = registered(sid)
+    gone = [b for b in boxes if (value(b, 'WorkplaceThumbprint') or '').upper() not in keep]
+    if not gone:
+        return text
+    for box in gone:
+        text = text.replace(box, '', 1)
+    counter = iter(range(1, len(boxes) + 1))
+    text = re.sub(r'(?m)^\| Work Account \d+( *)\|$',
+                  lambda m: ('| Work Account %d' % next(counter)).ljust(len(m.group(0)) - 1) + '|', text)
+    if len(gone) == len(boxes):
+        text = set_value(text, 'WorkplaceJoined', 'NO')
+    return text
+
+
 def status():
     sid = winstate.caller_sid()
     text = None
@@ -59,7 +116,7 @@ def status():
         text = winstate.read_text('dsreg/users/%s.txt' % sid)
     if text is None:
         text = winstate.read_text('dsreg/device.txt', '')
-    winstate.out(text)
+    winstate.out(workplace_view(text, sid))
     return 0
 
 

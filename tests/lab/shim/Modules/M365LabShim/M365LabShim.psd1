@@ -15,7 +15,9 @@
         'Register-ScheduledTask', 'Start-ScheduledTask', 'Stop-ScheduledTask', 'Unregister-ScheduledTask',
         'Get-ScheduledTask', 'Get-ScheduledTaskInfo',
         'Get-Acl', 'Set-Acl',
-        'Import-M365LabRegistry'
+        'Import-M365LabRegistry',
+        # win_work_accounts' WAM / GetUserNameEx helpers (WinRT does not exist in pwsh 7).
+        'Get-M365SignInUpn', 'Get-M365WamAccount', 'Invoke-M365WamSignOut'
     )
     CmdletsToExport = @()
     AliasesToExport = @()

@@ -645,9 +645,39 @@ Function Set-Acl {
     Write-LabJson 'acls.json' $acls
 }
 
+# ---------------------------------------------------------------------------------------
+# Web Account Manager and GetUserNameEx. WAM is a WinRT API: pwsh 7 cannot project WinRT
+# types at all, so no stand-in can sit behind the product's own calls. win_work_accounts'
+# user-context script defines its Windows helpers only when absent (its Pester tests rely
+# on that); these are those helpers, over the user's wam/<sid>.json and users.json. Only
+# the WinRT calls themselves are not run in the lab; everything around them is.
+# ---------------------------------------------------------------------------------------
+Function Get-M365SignInUpn {
+    # GetUserNameExW(NameUserPrincipal): none for a local account.
+    $u = Get-LabUser -Sid (Get-LabCurrentSid)
+    if ($u -and $u.PSObject.Properties['upn']) { $u.upn } else { $null }
+}
+
+Function Get-M365WamAccount {
+    # FindAllAccountsAsync(https://login.microsoft.com, organizations): the caller's work accounts.
+    param([string]$ClientId)
+    foreach ($a in @(Read-LabJson "wam/$(Get-LabCurrentSid).json" @())) {
+        if ([string]$a.provider -notin @('AzureAD', 'AzureAd')) { continue }
+        [pscustomobject]@{ Upn = [string]$a.upn; Id = "lab-$($a.upn)"; State = 'Connected'; Account = $a }
+    }
+}
+
+Function Invoke-M365WamSignOut {
+    # WebAccount.SignOutAsync(client id): the account is no longer listed for the app.
+    param($Account, [string]$ClientId)
+    $name = "wam/$(Get-LabCurrentSid).json"
+    $left = @(@(Read-LabJson $name @()) | Where-Object { [string]$_.upn -ne [string]$Account.Upn })
+    Write-LabJson $name $left
+}
+
 Import-M365LabRegistry
 
 Export-ModuleMember -Function Get-CimInstance, Invoke-CimMethod, Get-WinEvent, Get-AppxPackage, Add-AppxPackage, `
     New-ScheduledTaskAction, New-ScheduledTaskPrincipal, New-ScheduledTaskSettingsSet, Register-ScheduledTask, `
     Start-ScheduledTask, Stop-ScheduledTask, Unregister-ScheduledTask, Get-ScheduledTask, Get-ScheduledTaskInfo, `
-    Get-Acl, Set-Acl, Import-M365LabRegistry
+    Get-Acl, Set-Acl, Import-M365LabRegistry, Get-M365SignInUpn, Get-M365WamAccount, Invoke-M365WamSignOut
