@@ -14,6 +14,9 @@ PY="$ROOT/.venv/bin/python"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections" PYTHONPATH="$ROOT/build/collections"
 export ANSIBLE_CONFIG="$ROOT/tests/ansible.cfg"
 export PATH="$ROOT/.venv/bin:$PATH"
+# Every pwsh the suite starts (Pester, the functional module runs, validate-modules) is short-lived:
+# tiered PGO's instrumentation costs it ~10% CPU and never pays off (the lab sets the same for its hosts).
+export DOTNET_TieredPGO=0
 STRICT="${M365OPS_TEST_STRICT:-0}"
 NO_PWSH=""
 SKIP=77   # a part's exit status for "skipped, and it said why"

@@ -118,6 +118,9 @@ def host_environment(state_dir: Path, pwsh: str) -> dict[str, str]:
         'POWERSHELL_TELEMETRY_OPTOUT': '1',
         'POWERSHELL_UPDATECHECK': 'Off',
         'DOTNET_CLI_TELEMETRY_OPTOUT': '1',
+        # Tiered PGO instruments every method a short-lived pwsh JITs, and a module execution
+        # ends before the profile pays off: ~10% less CPU per execution, same behaviour.
+        'DOTNET_TieredPGO': '0',
         'M365OPS_LAB_HOST': state.name,
         'M365OPS_LAB_STATE': str(state),
         # The scheduled-task stand-in starts powershell.exe actions with this pwsh.
