@@ -145,6 +145,33 @@ class NegotiateAcceptor:
 
 # ---- per-run certificate authority --------------------------------------------------------
 
+def self_signed_ca(common_name: str, now: datetime.datetime):
+    """A CA certificate and its key, valid from a few minutes before `now` for two days:
+    the WinRM/HTTPS listeners and the network probe's TLS stand-ins both issue from one."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
 def make_ca(folder: str, hosts: list[tuple[str, str]]) -> dict[str, tuple[str, str, bytes]]:
     """Create a CA and one server certificate per (name, address); returns name -> (cert, key, cbt hash).
 
@@ -159,22 +186,7 @@ def make_ca(folder: str, hosts: list[tuple[str, str]]) -> dict[str, tuple[str, s
 
     os.makedirs(folder, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "m365ops lab CA %s" % now.strftime("%Y%m%d%H%M%S"))])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_cert, ca_key = self_signed_ca("m365ops lab CA %s" % now.strftime("%Y%m%d%H%M%S"), now)
     with open(os.path.join(folder, "ca.pem"), "wb") as fh:
         fh.write(ca_cert.public_bytes(serialization.Encoding.PEM))
 
@@ -184,7 +196,7 @@ def make_ca(folder: str, hosts: list[tuple[str, str]]) -> dict[str, tuple[str, s
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_name)
+            .issuer_name(ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))

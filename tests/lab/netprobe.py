@@ -40,6 +40,8 @@ import ssl
 import threading
 from pathlib import Path
 
+from .auth import self_signed_ca
+
 log = logging.getLogger("lab.netprobe")
 
 # The names the probe is pointed at in the lab; they exist nowhere else.
@@ -120,28 +122,6 @@ def violations(doc) -> list[str]:
 # ------------------------------------------------------------------------------------------
 # certificates
 # ------------------------------------------------------------------------------------------
-def _ca(name: str, now):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                     key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
-
-
 def _server_context(folder: Path, label: str, ca, ca_key, now) -> ssl.SSLContext:
     """A TLS server context presenting a leaf for the stand-in names (and 127.0.0.1), issued
     by `ca`, and `ca` itself: the chain a client builds ends at that root."""
@@ -197,8 +177,8 @@ class StandIns:
         now = datetime.datetime.now(datetime.timezone.utc)
         from cryptography.hazmat.primitives import serialization
 
-        trusted, trusted_key = _ca("m365ops lab stand-in Microsoft root", now)
-        foreign, foreign_key = _ca("Contoso TLS Inspection CA", now)
+        trusted, trusted_key = self_signed_ca("m365ops lab stand-in Microsoft root", now)
+        foreign, foreign_key = self_signed_ca("Contoso TLS Inspection CA", now)
         # What the inventory tells every host's probe to trust, as Windows writes thumbprints.
         self.trusted_root = hashlib.sha1(trusted.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
         self.foreign_root = hashlib.sha1(foreign.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
