@@ -791,6 +791,8 @@ class Lab:
                               ansible_winrm_ca_trust_path=self.ca_path,
                               ansible_winrm_server_cert_validation="validate")
             hostvars[h.name] = hv
+        # Every host is in m365_clients too, the group the playbooks target by default, as
+        # in a real inventory (examples/inventory.yml); its variables stay under all.hosts.
         return {"all": {
             "hosts": hostvars,
             "vars": {
@@ -798,4 +800,5 @@ class Lab:
                 "ansible_password": self.password,
                 "ansible_pwsh_interpreter": self.pwsh,
             },
+            "children": {"m365_clients": {"hosts": {name: None for name in hostvars}}},
         }}
