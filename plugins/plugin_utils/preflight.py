@@ -144,9 +144,7 @@ def unknown_variables(extra_vars, inventory_vars, known, prefixes):
             source = "extra vars"
         else:
             hosts = hosts_of[name]
-            shown = ", ".join(hosts[:_NAMES_SHOWN])
-            more = " and %d more" % (len(hosts) - _NAMES_SHOWN) if len(hosts) > _NAMES_SHOWN else ""
-            source = "inventory: %s%s" % (shown, more)
+            source = "inventory: %s" % _listed(hosts, _NAMES_SHOWN)
         out.append({"name": name, "source": source, "closest": closest(name, known, prefixes)})
     return out
 
@@ -163,10 +161,17 @@ def unknown_message(unknown, prefixes):
         else:
             hint = "no role or playbook of m365ops.activation has it"
         parts.append("%s (%s; %s)" % (item["name"], item["source"], hint))
+    plural = "s" if len(unknown) > 1 else ""
+    starts = ", ".join("%s*" % p for p in prefixes)
     return ("Unknown variable%s %s. Nothing was run: a misspelled variable would be ignored and its default used. "
             "Variables with the prefixes %s are the collection's own: `ansible-doc -t role m365ops.activation.<role>` "
-            "lists them." % ("s" if len(unknown) > 1 else "", ", ".join(parts),
-                              ", ".join("%s*" % p for p in prefixes)))
+            "lists them." % (plural, ", ".join(parts), starts))
+
+
+def _listed(names, most):
+    """The first ``most`` names, and how many more there are."""
+    more = " and %d more" % (len(names) - most) if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def no_match_message(target, limit=None, sources=None, groups=None, candidates=None, candidates_from=None):
@@ -174,14 +179,11 @@ def no_match_message(target, limit=None, sources=None, groups=None, candidates=N
     limited = " with --limit %r" % limit if limit else ""
     if candidates is not None:
         names = sorted(candidates)
-        shown = ", ".join(names[:10]) + (" and %d more" % (len(names) - 10) if len(names) > 10 else "")
         return ("target %r matches none of the %d host(s) of %s (%s). Nothing was checked."
-                % (target, len(names), candidates_from or "this run", shown or "none"))
+                % (target, len(names), candidates_from or "this run", _listed(names, 10) or "none"))
     where = ", ".join(sources or []) or "none given"
     known_groups = sorted(g for g in (groups or []) if g not in ("all", "ungrouped"))
-    hint = ("its groups: %s" % ", ".join(known_groups[:10]) + (" and %d more" % (len(known_groups) - 10)
-                                                                if len(known_groups) > 10 else "")
-            if known_groups else "it has no group")
+    hint = "its groups: %s" % _listed(known_groups, 10) if known_groups else "it has no group"
     return ("target %r%s matches no host of the inventory (%s). No host was contacted. Give a group, a host name or "
             "a pattern of that inventory with -e target=... (%s; `ansible-inventory --graph` lists them all)."
             % (target, limited, where, hint))

@@ -1,7 +1,7 @@
 # Copyright: (c) 2026, m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The preflight action: the variables and the target of a run, before any host is contacted.
-ansible-playbook runs of it: tests/playbooks/test_preflight_playbooks.py."""
+ansible-playbook runs of it: tests/playbooks/test_run_rails.py."""
 
 from __future__ import annotations
 
