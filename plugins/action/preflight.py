@@ -90,7 +90,10 @@ class ActionModule(ActionBase):
         try:
             matched = [h.name for h in manager.get_hosts(pattern=target)]
         except AnsibleError as exc:
-            raise AnsibleActionFail('target: %s' % exc) from exc
+            # host_pattern_mismatch = error (ansible.cfg) turns "no match" into an exception.
+            if 'Could not match supplied host pattern' not in str(exc):
+                raise AnsibleActionFail('target: %s' % exc) from exc
+            matched = []
         if candidates is not None:
             wanted = set(candidates)
             return [name for name in matched if name in wanted]

@@ -75,6 +75,13 @@ def test_a_target_that_matches_no_host_fails(target, limit, said):
     assert said in result["msg"] and "No host was contacted" in result["msg"]
 
 
+def test_no_match_reads_the_same_when_ansible_cfg_makes_a_mismatch_an_error(monkeypatch):
+    from ansible import constants
+    monkeypatch.setattr(constants, "HOST_PATTERN_MISMATCH", "error")
+    result = action({"target": "NO-SUCH-HOST"}).run(task_vars=task_vars())
+    assert result["failed"] is True and "target 'NO-SUCH-HOST' matches no host of the inventory" in result["msg"]
+
+
 def test_an_empty_target_is_refused_naming_the_option():
     with pytest.raises(AnsibleActionFail, match="target: empty"):
         action({"target": " "}).run(task_vars=task_vars())
