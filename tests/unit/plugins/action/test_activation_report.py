@@ -96,6 +96,8 @@ def test_a_check_mode_report_never_replaces_a_real_one(tmp_path):
                   'from_check_mode': True}).run(task_vars={})
     assert (out / 'report.json').read_text(encoding='utf-8') == written
     assert 'check_mode' not in real['report'] and 'check_mode' not in real['report']['summary']
+    assert 'class="check"' not in (out / 'report.html').read_text(encoding='utf-8')
+    assert 'check mode' not in (out / 'report.md').read_text(encoding='utf-8').lower()
     assert dry['paths'] == {name: str(out / 'check' / ('report.%s' % name)) for name in ('json', 'md', 'html')}
     assert dry['report']['check_mode'] is True and dry['report']['summary']['check_mode'] is True
     assert dry['artifact']['check_mode'] is True and dry['artifact']['summary']['check_mode'] is True
