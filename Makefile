@@ -58,8 +58,10 @@ lint: bootstrap
 lab: bootstrap
 	$(PY) -m pytest -q -n 2 --dist loadfile tests/lab
 
+# One host per example device of examples/evidence, seeded from its scenario (tests/lab/scenarios).
+LAB_EXAMPLES := $(sort $(notdir $(wildcard examples/evidence/*)))
 lab-serve: bootstrap
-	$(PY) -m tests.lab serve --hosts 6 --state build/lab
+	$(PY) -m tests.lab serve --hosts $(words $(LAB_EXAMPLES)) --state build/lab $(foreach s,$(LAB_EXAMPLES),--scenario $(s))
 
 benchmark: bootstrap
 	$(PY) benchmarks/dsreg_parse.py

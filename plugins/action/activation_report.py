@@ -12,7 +12,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.m365ops.activation.plugins.module_utils.report import (
-    HTML_NAME, JSON_NAME, KINDS, MD_NAME, artifact_of, build_report, find_report, write_report,
+    HTML_NAME, JSON_NAME, KINDS, MD_NAME, artifact_of, build_report, find_report, host_line, report_folder,
+    write_report,
 )
 
 
@@ -26,8 +27,9 @@ class ActionModule(ActionBase):
         'hosts': {'type': 'dict'},
         'report_file': {'type': 'path'},
         'report_dir': {'type': 'path', 'required': True},
+        'from_check_mode': {'type': 'bool', 'default': False},
     }
-    MUTUALLY_EXCLUSIVE = [('report_file', 'kind'), ('report_file', 'hosts')]
+    MUTUALLY_EXCLUSIVE = [('report_file', 'kind'), ('report_file', 'hosts'), ('report_file', 'from_check_mode')]
     REQUIRED_ONE_OF = [('report_file', 'kind')]
     REQUIRED_TOGETHER = [('kind', 'hosts')]
 
@@ -38,14 +40,15 @@ class ActionModule(ActionBase):
             required_one_of=self.REQUIRED_ONE_OF, required_together=self.REQUIRED_TOGETHER)
         # Relative to where ansible-playbook was started, as a user typing
         # -e report_dir=./reports expects.
-        report_dir = os.path.abspath(args['report_dir'])
         try:
             if args['report_file']:
                 report = _load_report(os.path.abspath(args['report_file']))
             else:
-                report = build_report(args['kind'], args['hosts'])
+                report = build_report(args['kind'], args['hosts'], check_mode=args['from_check_mode'])
         except ValueError as exc:
             raise AnsibleActionFail(str(exc)) from exc
+        # A check-mode report never replaces the report of a real run: it has a folder of its own.
+        report_dir = report_folder(os.path.abspath(args['report_dir']), report)
         paths = {name: os.path.join(report_dir, filename)
                  for name, filename in (('json', JSON_NAME), ('md', MD_NAME), ('html', HTML_NAME))}
         # A report that says the same as the one already there (bar its timestamp) is no
@@ -57,7 +60,8 @@ class ActionModule(ActionBase):
                 paths = write_report(report, report_dir)
             except (OSError, ValueError) as exc:
                 raise AnsibleActionFail('report_dir: cannot write the report under %s: %s' % (report_dir, exc)) from exc
-        result.update(changed=changed, report=report, paths=paths, artifact=artifact_of(report))
+        result.update(changed=changed, report=report, paths=paths, artifact=artifact_of(report),
+                      lines=[host_line(name, entry) for name, entry in report['hosts'].items()])
         return result
 
 
@@ -71,7 +75,8 @@ def _load_report(path):
         raise ValueError('report_file: %s is not JSON: %s' % (path, exc)) from exc
     report = find_report(document)
     # Validated and summarised again, as a report built here would be.
-    rebuilt = build_report(report['kind'], report['hosts'], generated=report.get('generated'))
+    rebuilt = build_report(report['kind'], report['hosts'], generated=report.get('generated'),
+                           check_mode=report.get('check_mode') is True)
     if report.get('truncated'):
         rebuilt['truncated'] = True
     return rebuilt

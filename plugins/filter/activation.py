@@ -15,7 +15,7 @@ from ansible_collections.m365ops.activation.plugins.module_utils.aad_events impo
 )
 from ansible_collections.m365ops.activation.plugins.module_utils.dsreg import parse_dsreg_status
 from ansible_collections.m365ops.activation.plugins.module_utils.evidence import EvidenceError, build_evidence
-from ansible_collections.m365ops.activation.plugins.module_utils.report import to_plain
+from ansible_collections.m365ops.activation.plugins.module_utils.report import host_failure, to_plain
 from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate, plan_of
 
 
@@ -86,6 +86,17 @@ def activation_plan(value, events=None, host_facts=None):
     return activation_evaluate(value, events, host_facts)['plan']
 
 
+def report_host_failure(entry, unreachable=True, outcomes=None, plan=False):
+    """Why a host's report entry fails the run ('' when it does not)."""
+    if entry is not None and not isinstance(entry, Mapping):
+        raise AnsibleFilterError('report_host_failure: expected a report entry (a dict), got %s' % type(entry).__name__)
+    for name, value in (('unreachable', unreachable), ('plan', plan)):
+        if not isinstance(value, bool):
+            raise AnsibleFilterError('report_host_failure: %s must be a boolean, got %r' % (name, value))
+    return host_failure(to_plain(entry) if entry is not None else None, unreachable=unreachable,
+                        outcomes=[str(o) for o in outcomes or []], plan=plan)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -95,4 +106,5 @@ class FilterModule:
             'activation_evidence': activation_evidence,
             'activation_evaluate': activation_evaluate,
             'activation_plan': activation_plan,
+            'report_host_failure': report_host_failure,
         }

@@ -310,7 +310,8 @@ Function Exit-M365UserRung {
     # Before the failure check: users whose state changed stay changed when another failed.
     $changedUsers = @($Result | Where-Object { $_ -and $_.status -eq 'changed' })
     if ($changedUsers.Count -gt 0 -and -not $Module.CheckMode) {
-        Set-M365RepairRecord -Rung $Rung -Summary "$Action for $(@($changedUsers | ForEach-Object { $_.user }) -join ', ')"
+        # Get-M365UserLabel: a SID that does not translate has no user name, only the SID.
+        Set-M365RepairRecord -Rung $Rung -Summary "$Action for $(@($changedUsers | ForEach-Object { Get-M365UserLabel $_ }) -join ', ')"
     }
     Add-M365RunnerWarning -Module $Module
     $failure = Get-M365RungFailure -Result $Result -RequireLoggedOn $Module.Params.require_logged_on -Action $Action

@@ -62,8 +62,9 @@ MANUAL_STEPS = {
 # per-user rungs cannot help (triage routes the PRT problems of a broken device to the
 # device rung, docs/triage.md) and would only churn caches and restart on every run.
 DEVICE_FIRST_RUNGS = frozenset(("forcerecovery_cloud_joined",))
+DEVICE_FIRST_HEAD = "device recovery first"
 DEVICE_FIRST_REASON = (
-    "device recovery first: dsregcmd /forcerecovery with the user present; "
+    DEVICE_FIRST_HEAD + ": dsregcmd /forcerecovery with the user present; "
     "the per-user rungs run on the next run after it"
 )
 # A restart left pending by an earlier run (or a run that died after a rung) that this
@@ -421,6 +422,18 @@ def _executed(result):
     return isinstance(result, dict) and bool(result) and not result.get("skipped")
 
 
+def _skipped_text(skipped, reason):
+    """The rungs not run, each reason said once: rungs held back for the same reason are
+    listed together, and the device-first reason is cut to its head when ``reason`` (the
+    outcome's) already spells out the device recovery step."""
+    step_said = any(MANUAL_STEPS[rung] in reason for rung in DEVICE_FIRST_RUNGS)
+    by_reason = {}
+    for item in skipped:
+        why = DEVICE_FIRST_HEAD if step_said and item["reason"] == DEVICE_FIRST_REASON else item["reason"]
+        by_reason.setdefault(why, []).append(item["rung"])
+    return "; ".join("%s (%s)" % (", ".join(rungs), why) for why, rungs in by_reason.items())
+
+
 def build_host_entry(before, after, selection, rung_results=None, reboot=None, failed=None, check_mode=False,
                      restart_first=None):
     """One host's entry of the remediate report (docs/development.md, Report).
@@ -438,7 +451,7 @@ def build_host_entry(before, after, selection, rung_results=None, reboot=None, f
     reason = outcome["reason"]
     skipped = list(selection.get("skipped") or [])
     if skipped and outcome["outcome"] in ("improved", "unchanged", "needs_user"):
-        reason += "; not run: " + ", ".join("%s (%s)" % (s["rung"], s["reason"]) for s in skipped)
+        reason += "; not run: " + _skipped_text(skipped, outcome["reason"])
     if first.get("rebooted"):
         reason += "; restarted first for a reboot an earlier run left pending"
     elif last.get("rebooted") and not _ran(rung_results):
@@ -504,11 +517,17 @@ def collect_entries(all_hosts, entries, active_hosts):
 
 
 def summarise_fleet(entries):
-    """Counts for AWX job artifacts: per outcome, per rung run, reboots."""
+    """Counts for AWX job artifacts: per outcome, per rung run, reboots.
+
+    ``rungs`` counts rungs that changed hosts; a check-mode entry's rungs only would have
+    run, so they are counted apart (``would_run``, ``would_reboot``) and ``check_mode``
+    says the run was a dry run."""
     outcomes = {name: 0 for name in OUTCOMES}
     rungs = {}
+    would_run = {}
     summary = {"hosts": 0, "outcomes": outcomes, "rungs": rungs, "rebooted": 0, "reboot_pending": 0,
-               "errors": 0, "already_healthy": 0}
+               "errors": 0, "already_healthy": 0, "check_mode": False}
+    would_reboot = 0
     for host in sorted(entries or {}):
         entry = entries[host] or {}
         summary["hosts"] += 1
@@ -517,10 +536,19 @@ def summarise_fleet(entries):
             outcomes[outcome] += 1
         if entry.get("unreachable") or (entry.get("error") and outcome is None):
             summary["errors"] += 1
-        for rung in entry.get("rungs_run") or []:
-            rungs[rung] = rungs.get(rung, 0) + 1
+        if entry.get("check_mode"):
+            summary["check_mode"] = True
+            for rung in entry.get("would_run") or []:
+                would_run[rung] = would_run.get(rung, 0) + 1
+            would_reboot += 1 if entry.get("would_reboot") else 0
+        else:
+            for rung in entry.get("rungs_run") or []:
+                rungs[rung] = rungs.get(rung, 0) + 1
         summary["rebooted"] += 1 if entry.get("rebooted") else 0
         summary["reboot_pending"] += 1 if entry.get("reboot_pending") else 0
         if entry.get("before") is not None and is_healthy(entry.get("before")):
             summary["already_healthy"] += 1
+    if summary["check_mode"]:
+        summary["would_run"] = would_run
+        summary["would_reboot"] = would_reboot
     return summary

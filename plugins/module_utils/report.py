@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 
 from .evidence import make_private_dirs, write_private
 from .report_html import render_html
-from .triage import PROBLEM_SEVERITIES, RUNGS
+from .triage import PROBLEM_SEVERITIES, RUNGS, summary_line
 
 KINDS = ('triage', 'diagnose', 'remediate', 'tenant')
 OUTCOMES = ('fixed', 'improved', 'unchanged', 'failed', 'needs_user')
@@ -34,6 +34,10 @@ ARTIFACT_KEY = 'm365_report'
 JSON_NAME = 'report.json'
 MD_NAME = 'report.md'
 HTML_NAME = 'report.html'
+# A check-mode (--check) report goes to this subfolder of the report folder, so a dry run
+# never replaces the report of a real run (docs/reports.md, "Check mode").
+CHECK_DIR = 'check'
+CHECK_MODE_NOTE = 'check mode (--check): nothing was changed on any host'
 
 
 def _state(entry: dict) -> dict:
@@ -107,8 +111,11 @@ def _now():
     return datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def build_report(kind: str, hosts: dict, generated: str = None) -> dict:
-    """The report dict. Raises ValueError naming the parameter on bad input."""
+def build_report(kind: str, hosts: dict, generated: str = None, check_mode: bool = False) -> dict:
+    """The report dict. Raises ValueError naming the parameter on bad input.
+
+    ``check_mode``: the report of a --check run; ``check_mode: true`` is then set on the
+    report and on its summary (what the roles publish as job artifacts)."""
     if kind not in KINDS:
         raise ValueError('kind: %r is not one of %s' % (kind, ', '.join(KINDS)))
     if not isinstance(hosts, Mapping):
@@ -121,9 +128,53 @@ def build_report(kind: str, hosts: dict, generated: str = None) -> dict:
             raise ValueError('hosts: entry for %r has neither "findings" nor "error"' % (name,))
     if generated is not None and not isinstance(generated, str):
         raise ValueError('generated: expected an ISO-8601 string')
+    if not isinstance(check_mode, bool):
+        raise ValueError('check_mode: expected a boolean, got %r' % (check_mode,))
     ordered = {str(name): to_plain(hosts[name]) for name in sorted(hosts, key=str)}
-    return {'kind': kind, 'generated': generated or _now(), 'hosts': ordered,
-            'summary': summarise(ordered)}
+    report = {'kind': kind, 'generated': generated or _now(), 'hosts': ordered, 'summary': summarise(ordered)}
+    if check_mode:
+        report['check_mode'] = True
+        report['summary']['check_mode'] = True
+    return report
+
+
+def report_folder(report_dir: str, report: dict) -> str:
+    """Where a report is written: ``report_dir``, or its ``check`` subfolder for a
+    check-mode report."""
+    return os.path.join(report_dir, CHECK_DIR) if report.get('check_mode') else report_dir
+
+
+def host_line(host: str, entry: dict) -> str:
+    """One line per host for the console, as the offline triage prints it (findings count
+    problems only: an informational finding is no reason to look at a healthy host)."""
+    if entry.get('unreachable'):
+        return '%s: UNREACHABLE %s' % (host, entry.get('error') or '')
+    return summary_line(host, _state(entry) if not entry.get('error') else entry)
+
+
+def host_failure(entry, unreachable: bool = True, outcomes=(), plan: bool = False) -> str:
+    """Why one host's entry fails the run, or '' when it does not: the rule every role that
+    fails hosts after writing its report applies (remediate: always for hosts it could not
+    reach or diagnose, and by ``remediate_fail_on``; diagnose: by
+    ``diagnose_fail_on_unreachable`` and ``diagnose_fail_on_findings``).
+
+    ``unreachable``: fail a host that was not reached or not diagnosed (an entry with
+    ``unreachable``, or an ``error`` and no outcome, or no result at all); ``outcomes``:
+    fail a host whose remediate ``outcome`` is one of them; ``plan``: fail a host whose
+    latest state plans a rung.
+    """
+    if not isinstance(entry, Mapping) or not entry:
+        return 'error: no result' if unreachable else ''
+    outcome = entry.get('outcome')
+    if entry.get('unreachable'):
+        return ('unreachable: %s' % (entry.get('error') or 'the host could not be reached')) if unreachable else ''
+    if outcome is None and (entry.get('error') or not _has_state(entry)):
+        return ('error: %s' % (entry.get('error') or 'no result')) if unreachable else ''
+    if outcome is not None and outcome in (outcomes or ()):
+        return '%s: %s' % (outcome, entry.get('outcome_reason') or entry.get('error') or 'no reason given')
+    if plan and _state(entry).get('plan'):
+        return 'plan: %s' % ', '.join(str(rung) for rung in _state(entry)['plan'])
+    return ''
 
 
 # Characters that start Markdown (or inline HTML) anywhere in a line. CommonMark renders any
@@ -228,11 +279,15 @@ def _render_remediation(lines, entry):
 def render_markdown(report: dict) -> str:
     """A readable report.md for people who will not open the JSON."""
     summary = report.get('summary') or summarise(report.get('hosts') or {})
-    lines = ['# m365ops.activation %s report' % report.get('kind', ''), '',
-             'Generated %s.' % _cell(report.get('generated', '')), '',
-             '| hosts | healthy | with findings | errors |', '|---|---|---|---|',
-             '| %d | %d | %d | %d |' % (summary['hosts'], summary['healthy'], summary['with_findings'],
-                                        summary['errors']), '']
+    lines = ['# m365ops.activation %s report%s' % (report.get('kind', ''), ' (check mode)' if report.get('check_mode') else ''),
+             '']
+    if report.get('check_mode'):
+        lines += ['**Check mode**: a dry run (`--check`); nothing was changed on any host. Kept apart from the '
+                  'reports of real runs, in the `%s` subfolder.' % CHECK_DIR, '']
+    lines += ['Generated %s.' % _cell(report.get('generated', '')), '',
+              '| hosts | healthy | with findings | errors |', '|---|---|---|---|',
+              '| %d | %d | %d | %d |' % (summary['hosts'], summary['healthy'], summary['with_findings'],
+                                         summary['errors']), '']
     if summary.get('rungs'):
         lines.append('Rungs planned: ' + ', '.join('%s × %d' % (_code(rung), count)
                                                    for rung, count in summary['rungs'].items()))
@@ -262,6 +317,7 @@ _write = write_private
 
 def write_report(report: dict, report_dir: str) -> dict:
     """Write report.json, report.md and report.html under report_dir; return their paths.
+    The caller picks the folder (``report_folder``: a check-mode report goes to its own).
 
     The files are 0600 and the folders this creates 0700: they hold user principal names,
     credential names and device ids."""

@@ -398,7 +398,9 @@ def render_html(report: dict) -> str:
         head += ["Rungs run", "Before \u2192 after"]
     head.append("Details")
     cards = [("hosts", len(rows))] + [(label, count) for label, count, _state in _state_counts(kind, rows)]
+    check_mode = report.get("check_mode") is True
     return _template().render(
-        title="m365ops.activation %s report" % kind, generated=report.get("generated"), csp=_CSP,
+        title="m365ops.activation %s report%s" % (kind, " (check mode)" if check_mode else ""),
+        generated=report.get("generated"), csp=_CSP, check_mode=check_mode,
         cards=cards, charts=_charts(kind, rows), head=head, remediate_columns=remediate,
         rows=[_row_view(row) for row in rows])

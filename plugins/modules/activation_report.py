@@ -25,6 +25,7 @@ description:
   - Returns RV(artifact), the report as the roles publish it in the job artifacts with
     M(ansible.builtin.set_stats), which is what survives an AWX job in an execution
     environment (C(docs/reports.md)).
+  - Returns RV(lines), one line per host for the console.
   - With O(report_file) instead of O(kind) and O(hosts), renders an existing report again from
     a C(report.json), the C(artifacts) of an AWX job, or the C(playbook_on_stats) event
     ansible-runner leaves under C(artifacts/<ident>/job_events/).
@@ -53,6 +54,16 @@ options:
         is relative to the directory C(ansible-playbook) was started from.
     type: path
     required: true
+  from_check_mode:
+    description:
+      - The report of a check-mode (C(--check)) run. It says so (C(check_mode=true) on the report and
+        its summary, a line at the top of C(report.md) and C(report.html)) and is written to the
+        C(check) subfolder of O(report_dir), so a dry run never replaces the report of a real run.
+      - The roles pass C(ansible_check_mode) and run this task with C(check_mode=false), so that a
+        dry run leaves its report too. A report read from O(report_file) keeps its own flag and
+        goes to the same subfolder when it has it.
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: In check mode the report is built and returned but no file is written.
@@ -98,9 +109,15 @@ report:
       description: The host entries, sorted by host name.
       type: dict
     summary:
-      description: Counts of hosts, healthy hosts, hosts with findings, errors, and of each planned rung.
+      description:
+        - Counts of hosts, healthy hosts, hosts with findings, errors, and of each planned rung.
+        - V(check_mode=true) for the report of a check-mode run.
       type: dict
       sample: {"hosts": 3, "healthy": 1, "with_findings": 1, "errors": 1, "rungs": {"reset_token_broker": 1}}
+    check_mode:
+      description: Present (V(true)) only in the report of a check-mode run (O(from_check_mode)).
+      type: bool
+      sample: true
 artifact:
   description:
     - The report as the roles publish it in the job artifacts (C(set_stats) key C(m365_report)) -
@@ -108,8 +125,19 @@ artifact:
       limit), else each host cut to its outcome, plan, finding ids and error, with V(truncated=true).
   returned: always
   type: dict
+lines:
+  description:
+    - One line per host, as the offline triage prints them - join type, the finding ids of
+      medium severity or worse (an informational finding is not counted), the plan - or
+      V(UNREACHABLE) / V(ERROR) with the error.
+  returned: always
+  type: list
+  elements: str
+  sample: ["PC042: hybrid_joined; healthy; plan: nothing to do", "PC043: UNREACHABLE ntlm: the specified credentials were rejected by the server"]
 paths:
-  description: Paths of the report files (in check mode, where they would be written).
+  description:
+    - Paths of the report files (in check mode, where they would be written).
+    - Under the C(check) subfolder of O(report_dir) for a check-mode report.
   returned: always
   type: dict
   sample: {"json": "/srv/reports/report.json", "md": "/srv/reports/report.md", "html": "/srv/reports/report.html"}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,10 +42,10 @@ HOST = "PC-HEALTHY"
 IDENT = "job42"
 
 
-def survey_answers():
-    """What AWX sends for the remediate survey answered with its defaults, for one host by name."""
+def survey_answers(playbook="remediate.yml", target=HOST):
+    """What AWX sends for a job template's survey answered with its defaults, for one host by name."""
     templates = yaml.safe_load((ROOT / "examples" / "awx" / "job_templates.yml").read_text(encoding="utf-8"))
-    template = next(t for t in templates["m365_awx_job_templates"] if t["playbook"] == "remediate.yml")
+    template = next(t for t in templates["m365_awx_job_templates"] if t["playbook"] == playbook)
     answers = {}
     for question in template["survey_spec"]["spec"]:
         default = question.get("default", "")
@@ -52,15 +53,43 @@ def survey_answers():
             answers[question["variable"]] = [c for c in str(default).splitlines() if c.strip()]
         else:
             answers[question["variable"]] = default
-    answers["target"] = HOST
+    if target is not None:
+        answers["target"] = target
     return answers
 
 
 def lab_inventory(lab) -> dict:
-    """The lab's NTLM inventory with its host in m365_clients (every connection variable the lab's)."""
+    """The lab's NTLM inventory as it is: its hosts are in m365_clients (every connection variable the lab's)."""
     with open(lab.inventory("ntlm"), encoding="utf-8") as handle:
-        generated = yaml.safe_load(handle)["all"]
-    return {"all": {"vars": generated["vars"], "children": {"m365_clients": {"hosts": generated["hosts"]}}}}
+        generated = yaml.safe_load(handle)
+    assert HOST in generated["all"]["children"]["m365_clients"]["hosts"]
+    return generated
+
+
+def run_job(base, playbook, extravars, inventory):
+    """``ansible-runner run`` over a private data dir holding the example project, the
+    inventory and the survey's answers, as AWX runs a job; returns (process, status)."""
+    pdd = base / "private_data_dir"
+    shutil.copytree(PROJECT, pdd / "project")
+    (pdd / "inventory").mkdir(parents=True)
+    (pdd / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+    (pdd / "env").mkdir()
+    (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
+    # What the execution environment provides: the collections and ansible on PATH.
+    (pdd / "env" / "envvars").write_text(yaml.safe_dump({
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "build" / "collections"),
+        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+        "ANSIBLE_HOME": str(base / "ansible-home"),
+        "ANSIBLE_LOCAL_TEMP": str(base / "ansible-local"),
+        "ANSIBLE_FORKS": "2",
+    }))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
+    env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
+    done = subprocess.run([sys.executable, "-m", "ansible_runner", "run", str(pdd), "--playbook", playbook,
+                           "--ident", IDENT], cwd=base, env=env, capture_output=True, text=True, timeout=900,
+                          check=False)
+    status_file = pdd / "artifacts" / IDENT / "status"
+    return done, status_file.read_text().strip() if status_file.exists() else None
 
 
 def stats_event(private_data_dir: Path) -> dict:
@@ -75,26 +104,9 @@ def stats_event(private_data_dir: Path) -> dict:
 def runner_job(tmp_path_factory):
     base = tmp_path_factory.mktemp("awx-runner")
     pdd = base / "private_data_dir"
-    shutil.copytree(PROJECT, pdd / "project")
     with scenario_lab(base / "lab", [HOST]) as lab:
-        (pdd / "inventory").mkdir(parents=True)
-        (pdd / "inventory" / "hosts.yml").write_text(yaml.safe_dump(lab_inventory(lab), sort_keys=False))
-        (pdd / "env").mkdir()
-        (pdd / "env" / "extravars").write_text(yaml.safe_dump(survey_answers()))
-        # What the execution environment provides: the collections and ansible on PATH.
-        (pdd / "env" / "envvars").write_text(yaml.safe_dump({
-            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "build" / "collections"),
-            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
-            "ANSIBLE_HOME": str(base / "ansible-home"),
-            "ANSIBLE_LOCAL_TEMP": str(base / "ansible-local"),
-            "ANSIBLE_FORKS": "2",
-        }))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
-        env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "ansible_runner", "run", str(pdd), "--playbook", "remediate.yml",
-                               "--ident", IDENT], cwd=base, env=env, capture_output=True, text=True, timeout=900,
-                              check=False)
+        done, dummy = run_job(base, "remediate.yml", survey_answers(), lab_inventory(lab))
         runner_seconds = time.monotonic() - started
     (base / "runner.log").write_text(done.stdout + done.stderr + "\nansible-runner: %.1f s\n" % runner_seconds)
     # The execution environment is gone: so is everything the job wrote into the project.
@@ -136,3 +148,47 @@ def test_the_html_is_rendered_from_the_artifacts(runner_job, tmp_path):
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert html.lstrip().lower().startswith("<!doctype html") and HOST in html
     assert json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))["hosts"][HOST]["outcome"] == "unchanged"
+
+
+# --- the usual mistakes, as AWX launches them (no lab: nothing may be contacted) ---------------
+
+# Hosts on a port nothing listens on: a job that contacted one would show it unreachable.
+OFFLINE_INVENTORY = {"all": {
+    "vars": {"ansible_connection": "winrm", "ansible_winrm_transport": "ntlm", "ansible_host": "127.0.0.1",
+             "ansible_port": 9, "ansible_user": "svc", "ansible_password": "not-a-secret"},
+    "children": {"m365_clients": {"hosts": {"PC042": None, "PC043": None}}}}}
+
+
+def _job_output(base):
+    return "".join(p.read_text(encoding="utf-8") for p in (base / "private_data_dir" / "artifacts" / IDENT).glob("stdout"))
+
+
+@pytest.mark.parametrize("playbook, misspelled", [
+    ("diagnose.yml", "survey_user"),
+    ("remediate.yml", "survey_rebot"),
+    ("tenant.yml", "survey_fail_on_finding"),
+])
+def test_a_misspelled_survey_variable_fails_the_job_naming_the_right_one(tmp_path, playbook, misspelled):
+    """A survey edited by hand (its variable renamed) sends an answer nothing reads. The job
+    fails before any host, naming only that variable: every variable the shipped survey
+    sends (its defaults, as AWX sends them) is known, or it would be named too."""
+    answers = survey_answers(playbook, target=None)
+    answers[misspelled] = "false"
+    done, status = run_job(tmp_path, playbook, answers, OFFLINE_INVENTORY)
+    output = done.stdout + _job_output(tmp_path)
+    assert status == "failed", output[-5000:]
+    unknown = re.search(r"Unknown variables? (.*?)\. Nothing was run", output)
+    assert unknown, output[-5000:]
+    assert unknown.group(1).startswith("%s (extra vars; did you mean survey_" % misspelled), unknown.group(1)
+    assert unknown.group(1).count("(extra vars") == 1, unknown.group(1)
+    assert "unreachable=1" not in output and "PC042" not in output.split("PLAY RECAP")[-1]
+
+
+def test_a_target_that_matches_no_host_fails_the_job(tmp_path):
+    """`skipping: no hosts matched` used to end as a successful job."""
+    done, status = run_job(tmp_path, "diagnose.yml", survey_answers("diagnose.yml", target="NO-SUCH-HOST"),
+                           OFFLINE_INVENTORY)
+    output = done.stdout + _job_output(tmp_path)
+    assert status == "failed", output[-5000:]
+    assert "target 'NO-SUCH-HOST' matches no host of the inventory" in output
+    assert "no hosts matched" not in output

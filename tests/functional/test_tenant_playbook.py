@@ -40,9 +40,8 @@ DIAGNOSE_REPORT = {
 }
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(COLLECTION, "playbooks", "tenant.yml")),
-                    reason="collection checkout not found")
-def test_tenant_playbook_writes_tenant_report(fake_tenant, graph_tls, tmp_path):
+def run_tenant(fake_tenant, graph_tls, tmp_path, *args):
+    """tenant.yml over DIAGNOSE_REPORT against the fake tenant; (process, report folder)."""
     report_in = tmp_path / "diagnose.json"
     report_in.write_text(json.dumps(DIAGNOSE_REPORT))
     out_dir = tmp_path / "tenant"
@@ -62,8 +61,15 @@ def test_tenant_playbook_writes_tenant_report(fake_tenant, graph_tls, tmp_path):
          # relative: resolved against the directory ansible-playbook runs in, as a user expects
          "-e", "diagnose_report=%s" % report_in.name, "-e", "report_dir=%s" % out_dir,
          # The fake tenant is not one of Microsoft's clouds: the role's explicit opt-in.
-         "-e", "tenant_check_allow_custom_endpoints=true", "-v"],
+         "-e", "tenant_check_allow_custom_endpoints=true", "-v", *args],
         env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=300, check=False)
+    return proc, out_dir
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(COLLECTION, "playbooks", "tenant.yml")),
+                    reason="collection checkout not found")
+def test_tenant_playbook_writes_tenant_report(fake_tenant, graph_tls, tmp_path):
+    proc, out_dir = run_tenant(fake_tenant, graph_tls, tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert CLIENT_SECRET not in output
@@ -89,3 +95,18 @@ def test_tenant_playbook_writes_tenant_report(fake_tenant, graph_tls, tmp_path):
     assert not fake_tenant.calls("POST", r"^/v1.0/") and not fake_tenant.calls("PUT")
     # the devices of PC042 were looked up by the short name, as Entra names hybrid devices
     assert any("PC042'" in c["query"] or "PC042%27" in c["query"] for c in fake_tenant.calls("GET", r"^/v1.0/devices$"))
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(COLLECTION, "playbooks", "tenant.yml")),
+                    reason="collection checkout not found")
+def test_tenant_target_picks_hosts_of_the_report(fake_tenant, graph_tls, tmp_path):
+    """-e target, as diagnose and remediate take it: only PC043 (and its users) is checked,
+    with no inventory given (the name is matched among the report's hosts)."""
+    proc, out_dir = run_tenant(fake_tenant, graph_tls, tmp_path, "-e", "target=PC043")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((out_dir / "report.json").read_text())
+    assert set(report["hosts"]) == {"PC043", "tenant"}
+    assert "Report: %s" % (out_dir / "report.html") in proc.stdout
+    # Nothing about the other hosts was asked of Graph.
+    queries = " ".join(c["query"] for c in fake_tenant.calls("GET", r"^/v1.0/devices$"))
+    assert queries and "PC042" not in queries and "PC044" not in queries

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -165,4 +166,7 @@ def test_diagnose_playbook_reports_every_host_including_unreachable_ones(pwsh_pa
     assert isinstance(local['findings'], list) and isinstance(local['plan'], list)
     assert report['summary']['hosts'] == 2 and report['summary']['errors'] == 1
     assert (report_dir / 'report.md').exists()
-    assert proc.returncode in (0, 4), proc.stdout + proc.stderr  # 4: some host unreachable
+    # The unreachable host fails the run once the report is written (diagnose_fail_on_unreachable).
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    recap = proc.stdout[proc.stdout.index('PLAY RECAP'):]
+    assert re.search(r'PC-DOWN\s+:.* failed=1 ', recap) and re.search(r'PC-LOCAL\s+:.* failed=0 ', recap), recap

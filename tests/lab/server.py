@@ -832,6 +832,8 @@ class Lab:
             # playbooks run as they ship and never with the real Entra names.
             hv[netprobe.PROBE_VARIABLE] = h.network_probe
             hostvars[h.name] = hv
+        # Every host is in m365_clients too, the group the playbooks target by default, as
+        # in a real inventory (examples/inventory.yml); its variables stay under all.hosts.
         return {"all": {
             "hosts": hostvars,
             "vars": {
@@ -839,4 +841,5 @@ class Lab:
                 "ansible_password": self.password,
                 "ansible_pwsh_interpreter": self.pwsh,
             },
+            "children": {"m365_clients": {"hosts": {name: None for name in hostvars}}},
         }}

@@ -103,10 +103,16 @@ def powershell_shells(lab, hosts) -> dict:
 
 
 def playbook(lab, tmp_path, book: str, report_dir, *extra, transport: str = "ntlm", hosts=None, inventory=None):
+    """One playbook run; ``hosts=None`` leaves the target at the playbooks' default group,
+    m365_clients, which the lab's inventories put every host in."""
     cmd = [PLAYBOOK_BIN, "-i", inventory or lab.inventory(transport), os.path.join(REPO_ROOT, "playbooks", book),
-           "-e", "target=%s" % ",".join(hosts or SCENARIOS), "-e", "report_dir=%s" % report_dir]
+           "-e", "report_dir=%s" % report_dir]
+    if hosts:
+        cmd += ["-e", "target=%s" % ",".join(hosts)]
     rc, doc, err = run_json(cmd + list(extra), tmp_path, lab=lab)
-    with open(os.path.join(str(report_dir), "report.json")) as fh:
+    # A dry run's report is kept apart, in the check/ subfolder (docs/reports.md).
+    folder = os.path.join(str(report_dir), "check") if "--check" in extra else str(report_dir)
+    with open(os.path.join(folder, "report.json")) as fh:
         report = json.load(fh)
     return rc, doc, err, report
 
@@ -179,6 +185,7 @@ def workplace_join(lab, host: str, sid: str) -> dict:
 def test_diagnose_reports_what_the_offline_triage_of_the_same_evidence_lists(six, tmp_path, runs):
     before = six.counts(settle=0.3)
     evidence = tmp_path / "evidence"
+    # No -e target: the default group, m365_clients, holds every lab host.
     rc, doc, err, report = playbook(six, tmp_path, "diagnose.yml", tmp_path / "diagnose",
                                     "-e", "diagnose_evidence_dir=%s" % evidence)
     assert rc == 0, (err[-3000:], six.log()[-3000:])
@@ -209,6 +216,7 @@ def test_a_dry_run_over_basic_https_changes_nothing_on_the_hosts(six, tmp_path):
     rc, doc, err, report = playbook(six, tmp_path, "remediate.yml", tmp_path / "check", "--check",
                                     transport="basic", hosts=hosts)
     assert rc == 0, (err[-3000:], six.log()[-3000:])
+    assert report["check_mode"] is True and not (tmp_path / "check" / "report.json").exists()
     after = six.counts()
     would = {"PC-HYB-PRT": (["purge_office_credentials", "reset_token_broker"], True), "LT-CLOUD-21": ([], False),
              "LT-REG-EXTRA": (["purge_office_credentials", "remove_extra_work_accounts"], False)}

@@ -88,12 +88,12 @@ def recap(step_output: str) -> dict:
 
 
 def molecule_inventory(lab, path) -> str:
-    """The lab's own NTLM inventory with its hosts moved into m365_clients: every connection
-    variable (addresses, ports, transport, credentials, pwsh) is the lab's, none re-typed."""
+    """The lab's own NTLM inventory, its hosts in m365_clients: every connection variable
+    (addresses, ports, transport, credentials, pwsh) is the lab's, none re-typed."""
     with open(lab.inventory("ntlm"), encoding="utf-8") as fh:
-        generated = yaml.safe_load(fh)["all"]
-    inventory = {"all": {"vars": generated["vars"], "children": {"m365_clients": {"hosts": generated["hosts"]}}}}
-    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
+        generated = yaml.safe_load(fh)
+    assert set(generated["all"]["children"]["m365_clients"]["hosts"]) == set(generated["all"]["hosts"])
+    path.write_text(yaml.safe_dump(generated, sort_keys=False))
     return str(path)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import os
+import shlex
+import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -14,6 +16,7 @@ import xmltodict
 from winrm.protocol import Protocol
 
 from . import auth, sandbox, toolchain, wsman
+from .process import REPO_ROOT
 from .winrs import expand_cmd_variables, program_name, split_command_line
 
 NEEDS_PWSH = False  # the endpoint's parsers and crypto: pure Python
@@ -214,6 +217,8 @@ def test_lab_in_process_serves_and_stops_cleanly(tmp_path, monkeypatch):
         assert counts["processes_started"] == 1 and counts["requests"]["Command"] == 1
         inv = lab.inventory("basic")["all"]
         assert inv["hosts"]["lab01"]["ansible_port"] == h.https_port
+        # The playbooks' default target: a lab inventory works without -e target.
+        assert list(inv["children"]["m365_clients"]["hosts"]) == ["lab01"]
         assert inv["vars"]["ansible_password"] == "Pw-in-process"
     import time
     deadline = time.monotonic() + 5  # connection/pipe threads end as their sockets and pipes close
@@ -271,3 +276,19 @@ def test_pwsh_is_found_in_the_documented_order(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(toolchain, "SHARED_PWSH", str(tmp_path / "shared" / "tools" / "pwsh" / "pwsh"))
     assert toolchain.find_pwsh() is None
+
+
+# ---- make lab-serve: the six example hosts it says it serves ----
+def test_make_lab_serve_seeds_one_host_per_example_device():
+    """`make lab-serve` leaves the example devices serving (README), each host seeded from the
+    scenario of its examples/evidence folder: not six blank hosts."""
+    done = subprocess.run(["make", "-n", "lab-serve"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    serve = [line for line in done.stdout.splitlines() if "-m tests.lab serve" in line]
+    assert len(serve) == 1, done.stdout
+    args = shlex.split(serve[0])
+    examples = sorted(os.listdir(os.path.join(REPO_ROOT, "examples", "evidence")))
+    scenarios = [args[i + 1] for i, arg in enumerate(args) if arg == "--scenario"]
+    assert scenarios == examples and len(examples) == 6
+    assert args[args.index("--hosts") + 1] == str(len(examples))
+    for name in scenarios:
+        assert os.path.isfile(os.path.join(REPO_ROOT, "tests", "lab", "scenarios", name, "scenario.yml")), name

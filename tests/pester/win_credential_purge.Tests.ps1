@@ -116,6 +116,22 @@ Describe 'win_credential_purge' {
             $global:RungRepairs[0].Summary | Should -Be 'credential purge for CONTOSO\alice'
         }
 
+        It 'records the SID of a user whose SID does not translate (no empty name after "for")' {
+            # A profile whose account was deleted or whose domain cannot be reached: no user name.
+            $orphan = New-TestProfile -Sid 'S-1-5-21-1004336348-1177238915-682003330-1107' -UserName '' -ProfilePath 'C:\Users\TEMP.1107'
+            $global:RungUsers = @($orphan)
+            try {
+                $r = Invoke-RungModule -Name win_credential_purge
+                $r.changed | Should -BeTrue
+                $r.users[0].sid | Should -Be $orphan.Sid
+                $global:RungRepairs | Should -HaveCount 1
+                $global:RungRepairs[0].Summary | Should -Be "credential purge for $($orphan.Sid)"
+            }
+            finally {
+                Set-RungUser
+            }
+        }
+
         It 'is idempotent: a second run changes nothing' {
             $r = Assert-RungIdempotent -Name win_credential_purge -Params @{ users = @('alice') }
             $r.users[0].removed | Should -BeNullOrEmpty

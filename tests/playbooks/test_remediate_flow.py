@@ -157,6 +157,9 @@ class Flow:
         before = {host: self.state_path(host).read_bytes() for host in HOSTS}
         proc = run_playbook(PLAYBOOK, "-i", self.inventory(name, overrides or {}),
                             "-e", "report_dir=%s" % report_dir, *args, env=env, cwd=self.base)
+        # A dry run's report goes to the check/ subfolder, apart from the real runs' reports.
+        if "--check" in args:
+            report_dir = report_dir / "check"
         calls = {}
         for host in HOSTS:
             log = self.states / ("%s.json.calls.jsonl" % host)
@@ -226,9 +229,32 @@ def test_run_succeeds_and_writes_the_report(flow, name):
     assert run["report"] is not None and run["report"]["kind"] == "remediate"
     assert set(run["report"]["hosts"]) == set(HOSTS)
     assert run["markdown"].startswith("# m365ops.activation remediate report")
+    # Only the dry run's report lives in the check/ subfolder.
+    assert ("check_mode" in run["report"]) is (name == "check")
 
 
 # --- check mode ------------------------------------------------------------------------
+
+def test_check_mode_report_is_apart_and_says_check_mode(flow):
+    """A dry run never replaces a real run's report: its own folder, flagged in the JSON,
+    the summary, the job artifacts and the fleet summary, whose rungs are would-run ones."""
+    run = flow.runs["check"]
+    assert run["report"]["check_mode"] is True and run["report"]["summary"]["check_mode"] is True
+    assert run["markdown"].startswith("# m365ops.activation remediate report (check mode)")
+    stats = run["record"]["custom_stats"]["_run"]
+    assert stats["m365_report"]["check_mode"] is True
+    fleet = stats["m365_remediate"]
+    assert fleet["check_mode"] is True and fleet["rungs"] == {} and fleet["rebooted"] == 0
+    entries = run["report"]["hosts"].values()
+    assert fleet["would_run"]["reset_token_broker"] == sum("reset_token_broker" in e["would_run"] for e in entries)
+    # PC-TB, PC-NOREBOOT and PC-DIED (check mode cannot restart it first); not PC-CAP (max rung 2)
+    # nor PC-HELD (its restart is pending and not allowed).
+    assert fleet["would_run"]["reset_token_broker"] == 3
+    assert fleet["would_reboot"] == sum(e["would_reboot"] for e in entries) > 0
+    for name in ("first", "second"):
+        assert "check_mode" not in flow.runs[name]["report"], name
+        assert flow.runs[name]["record"]["custom_stats"]["_run"]["m365_remediate"]["check_mode"] is False, name
+
 
 def test_check_mode_changes_no_host(flow):
     run = flow.runs["check"]
@@ -301,7 +327,10 @@ def test_cloud_only_host_waits_for_device_recovery(flow):
     for name in ("first", "second"):
         entry = _entry(flow.runs[name], "LT-CLOUD")
         assert entry["outcome"] == "needs_user", name
-        assert "dsregcmd /forcerecovery" in entry["outcome_reason"] and DEVICE_FIRST in entry["outcome_reason"]
+        # The step once (the needs_user reason), then the rungs it holds back, once.
+        assert entry["outcome_reason"].count("dsregcmd /forcerecovery") == 1, entry["outcome_reason"]
+        assert entry["outcome_reason"].endswith(
+            "; not run: purge_office_credentials, reset_token_broker (device recovery first)"), entry["outcome_reason"]
         manual = [m for m in entry["manual"] if m["rung"] == "forcerecovery_cloud_joined"]
         assert manual and manual[0]["who"] == "user" and "dsregcmd /forcerecovery" in manual[0]["step"]
 

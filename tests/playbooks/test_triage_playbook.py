@@ -75,6 +75,13 @@ def test_demo_prints_one_line_per_host(demo):
         assert "%s: %s" % (host, join_type) in proc.stdout
 
 
+def test_demo_ends_pointing_at_the_html(demo):
+    """The page a person opens, not the Markdown (issue 20)."""
+    proc, dummy, report_dir = demo
+    last = [line for line in proc.stdout.splitlines() if '"msg":' in line][-1]
+    assert last.strip().endswith('Report: %s"' % (report_dir / "report.html")), last
+
+
 def _plan_of(cell):
     """A plan cell of the docs table -> rung names (prose like 'nothing' -> []).
     Rung names are snake_case with at least one underscore; prose words are not."""

@@ -83,3 +83,53 @@ def test_unwritable_report_dir(tmp_path):
     (tmp_path / 'file').write_text('x')
     with pytest.raises(AnsibleActionFail, match='report_dir: cannot write the report'):
         action({'kind': 'triage', 'hosts': HOSTS, 'report_dir': str(tmp_path / 'file')}).run(task_vars={})
+
+
+def test_a_check_mode_report_never_replaces_a_real_one(tmp_path):
+    """The roles write a dry run's report too (the task runs with check_mode: false): it goes
+    to the check/ subfolder, says check mode in the JSON, its summary (the job artifacts),
+    report.md and the top of report.html, and leaves the real run's report as it was."""
+    out = tmp_path / 'out'
+    real = action({'kind': 'remediate', 'hosts': HOSTS, 'report_dir': str(out)}).run(task_vars={})
+    written = (out / 'report.json').read_text(encoding='utf-8')
+    dry = action({'kind': 'remediate', 'hosts': {'PC1': HOSTS['PC1']}, 'report_dir': str(out),
+                  'from_check_mode': True}).run(task_vars={})
+    assert (out / 'report.json').read_text(encoding='utf-8') == written
+    assert 'check_mode' not in real['report'] and 'check_mode' not in real['report']['summary']
+    assert 'class="check"' not in (out / 'report.html').read_text(encoding='utf-8')
+    assert 'check mode' not in (out / 'report.md').read_text(encoding='utf-8').lower()
+    assert dry['paths'] == {name: str(out / 'check' / ('report.%s' % name)) for name in ('json', 'md', 'html')}
+    assert dry['report']['check_mode'] is True and dry['report']['summary']['check_mode'] is True
+    assert dry['artifact']['check_mode'] is True and dry['artifact']['summary']['check_mode'] is True
+    assert json.loads((out / 'check' / 'report.json').read_text(encoding='utf-8'))['check_mode'] is True
+    assert (out / 'check' / 'report.md').read_text(encoding='utf-8').startswith(
+        '# m365ops.activation remediate report (check mode)\n\n**Check mode**: a dry run (`--check`)')
+    html = (out / 'check' / 'report.html').read_text(encoding='utf-8')
+    body = html[html.index('<body>'):]
+    assert body.startswith('<body><h1>m365ops.activation remediate report (check mode)</h1><p class="check">Check mode:')
+
+
+def test_a_check_mode_report_rendered_again_keeps_its_flag_and_its_folder(tmp_path):
+    dry = action({'kind': 'diagnose', 'hosts': HOSTS, 'report_dir': str(tmp_path / 'job'),
+                  'from_check_mode': True}).run(task_vars={})
+    artifacts = tmp_path / 'artifacts.json'
+    artifacts.write_text(json.dumps({'m365_report': dry['artifact']}), encoding='utf-8')
+    again = action({'report_file': str(artifacts), 'report_dir': str(tmp_path / 'again')}).run(task_vars={})
+    assert again['report']['check_mode'] is True
+    assert again['paths']['html'] == str(tmp_path / 'again' / 'check' / 'report.html')
+    assert not (tmp_path / 'again' / 'report.json').exists()
+
+
+def test_one_line_per_host_counts_problems_only(tmp_path):
+    """A healthy host whose only finding is informational reads healthy, not "1 finding(s)"."""
+    hosts = dict(HOSTS, PC3={'join_type': 'hybrid_joined', 'plan': [],
+                             'findings': [{'id': 'device_healthy', 'severity': 'info', 'summary': 's', 'evidence': [],
+                                           'rung': None}]},
+                 PC4={'unreachable': True, 'error': 'ntlm: the specified credentials were rejected by the server'})
+    result = action({'kind': 'diagnose', 'hosts': hosts, 'report_dir': str(tmp_path)}).run(task_vars={})
+    assert result['lines'] == [
+        'PC1: hybrid_joined; findings: prt_missing; plan: reset_token_broker',
+        'PC2: ERROR PC2/dsregcmd_status.txt: empty',
+        'PC3: hybrid_joined; healthy; plan: nothing to do',
+        'PC4: UNREACHABLE ntlm: the specified credentials were rejected by the server',
+    ]

@@ -27,7 +27,46 @@ EVENTS = fixture('aad_events', 'ps7_list.json')
 
 def test_the_filters():
     assert sorted(FILTERS) == ['aad_classify', 'aad_events', 'activation_evaluate', 'activation_evidence',
-                               'activation_plan', 'dsreg_status']
+                               'activation_plan', 'dsreg_status', 'report_host_failure']
+
+
+UNREACHABLE = {'unreachable': True, 'error': 'ntlm: the specified credentials were rejected by the server'}
+NOT_DIAGNOSED = {'error': 'dsregcmd_status.txt: empty file'}
+NEEDS_REPAIR = {'join_type': 'hybrid_joined', 'findings': [], 'plan': ['purge_office_credentials', 'reset_token_broker']}
+HEALTHY = {'join_type': 'hybrid_joined', 'findings': [], 'plan': []}
+
+
+@pytest.mark.parametrize('entry, options, expected', [
+    # diagnose, by default (diagnose_fail_on_unreachable: true)
+    (UNREACHABLE, {}, 'unreachable: ntlm: the specified credentials were rejected by the server'),
+    (NOT_DIAGNOSED, {}, 'error: dsregcmd_status.txt: empty file'),
+    (None, {}, 'error: no result'),
+    (NEEDS_REPAIR, {}, ''),
+    (HEALTHY, {}, ''),
+    # diagnose_fail_on_unreachable: false
+    (UNREACHABLE, {'unreachable': False}, ''),
+    (NOT_DIAGNOSED, {'unreachable': False}, ''),
+    # diagnose_fail_on_findings: true
+    (NEEDS_REPAIR, {'plan': True}, 'plan: purge_office_credentials, reset_token_broker'),
+    (HEALTHY, {'plan': True}, ''),
+    # remediate: by remediate_fail_on; unreachable and undiagnosed hosts always
+    ({'outcome': 'failed', 'outcome_reason': 'rung 1: boom', 'findings': [], 'plan': [], 'error': 'rung 1: boom'},
+     {'outcomes': ['failed']}, 'failed: rung 1: boom'),
+    ({'outcome': 'needs_user', 'outcome_reason': 'a user was not logged on', 'findings': [], 'plan': []},
+     {'outcomes': ['failed']}, ''),
+    ({'outcome': 'needs_user', 'outcome_reason': 'a user was not logged on', 'findings': [], 'plan': []},
+     {'outcomes': ['failed', 'needs_user']}, 'needs_user: a user was not logged on'),
+    ({'error': 'diagnose: win_activation_facts failed'}, {'outcomes': ['failed']}, 'error: diagnose: win_activation_facts failed'),
+])
+def test_report_host_failure_is_the_one_rule_of_diagnose_and_remediate(entry, options, expected):
+    assert FILTERS['report_host_failure'](entry, **options) == expected
+
+
+def test_report_host_failure_refuses_what_is_not_a_switch():
+    with pytest.raises(AnsibleFilterError, match="report_host_failure: unreachable must be a boolean, got 'false'"):
+        FILTERS['report_host_failure'](UNREACHABLE, unreachable='false')
+    with pytest.raises(AnsibleFilterError, match='expected a report entry'):
+        FILTERS['report_host_failure']('PC042')
 
 
 def test_dsreg_status_text_or_lines():

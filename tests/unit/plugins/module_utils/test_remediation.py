@@ -203,7 +203,31 @@ def test_host_entry_for_device_recovery_spells_out_the_step_and_changes_nothing(
     entry = rem.build_host_entry(cloud, cloud, sel, {}, reboot=no_restart)
     assert entry["outcome"] == "needs_user" and entry["rungs_run"] == [] and entry["rebooted"] is False
     assert "dsregcmd /forcerecovery" in entry["outcome_reason"]
-    assert "not run: purge_office_credentials (%s)" % rem.DEVICE_FIRST_REASON in entry["outcome_reason"]
+    # The step is spelled out once, by the needs_user reason; the rungs it holds back only
+    # say why, in short (each skipped rung keeps the whole reason in rungs_skipped).
+    assert entry["outcome_reason"].endswith("; not run: purge_office_credentials (device recovery first)")
+    assert entry["outcome_reason"].count("dsregcmd /forcerecovery") == 1
+    assert entry["rungs_skipped"] == [{"rung": "purge_office_credentials", "reason": rem.DEVICE_FIRST_REASON}]
+
+
+def test_rungs_held_back_for_one_reason_are_listed_once():
+    """LT-CLOUD-21 plans two per-user rungs and the device recovery: the reason reads once
+    per reason, not once per rung, and the device step once in all (issue 20)."""
+    cloud = diag(finding("office_credentials", "purge_office_credentials"), finding("prt_missing", "reset_token_broker"),
+                 finding("device_auth_failed", "forcerecovery_cloud_joined", "critical"), join_type="entra_joined")
+    sel = rem.select_rungs(cloud["plan"])
+    entry = rem.build_host_entry(cloud, cloud, sel, {})
+    assert entry["outcome"] == "needs_user"
+    assert entry["outcome_reason"] == (
+        "needs the user at the device: forcerecovery_cloud_joined (%s); not run: purge_office_credentials, "
+        "reset_token_broker (device recovery first)" % rem.MANUAL_STEPS["forcerecovery_cloud_joined"])
+    # A dry run says nothing of the step elsewhere: the reason stays whole, still once.
+    dry = rem.build_host_entry(cloud, None, sel, {}, check_mode=True)
+    assert dry["outcome_reason"] == ("check mode: nothing was changed on the host; not run: purge_office_credentials, "
+                                     "reset_token_broker (%s)" % rem.DEVICE_FIRST_REASON)
+    # Different reasons stay apart, each with its own rungs.
+    capped = rem.build_host_entry(BROKEN, BROKEN, rem.select_rungs(BROKEN["plan"], max_rung=0), {})
+    assert "not run: purge_office_credentials, reset_token_broker (above remediate_max_rung (0))" in capped["outcome_reason"]
 
 
 def test_outcome_needs_user_when_a_user_was_not_logged_on():
@@ -299,6 +323,25 @@ def test_fleet_summary_counts():
     assert summary["outcomes"] == {"fixed": 1, "improved": 0, "unchanged": 1, "failed": 0, "needs_user": 0}
     assert summary["rungs"] == {"purge_office_credentials": 1, "reset_token_broker": 1}
     assert summary["rebooted"] == 1 and summary["errors"] == 1 and summary["already_healthy"] == 1
+    assert summary["check_mode"] is False and "would_run" not in summary
+
+
+def test_fleet_summary_of_a_dry_run_counts_no_rung_as_run():
+    """In check mode the rung modules run only to say what they would do: the fleet summary
+    says check mode and counts those rungs as would_run, never among the rungs run."""
+    sel = rem.select_rungs(BROKEN["plan"])
+    results = {"purge_office_credentials": {"changed": True}, "reset_token_broker": {"changed": True, "reboot_required": True}}
+    entries = {
+        "PC1": rem.build_host_entry(BROKEN, None, sel, results, reboot={"reboot_required": True, "rebooted": False},
+                                    check_mode=True),
+        "PC2": rem.build_host_entry(HEALTHY, None, rem.select_rungs([]), {}, check_mode=True),
+    }
+    assert entries["PC1"]["rungs_run"] == ["purge_office_credentials", "reset_token_broker"]
+    summary = rem.summarise_fleet(entries)
+    assert summary["check_mode"] is True
+    assert summary["rungs"] == {} and summary["rebooted"] == 0
+    assert summary["would_run"] == {"purge_office_credentials": 1, "reset_token_broker": 1}
+    assert summary["would_reboot"] == 1
 
 
 def test_collect_entries_across_batches():
