@@ -43,9 +43,10 @@ def _nothing(*args, **kwargs):
     return None
 
 
-_JINJA = jinja2.Environment()
-_JINJA.filters = _AnyName(_JINJA.filters)
-_JINJA.tests = _AnyName(_JINJA.tests)
+# Public: tests that read the names a template uses (tests/awx) parse with the same environment.
+JINJA = jinja2.Environment()
+JINJA.filters = _AnyName(JINJA.filters)
+JINJA.tests = _AnyName(JINJA.tests)
 # How many host names a message lists before it says how many more there are.
 _NAMES_SHOWN = 3
 
@@ -58,7 +59,7 @@ def template_names(text):
     # Ansible-only syntax such as tests written as filters is still Jinja; a string that
     # is not a template Ansible could run reads nothing.
     try:
-        return set(jinja2.meta.find_undeclared_variables(_JINJA.parse(text)))
+        return set(jinja2.meta.find_undeclared_variables(JINJA.parse(text)))
     except jinja2.TemplateError:
         return set()
 
