@@ -10,7 +10,7 @@
 #                                   leaves out (tests/lab, benchmarks, scripts, ...): with
 #                                   sanity-tarball, every file of the git tree is tested once
 #   ansible-test.sh units           unit tests on ansible-core 2.21 (.venv)
-#   ansible-test.sh units-compat    unit tests on ansible-core 2.16 / Python 3.11 (.venv-2.16)
+#   ansible-test.sh units-compat    unit tests on ansible-core 2.16 / Python 3.11 (.venv/compat-2.16)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 what="${1:?usage: ansible-test.sh sanity|sanity-tarball|sanity-workshop|units|units-compat [extra ansible-test args]}"; shift || true
@@ -72,11 +72,11 @@ case "$what" in
             --color no --requirements "$@"
         ;;
     units-compat)
-        if [ ! -x "$ROOT/.venv-2.16/bin/ansible-test" ]; then
-            echo "#### SKIPPED: units-2.16: .venv-2.16 missing (no Python 3.11 at bootstrap) ####" >&2
+        if [ ! -x "$ROOT/.venv/compat-2.16/bin/ansible-test" ]; then
+            echo "#### SKIPPED: units-2.16: .venv/compat-2.16 missing (no Python 3.11 at bootstrap) ####" >&2
             exit 77  # scripts/test.sh counts it as skipped (a failure under M365OPS_TEST_STRICT)
         fi
-        "$ROOT/.venv-2.16/bin/ansible-test" units --venv --python 3.11 --color no --requirements "$@"
+        "$ROOT/.venv/compat-2.16/bin/ansible-test" units --venv --python 3.11 --color no --requirements "$@"
         ;;
     *) echo "unknown: $what" >&2; exit 2 ;;
 esac

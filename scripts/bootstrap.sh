@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the development toolchain from nothing: .venv with pinned ansible-core 2.21
-# (Python >= 3.12), .venv-2.16 with ansible-core 2.16 (Python 3.11) for the unit run on the
-# lowest ansible-core meta/runtime.yml promises, .venv-importer with galaxy-importer (the
+# (Python >= 3.12), .venv/compat-2.16 with ansible-core 2.16 (Python 3.11) for the unit run on the
+# lowest ansible-core meta/runtime.yml promises, .venv/importer with galaxy-importer (the
 # Galaxy / Automation Hub import gate; its pins clash with .venv's), ansible.windows taken
 # out of the `ansible` wheel on PyPI (no Galaxy needed), and the offline stand-in for
 # ansible-test's pip bootstrap script.
@@ -71,27 +71,27 @@ if [ -z "$PY311" ]; then
     done
 fi
 if [ -n "$PY311" ]; then
-    if [ ! -x .venv-2.16/bin/ansible-test ] || ! .venv-2.16/bin/ansible --version 2>/dev/null | grep -q "core $CORE_216"; then
-        rm -rf .venv-2.16
-        "$PY311" -m venv .venv-2.16
-        pip_quiet .venv-2.16/bin/python -m pip install -q --upgrade pip
-        pip_quiet .venv-2.16/bin/python -m pip install -q "ansible-core==$CORE_216"
+    if [ ! -x .venv/compat-2.16/bin/ansible-test ] || ! .venv/compat-2.16/bin/ansible --version 2>/dev/null | grep -q "core $CORE_216"; then
+        rm -rf .venv/compat-2.16
+        "$PY311" -m venv .venv/compat-2.16
+        pip_quiet .venv/compat-2.16/bin/python -m pip install -q --upgrade pip
+        pip_quiet .venv/compat-2.16/bin/python -m pip install -q "ansible-core==$CORE_216"
     fi
-    say "compat: $(.venv-2.16/bin/ansible --version | sed -n 1p) on $("$PY311" --version 2>&1)"
+    say "compat: $(.venv/compat-2.16/bin/ansible --version | sed -n 1p) on $("$PY311" --version 2>&1)"
 else
     say "WARNING: no Python 3.11 found; the ansible-core $CORE_216 unit run will be skipped"
 fi
 
 # galaxy-importer in a venv of its own: it pins attrs < 24 and flake8 < 7, and brings its
 # own ansible-lint; the importer runs ansible-doc and ansible-lint from this venv.
-if [ ! -x .venv-importer/bin/python ] || ! .venv-importer/bin/python -m pip show galaxy-importer 2>/dev/null | grep -q "^Version: $GALAXY_IMPORTER\$"; then
-    rm -rf .venv-importer
-    "$PY312" -m venv .venv-importer
-    pip_quiet .venv-importer/bin/python -m pip install -q --upgrade pip
-    pip_quiet .venv-importer/bin/python -m pip install -q "galaxy-importer==$GALAXY_IMPORTER" \
+if [ ! -x .venv/importer/bin/python ] || ! .venv/importer/bin/python -m pip show galaxy-importer 2>/dev/null | grep -q "^Version: $GALAXY_IMPORTER\$"; then
+    rm -rf .venv/importer
+    "$PY312" -m venv .venv/importer
+    pip_quiet .venv/importer/bin/python -m pip install -q --upgrade pip
+    pip_quiet .venv/importer/bin/python -m pip install -q "galaxy-importer==$GALAXY_IMPORTER" \
         "$(grep '^ansible-core==' requirements-dev.txt)" "$(grep '^ansible-lint==' requirements-dev.txt)"
 fi
-say "galaxy-importer $GALAXY_IMPORTER in .venv-importer"
+say "galaxy-importer $GALAXY_IMPORTER in .venv/importer"
 
 # ansible.windows without Galaxy: it ships inside the `ansible` package on PyPI.
 COLL_DIR="$ROOT/.collections"
@@ -115,7 +115,7 @@ say "ansible.windows $(.venv/bin/python -c "import json,sys; print(json.load(ope
 
 # ansible-test --venv downloads get-pip from an Ansible CI host we cannot reach; give it a
 # stand-in that uses ensurepip and then plain pip against PyPI.
-for venv in .venv .venv-2.16; do
+for venv in .venv .venv/compat-2.16; do
     [ -x "$venv/bin/python" ] || continue
     pipver=$("$venv/bin/python" - <<'PY' 2>/dev/null || true
 import re, pathlib, ansible_test

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The Galaxy / Automation Hub import gate on the tarball users install: build it, run
-# galaxy-importer on it (from .venv-importer: it pins ansible-lint and attrs versions the
+# galaxy-importer on it (from .venv/importer: it pins ansible-lint and attrs versions the
 # development venv does not share) and fail on any ERROR or WARNING it logs.
 #   galaxy-importer.sh [TARBALL]   default: build one into build/dist
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-VENV="$ROOT/.venv-importer"
+VENV="$ROOT/.venv/importer"
 if [ ! -x "$VENV/bin/python" ]; then
     echo "ERROR: $VENV missing: run scripts/bootstrap.sh" >&2
     exit 1

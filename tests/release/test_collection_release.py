@@ -15,7 +15,7 @@ BIN = Path(sys.executable).parent
 STAGED = ROOT / "build" / "collections"
 
 # Anything matching these must never reach the tarball users install.
-FORBIDDEN_PARTS = {".venv", ".venv-2.16", ".venv-importer", ".cache", ".collections", "build", "reports",
+FORBIDDEN_PARTS = {".venv", ".cache", ".collections", "build", "reports",
                    "__pycache__", ".pytest_cache", ".hypothesis", ".git", ".ci",
                    "benchmarks", "scripts"}
 # The loopback lab and ansible-test's output live under tests/ and never ship
