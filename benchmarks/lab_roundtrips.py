@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lab_measure import ansible_env, diff_counts, table  # noqa: E402  (sibling script)
 from tests.lab.process import LabProcess  # noqa: E402  (the repository root is not a package)
 
-# lab01..lab04: a scenario seeded twice keeps the labNN names (tests/lab/server.py).
+# lab01..lab04: a scenario seeded twice keeps the labNN names (tests/lab/endpoint/server.py).
 HOSTS = {"broken": "lab01", "healthy": "lab02", "baseline_broken": "lab03", "baseline_healthy": "lab04"}
 SCENARIOS = ["PC-HYB-PRT", "PC-HEALTHY", "PC-HYB-PRT", "PC-HEALTHY"]
 # A module execution is ansible's exec-wrapper bootstrap (`-EncodedCommand` of a script that

@@ -38,7 +38,7 @@ rm -f /tmp/m365ops-no-pwsh.$$
 run_pytest() {
     # pytest exits 5 when a folder has no test yet; that is not a failure of the suite.
     # --dist loadfile: a test module's lab (module-scoped fixture) and the state its
-    # tests build on in file order (tests/lab/test_e2e.py) stay on one worker.
+    # tests build on in file order (tests/lab/tests/test_e2e.py) stay on one worker.
     # What it skipped goes to $NOTES/pytest (the part may run in a background lane).
     local dirs=() d log rc skipped
     for d in tests/functional tests/lab tests/ee tests/browser tests/playbooks tests/awx tests/release; do

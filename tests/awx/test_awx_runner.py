@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.lab.conftest import scenario_lab  # noqa: E402  (the lab's own fixture helpers)
+from tests.lab.process import scenario_lab  # noqa: E402  (the lab's own fixture helpers)
 
 BIN = Path(sys.executable).parent
 PROJECT = ROOT / "examples" / "awx" / "project"

@@ -16,7 +16,7 @@ few seconds (Ansible.Basic is compiled per run): keep calls few.
 A failed task comes back with ``failed: True`` (the callback prints that only as status).
 
 win_activation_facts probes the network: every run gets the inventory variable
-``m365ops_network_probe`` pointing at the lab's loopback stand-ins (tests/lab/netprobe.py) by
+``m365ops_network_probe`` pointing at the lab's loopback stand-ins (tests/lab/shim/netprobe.py) by
 address, since this machine has no hermetic resolver and must never look up the module's
 default Entra names; ``probe_guard`` fails a run whose result probed anything else.
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.m365ops.activation.tests.lab import netprobe
+from ansible_collections.m365ops.activation.tests.lab.shim import netprobe
 from ansible_collections.m365ops.activation.tests.lab.toolchain import NO_PWSH, find_pwsh
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,7 +136,7 @@ def pwsh_path() -> str:
 
 @pytest.fixture(scope="session")
 def stand_ins(tmp_path_factory):
-    """The loopback stand-ins of the network probe (tests/lab/netprobe.py), for the session."""
+    """The loopback stand-ins of the network probe (tests/lab/shim/netprobe.py), for the session."""
     servers = netprobe.StandIns(tmp_path_factory.mktemp("netprobe")).start()
     yield servers
     servers.stop()

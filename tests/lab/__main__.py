@@ -18,8 +18,8 @@ import signal
 import sys
 import threading
 
-from . import sandbox
-from .server import Lab
+from .shim import sandbox
+from .endpoint.server import Lab
 
 
 def _yaml(inv: dict) -> str:

@@ -2,11 +2,13 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run the lab as a child process (`python -m tests.lab serve`) and watch its processes.
 
-Used by the pytest fixtures and by the benchmark scripts; no pytest import here.
+Used by the pytest fixtures (and tests outside tests/lab) and by the benchmark scripts;
+`running_lab`/`scenario_lab` import pytest only when called, so the benchmarks need none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -75,7 +77,7 @@ class LabProcess:
 
     def with_clock(self, env: dict) -> dict:
         """`env` for a controller process, moved to the lab's clock (serve --clock-offset), if it has one."""
-        from .sandbox import with_clock
+        from .shim.sandbox import with_clock
 
         return with_clock(env, self.info.get("clock", {}).get("env") or {})
 
@@ -149,6 +151,49 @@ def children_of(pid: int) -> list[int]:
 
 def runtime_leftovers(root: str) -> list[str]:
     """.NET's per-process debugger FIFOs and diagnostics sockets anywhere under `root` (a lab
-    host's folder): what a pwsh that ended left in its TMPDIR (winrs.remove_runtime_endpoints)."""
+    host's folder): what a pwsh that ended left in its TMPDIR (endpoint/shell.py, remove_runtime_endpoints)."""
     return [p for pattern in ("clr-debug-pipe-*", "dotnet-diagnostic-*")
             for p in glob.glob(os.path.join(glob.escape(root), "**", pattern), recursive=True)]
+
+
+SHARED_DATA = "/usr/share"
+
+
+@contextlib.contextmanager
+def running_lab(state_dir, hosts: int, extra_args: list[str] | None = None, **kwargs):
+    """A LabProcess for the duration of the block, then stopped and checked for leftovers.
+    Without PowerShell the calling test skips, saying why (also from outside tests/lab)."""
+    import pytest  # pylint: disable=import-outside-toplevel  (test-only helper; see the module docstring)
+    from . import toolchain  # pylint: disable=import-outside-toplevel
+    if not toolchain.find_pwsh():
+        pytest.skip(toolchain.NO_PWSH)
+    # Where .NET on Linux puts Windows' ProgramData: the place a stray write by product code
+    # would land on the build machine (docs/lab.md, "Clock and confinement").
+    shared_before = set(os.listdir(SHARED_DATA))
+    lp = LabProcess(state_dir, hosts=hosts, extra_args=extra_args, **kwargs)
+    pid = lp.proc.pid
+    try:
+        yield lp
+    finally:
+        descendants = children_of(pid)
+        rc = lp.stop()
+        leftovers = [p for p in descendants if pid_alive(p)]
+        assert rc == 0, "lab exited with %s:\n%s" % (rc, lp.log()[-3000:])
+        assert not leftovers, "lab left processes running: %s" % leftovers
+        assert not set(os.listdir(SHARED_DATA)) - shared_before, "the lab wrote to %s: %s" % (
+            SHARED_DATA, sorted(set(os.listdir(SHARED_DATA)) - shared_before))
+
+
+def scenario_lab(state_dir, scenarios: list[str], clock_offset: str | None = None):
+    """A lab with one host per scenario (named after it), restarts taking 3 s; with
+    `clock_offset` (e.g. "+400d") the lab and its hosts run that far from today."""
+    import pytest  # pylint: disable=import-outside-toplevel
+    from . import toolchain  # pylint: disable=import-outside-toplevel
+    args = ["--reboot-seconds", "3"]
+    for name in scenarios:
+        args += ["--scenario", name]
+    if clock_offset:
+        if not toolchain.find_faketime():
+            pytest.skip("the lab clock offset %s needs libfaketime: install Debian's faketime package" % clock_offset)
+        args += ["--clock-offset", clock_offset]
+    return running_lab(state_dir, len(scenarios), args, startup_timeout=300)

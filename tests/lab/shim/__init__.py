@@ -21,7 +21,7 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ..sandbox import inherited_clock, with_clock
+from .sandbox import inherited_clock, with_clock
 
 SHIM_DIR = Path(__file__).resolve().parent
 REPO_ROOT = SHIM_DIR.parents[2]

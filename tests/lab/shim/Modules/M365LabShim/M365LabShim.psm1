@@ -513,7 +513,7 @@ Function Get-LabPrincipalEnvironment {
     foreach ($k in 'PATH', 'PSModulePath', 'LANG', 'SystemRoot', 'windir', 'ProgramData', 'ALLUSERSPROFILE', 'ProgramFiles',
         'COMPUTERNAME', 'M365OPS_LAB_HOST', 'M365OPS_LAB_STATE', 'M365OPS_LAB_PWSH', 'POWERSHELL_TELEMETRY_OPTOUT', 'POWERSHELL_UPDATECHECK',
         'DOTNET_CLI_TELEMETRY_OPTOUT', 'LD_LIBRARY_PATH',
-        # The lab's moved clock (tests/lab/sandbox.py) reaches tasks as it reaches every process of the host.
+        # The lab's moved clock (tests/lab/shim/sandbox.py) reaches tasks as it reaches every process of the host.
         'LD_PRELOAD', 'FAKETIME', 'FAKETIME_DONT_FAKE_MONOTONIC', 'FAKETIME_FORCE_MONOTONIC_FIX', 'PYTHONPATH') {
         $v = [Environment]::GetEnvironmentVariable($k)
         if ($null -ne $v) { $envs[$k] = $v }

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from . import netprobe
-from .process import REPO_ROOT
+from ..shim import netprobe
+from ..process import REPO_ROOT
 
 ANSIBLE_BIN = os.path.join(os.path.dirname(sys.executable), "ansible")
 PLAYBOOK_BIN = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")

@@ -5,7 +5,7 @@ each PC-HEALTHY behind one blocker (tests/lab/scenarios/PC-NET-*): no DNS answer
 port, a user proxy answering 407, a TLS server whose chain ends at a foreign CA. The probe
 runs inside the one facts execution per host - as the administrator with the WinHTTP proxy,
 and in the user's task with the user's WinINET proxy - against loopback stand-ins only
-(tests/lab/netprobe.py), and each host's network_blocked finding must name its layer and
+(tests/lab/shim/netprobe.py), and each host's network_blocked finding must name its layer and
 the contexts it blocks, as docs/diagnose.md shows it. One playbook run for all four: each
 module execution costs seconds of pwsh.
 """
@@ -19,10 +19,10 @@ import pytest
 
 from ansible_collections.m365ops.activation.plugins.module_utils.triage import PROBE_LAYERS, triage_bundle
 
-from . import netprobe
-from .conftest import scenario_lab
-from .process import REPO_ROOT
-from .shim import load_scenario
+from ..shim import netprobe
+from ..process import scenario_lab
+from ..process import REPO_ROOT
+from ..shim import load_scenario
 from .test_ansible import PLAYBOOK_BIN, run_json
 
 SCENARIOS = ["PC-NET-DNS", "PC-NET-REFUSED", "PC-NET-PROXY407", "PC-NET-TLSINSPECT"]

@@ -64,7 +64,7 @@ RESPONSE_ACTIONS = {
 }
 
 RESOURCE_CMD = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
-# The PowerShell remoting plugin (tests/lab/psrp.py), what pypsrp and ansible's psrp connection use.
+# The PowerShell remoting plugin (tests/lab/endpoint/psrp.py), what pypsrp and ansible's psrp connection use.
 RESOURCE_POWERSHELL = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
 
 SIGNAL_TERMINATE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate"

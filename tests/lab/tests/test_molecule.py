@@ -18,8 +18,8 @@ import sys
 
 import yaml
 
-from .conftest import scenario_lab
-from .process import REPO_ROOT
+from ..process import scenario_lab
+from ..process import REPO_ROOT
 from .test_ansible import ansible_env
 
 MOLECULE_BIN = os.path.join(os.path.dirname(sys.executable), "molecule")

@@ -1,7 +1,7 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Imported by Python at start-up in every process that runs under the lab's moved clock
-(tests/lab/sandbox.py puts this folder on PYTHONPATH together with libfaketime).
+(tests/lab/shim/sandbox.py puts this folder on PYTHONPATH together with libfaketime).
 
 libfaketime 0.9.10 with real monotonic clocks (FAKETIME_DONT_FAKE_MONOTONIC=1, which
 .NET's and Python's timed waits need) rejects clock_nanosleep(CLOCK_MONOTONIC,

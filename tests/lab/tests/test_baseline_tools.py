@@ -19,9 +19,9 @@ import os
 import pytest
 
 from ansible_collections.m365ops.activation.tests.lab.shim import native_library
-from .conftest import running_lab
+from ..process import running_lab
 from .test_ansible import PLAYBOOK_BIN, host_results, run_json
-from .winrs import split_command_line
+from ..endpoint.winrs import split_command_line
 
 HANDLE = ctypes.c_void_p
 STARTF_USESTDHANDLES = 0x100

@@ -1,6 +1,6 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The lab's network for the probe (tests/lab/netprobe.py), without PowerShell: the guard
+"""The lab's network for the probe (tests/lab/shim/netprobe.py), without PowerShell: the guard
 that keeps the real Entra names out of every lab run, the hermetic resolver each host gets
 under bwrap, and the loopback stand-ins themselves."""
 
@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from . import netprobe, sandbox
+from ..shim import netprobe, sandbox
 
 NEEDS_PWSH = False
 

@@ -30,8 +30,8 @@ import time
 
 import pytest
 
-from .conftest import running_lab
-from .process import REPO_ROOT, children_of
+from ..process import running_lab
+from ..process import REPO_ROOT, children_of
 from .test_ansible import ANSIBLE_BIN, PLAYBOOK_BIN, ansible_env, run_json
 
 SCENARIO = "PC-HYB-LINK"

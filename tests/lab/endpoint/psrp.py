@@ -32,14 +32,15 @@ import struct
 import subprocess
 import threading
 import time
+import typing
+import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from psrpcore._payload import unpack_fragment, unpack_message
 from psrpcore.types import PSInvocationState, PSRPMessageType, deserialize
 
 from . import wsman
-from .winrs import MAX_BUFFERED_OUTPUT, ClientGone, CmdShellService, Shell, remove_runtime_endpoints, start_ticks
+from .shell import MAX_BUFFERED_OUTPUT, ClientGone, Shell, ShellService, remove_runtime_endpoints, start_ticks
 from .wsman import NS, WSManFault
 
 log = logging.getLogger("lab.psrp")
@@ -56,6 +57,45 @@ FINAL_STATES = {PSInvocationState.Stopped.value, PSInvocationState.Completed.val
 ACK_TIMEOUT = 30.0
 # How long a Delete waits for pwsh -s to leave by itself once its input ended, before the kill.
 EXIT_AFTER_CLOSE = 5.0
+
+
+class Fragment(typing.NamedTuple):
+    """MS-PSRP 2.2.4 Packet Fragment."""
+
+    object_id: int
+    fragment_id: int
+    start: bool
+    end: bool
+    data: bytes
+
+
+class Message(typing.NamedTuple):
+    """MS-PSRP 2.2.1 PowerShell Remoting Protocol Message: the header fields the lab reads."""
+
+    destination: int
+    message_type: PSRPMessageType
+    rpid: uuid.UUID
+    pid: uuid.UUID | None
+    data: bytes
+
+
+def unpack_fragment(raw: bytes) -> Fragment:
+    """One complete fragment (big-endian ids and length; flag bits 0x1 start, 0x2 end)."""
+    object_id, fragment_id, flags, length = struct.unpack(">QQBI", raw[:FRAGMENT_HEADER])
+    return Fragment(object_id, fragment_id, bool(flags & 0x1), bool(flags & 0x2),
+                    bytes(raw[FRAGMENT_HEADER:FRAGMENT_HEADER + length]))
+
+
+def unpack_message(data: bytes) -> Message:
+    """A message's header (little-endian destination and type, RPID and PID as GUIDs; an
+    all-zero PID means none). An unknown message type raises ValueError, a short one struct.error."""
+    destination, message_type = struct.unpack("<II", data[:8])
+    rpid = uuid.UUID(bytes_le=bytes(data[8:24]))
+    pid = uuid.UUID(bytes_le=bytes(data[24:40]))
+    body = bytes(data[40:])
+    if body.startswith(b"\xef\xbb\xbf"):  # the CLIXML of a message may start with a UTF-8 BOM
+        body = body[3:]
+    return Message(destination, PSRPMessageType(message_type), rpid, None if pid.int == 0 else pid, body)
 
 
 def split_fragments(buf: bytearray) -> list[bytes]:
@@ -76,7 +116,7 @@ def first_message(data: bytes, what: str):
     if not frags:
         raise WSManFault("w:InvalidParameter", "The %s does not hold a complete PSRP fragment." % what,
                          wsman.CODE_INVALID_DATA)
-    frag = unpack_fragment(bytearray(frags[0]))
+    frag = unpack_fragment(frags[0])
     if not frag.start or len(frag.data) < 40:
         raise WSManFault("w:InvalidParameter", "The %s does not start with the first fragment of a PSRP message."
                          % what, wsman.CODE_INVALID_DATA)
@@ -214,7 +254,7 @@ class Relay:
 
     @staticmethod
     def _watch_state(target: Target, raw: bytes) -> None:
-        frag = unpack_fragment(bytearray(raw))
+        frag = unpack_fragment(raw)
         if frag.start:
             try:
                 msg = unpack_message(frag.data)
@@ -337,8 +377,10 @@ class Relay:
             pass
 
 
-class PowerShellService(CmdShellService):
-    """PSRP shells of one lab host; shell bookkeeping (ownership, grace, reaping) is WinRS's."""
+class PowerShellService(ShellService):
+    """PSRP shells of one lab host: a shell is one `pwsh -s` (the RunspacePool), a command a pipeline."""
+
+    kind = "PowerShell"
 
     def handle(self, req: wsman.Request, conn_id: int, client_gone) -> bytes:
         if req.operation in ("Disconnect", "Reconnect", "Connect"):
@@ -539,16 +581,10 @@ class PowerShellService(CmdShellService):
                 pass
         return super().delete(req, conn_id)
 
-    def close_shell(self, shell: Shell, why: str) -> None:
-        with self.lock:
-            self.shells.pop(shell.shell_id, None)
-            pipelines = len(shell.commands)
-            shell.commands.clear()
+    def end_shell(self, shell: Shell, running: list) -> None:
         relay = getattr(shell, "relay", None)
         if relay is not None:
             relay.kill()
-        log.info("%s: PowerShell shell %s closed (%s), %d pipeline(s) ended", self.host.name, shell.shell_id, why,
-                 pipelines)
 
     def live_pids(self) -> list[int]:
         with self.lock:

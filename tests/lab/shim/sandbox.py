@@ -24,7 +24,7 @@ import select
 import subprocess
 import time
 
-from . import toolchain
+from .. import toolchain
 
 OFFSET = re.compile(r"^[+-]\d{1,6}(\.\d+)?[smhdy]?$")
 # The variables that carry a moved clock into a process tree; nothing else of the caller's
@@ -117,7 +117,7 @@ class Confinement:
         """Start `argv` confined to writing below `writable`: (the Popen, the pid of the command itself).
 
         Under bwrap the Popen is bwrap's monitor and the command is its child; what a .NET
-        process leaves behind is named after its own pid (winrs.remove_runtime_endpoints), so
+        process leaves behind is named after its own pid (endpoint/shell.py, remove_runtime_endpoints), so
         bwrap reports that pid on an info descriptor. `files` ({path seen by the command: file
         it reads}) are bound read-only over the build machine's own: the host's /etc/hosts and
         resolver configuration (netprobe.py). Without bwrap there is nothing to bind them with.

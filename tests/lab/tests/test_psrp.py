@@ -14,8 +14,8 @@ from pypsrp.exceptions import AuthenticationError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from . import wsman
-from .process import pid_alive, runtime_leftovers
+from ..endpoint import wsman
+from ..process import pid_alive, runtime_leftovers
 
 
 def connection(lab, host="lab01", auth="ntlm", password=None) -> WSMan:

@@ -40,7 +40,7 @@ import ssl
 import threading
 from pathlib import Path
 
-from .auth import self_signed_ca
+from ..endpoint.auth import self_signed_ca
 
 log = logging.getLogger("lab.netprobe")
 
@@ -302,7 +302,7 @@ def set_user_proxy(state, stand_ins: StandIns, network: dict) -> list[str]:
     proxy; returns the SIDs set."""
     if not network.get("user_proxy"):
         return []
-    from .shim import set_reg
+    from . import set_reg
 
     state = Path(state)
     server = "127.0.0.1:%d" % stand_ins.ports[network["user_proxy"]]

@@ -19,17 +19,18 @@ import pytest
 from ansible_collections.m365ops.activation.plugins.module_utils.dsreg import parse_dsreg_status
 from ansible_collections.m365ops.activation.plugins.module_utils.evidence import build_evidence
 from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate, load_bundle, reference_time
-from ansible_collections.m365ops.activation.tests.lab import netprobe, shim
-from ansible_collections.m365ops.activation.tests.lab.toolchain import NO_PWSH, find_pwsh
+from ansible_collections.m365ops.activation.tests.lab import shim
+from ansible_collections.m365ops.activation.tests.lab.shim import netprobe
+from ansible_collections.m365ops.activation.tests.lab.toolchain import NO_PWSH, REPO_ROOT, find_pwsh
 from ansible_collections.m365ops.activation.tests.lab.shim import ScenarioError, host_environment, seed_host
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(REPO_ROOT)
 COLLECTIONS = ROOT / 'build' / 'collections'
 # Seeding and the stand-ins are pure Python; the tests that run PowerShell take the pwsh fixture.
 NEEDS_PWSH = False
 SCENARIOS = sorted(p.name for p in shim.SCENARIO_DIR.iterdir() if (p / 'scenario.yml').is_file())
 # The network-probe scenarios are PC-HEALTHY behind a network the gathering below does not
-# probe: tests/lab/test_network_probe.py runs them end to end instead.
+# probe: tests/lab/tests/test_network_probe.py runs them end to end instead.
 GATHERED = [name for name in SCENARIOS if 'network_probe' not in shim.load_scenario(name)[0]]
 HYB_ALICE = 'S-1-5-21-3623811015-3361044348-30300820-1104'
 

@@ -11,6 +11,8 @@ import os
 import pytest
 import winrm
 
+from ..process import REPO_ROOT
+
 NAMES = ("shutdown", "shutdown.exe", "dsregcmd", "schtasks", "cmdkey")
 # pwsh on Linux has no PATHEXT: `dsregcmd` inside PowerShell finds only a file named exactly
 # that, while WinRS also accepts `dsregcmd.exe`. Stand-ins therefore exist under both names.
@@ -84,8 +86,7 @@ def test_a_host_process_writes_below_its_own_state_folder_and_nowhere_else(lab, 
         "lab_state": os.path.join(lab.state_dir, "escape.txt"),
         "other_host": os.path.join(lab.host(other)["state"], "escape.txt"),
         "test_folder": str(outside / "escape.txt"),
-        "repository": os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                   "escape-%d.txt" % os.getpid()),
+        "repository": os.path.join(REPO_ROOT, "escape-%d.txt" % os.getpid()),
     }
     script = "; ".join(
         "try { [IO.File]::WriteAllText('%s', 'x'); '%s=written' } catch { '%s=refused: ' + $_.Exception.InnerException.Message }"

@@ -15,9 +15,11 @@ import spnego
 import xmltodict
 from winrm.protocol import Protocol
 
-from . import auth, sandbox, toolchain, wsman
-from .process import REPO_ROOT
-from .winrs import expand_cmd_variables, program_name, split_command_line
+from .. import toolchain
+from ..endpoint import auth, wsman
+from ..shim import sandbox
+from ..process import REPO_ROOT
+from ..endpoint.winrs import expand_cmd_variables, program_name, split_command_line
 
 NEEDS_PWSH = False  # the endpoint's parsers and crypto: pure Python
 
@@ -199,7 +201,7 @@ def test_lab_in_process_serves_and_stops_cleanly(tmp_path, monkeypatch):
 
     import winrm
 
-    from .server import Lab
+    from ..endpoint.server import Lab
 
     monkeypatch.setenv("NTLM_USER_FILE", "")
     before = {t.name for t in threading.enumerate()}
@@ -233,7 +235,7 @@ def test_lab_in_process_serves_and_stops_cleanly(tmp_path, monkeypatch):
         lab.inventory("kerberos")
 
 
-# ---- tests/lab/sandbox.py and toolchain.py: the clock, the confinement, finding pwsh ----
+# ---- tests/lab/shim/sandbox.py and toolchain.py: the clock, the confinement, finding pwsh ----
 @pytest.mark.parametrize("text", ["+400d", "-2h", "+30", "+1.5y"])
 def test_clock_offsets_in_libfaketime_form_are_taken(text):
     assert sandbox.parse_offset(" %s " % text) == text

@@ -15,7 +15,7 @@ One lab for the module; the tests run in file order and later ones build on the 
 earlier ones left, the way an admin runs diagnose, then a dry run, then the repair, then
 the repair again. The repair goes over psrp for the host that restarts (win_reboot has to
 reconnect through a new RunspacePool) and over winrm for the others; the re-run over psrp
-for all three. The restart over winrm is tests/lab/test_molecule.py's.
+for all three. The restart over winrm is tests/lab/tests/test_molecule.py's.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ import pytest
 
 from ansible_collections.m365ops.activation.plugins.module_utils.triage import triage_bundle
 
-from .conftest import scenario_lab
-from .shim import DOTNET_MY_STORE, WPJ_KEY
+from ..process import scenario_lab
+from ..shim import DOTNET_MY_STORE, WPJ_KEY
 from .test_ansible import PLAYBOOK_BIN, host_results, run_json
-from .process import REPO_ROOT
+from ..process import REPO_ROOT
 
 SCENARIOS = ["PC-HYB-PRT", "LT-CLOUD-21", "LT-REG-EXTRA", "PC-DOM-NOSCP", "PC-NET-BLOCK", "PC-HEALTHY"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import winrm
 
-from .process import LabProcess
+from ..process import LabProcess
 
 
 def test_a_scenario_seeded_host_answers_dsregcmd_over_winrm(tmp_path):

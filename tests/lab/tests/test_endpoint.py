@@ -20,8 +20,8 @@ import xmltodict
 from winrm.exceptions import InvalidCredentialsError, WinRMOperationTimeoutError, WinRMTransportError, WSManFaultError
 from winrm.protocol import Protocol
 
-from . import wsman
-from .process import REPO_ROOT, LabProcess, children_of, pid_alive, runtime_leftovers
+from ..endpoint import wsman
+from ..process import REPO_ROOT, LabProcess, children_of, pid_alive, runtime_leftovers
 
 
 def ntlm_session(lab, host="lab01", password=None):

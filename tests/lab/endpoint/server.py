@@ -27,8 +27,9 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from . import auth, netprobe, psrp, sandbox, wsman, winrs
-from . import toolchain
+from . import auth, psrp, shell, wsman, winrs
+from ..shim import netprobe, sandbox
+from .. import toolchain
 
 log = logging.getLogger("lab.server")
 
@@ -60,7 +61,7 @@ def find_pwsh(explicit: str | None = None) -> str:
 
 def scenario_host_name(scenario) -> str | None:
     """The host name a scenario seeds (its `hostname`, else its `name`), or None if unreadable."""
-    from .shim import ScenarioError, load_scenario
+    from ..shim import ScenarioError, load_scenario
 
     try:
         data, base = load_scenario(scenario)
@@ -161,7 +162,7 @@ class LabHost:
             return
         data = None
         if scenario is not None:
-            from .shim import load_scenario
+            from ..shim import load_scenario
 
             data = load_scenario(scenario)[0]
         try:
@@ -176,14 +177,14 @@ class LabHost:
     def base_env(self) -> dict[str, str]:
         """The host's whole process environment, from the shim's one definition of it."""
         if self._env is None:
-            from .shim import host_environment
+            from ..shim import host_environment
 
             self._env = host_environment(Path(self.root), self.lab.pwsh)
         return self._env
 
     def seed(self, scenario: str) -> None:
         """Lay the host's state out from a shim scenario (name under tests/lab/scenarios or a path)."""
-        from .shim import ScenarioError, seed_host
+        from ..shim import ScenarioError, seed_host
 
         try:
             # With the lab's pwsh the registry provider is compiled now, once, not by the
@@ -243,7 +244,7 @@ class LabHost:
                                  "CurrentVersion", "Winlogon", "AutoLogonChecked"), exist_ok=True)
         if self.scenario is not None:
             # The autologon sessions sign in again after the boot (tests/lab/shim/signin.py).
-            from .shim.signin import sign_in_after_boot
+            from ..shim.signin import sign_in_after_boot
 
             signed_in = sign_in_after_boot(Path(self.root), datetime.fromtimestamp(boot, timezone.utc))
             if signed_in:
@@ -531,7 +532,7 @@ class WSManHandler(BaseHTTPRequestHandler):
                 req = wsman.parse_request(body, host.lab.max_request_size)
                 reply = self._dispatch(req)
                 status = 200
-            except (wsman.WSManFault, winrs.ClientGone):
+            except (wsman.WSManFault, shell.ClientGone):
                 raise
             except Exception as exc:
                 # A lab bug must still answer like a server, not hang up on the client.
@@ -546,7 +547,7 @@ class WSManHandler(BaseHTTPRequestHandler):
             with host.counters.lock:
                 if fault.subcode != "w:TimedOut":
                     host.counters.faults[fault.subcode] += 1
-        except winrs.ClientGone:
+        except shell.ClientGone:
             log.info("%s: client went away during a Receive", host.name)
             self.close_connection = True
             self._account("Receive")
@@ -670,7 +671,7 @@ class Lab:
             # module may read HKLM: first); only the shim's $PSHOME overlay gives it that, for
             # ansible's own powershell commands and for WinRS "powershell" alike. Built once per
             # checkout, named by its content and never changed in place, so labs share it safely.
-            from .shim import lab_pwsh
+            from ..shim import lab_pwsh
 
             self.pwsh = lab_pwsh(self.pwsh)
         names = [scenario_host_name(s) if s else None for s in assigned]
