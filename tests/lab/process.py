@@ -163,7 +163,7 @@ SHARED_DATA = "/usr/share"
 def running_lab(state_dir, hosts: int, extra_args: list[str] | None = None, **kwargs):
     """A LabProcess for the duration of the block, then stopped and checked for leftovers.
     Without PowerShell the calling test skips, saying why (also from outside tests/lab)."""
-    import pytest  # pylint: disable=import-outside-toplevel  (test-only helper; see the module docstring)
+    import pytest  # pylint: disable=import-outside-toplevel
     from . import toolchain  # pylint: disable=import-outside-toplevel
     if not toolchain.find_pwsh():
         pytest.skip(toolchain.NO_PWSH)

@@ -12,6 +12,7 @@ import pytest
 from .. import toolchain
 from ..process import running_lab
 
+
 @pytest.fixture(scope="module", autouse=True)
 def _powershell_or_skip(request):
     """Every lab host runs pwsh: without one, a lab test skips saying why (scripts/test.sh
