@@ -6,10 +6,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/.venv/importer"
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "ERROR: $VENV missing: run scripts/bootstrap.sh" >&2
-    exit 1
-fi
+bash "$ROOT/scripts/bootstrap.sh" importer  # built on first use (make test does not wait for it)
 tarball="${1:-}"
 if [ -z "$tarball" ]; then
     rm -rf "$ROOT/build/dist" && mkdir -p "$ROOT/build/dist"
