@@ -123,6 +123,8 @@ namespace M365Test {
         $from = [DateTimeOffset]::UtcNow.AddMinutes(-5)
         $to = [DateTimeOffset]::UtcNow.AddDays(1)
         if ($Issuer) {
+            # A leaf may not outlive its issuer; two UtcNow reads a second apart would say it does.
+            if ($to -gt $Issuer.NotAfter) { $to = [DateTimeOffset]$Issuer.NotAfter.ToUniversalTime() }
             $cert = $req.Create($Issuer, $from, $to, [byte[]](1, 2, 3, 4, 5, 6, 7, 8))
             $cert = [System.Security.Cryptography.X509Certificates.ECDsaCertificateExtensions]::CopyWithPrivateKey($cert, $key)
         }
