@@ -471,19 +471,14 @@ class PowerShellService(ShellService):
             packets.append((guid, INPUT_STREAMS[name], b64(stream.text, "rsp:Stream content")))
         for guid, name, payload in packets:
             shell.relay.data(guid, name, payload)
-        env_el, body = wsman.response(req)
-        ET.SubElement(body, "{%s}SendResponse" % NS["rsp"])
-        return wsman.serialize(env_el)
+        return self.empty_reply(req, "SendResponse")
 
     def receive(self, req: wsman.Request, conn_id: int, client_gone) -> bytes:
         shell = self._shell(req, conn_id)
-        desired = req.body.find("rsp:Receive/rsp:DesiredStream", NS)
-        if desired is None:
-            raise WSManFault("w:InvalidParameter", "The Receive request has no rsp:DesiredStream.",
-                             wsman.CODE_INVALID_PARAMETER)
+        desired = self.desired_stream(req)
         command_id = self._command(shell, desired.get("CommandId")).command_id if desired.get("CommandId") else None
         relay = shell.relay
-        budget = max(1024, (req.max_envelope_size - 2048) * 3 // 4)
+        budget = self.receive_budget(req)
         deadline = time.monotonic() + req.operation_timeout
         with relay.cond:
             target = relay.targets.get(command_id or POOL_GUID)
@@ -563,9 +558,7 @@ class PowerShellService(ShellService):
         else:
             raise WSManFault("w:InvalidParameter", "The signal code %r is not supported by the PowerShell plugin."
                              % code, wsman.CODE_INVALID_PARAMETER)
-        env_el, body = wsman.response(req)
-        ET.SubElement(body, "{%s}SignalResponse" % NS["rsp"])
-        return wsman.serialize(env_el)
+        return self.empty_reply(req, "SignalResponse")
 
     def delete(self, req: wsman.Request, conn_id: int) -> bytes:
         shell = self._shell(req, conn_id)

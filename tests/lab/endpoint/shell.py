@@ -278,6 +278,27 @@ class ShellService:
         for shell in shells:
             self.close_shell(shell, "lab stopping")
 
+    # ---- pieces of the operations both kinds answer alike ----------------------------
+    @staticmethod
+    def desired_stream(req: wsman.Request) -> ET.Element:
+        desired = req.body.find("rsp:Receive/rsp:DesiredStream", NS)
+        if desired is None:
+            raise WSManFault("w:InvalidParameter", "The Receive request has no rsp:DesiredStream.",
+                             wsman.CODE_INVALID_PARAMETER)
+        return desired
+
+    @staticmethod
+    def receive_budget(req: wsman.Request) -> int:
+        """Output bytes one ReceiveResponse may carry: base64 grows data by 4/3, and the envelope needs room."""
+        return max(1024, (req.max_envelope_size - 2048) * 3 // 4)
+
+    @staticmethod
+    def empty_reply(req: wsman.Request, tag: str) -> bytes:
+        """The response whose body is one empty rsp element (SendResponse, SignalResponse)."""
+        env_el, body = wsman.response(req)
+        ET.SubElement(body, "{%s}%s" % (NS["rsp"], tag))
+        return wsman.serialize(env_el)
+
     # ---- what each kind of shell provides -------------------------------------------
     kind = "WinRS"
 

@@ -299,20 +299,14 @@ class CmdShellService(ShellService):
                         pass
                 if end:
                     cmd.stdin_closed = True
-        env_el, body = wsman.response(req)
-        ET.SubElement(body, "{%s}SendResponse" % NS["rsp"])
-        return wsman.serialize(env_el)
+        return self.empty_reply(req, "SendResponse")
 
     def receive(self, req: wsman.Request, conn_id: int, client_gone) -> bytes:
         shell = self._shell(req, conn_id)
-        desired = req.body.find("rsp:Receive/rsp:DesiredStream", NS)
-        if desired is None:
-            raise WSManFault("w:InvalidParameter", "The Receive request has no rsp:DesiredStream.",
-                             wsman.CODE_INVALID_PARAMETER)
+        desired = self.desired_stream(req)
         cmd = self._command(shell, desired.get("CommandId"))
         wanted = set((desired.text or "stdout stderr").split())
-        # Base64 grows the data by 4/3; leave room for the envelope around it.
-        budget = max(1024, (req.max_envelope_size - 2048) * 3 // 4)
+        budget = self.receive_budget(req)
         deadline = time.monotonic() + req.operation_timeout
         with cmd.cond:
             while not any(s in wanted for s, _data in cmd.chunks) and not cmd.finished:
@@ -385,9 +379,7 @@ class CmdShellService(ShellService):
         else:
             raise WSManFault("w:InvalidParameter", "The signal code %r is not supported." % code,
                              wsman.CODE_INVALID_PARAMETER)
-        env_el, body = wsman.response(req)
-        ET.SubElement(body, "{%s}SignalResponse" % NS["rsp"])
-        return wsman.serialize(env_el)
+        return self.empty_reply(req, "SignalResponse")
 
     def end_shell(self, shell: Shell, running: list[Command]) -> None:
         for cmd in running:
