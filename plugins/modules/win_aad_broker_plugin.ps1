@@ -4,9 +4,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserRung
 
 # Rung 4 (reregister_broker_plugin). AppX registration is per user: Get-AppxPackage and
 # Add-AppxPackage -Register act on the calling user's registration, so both run in a task

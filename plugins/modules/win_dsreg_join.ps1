@@ -4,10 +4,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._RebootMarker
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._Dsreg
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._DsregJoin
 
 # Rung 5 (rejoin_hybrid, opt-in). `dsregcmd /join` and `/leave` act on hybrid join: the
 # join schedules the Automatic-Device-Join task, and must run as SYSTEM - done through a

@@ -4,9 +4,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserProfile
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._RebootMarker
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._TokenBrokerQuarantine
 
 # Rung 3 (reset_token_broker). Microsoft's fix deletes the files under the two
 # TokenBroker\Accounts folders; here they are moved into a quarantine (ACL SYSTEM +
@@ -15,7 +15,7 @@
 # %LOCALAPPDATA%, which is the admin's own) and every path must stay inside the profile.
 # The user owns those folders and may plant junctions and symbolic links in them at any
 # time: nothing is enumerated, opened, copied, deleted or restored through a link (see
-# the link-safe helpers in UserProfile.psm1); what was refused is reported by path.
+# the link-safe helpers in _UserProfile.psm1); what was refused is reported by path.
 # Which users: named ones, or every profile only when all_profiles says so - a shared
 # PC's other users must never be signed out by a default.
 

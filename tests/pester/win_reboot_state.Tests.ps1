@@ -1,11 +1,11 @@
 # Logic of plugins/modules/win_reboot_state.ps1 under pwsh with the Windows reads mocked.
 # The module's functions are loaded from its AST (the module body needs Ansible.Basic);
-# RebootMarker.psm1 is the real one with only its four registry functions mocked, so
+# _RebootMarker.psm1 is the real one with only its four registry functions mocked, so
 # clearing goes through the same code the rung modules use to set the marker.
 
 BeforeAll {
     $root = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
-    Import-Module (Join-Path $root 'plugins' 'module_utils' 'RebootMarker.psm1') -Force
+    Import-Module (Join-Path $root 'plugins' 'module_utils' '_RebootMarker.psm1') -Force
     $modulePath = Join-Path $root 'plugins' 'modules' 'win_reboot_state.ps1'
     $tokens = $null; $errors = $null
     $ast = [System.Management.Automation.Language.Parser]::ParseFile($modulePath, [ref]$tokens, [ref]$errors)
@@ -25,9 +25,9 @@ Describe 'win_reboot_state' {
     BeforeEach {
         # The registry under the marker, as the real module util would read it.
         $script:store = @{}
-        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{} + $script:store }
-        Mock -ModuleName RebootMarker Remove-M365RebootMarkerValue { param($Path, $Name) $script:store.Remove($Name) }
-        Mock -ModuleName RebootMarker Remove-M365RebootMarkerKey { $script:store.Clear() }
+        Mock -ModuleName _RebootMarker Get-M365RebootMarkerValue { @{} + $script:store }
+        Mock -ModuleName _RebootMarker Remove-M365RebootMarkerValue { param($Path, $Name) $script:store.Remove($Name) }
+        Mock -ModuleName _RebootMarker Remove-M365RebootMarkerKey { $script:store.Clear() }
         Mock Get-RebootStateBootTime { $script:boot }
         Mock Test-RebootStateRegistryKey { $false }
         Mock Get-RebootStateRegistryValue { $null }
@@ -117,7 +117,7 @@ Describe 'win_reboot_state' {
             $r.cleared.Count | Should -Be 0
             $r.kept | Should -Be @('win_token_broker_cache')
             $script:store.Count | Should -Be 2
-            Should -Invoke -ModuleName RebootMarker Remove-M365RebootMarkerValue -Times 0
+            Should -Invoke -ModuleName _RebootMarker Remove-M365RebootMarkerValue -Times 0
         }
 
         It 'changes nothing in check mode but reports what it would clear' {
@@ -126,7 +126,7 @@ Describe 'win_reboot_state' {
             $r.changed | Should -BeTrue
             $r.cleared | Should -Be @('win_token_broker_cache')
             $script:store.Count | Should -Be 2
-            Should -Invoke -ModuleName RebootMarker Remove-M365RebootMarkerValue -Times 0
+            Should -Invoke -ModuleName _RebootMarker Remove-M365RebootMarkerValue -Times 0
         }
 
         It 'is idempotent: a second clear finds nothing to do' {

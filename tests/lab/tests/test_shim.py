@@ -382,11 +382,11 @@ def test_registry_and_cmdlets_autoload_in_a_module_runspace(tmp_path, pwsh):
 
 TASK_SCRIPT = r'''
 $ErrorActionPreference = 'Stop'
-Import-Module (Join-Path $env:REPO 'plugins/module_utils/UserProfile.psm1')
-Import-Module (Join-Path $env:REPO 'plugins/module_utils/ScheduledTaskRunner.psm1')
+Import-Module (Join-Path $env:REPO 'plugins/module_utils/_UserProfile.psm1')
+Import-Module (Join-Path $env:REPO 'plugins/module_utils/_ScheduledTaskRunner.psm1')
 # The one line ScheduledTaskRunner needs on a host without Windows ACLs (the guard
-# RungCommon's Set-M365QuarantineAcl already has); everything else runs unchanged.
-& (Get-Module ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
+# _TokenBrokerQuarantine's Set-M365QuarantineAcl already has); everything else runs unchanged.
+& (Get-Module _ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
 # win_credential_purge's own user-context script, taken from the module file unchanged.
 $ast = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $env:REPO 'plugins/modules/win_credential_purge.ps1'), [ref]$null, [ref]$null)
 $assign = $ast.Find({ param($n) $n -is [System.Management.Automation.Language.AssignmentStatementAst] -and $n.Left.Extent.Text -eq '$credentialScript' }, $true)
@@ -430,10 +430,10 @@ def test_task_runner_runs_tasks_in_the_principals_environment(tmp_path, pwsh, mo
 
 GATHER_SCRIPT = r'''
 $ErrorActionPreference = 'Stop'
-foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon', 'NetworkProbe') {
+foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_RebootMarker', '_UserRung', '_CredentialPattern', '_UserSession', '_TokenBrokerQuarantine', '_Dsreg', '_DsregJoin', '_NetworkProbe') {
     Import-Module (Join-Path $env:REPO "plugins/module_utils/$name.psm1")
 }
-& (Get-Module ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
+& (Get-Module _ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
 # win_activation_facts' own functions: the file up to its module body (as its Pester tests do).
 $text = Get-Content -LiteralPath (Join-Path $env:REPO 'plugins/modules/win_activation_facts.ps1') -Raw
 . ([scriptblock]::Create($text.Substring(0, $text.IndexOf('$spec = @{'))))
