@@ -86,20 +86,22 @@ Function Get-M365DsregValue {
 Function Get-M365JoinType {
     <#
     .SYNOPSIS
-    Device join type from parsed dsregcmd status: hybrid_joined, entra_joined (cloud only),
-    domain_joined, onprem_drs_joined or workgroup; 'unknown' if the fields are missing.
+    The join type of parsed dsregcmd status, in the vocabulary of
+    plugins/module_utils/dsreg.py join_type_of (docs/triage.md): hybrid_joined,
+    entra_joined, domain_joined, entra_registered (the user's Workplace Join) or
+    workgroup; $null when the output shows neither AzureAdJoined nor DomainJoined, so a
+    caller can refuse to decide on output it could not read.
     #>
     [CmdletBinding()]
     [OutputType([string])]
     param ([Parameter(Mandatory)][System.Collections.IDictionary]$Status)
     $aad = Get-M365DsregValue -Status $Status -Key 'AzureAdJoined'
     $domain = Get-M365DsregValue -Status $Status -Key 'DomainJoined'
-    $ent = Get-M365DsregValue -Status $Status -Key 'EnterpriseJoined'
-    if ($null -eq $aad -or $null -eq $domain) { return 'unknown' }
+    if ($null -eq $aad -or $null -eq $domain) { return $null }
     if ($aad -eq 'YES' -and $domain -eq 'YES') { return 'hybrid_joined' }
     if ($aad -eq 'YES') { return 'entra_joined' }
-    if ($ent -eq 'YES') { return 'onprem_drs_joined' }
     if ($domain -eq 'YES') { return 'domain_joined' }
+    if ((Get-M365DsregValue -Status $Status -Key 'WorkplaceJoined') -eq 'YES') { return 'entra_registered' }
     'workgroup'
 }
 

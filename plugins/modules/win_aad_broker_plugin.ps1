@@ -44,7 +44,7 @@ $brokerScript = {
         }
     }
 
-    function Get-State {
+    function Get-M365BrokerState {
         $p = Get-M365BrokerPackage
         if ($null -eq $p) { return @{ installed = $false; status = $null; version = $null; install_location = $null; manifest_present = $false } }
         $manifest = if ($p.InstallLocation) { Join-Path -Path $p.InstallLocation -ChildPath 'AppxManifest.xml' } else { $null }
@@ -57,7 +57,7 @@ $brokerScript = {
         }
     }
 
-    $before = Get-State
+    $before = Get-M365BrokerState
     $healthy = $before.installed -and $before.status -eq 'Ok' -and $before.manifest_present
     $out = @{ before = $before; after = $before; action = 'none'; reason = ''; error = $null }
     if ($healthy -and -not $Force) { return $out }
@@ -73,7 +73,7 @@ $brokerScript = {
         $out.error = "Add-AppxPackage -Register $($manifestPath): $($_.Exception.Message)"
         return $out
     }
-    $out.after = Get-State
+    $out.after = Get-M365BrokerState
     if (-not ($out.after.installed -and $out.after.status -eq 'Ok')) {
         $out.error = "after re-registration $packageName is $(if ($out.after.installed) { "in status $($out.after.status)" } else { 'still missing' })"
     }

@@ -136,7 +136,8 @@ diagnostic_data:
   sample: {"Error Phase": "join", "Client ErrorCode": "0x801c03f2"}
 device_before:
   description: >-
-    Join state before - C(join_type) and the C(AzureAdJoined), C(EnterpriseJoined),
+    Join state before - C(join_type) (C(hybrid_joined), C(entra_joined), C(domain_joined),
+    C(entra_registered) or C(workgroup), as the triage names them) and the C(AzureAdJoined), C(EnterpriseJoined),
     C(DomainJoined), C(DomainName), C(DeviceId), C(TenantName), C(TenantId) fields.
   returned: always
   type: dict

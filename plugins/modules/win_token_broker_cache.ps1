@@ -45,7 +45,7 @@ $Caches = [ordered]@{
     cloud_experience_host = 'AppData\Local\Packages\Microsoft.Windows.CloudExperienceHost_cw5n1h2txyewy\AC\TokenBroker\Accounts'
 }
 
-Function Get-CacheRoot {
+Function Get-M365CacheRoot {
     # Both cache folders of one profile; Join-M365ProfilePath throws when a folder would
     # leave the profile (a junction planted by the user, say). Base is the profile: the
     # chain from it is checked again before each file operation.
@@ -109,7 +109,7 @@ if ($state -eq 'restored') {
             foreach ($p in @(Get-M365UserProfile)) { $profilesBySid[$p.Sid] = $p }
         }
         if (-not $profilesBySid.ContainsKey($sid)) { throw "no user profile with SID $sid on this host" }
-        Get-CacheRoot -UserProfile $profilesBySid[$sid] | ForEach-Object { [pscustomobject]@{ Root = $_.Root; Base = $_.Base } }
+        Get-M365CacheRoot -UserProfile $profilesBySid[$sid] | ForEach-Object { [pscustomobject]@{ Root = $_.Root; Base = $_.Base } }
     }
     try {
         $restore = Restore-M365Quarantine -QuarantinePath $qPath -AllowedRoot $allowedRoot -CheckMode:$module.CheckMode
@@ -168,7 +168,7 @@ catch [System.ArgumentException] {
 # Plan every user first: a path that leaves a profile fails the run before any file moves.
 $plan = foreach ($userProfile in $selected) {
     try {
-        $roots = @(Get-CacheRoot -UserProfile $userProfile)
+        $roots = @(Get-M365CacheRoot -UserProfile $userProfile)
     }
     catch [System.ArgumentException] {
         $module.FailJson("users: $(Get-M365UserLabel $userProfile): $($_.Exception.Message); nothing was moved")

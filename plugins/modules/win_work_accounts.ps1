@@ -250,7 +250,7 @@ $workAccountScript = {
     $out
 }
 
-Function Get-WorkAccountDevice {
+Function Get-M365WorkAccountDevice {
     <#
     .SYNOPSIS
     The device's own join, from the administrator's `dsregcmd /status`: @{ join_type;
@@ -276,7 +276,7 @@ Function Get-WorkAccountDevice {
     $device
 }
 
-Function Get-RegistrationLabel {
+Function Get-M365RegistrationLabel {
     # How a registration reads in the diff and in messages.
     param ($Registration)
     $tenant = if ($Registration.tenant_name) { "$($Registration.tenant_name) ($($Registration.tenant_id))" } else { [string]$Registration.tenant_id }
@@ -312,7 +312,7 @@ if ($primaryUpn) {
 }
 
 # --- the device's own join (read only) ----------------------------------------------------
-$device = Get-WorkAccountDevice
+$device = Get-M365WorkAccountDevice
 $module.Result.device = $device
 
 # --- per user ----------------------------------------------------------------------------
@@ -344,7 +344,7 @@ $results = Invoke-M365UserRung -Module $module -ScriptBlock $workAccountScript -
     $gone = @($entry.workplace_join | Where-Object { $_.action -eq 'disconnected' })
     if (-not (Get-M365OutputProperty $o 'supported' $true)) {
         $entry.status = 'unsupported'
-        $manual = @($entry.workplace_join | ForEach-Object { Get-RegistrationLabel $_ })
+        $manual = @($entry.workplace_join | ForEach-Object { Get-M365RegistrationLabel $_ })
         $entry.message = "Windows build $(Get-M365OutputProperty $o 'build') has no supported per-account removal (needs $MinimumBuild, Windows 10 1803); disconnect accounts in Settings > Accounts > Access work or school$(if ($manual) { ' (Workplace Join: ' + ($manual -join '; ') + ')' }). Nothing was removed."
     }
     elseif ($refused) {
@@ -361,12 +361,12 @@ $results = Invoke-M365UserRung -Module $module -ScriptBlock $workAccountScript -
     }
     if ($gone.Count -gt 0) {
         $verb = if ($module.CheckMode) { 'would disconnect' } else { 'disconnected' }
-        $done = "$verb Workplace Join: $(($gone | ForEach-Object { Get-RegistrationLabel $_ }) -join '; '); the way back is $WayBack"
+        $done = "$verb Workplace Join: $(($gone | ForEach-Object { Get-M365RegistrationLabel $_ }) -join '; '); the way back is $WayBack"
         $entry.message = (@($entry.message, $done) | Where-Object { $_ }) -join '; '
     }
     $label = Get-M365UserLabel $entry
-    $wpjBefore[$label] = @($entry.workplace_join | ForEach-Object { Get-RegistrationLabel $_ })
-    $wpjAfter[$label] = @($entry.workplace_join | Where-Object { $_.action -ne 'disconnected' } | ForEach-Object { Get-RegistrationLabel $_ })
+    $wpjBefore[$label] = @($entry.workplace_join | ForEach-Object { Get-M365RegistrationLabel $_ })
+    $wpjAfter[$label] = @($entry.workplace_join | Where-Object { $_.action -ne 'disconnected' } | ForEach-Object { Get-M365RegistrationLabel $_ })
     foreach ($r in $gone) { $disconnectedBy.Add([pscustomobject]@{ Entry = $entry; Registration = $r }) }
     @{ before = $entry.accounts; after = @($entry.accounts | Where-Object { $_ -notin $entry.removed }); changed = ($entry.removed.Count + $gone.Count) -gt 0 }
 }
