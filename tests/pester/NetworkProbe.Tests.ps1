@@ -9,7 +9,10 @@
 
 BeforeAll {
     $root = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
-    Import-Module (Join-Path $root 'plugins' 'module_utils' '_NetworkProbe.psm1') -Force
+    # _NetworkProbe requires these (#AnsibleRequires): the runner ships its code to the user task.
+    foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_NetworkProbe') {
+        Import-Module (Join-Path $root 'plugins' 'module_utils' "$name.psm1") -Force
+    }
 
     if (-not ('M365Test.StandIn' -as [type])) {
         Add-Type -TypeDefinition @'
