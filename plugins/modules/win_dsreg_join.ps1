@@ -36,6 +36,8 @@ $spec = @{
 $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
 $module.Result.changed = $false
 $module.Result.reboot_required = $false
+# Device-wide: no per-user entries, but the same result shape as the per-user rungs.
+$module.Result.users = @()
 $module.Result.action = 'none'
 $module.Result.join_result = $null
 $module.Result.pending = $false

@@ -97,6 +97,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+users:
+  description:
+    - Always empty; the join is device-wide. Every rung module returns C(users), the list of
+      per-user entries the remediate role reads, so this one has the same shape.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
 stale_cleanup:
   description:
     - Leftovers of interrupted runs of the task runner swept before this run used it
