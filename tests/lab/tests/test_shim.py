@@ -384,6 +384,7 @@ TASK_SCRIPT = r'''
 $ErrorActionPreference = 'Stop'
 Import-Module (Join-Path $env:REPO 'plugins/module_utils/_UserProfile.psm1')
 Import-Module (Join-Path $env:REPO 'plugins/module_utils/_ScheduledTaskRunner.psm1')
+Import-Module (Join-Path $env:REPO 'plugins/module_utils/_UserSession.psm1')
 # The one line ScheduledTaskRunner needs on a host without Windows ACLs (the guard
 # _TokenBrokerQuarantine's Set-M365QuarantineAcl already has); everything else runs unchanged.
 & (Get-Module _ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
@@ -399,7 +400,7 @@ $r.user = Invoke-M365TaskScript -RunAs User -UserSid $env:SID -TimeoutSeconds 12
 $r.system = Invoke-M365TaskScript -RunAs System -TimeoutSeconds 120 -ScriptBlock { @{ profile = $env:USERPROFILE; sid = $env:M365OPS_LAB_USER_SID } }
 $r.not_logged_on = Invoke-M365TaskScript -RunAs User -UserSid 'S-1-5-21-1-2-3-4' -ScriptBlock { 1 }
 $r.purge = Invoke-M365TaskScript -RunAs User -UserSid $env:SID -TimeoutSeconds 120 -ScriptBlock $credentialScript `
-    -Parameters @{ Regexes = @('^MicrosoftOffice16_Data:SSPI:'); Delete = $true }
+    -Parameters @{ Regexes = @('^MicrosoftOffice16_Data:SSPI:'); Delete = $true; Session = Get-M365UserSessionScript }
 $r.tasks_left = @(Get-ScheduledTask -TaskPath '\m365ops\' -ErrorAction SilentlyContinue).Count
 $r.run_folders_left = @(Get-ChildItem -LiteralPath (Join-Path $env:SystemRoot 'Temp') -Filter 'm365ops-*').Count
 '@@JSON@@' + (ConvertTo-Json -InputObject $r -Depth 6 -Compress)
@@ -437,7 +438,7 @@ foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_RebootMarker', '_Use
 # win_activation_facts' own functions: the file up to its module body (as its Pester tests do).
 $text = Get-Content -LiteralPath (Join-Path $env:REPO 'plugins/modules/win_activation_facts.ps1') -Raw
 . ([scriptblock]::Create($text.Substring(0, $text.IndexOf('$spec = @{'))))
-'@@JSON@@' + (ConvertTo-Json -InputObject (Get-ActivationFact -Timeout 120) -Depth 12 -Compress)
+'@@JSON@@' + (ConvertTo-Json -InputObject (Get-M365ActivationFact -Timeout 120) -Depth 12 -Compress)
 '''
 
 
