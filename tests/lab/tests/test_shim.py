@@ -458,9 +458,14 @@ def test_each_scenario_gathers_to_the_plan_of_its_evidence(tmp_path, pwsh, name)
     assert not hard, hard
     for user in r['host_facts']['users']:
         assert user['status'] in ('ok', 'not_logged_on'), user
-        # WAM's WinRT API exists only in Windows PowerShell: the lab says so per user.
+        # Diagnose reads WAM through the rungs' own helper (_UserSession.psm1), which the shim
+        # serves from the user's wam/<sid>.json: the same accounts win_work_accounts sees.
         if user['status'] == 'ok':
-            assert 'WAM accounts' in user['message']
+            assert 'WAM accounts' not in user['message'], user['message']
+            wam = state / 'wam' / ('%s.json' % user['sid'])
+            served = json.loads(wam.read_text()) if wam.is_file() else []
+            assert [a['upn'] for a in user['wam_accounts']] == [
+                a['upn'] for a in served if a['provider'] in ('AzureAD', 'AzureAd')], user['wam_accounts']
     verdict = evaluate(build_evidence(r['dsregcmd_status'], r['aad_events'], r['host_facts']))
     assert verdict['join_type'] == expect['join_type']
     assert verdict['plan'] == expect['plan'], verdict['findings']
