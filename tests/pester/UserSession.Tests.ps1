@@ -12,22 +12,7 @@ BeforeAll {
     foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_CredentialPattern', '_UserSession') {
         Import-Module (Join-Path $utils "$name.psm1") -Force
     }
-    if (-not ('M365Ops.CredVault' -as [type])) {
-        Add-Type -TypeDefinition @'
-using System.Collections.Generic;
-namespace M365Ops {
-    public static class CredVault {
-        public static List<string> Store = new List<string>();
-        public static List<string> Locked = new List<string>();
-        public static List<string> ListGenericTargets() { return new List<string>(Store); }
-        public static void DeleteGeneric(string target) {
-            if (Locked.Contains(target)) throw new System.ComponentModel.Win32Exception(5);
-            Store.Remove(target);
-        }
-    }
-}
-'@
-    }
+    . (Join-Path $PSScriptRoot 'CredVaultStandIn.ps1')
     # Generic credential target names as Office, Teams and Windows write them.
     $script:Vault = @(
         'MicrosoftOffice16_Data:SSPI:alice@contoso.com'

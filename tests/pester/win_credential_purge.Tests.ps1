@@ -5,24 +5,8 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'RungModuleHarness.ps1')
     Initialize-RungHarness
 
-    # Stand-in for the P/Invoke class the user-context script compiles: same name and
-    # methods, backed by a list, so the script's own matching and deletion logic runs.
-    if (-not ('M365Ops.CredVault' -as [type])) {
-        Add-Type -TypeDefinition @'
-using System.Collections.Generic;
-namespace M365Ops {
-    public static class CredVault {
-        public static List<string> Store = new List<string>();
-        public static List<string> Locked = new List<string>();
-        public static List<string> ListGenericTargets() { return new List<string>(Store); }
-        public static void DeleteGeneric(string target) {
-            if (Locked.Contains(target)) throw new System.ComponentModel.Win32Exception(5);
-            Store.Remove(target);
-        }
-    }
-}
-'@
-    }
+    # Stand-in for the vault class (M365Ops.CredVault) the user-session helpers compile.
+    . (Join-Path $PSScriptRoot 'CredVaultStandIn.ps1')
 
     Set-RungUser
 
