@@ -8,7 +8,7 @@ from __future__ import annotations
 class ModuleDocFragment(object):
     # The rungs that work inside each logged-on user's session (win_credential_purge,
     # win_work_accounts, win_aad_broker_plugin) share these options and their handling
-    # (RungCommon.psm1 Invoke-M365UserRung). A module may override a default (timeout).
+    # (_UserRung.psm1 Invoke-M365UserRung). A module may override a default (timeout).
     DOCUMENTATION = r'''
 options:
   users:

@@ -288,25 +288,19 @@ def is_healthy(diagnosis):
     return not _actionable(diagnosis) and not (diagnosis or {}).get("plan")
 
 
-def _walk_statuses(value):
-    if isinstance(value, dict):
-        status = value.get("status")
-        if isinstance(status, str):
-            yield status
-        for item in value.values():
-            yield from _walk_statuses(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _walk_statuses(item)
+def rung_users(rung_result):
+    """The per-user entries of one rung module's result: its top-level ``users`` list of
+    ``{user, sid, status, message, ...}`` (docs/development.md, "Rung module results").
+    Device-wide rungs return ``users: []``; a rung that did not run has no result."""
+    users = rung_result.get("users") if isinstance(rung_result, dict) else None
+    return [entry for entry in users if isinstance(entry, dict)] if isinstance(users, list) else []
 
 
 def users_absent(rung_results):
-    """Whether any rung had to skip a user because nobody was logged on.
-
-    Rung modules report per-user work with the task runner's ``status`` vocabulary;
-    the shape of the surrounding result differs per module, so this walks it.
-    """
-    return any(status in _USER_ABSENT_STATUSES for status in _walk_statuses(rung_results or {}))
+    """Whether any rung had to skip a user because nobody was logged on (rung name ->
+    module result; a user's ``status`` is ``not_logged_on``)."""
+    return any(entry.get("status") in _USER_ABSENT_STATUSES
+               for result in (rung_results or {}).values() for entry in rung_users(result))
 
 
 def _pending_join(rung_results):

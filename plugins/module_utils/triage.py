@@ -76,7 +76,7 @@ EVENT_CUTOFF_REPAIRS = {
 # WAM providers that are personal accounts, not work/school ones.
 PERSONAL_PROVIDERS = ('msa', 'microsoft', 'microsoftaccount', 'consumers')
 UNSUPPORTED_IDENTITY_VALUES = {'EnableADAL': 0, 'DisableAADWAM': 1, 'DisableADALatopWAMOverride': 1}
-# The layers host_facts.network_probe names in ``blocked`` (NetworkProbe.psm1), in the order
+# The layers host_facts.network_probe names in ``blocked`` (_NetworkProbe.psm1), in the order
 # a connection meets them: what an admin reads, and what to change.
 PROBE_LAYERS = {
     'dns': ('DNS', 'make the names resolve in that context (DNS servers, forwarders, hosts file)'),

@@ -4,9 +4,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserRung
 
 # Rung 4 (reregister_broker_plugin). AppX registration is per user: Get-AppxPackage and
 # Add-AppxPackage -Register act on the calling user's registration, so both run in a task
@@ -45,7 +44,7 @@ $brokerScript = {
         }
     }
 
-    function Get-State {
+    function Get-M365BrokerState {
         $p = Get-M365BrokerPackage
         if ($null -eq $p) { return @{ installed = $false; status = $null; version = $null; install_location = $null; manifest_present = $false } }
         $manifest = if ($p.InstallLocation) { Join-Path -Path $p.InstallLocation -ChildPath 'AppxManifest.xml' } else { $null }
@@ -58,7 +57,7 @@ $brokerScript = {
         }
     }
 
-    $before = Get-State
+    $before = Get-M365BrokerState
     $healthy = $before.installed -and $before.status -eq 'Ok' -and $before.manifest_present
     $out = @{ before = $before; after = $before; action = 'none'; reason = ''; error = $null }
     if ($healthy -and -not $Force) { return $out }
@@ -74,7 +73,7 @@ $brokerScript = {
         $out.error = "Add-AppxPackage -Register $($manifestPath): $($_.Exception.Message)"
         return $out
     }
-    $out.after = Get-State
+    $out.after = Get-M365BrokerState
     if (-not ($out.after.installed -and $out.after.status -eq 'Ok')) {
         $out.error = "after re-registration $packageName is $(if ($out.after.installed) { "in status $($out.after.status)" } else { 'still missing' })"
     }

@@ -4,11 +4,13 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.NetworkProbe
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserProfile
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._RebootMarker
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._Dsreg
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._CredentialPattern
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserSession
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._NetworkProbe
 
 # Everything the triage rules need from one host in one module execution: device-context
 # sources read here, per-user sources in one user-context task per user. Read-only, so it
@@ -63,21 +65,13 @@ $script:ProbeTrustedRoots = @(
 # Windows adapters: one Windows call each, so Pester mocks them and the logic below runs
 # under pwsh anywhere.
 # ---------------------------------------------------------------------------------------
-Function Assert-AfRegistry {
+Function Assert-M365Registry {
     if (-not (Get-PSProvider -PSProvider Registry -ErrorAction SilentlyContinue)) {
         throw [System.PlatformNotSupportedException]::new('the Windows registry is not available on this host')
     }
 }
 
-Function Invoke-AfDsregcmd {
-    param([string[]]$ArgumentList = @('/status'))
-    # By absolute path (Get-M365DsregcmdPath): PATH could name another dsregcmd.exe.
-    $exe = Get-M365DsregcmdPath
-    $out = & $exe @ArgumentList 2>&1 | Out-String
-    [pscustomobject]@{ Output = $out; ExitCode = $LASTEXITCODE }
-}
-
-Function Get-AfAadEvent {
+Function Get-M365AadEvent {
     param([int]$Days, [int]$MaxEvents)
     $filter = @{ LogName = $script:AadChannel; Id = $script:AadEventIds; StartTime = (Get-Date).AddDays(-$Days) }
     try {
@@ -91,10 +85,10 @@ Function Get-AfAadEvent {
     }
 }
 
-Function Get-AfRegistryValue {
+Function Get-M365RegistryValue {
     <# .SYNOPSIS Values of one registry key as a hashtable; $null when the key does not exist. #>
     param([Parameter(Mandatory)][string]$Path)
-    Assert-AfRegistry
+    Assert-M365Registry
     if (-not (Test-Path -LiteralPath $Path)) { return $null }
     $key = Get-Item -LiteralPath $Path -ErrorAction Stop
     $values = @{}
@@ -104,11 +98,11 @@ Function Get-AfRegistryValue {
     $values
 }
 
-Function Get-AfBrokerPackage {
+Function Get-M365BrokerPackage {
     Get-AppxPackage -AllUsers -Name $script:BrokerPackage -ErrorAction Stop
 }
 
-Function Get-AfFile {
+Function Get-M365File {
     <#
     .SYNOPSIS
     Files under a profile folder, walked without following links (the admin reads what a
@@ -119,7 +113,7 @@ Function Get-AfFile {
     Get-M365SafeTreeFile -Root $Path -Base $Base -Refused $Refused
 }
 
-Function Read-AfLicenseFile {
+Function Read-M365LicenseFile {
     param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Base)
     # Checked again right before the open: the user may have swapped a folder for a link.
     Assert-M365NoLink -Path $Path -Root $Base
@@ -127,7 +121,7 @@ Function Read-AfLicenseFile {
     [System.IO.File]::ReadAllText($Path, [System.Text.Encoding]::Unicode)
 }
 
-Function Add-AfRefused {
+Function Add-M365Refused {
     <#
     .SYNOPSIS
     Lists the links a profile read refused as collection errors naming the path, so the
@@ -139,16 +133,16 @@ Function Add-AfRefused {
     }
 }
 
-Function Get-AfUtcNow { [DateTime]::UtcNow }
+Function Get-M365UtcNow { [DateTime]::UtcNow }
 
-Function Get-AfHostName {
+Function Get-M365HostName {
     if ($env:COMPUTERNAME) { $env:COMPUTERNAME } else { [System.Net.Dns]::GetHostName() }
 }
 
 # ---------------------------------------------------------------------------------------
 # Gathering logic
 # ---------------------------------------------------------------------------------------
-Function ConvertTo-AfIsoTime {
+Function ConvertTo-M365IsoTime {
     param($Value)
     if ($null -eq $Value -or "$Value" -eq '') { return $null }
     if ($Value -is [DateTime]) {
@@ -165,46 +159,46 @@ Function ConvertTo-AfIsoTime {
     $dt.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
 }
 
-Function Add-AfError {
+Function Add-M365Error {
     param([System.Collections.IList]$Errors, [string]$Source, [string]$Message)
     $Errors.Add(@{ source = $Source; message = $Message }) | Out-Null
 }
 
-Function Invoke-AfSource {
+Function Invoke-M365Source {
     <# .SYNOPSIS Run one source; on failure record {source, message} and return $null. #>
     param([string]$Name, [System.Collections.IList]$Errors, [scriptblock]$ScriptBlock)
     try {
         & $ScriptBlock
     }
     catch {
-        Add-AfError -Errors $Errors -Source $Name -Message $_.Exception.Message
+        Add-M365Error -Errors $Errors -Source $Name -Message $_.Exception.Message
         $null
     }
 }
 
-Function Test-AfDsregText {
+Function Test-M365DsregText {
     <# .SYNOPSIS Whether text looks like dsregcmd /status output (it always has a Device State box). #>
     param([string]$Text)
     [bool]($Text -match '(?m)^\s*(AzureAdJoined|DomainJoined|WorkplaceJoined|EnterpriseJoined)\s*:')
 }
 
-Function Get-AfDeviceDsreg {
+Function Get-M365DeviceDsreg {
     param([System.Collections.IList]$Errors)
-    $r = Invoke-AfSource -Name 'dsregcmd_status' -Errors $Errors -ScriptBlock { Invoke-AfDsregcmd -ArgumentList '/status' }
+    $r = Invoke-M365Source -Name 'dsregcmd_status' -Errors $Errors -ScriptBlock { Invoke-M365Dsregcmd -ArgumentList '/status' }
     if ($null -eq $r) { return $null }
     $text = [string]$r.Output
     if ([string]::IsNullOrWhiteSpace($text)) {
-        Add-AfError -Errors $Errors -Source 'dsregcmd_status' -Message "dsregcmd /status returned no output (exit code $($r.ExitCode))"
+        Add-M365Error -Errors $Errors -Source 'dsregcmd_status' -Message "dsregcmd /status returned no output (exit code $($r.ExitCode))"
         return $null
     }
-    if (-not (Test-AfDsregText -Text $text)) {
+    if (-not (Test-M365DsregText -Text $text)) {
         # Returned anyway: the raw text is evidence of what went wrong on the host.
-        Add-AfError -Errors $Errors -Source 'dsregcmd_status' -Message "dsregcmd /status output not recognised (exit code $($r.ExitCode)): no Device State values"
+        Add-M365Error -Errors $Errors -Source 'dsregcmd_status' -Message "dsregcmd /status output not recognised (exit code $($r.ExitCode)): no Device State values"
     }
     $text
 }
 
-Function ConvertTo-AfEventRecord {
+Function ConvertTo-M365EventRecord {
     <# .SYNOPSIS An EventLogRecord -> the export record {Id, LevelDisplayName, TimeCreated, Message}. #>
     param($EventRecord)
     $level = $null
@@ -222,22 +216,22 @@ Function ConvertTo-AfEventRecord {
     [ordered]@{
         Id = [int]$EventRecord.Id
         LevelDisplayName = $level
-        TimeCreated = ConvertTo-AfIsoTime -Value $EventRecord.TimeCreated
+        TimeCreated = ConvertTo-M365IsoTime -Value $EventRecord.TimeCreated
         Message = $message
     }
 }
 
-Function Get-AfAadEvents {
+Function Get-M365AadEvents {
     param([int]$Days, [int]$MaxEvents, [System.Collections.IList]$Errors)
     # The leading comma keeps an empty or one-item answer an array through the pipeline:
     # no events is an answer, only $null means the log could not be read.
-    $events = Invoke-AfSource -Name 'aad_events' -Errors $Errors -ScriptBlock { , @(Get-AfAadEvent -Days $Days -MaxEvents $MaxEvents) }
+    $events = Invoke-M365Source -Name 'aad_events' -Errors $Errors -ScriptBlock { , @(Get-M365AadEvent -Days $Days -MaxEvents $MaxEvents) }
     if ($null -eq $events) { return $null }
-    , @($events | ForEach-Object { ConvertTo-AfEventRecord -EventRecord $_ })
+    , @($events | ForEach-Object { ConvertTo-M365EventRecord -EventRecord $_ })
 }
 
-Function Get-AfOsInfo {
-    $v = Get-AfRegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
+Function Get-M365OsInfo {
+    $v = Get-M365RegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
     if ($null -eq $v) { throw 'HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion not found' }
     $build = [int]$v['CurrentBuildNumber']
     $major = if ($v.ContainsKey('CurrentMajorVersionNumber')) { [int]$v['CurrentMajorVersionNumber'] } else { 10 }
@@ -251,7 +245,7 @@ Function Get-AfOsInfo {
     }
 }
 
-Function Get-AfOfficeChannel {
+Function Get-M365OfficeChannel {
     param([string]$UpdateChannel, [string]$CdnBaseUrl)
     foreach ($source in @($UpdateChannel, $CdnBaseUrl)) {
         if (-not $source) { continue }
@@ -264,25 +258,25 @@ Function Get-AfOfficeChannel {
     $null
 }
 
-Function Get-AfOfficeInfo {
-    $c = Get-AfRegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Office\ClickToRun\Configuration'
+Function Get-M365OfficeInfo {
+    $c = Get-M365RegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Office\ClickToRun\Configuration'
     if ($null -eq $c -or -not $c['VersionToReport']) {
         return [ordered]@{ installed = $false; version = $null; channel = $null; shared_computer_licensing = $false }
     }
     # SCA can be switched on by the C2R configuration or by policy; either makes it active.
-    $policy = Get-AfRegistryValue -Path 'HKLM:\SOFTWARE\Policies\Microsoft\Office\16.0\Common\Licensing'
+    $policy = Get-M365RegistryValue -Path 'HKLM:\SOFTWARE\Policies\Microsoft\Office\16.0\Common\Licensing'
     $sca = ("$($c['SharedComputerLicensing'])" -eq '1') -or ($policy -and "$($policy['SharedComputerLicensing'])" -eq '1')
     [ordered]@{
         installed = $true
         version = [string]$c['VersionToReport']
-        channel = Get-AfOfficeChannel -UpdateChannel ([string]$c['UpdateChannel']) -CdnBaseUrl ([string]$c['CDNBaseUrl'])
+        channel = Get-M365OfficeChannel -UpdateChannel ([string]$c['UpdateChannel']) -CdnBaseUrl ([string]$c['CDNBaseUrl'])
         shared_computer_licensing = [bool]$sca
         platform = if ($c['Platform']) { [string]$c['Platform'] } else { $null }
         product_release_ids = if ($c['ProductReleaseIds']) { @(([string]$c['ProductReleaseIds']) -split ',' | Where-Object { $_ }) } else { @() }
     }
 }
 
-Function ConvertFrom-AfWinHttpSetting {
+Function ConvertFrom-M365WinHttpSetting {
     <#
     .SYNOPSIS
     Decode the WinHttpSettings blob (HKLM ...\Internet Settings\Connections) that
@@ -293,7 +287,7 @@ Function ConvertFrom-AfWinHttpSetting {
     #>
     param([byte[]]$Blob)
     $direct = [ordered]@{ winhttp_proxy = 'Direct access (no proxy server).'; proxy_server = $null; bypass_list = $null }
-    # The layout is shared with the users' WinINET blob: one parser, NetworkProbe.psm1's.
+    # The layout is shared with the users' WinINET blob: one parser, _NetworkProbe.psm1's.
     $setting = ConvertFrom-M365ProxySettingBlob -Blob $Blob
     if (($setting.flags -band 0x2) -eq 0 -or -not $setting.proxy) { return $direct }
     $proxy = $setting.proxy
@@ -303,14 +297,14 @@ Function ConvertFrom-AfWinHttpSetting {
     [ordered]@{ winhttp_proxy = $text; proxy_server = $proxy; bypass_list = $bypass }
 }
 
-Function Get-AfNetworkInfo {
-    $v = Get-AfRegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Internet Settings\Connections'
+Function Get-M365NetworkInfo {
+    $v = Get-M365RegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Internet Settings\Connections'
     $blob = if ($v -and $v.ContainsKey('WinHttpSettings')) { [byte[]]$v['WinHttpSettings'] } else { $null }
-    ConvertFrom-AfWinHttpSetting -Blob $blob
+    ConvertFrom-M365WinHttpSetting -Blob $blob
 }
 
-Function Get-AfPendingReboot {
-    Assert-AfRegistry
+Function Get-M365PendingReboot {
+    Assert-M365Registry
     $marker = Get-M365RebootMarker
     $windows = @(Get-M365WindowsPendingReboot)
     $reasons = [System.Collections.Generic.List[string]]::new()
@@ -319,32 +313,32 @@ Function Get-AfPendingReboot {
     [ordered]@{ marker = ($marker.Count -gt 0); windows = ($windows.Count -gt 0); reasons = @($reasons) }
 }
 
-Function Get-AfRepairs {
+Function Get-M365Repairs {
     <#
     .SYNOPSIS
     rung -> {at, summary}: the last time each rung changed this host (the Repairs record
     the rung modules keep through RebootMarker), so triage can tell AAD errors logged
     before a repair from errors logged after it.
     #>
-    Assert-AfRegistry
+    Assert-M365Registry
     $records = Get-M365RepairRecord
     $out = [ordered]@{}
     foreach ($rung in @($records.Keys | Sort-Object)) { $out[$rung] = $records[$rung] }
     $out
 }
 
-Function Get-AfLastBootUpTime {
+Function Get-M365LastBootUpTime {
     (Get-CimInstance -ClassName Win32_OperatingSystem -Property LastBootUpTime -ErrorAction Stop).LastBootUpTime
 }
 
-Function Get-AfLastBoot {
+Function Get-M365LastBoot {
     # A repair that needs a restart is complete only from the next boot on.
-    $boot = ConvertTo-AfIsoTime -Value (Get-AfLastBootUpTime)
+    $boot = ConvertTo-M365IsoTime -Value (Get-M365LastBootUpTime)
     if (-not $boot) { throw 'Win32_OperatingSystem returned no LastBootUpTime' }
     $boot
 }
 
-Function Get-AfHybridJoin {
+Function Get-M365HybridJoin {
     <#
     .SYNOPSIS
     The hybrid join win_dsreg_join submitted and has not seen complete yet:
@@ -355,7 +349,7 @@ Function Get-AfHybridJoin {
     awaiting the Entra Connect sync is not planned again. Read through RebootMarker's value
     adapter, as win_dsreg_join writes it.
     #>
-    Assert-AfRegistry
+    Assert-M365Registry
     $values = Get-M365RebootMarkerValue -Path $script:HybridJoinKey
     # win_dsreg_join writes SubmittedAt last: a record without it was never completed.
     if ($null -eq $values -or -not $values.ContainsKey('SubmittedAt')) { return $null }
@@ -367,8 +361,8 @@ Function Get-AfHybridJoin {
     }
 }
 
-Function Get-AfBrokerPluginInfo {
-    $packages = @(Get-AfBrokerPackage)
+Function Get-M365BrokerPluginInfo {
+    $packages = @(Get-M365BrokerPackage)
     if ($packages.Count -eq 0) {
         return [ordered]@{ installed = $false; version = $null; status = $null; registered_sids = @() }
     }
@@ -387,7 +381,7 @@ Function Get-AfBrokerPluginInfo {
     }
 }
 
-Function ConvertFrom-AfLicenseFile {
+Function ConvertFrom-M365LicenseFile {
     <#
     .SYNOPSIS
     One vNext licence file -> {file, product, license_type, status, not_after, expires_on,
@@ -406,7 +400,7 @@ Function ConvertFrom-AfLicenseFile {
     foreach ($name in 'MetaData', 'Metadata') {
         if ($inner.PSObject.Properties[$name]) { $meta = $inner.$name; break }
     }
-    $notAfter = if ($meta -and $meta.PSObject.Properties['NotAfter']) { ConvertTo-AfIsoTime -Value $meta.NotAfter } else { $null }
+    $notAfter = if ($meta -and $meta.PSObject.Properties['NotAfter']) { ConvertTo-M365IsoTime -Value $meta.NotAfter } else { $null }
     $rfm = $false
     if ($notAfter) {
         $rfm = $Now.ToUniversalTime() -gt [DateTime]::Parse($notAfter, [System.Globalization.CultureInfo]::InvariantCulture, [System.Globalization.DateTimeStyles]::AdjustToUniversal)
@@ -418,17 +412,17 @@ Function ConvertFrom-AfLicenseFile {
         license_type = [string](& $prop $inner 'LicenseType')
         status = [string](& $prop $inner 'Status')
         not_after = $notAfter
-        expires_on = ConvertTo-AfIsoTime -Value (& $prop $inner 'ExpiresOn')
+        expires_on = ConvertTo-M365IsoTime -Value (& $prop $inner 'ExpiresOn')
         tenant_id = [string](& $prop $meta 'TenantId')
         reduced_functionality = [bool]$rfm
     }
 }
 
-Function Get-AfProfileLicensing {
+Function Get-M365ProfileLicensing {
     param($UserProfile, [DateTime]$Now, [System.Collections.IList]$Errors)
     $modes = [ordered]@{}
     if ($UserProfile.HiveLoaded) {
-        $next = Get-AfRegistryValue -Path "Registry::HKEY_USERS\$($UserProfile.Sid)\Software\Microsoft\Office\16.0\Common\Licensing\LicensingNext"
+        $next = Get-M365RegistryValue -Path "Registry::HKEY_USERS\$($UserProfile.Sid)\Software\Microsoft\Office\16.0\Common\Licensing\LicensingNext"
         if ($next) {
             foreach ($name in @($next.Keys | Sort-Object)) {
                 # Product ids end in retail/volume; other values (e.g. timestamps) are not modes.
@@ -442,25 +436,25 @@ Function Get-AfProfileLicensing {
     $licenses = [System.Collections.Generic.List[object]]::new()
     $dir = Join-M365ProfilePath -UserProfile $UserProfile -ChildPath 'AppData\Local\Microsoft\Office\Licenses'
     $refused = [System.Collections.Generic.List[object]]::new()
-    $files = @(Get-AfFile -Path $dir -Base $UserProfile.ProfilePath -Refused $refused)
+    $files = @(Get-M365File -Path $dir -Base $UserProfile.ProfilePath -Refused $refused)
     foreach ($f in $files) {
         try {
-            $licenses.Add((ConvertFrom-AfLicenseFile -Text (Read-AfLicenseFile -Path $f.FullName -Base $UserProfile.ProfilePath) -File $f.FullName -Now $Now))
+            $licenses.Add((ConvertFrom-M365LicenseFile -Text (Read-M365LicenseFile -Path $f.FullName -Base $UserProfile.ProfilePath) -File $f.FullName -Now $Now))
         }
         catch [System.Security.SecurityException] {
             $refused.Add([ordered]@{ path = $f.FullName; reason = $_.Exception.Message })
         }
         catch {
-            Add-AfError -Errors $Errors -Source "licensing:$($UserProfile.Sid)" -Message "$($f.FullName): not a readable vNext licence ($($_.Exception.Message))"
+            Add-M365Error -Errors $Errors -Source "licensing:$($UserProfile.Sid)" -Message "$($f.FullName): not a readable vNext licence ($($_.Exception.Message))"
         }
     }
-    Add-AfRefused -Errors $Errors -Source "licensing:$($UserProfile.Sid)" -Refused $refused
+    Add-M365Refused -Errors $Errors -Source "licensing:$($UserProfile.Sid)" -Refused $refused
     $distinct = @($modes.Values | Select-Object -Unique)
     $mode = if ($distinct.Count -eq 1) { $distinct[0] } elseif ($distinct.Count -gt 1) { 'Mixed' } elseif ($licenses.Count -gt 0) { 'vNext' } else { $null }
     [ordered]@{ mode = $mode; modes = $modes; licenses = @($licenses) }
 }
 
-Function Get-AfIdentityPolicy {
+Function Get-M365IdentityPolicy {
     <#
     .SYNOPSIS
     EnableADAL / DisableAADWAM / DisableADALatopWAMOverride of a loaded hive, policy key
@@ -470,8 +464,8 @@ Function Get-AfIdentityPolicy {
     param($UserProfile)
     if (-not $UserProfile.HiveLoaded) { return $null }
     $root = "Registry::HKEY_USERS\$($UserProfile.Sid)\Software"
-    $policy = Get-AfRegistryValue -Path "$root\Policies\Microsoft\Office\16.0\Common\Identity"
-    $plain = Get-AfRegistryValue -Path "$root\Microsoft\Office\16.0\Common\Identity"
+    $policy = Get-M365RegistryValue -Path "$root\Policies\Microsoft\Office\16.0\Common\Identity"
+    $plain = Get-M365RegistryValue -Path "$root\Microsoft\Office\16.0\Common\Identity"
     $result = [ordered]@{}
     foreach ($name in $script:IdentityValues) {
         $value = $null
@@ -483,13 +477,13 @@ Function Get-AfIdentityPolicy {
     $result
 }
 
-Function Get-AfTokenBrokerStat {
+Function Get-M365TokenBrokerStat {
     param($UserProfile, [System.Collections.IList]$Errors)
     $result = [ordered]@{}
     $refused = [System.Collections.Generic.List[object]]::new()
     foreach ($key in $script:TokenBrokerDirs.Keys) {
         $dir = Join-M365ProfilePath -UserProfile $UserProfile -ChildPath $script:TokenBrokerDirs[$key]
-        $files = @(Get-AfFile -Path $dir -Base $UserProfile.ProfilePath -Refused $refused)
+        $files = @(Get-M365File -Path $dir -Base $UserProfile.ProfilePath -Refused $refused)
         $newest = $null
         $bytes = [long]0
         foreach ($f in $files) {
@@ -499,14 +493,14 @@ Function Get-AfTokenBrokerStat {
         $result[$key] = [ordered]@{
             files = $files.Count
             bytes = $bytes
-            newest = if ($newest) { ConvertTo-AfIsoTime -Value ([DateTime]::SpecifyKind($newest, [DateTimeKind]::Utc)) } else { $null }
+            newest = if ($newest) { ConvertTo-M365IsoTime -Value ([DateTime]::SpecifyKind($newest, [DateTimeKind]::Utc)) } else { $null }
         }
     }
-    if ($null -ne $Errors) { Add-AfRefused -Errors $Errors -Source "token_broker:$($UserProfile.Sid)" -Refused $refused }
+    if ($null -ne $Errors) { Add-M365Refused -Errors $Errors -Source "token_broker:$($UserProfile.Sid)" -Refused $refused }
     $result
 }
 
-Function Get-AfProfileFact {
+Function Get-M365ProfileFact {
     param($UserProfile, [DateTime]$Now, [System.Collections.IList]$Errors)
     $sid = $UserProfile.Sid
     $entry = [ordered]@{
@@ -516,19 +510,19 @@ Function Get-AfProfileFact {
         hive_loaded = [bool]$UserProfile.HiveLoaded
         logged_on = [bool]$UserProfile.LoggedOn
     }
-    $entry.licensing = Invoke-AfSource -Name "licensing:$sid" -Errors $Errors -ScriptBlock { Get-AfProfileLicensing -UserProfile $UserProfile -Now $Now -Errors $Errors }
-    $entry.identity_policy = Invoke-AfSource -Name "identity_policy:$sid" -Errors $Errors -ScriptBlock { Get-AfIdentityPolicy -UserProfile $UserProfile }
-    $entry.token_broker = Invoke-AfSource -Name "token_broker:$sid" -Errors $Errors -ScriptBlock { Get-AfTokenBrokerStat -UserProfile $UserProfile -Errors $Errors }
+    $entry.licensing = Invoke-M365Source -Name "licensing:$sid" -Errors $Errors -ScriptBlock { Get-M365ProfileLicensing -UserProfile $UserProfile -Now $Now -Errors $Errors }
+    $entry.identity_policy = Invoke-M365Source -Name "identity_policy:$sid" -Errors $Errors -ScriptBlock { Get-M365IdentityPolicy -UserProfile $UserProfile }
+    $entry.token_broker = Invoke-M365Source -Name "token_broker:$sid" -Errors $Errors -ScriptBlock { Get-M365TokenBrokerStat -UserProfile $UserProfile -Errors $Errors }
     $entry
 }
 
-Function Get-AfProbeAccount {
+Function Get-M365ProbeAccount {
     # The system-context probe runs as the WinRM administrator; name it in the result.
     try { [System.Security.Principal.WindowsIdentity]::GetCurrent().Name }
     catch { if ($env:USERDOMAIN) { "$env:USERDOMAIN\$env:USERNAME" } else { [string]$env:USERNAME } }
 }
 
-Function Get-AfProbeCloud {
+Function Get-M365ProbeCloud {
     <#
     .SYNOPSIS
     The cloud instance of the device's tenant, from the hosts of its dsregcmd Tenant Details
@@ -544,7 +538,7 @@ Function Get-AfProbeCloud {
     'public'
 }
 
-Function Resolve-AfProbeEndpoint {
+Function Resolve-M365ProbeEndpoint {
     <#
     .SYNOPSIS
     network_probe.endpoints -> @{ endpoints; cloud }. The default (the public Entra names)
@@ -555,11 +549,11 @@ Function Resolve-AfProbeEndpoint {
     $given = @($Endpoints | ForEach-Object { "$_".Trim().ToLowerInvariant() } | Sort-Object) -join ' '
     $default = @($script:ProbeClouds['public'] | Sort-Object) -join ' '
     if ($given -ne $default) { return @{ endpoints = @($Endpoints); cloud = $null } }
-    $cloud = Get-AfProbeCloud -DsregText $DsregText
+    $cloud = Get-M365ProbeCloud -DsregText $DsregText
     @{ endpoints = @($script:ProbeClouds[$cloud]); cloud = $cloud }
 }
 
-Function Get-AfSystemProbe {
+Function Get-M365SystemProbe {
     <#
     .SYNOPSIS
     The probe in this process (the WinRM administrator) through the WinHTTP proxy, which is
@@ -571,11 +565,11 @@ Function Get-AfSystemProbe {
     }
     elseif ($Network.proxy_server) { @{ source = 'winhttp'; server = $Network.proxy_server; bypass = $Network.bypass_list } }
     else { @{ source = 'none' } }
-    $result = Invoke-M365NetworkProbe -Endpoints $Endpoints -TimeoutSeconds $Probe.timeout -Proxy $proxy -Context 'system' -Account (Get-AfProbeAccount)
+    $result = Invoke-M365NetworkProbe -Endpoints $Endpoints -TimeoutSeconds $Probe.timeout -Proxy $proxy -Context 'system' -Account (Get-M365ProbeAccount)
     Complete-M365NetworkProbe -Probe $result -TrustedRoots $Probe.trusted_roots
 }
 
-Function ConvertTo-AfUserProbe {
+Function ConvertTo-M365UserProbe {
     <#
     .SYNOPSIS
     The probe a user's task ran -> its host_facts.network_probe.contexts entry, named by
@@ -596,126 +590,43 @@ Function ConvertTo-AfUserProbe {
 }
 
 # Runs inside the user's session (Windows PowerShell 5.1, through the task runner). It
-# only reads: user-context dsregcmd (this user's PRT), Credential Manager target names
-# via CredEnumerate (cmdkey output is localised; the secret is never read), WAM accounts
-# Office can use, the sign-in UPN and whether the broker app is registered for the user.
+# only reads: user-context dsregcmd (this user's PRT), Credential Manager target names,
+# WAM accounts Office can use, the sign-in UPN and whether the broker app is registered for the user.
 # Windows helpers are defined only when absent so tests can supply stand-ins.
 $script:UserContextScript = {
-    param([string[]]$Regexes, [string]$ClientId, $Probe)
+    param([string[]]$Regexes, [string]$ClientId, $Probe, [string]$Session)
     $ErrorActionPreference = 'Stop'
+    # The vault, WAM and sign-in helpers of _UserSession.psm1, the ones the rungs use.
+    if ($Session) { . ([scriptblock]::Create($Session)) }
     $out = @{ sign_in_upn = $null; dsregcmd_status = $null; credential_targets = @(); wam_accounts = @(); broker_plugin_registered = $null; errors = @() }
 
-    if (-not (Get-Command -Name Get-AfUserDsreg -ErrorAction SilentlyContinue)) {
+    if (-not (Get-Command -Name Get-M365UserDsreg -ErrorAction SilentlyContinue)) {
         # By absolute path: the user's own PATH may lead anywhere.
-        function Get-AfUserDsreg { & ([IO.Path]::Combine($env:SystemRoot, 'System32', 'dsregcmd.exe')) /status 2>&1 | Out-String }
+        function Get-M365UserDsreg { & ([IO.Path]::Combine($env:SystemRoot, 'System32', 'dsregcmd.exe')) /status 2>&1 | Out-String }
     }
-    if (-not (Get-Command -Name Get-AfCredentialTarget -ErrorAction SilentlyContinue)) {
-        function Get-AfCredentialTarget {
-            if (-not ('M365Ops.FactsCredList' -as [type])) {
-                Add-Type -TypeDefinition @'
-using System;
-using System.Collections.Generic;
-using System.ComponentModel;
-using System.Runtime.InteropServices;
-namespace M365Ops {
-    public static class FactsCredList {
-        [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
-        private struct CREDENTIAL {
-            public UInt32 Flags; public UInt32 Type; public IntPtr TargetName; public IntPtr Comment;
-            public System.Runtime.InteropServices.ComTypes.FILETIME LastWritten;
-            public UInt32 CredentialBlobSize; public IntPtr CredentialBlob; public UInt32 Persist;
-            public UInt32 AttributeCount; public IntPtr Attributes; public IntPtr TargetAlias; public IntPtr UserName;
-        }
-        [DllImport("advapi32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
-        private static extern bool CredEnumerateW(string filter, UInt32 flags, out UInt32 count, out IntPtr credentials);
-        [DllImport("advapi32.dll")]
-        private static extern void CredFree(IntPtr buffer);
-        public static List<string> Targets() {
-            List<string> targets = new List<string>();
-            UInt32 count; IntPtr creds;
-            if (!CredEnumerateW(null, 0, out count, out creds)) {
-                int err = Marshal.GetLastWin32Error();
-                if (err == 1168) return targets;  // ERROR_NOT_FOUND: empty vault
-                throw new Win32Exception(err);
-            }
-            try {
-                for (int i = 0; i < count; i++) {
-                    IntPtr p = Marshal.ReadIntPtr(creds, i * IntPtr.Size);
-                    CREDENTIAL c = (CREDENTIAL)Marshal.PtrToStructure(p, typeof(CREDENTIAL));
-                    targets.Add(Marshal.PtrToStringUni(c.TargetName));
-                }
-            } finally { CredFree(creds); }
-            return targets;
-        }
-    }
-}
-'@
-            }
-            [M365Ops.FactsCredList]::Targets()
-        }
-    }
-    if (-not (Get-Command -Name Get-AfSignInUpn -ErrorAction SilentlyContinue)) {
-        function Get-AfSignInUpn {
-            if (-not ('M365Ops.FactsSignIn' -as [type])) {
-                Add-Type -TypeDefinition @'
-using System.Runtime.InteropServices;
-using System.Text;
-namespace M365Ops {
-    public static class FactsSignIn {
-        [DllImport("secur32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
-        private static extern bool GetUserNameExW(int nameFormat, StringBuilder name, ref uint size);
-        public static string Upn() {
-            uint size = 1024; StringBuilder sb = new StringBuilder((int)size);
-            return GetUserNameExW(8, sb, ref size) ? sb.ToString() : null;  // 8 = NameUserPrincipal
-        }
-    }
-}
-'@
-            }
-            [M365Ops.FactsSignIn]::Upn()
-        }
-    }
-    if (-not (Get-Command -Name Get-AfWamAccount -ErrorAction SilentlyContinue)) {
-        function Get-AfWamAccount([string]$ClientId) {
-            # WebAuthenticationCoreManager (Windows 10 1803+): the work/school accounts WAM
-            # offers Office's client id, the same list Office's account picker shows.
-            Add-Type -AssemblyName System.Runtime.WindowsRuntime
-            $null = [Windows.Security.Authentication.Web.Core.WebAuthenticationCoreManager, Windows.Security.Authentication.Web.Core, ContentType = WindowsRuntime]
-            $asTask = [System.WindowsRuntimeSystemExtensions].GetMethods() | Where-Object {
-                $_.Name -eq 'AsTask' -and $_.GetParameters().Count -eq 1 -and $_.GetParameters()[0].ParameterType.Name -eq 'IAsyncOperation`1' } | Select-Object -First 1
-            $wait = {
-                param($op, [type]$type)
-                $t = $asTask.MakeGenericMethod($type).Invoke($null, @($op))
-                if (-not $t.Wait(30000)) { throw 'WAM did not answer within 30 seconds' }
-                $t.Result
-            }
-            $provider = & $wait ([Windows.Security.Authentication.Web.Core.WebAuthenticationCoreManager]::FindAccountProviderAsync('https://login.microsoft.com', 'organizations')) ([Windows.Security.Credentials.WebAccountProvider])
-            $found = & $wait ([Windows.Security.Authentication.Web.Core.WebAuthenticationCoreManager]::FindAllAccountsAsync($provider, $ClientId)) ([Windows.Security.Authentication.Web.Core.FindAllAccountsResult])
-            if ("$($found.Status)" -ne 'Success') { throw "FindAllAccountsAsync returned $($found.Status)" }
-            foreach ($a in $found.Accounts) { @{ upn = [string]$a.UserName; provider = 'AzureAD'; state = "$($a.State)" } }
-        }
-    }
-    if (-not (Get-Command -Name Test-AfBrokerRegistered -ErrorAction SilentlyContinue)) {
-        function Test-AfBrokerRegistered { [bool](Get-AppxPackage -Name 'Microsoft.AAD.BrokerPlugin') }
+    if (-not (Get-Command -Name Test-M365BrokerRegistered -ErrorAction SilentlyContinue)) {
+        function Test-M365BrokerRegistered { [bool](Get-AppxPackage -Name 'Microsoft.AAD.BrokerPlugin') }
     }
 
-    try { $out.dsregcmd_status = [string](Get-AfUserDsreg) } catch { $out.errors += "dsregcmd: $($_.Exception.Message)" }
+    try { $out.dsregcmd_status = [string](Get-M365UserDsreg) } catch { $out.errors += "dsregcmd: $($_.Exception.Message)" }
     try {
-        # The regexes of RungCommon's Assert-M365CredentialPattern, applied with -match as
-        # win_credential_purge does: what diagnose lists is what a purge would remove.
-        $out.credential_targets = @(Get-AfCredentialTarget | Where-Object {
-                $t = $_; $t -and @($Regexes | Where-Object { $t -match $_ }).Count -gt 0 } | Sort-Object -Unique)
+        # The regexes of Assert-M365CredentialPattern matched by win_credential_purge's own
+        # code: what diagnose lists is what a purge would remove.
+        $out.credential_targets = @(Select-M365CredentialTarget -Regex $Regexes | Sort-Object -Unique)
     }
     catch { $out.errors += "credentials: $($_.Exception.Message)" }
-    try { $out.sign_in_upn = Get-AfSignInUpn } catch { $out.errors += "sign-in UPN: $($_.Exception.Message)" }
+    try { $out.sign_in_upn = Get-M365SignInUpn } catch { $out.errors += "sign-in UPN: $($_.Exception.Message)" }
     if (-not $out.sign_in_upn -and $out.dsregcmd_status -match '(?m)^\s*Executing Account Name\s*:\s*[^,\r\n]*,\s*(\S+@\S+)\s*$') {
         $out.sign_in_upn = $Matches[1]
     }
-    try { $out.wam_accounts = @(Get-AfWamAccount -ClientId $ClientId) } catch { $out.errors += "WAM accounts: $($_.Exception.Message)" }
-    try { $out.broker_plugin_registered = Test-AfBrokerRegistered } catch { $out.errors += "BrokerPlugin: $($_.Exception.Message)" }
+    try {
+        $out.wam_accounts = @(Get-M365WamAccount -ClientId $ClientId | ForEach-Object { @{ upn = [string]$_.Upn; provider = 'AzureAD'; state = [string]$_.State } })
+    }
+    catch { $out.errors += "WAM accounts: $($_.Exception.Message)" }
+    try { $out.broker_plugin_registered = Test-M365BrokerRegistered } catch { $out.errors += "BrokerPlugin: $($_.Exception.Message)" }
     if ($Probe) {
         # The network probe as this user, through the user's own proxy settings. Its code
-        # comes with the parameters (NetworkProbe.psm1): this powershell.exe has no utils.
+        # comes with the parameters (_NetworkProbe.psm1): this powershell.exe has no utils.
         try {
             . ([scriptblock]::Create([string]$Probe.Code))
             $out.network_probe = Invoke-M365UserNetworkProbe -Endpoints @($Probe.Endpoints) -TimeoutSeconds ([int]$Probe.TimeoutSeconds)
@@ -728,7 +639,7 @@ namespace M365Ops {
     $out
 }
 
-Function ConvertTo-AfUserEntry {
+Function ConvertTo-M365UserEntry {
     <# .SYNOPSIS A task runner result -> the users[] entry of host_facts (docs/development.md). #>
     param($UserProfile, $TaskResult)
     $status = switch ([string]$TaskResult.Status) {
@@ -753,7 +664,7 @@ Function ConvertTo-AfUserEntry {
     $entry
 }
 
-Function Select-AfUserProfile {
+Function Select-M365UserProfile {
     <#
     .SYNOPSIS
     Profiles that get a user-context task: the named users (each resolved, so a bad name
@@ -771,7 +682,7 @@ Function Select-AfUserProfile {
     , @($Profiles | Where-Object { $_.LoggedOn })
 }
 
-Function Get-ActivationFact {
+Function Get-M365ActivationFact {
     <#
     .SYNOPSIS
     The whole gathering: @{ dsregcmd_status; aad_events; host_facts; collection_errors }.
@@ -788,11 +699,11 @@ Function Get-ActivationFact {
         [hashtable]$NetworkProbe
     )
     $errors = [System.Collections.ArrayList]::new()
-    $now = Get-AfUtcNow
+    $now = Get-M365UtcNow
 
     # Named users are resolved first: a name that does not resolve is bad input and stops
     # the run before any task is created.
-    $profiles = Invoke-AfSource -Name 'profiles' -Errors $errors -ScriptBlock { , @(Get-M365UserProfile) }
+    $profiles = Invoke-M365Source -Name 'profiles' -Errors $errors -ScriptBlock { , @(Get-M365UserProfile) }
     $targets = @()
     if ($UserContext) {
         if ($Users -and $Users.Count -gt 0 -and $null -eq $profiles) {
@@ -800,7 +711,7 @@ Function Get-ActivationFact {
         }
         if ($null -ne $profiles) {
             try {
-                $targets = Select-AfUserProfile -Profiles $profiles -Users $Users
+                $targets = Select-M365UserProfile -Profiles $profiles -Users $Users
             }
             catch [System.ArgumentException] {
                 throw [System.ArgumentException]::new("users: $($_.Exception.Message)")
@@ -811,29 +722,29 @@ Function Get-ActivationFact {
     # collector/user_context tell the rules that dsregcmd_status ran over WinRM (the
     # admin's network logon), so its SSO State says nothing about any user's PRT.
     $facts = [ordered]@{
-        schema = 1; collected_at = ConvertTo-AfIsoTime -Value $now; hostname = Get-AfHostName
+        schema = 1; collected_at = ConvertTo-M365IsoTime -Value $now; hostname = Get-M365HostName
         collector = 'win_activation_facts'; user_context = [bool]$UserContext
     }
-    $dsreg = Get-AfDeviceDsreg -Errors $errors
-    $events = Get-AfAadEvents -Days $EventsDays -MaxEvents $MaxEvents -Errors $errors
-    $facts.os = Invoke-AfSource -Name 'os' -Errors $errors -ScriptBlock { Get-AfOsInfo }
-    $facts.office = Invoke-AfSource -Name 'office' -Errors $errors -ScriptBlock { Get-AfOfficeInfo }
-    $facts.network = Invoke-AfSource -Name 'network' -Errors $errors -ScriptBlock { Get-AfNetworkInfo }
-    $facts.pending_reboot = Invoke-AfSource -Name 'pending_reboot' -Errors $errors -ScriptBlock { Get-AfPendingReboot }
-    $facts.last_boot = Invoke-AfSource -Name 'last_boot' -Errors $errors -ScriptBlock { Get-AfLastBoot }
-    $facts.repairs = Invoke-AfSource -Name 'repairs' -Errors $errors -ScriptBlock { Get-AfRepairs }
+    $dsreg = Get-M365DeviceDsreg -Errors $errors
+    $events = Get-M365AadEvents -Days $EventsDays -MaxEvents $MaxEvents -Errors $errors
+    $facts.os = Invoke-M365Source -Name 'os' -Errors $errors -ScriptBlock { Get-M365OsInfo }
+    $facts.office = Invoke-M365Source -Name 'office' -Errors $errors -ScriptBlock { Get-M365OfficeInfo }
+    $facts.network = Invoke-M365Source -Name 'network' -Errors $errors -ScriptBlock { Get-M365NetworkInfo }
+    $facts.pending_reboot = Invoke-M365Source -Name 'pending_reboot' -Errors $errors -ScriptBlock { Get-M365PendingReboot }
+    $facts.last_boot = Invoke-M365Source -Name 'last_boot' -Errors $errors -ScriptBlock { Get-M365LastBoot }
+    $facts.repairs = Invoke-M365Source -Name 'repairs' -Errors $errors -ScriptBlock { Get-M365Repairs }
     # Wrapped: $null is an answer here (no join recorded), unlike the sources around it.
-    $hybridJoin = Invoke-AfSource -Name 'hybrid_join' -Errors $errors -ScriptBlock { @{ value = Get-AfHybridJoin } }
-    $facts.broker_plugin = Invoke-AfSource -Name 'broker_plugin' -Errors $errors -ScriptBlock { Get-AfBrokerPluginInfo }
-    $facts.profiles = @(foreach ($p in @($profiles)) { if ($p) { Get-AfProfileFact -UserProfile $p -Now $now -Errors $errors } })
+    $hybridJoin = Invoke-M365Source -Name 'hybrid_join' -Errors $errors -ScriptBlock { @{ value = Get-M365HybridJoin } }
+    $facts.broker_plugin = Invoke-M365Source -Name 'broker_plugin' -Errors $errors -ScriptBlock { Get-M365BrokerPluginInfo }
+    $facts.profiles = @(foreach ($p in @($profiles)) { if ($p) { Get-M365ProfileFact -UserProfile $p -Now $now -Errors $errors } })
 
     $probeContexts = [System.Collections.Generic.List[object]]::new()
     $probeEndpoints = $null
     $userParameters = @{}
     if ($NetworkProbe) {
-        $probeEndpoints = Resolve-AfProbeEndpoint -Endpoints $NetworkProbe.endpoints -DsregText $dsreg
-        $system = Invoke-AfSource -Name 'network_probe' -Errors $errors -ScriptBlock {
-            Get-AfSystemProbe -Probe $NetworkProbe -Endpoints $probeEndpoints.endpoints -Network $facts.network }
+        $probeEndpoints = Resolve-M365ProbeEndpoint -Endpoints $NetworkProbe.endpoints -DsregText $dsreg
+        $system = Invoke-M365Source -Name 'network_probe' -Errors $errors -ScriptBlock {
+            Get-M365SystemProbe -Probe $NetworkProbe -Endpoints $probeEndpoints.endpoints -Network $facts.network }
         if ($null -ne $system) { $probeContexts.Add($system) }
         $userParameters.Probe = @{ Code = Get-M365NetworkProbeScript; Endpoints = @($probeEndpoints.endpoints); TimeoutSeconds = [int]$NetworkProbe.timeout }
     }
@@ -844,13 +755,13 @@ Function Get-ActivationFact {
         $run = $null
         try {
             $run = Invoke-M365TaskScript -ScriptBlock $script:UserContextScript -RunAs User -UserSid $p.Sid -TimeoutSeconds $Timeout `
-                -Parameters (@{ Regexes = $regexes; ClientId = $ClientId } + $userParameters)
+                -Parameters (@{ Regexes = $regexes; ClientId = $ClientId; Session = Get-M365UserSessionScript } + $userParameters)
         }
         catch {
             $run = [pscustomobject]@{ Status = 'failed'; Output = $null; Message = $_.Exception.Message; ExitCode = $null }
         }
-        $userEntries.Add((ConvertTo-AfUserEntry -UserProfile $p -TaskResult $run))
-        $userProbe = ConvertTo-AfUserProbe -UserProfile $p -TaskResult $run -TrustedRoots $NetworkProbe.trusted_roots
+        $userEntries.Add((ConvertTo-M365UserEntry -UserProfile $p -TaskResult $run))
+        $userProbe = ConvertTo-M365UserProbe -UserProfile $p -TaskResult $run -TrustedRoots $NetworkProbe.trusted_roots
         if ($null -ne $userProbe) { $probeContexts.Add($userProbe) }
     }
     $facts.users = @($userEntries)
@@ -951,7 +862,7 @@ if ($p.network_probe.enabled) {
 if ($p.user_context) { Invoke-M365StaleSweep -Module $module }
 
 try {
-    $gathered = Get-ActivationFact -EventsDays $p.events_days -MaxEvents $p.max_events -Users @($p.users | Where-Object { $null -ne $_ }) `
+    $gathered = Get-M365ActivationFact -EventsDays $p.events_days -MaxEvents $p.max_events -Users @($p.users | Where-Object { $null -ne $_ }) `
         -UserContext $p.user_context -Timeout $p.timeout -CredentialPatterns @($p.credential_patterns) -NetworkProbe $probe
 }
 catch [System.ArgumentException] {

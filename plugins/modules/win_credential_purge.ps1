@@ -4,14 +4,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserRung
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._CredentialPattern
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserSession
 
 # Rung 1 (purge_office_credentials): delete the Office generic credentials from each
 # selected user's Credential Manager vault. The vault belongs to the user's logon session,
 # which a WinRM network logon cannot reach, so the enumeration and deletion run in a
-# temporary task inside that session. cmdkey output is localised; CredEnumerate is not.
+# temporary task inside that session.
 
 $spec = @{
     options = @{
@@ -23,83 +24,19 @@ $spec = @{
 # users, require_logged_on and timeout come from the shared user-rung spec.
 $module = New-M365UserRungModule -Arguments $args -Spec $spec
 
-# Runs in the user's session under Windows PowerShell 5.1 (the task runner's host).
-# Returns target names only: the credential blob is never read.
+# Runs in the user's session under Windows PowerShell 5.1 (the task runner's host), with
+# the vault helpers of _UserSession.psm1 dot-sourced from Session. Returns target names
+# only: the credential blob is never read.
 $credentialScript = {
-    param([string[]]$Regexes, [bool]$Delete)
+    param([string[]]$Regexes, [bool]$Delete, [string]$Session)
     $ErrorActionPreference = 'Stop'
-    if (-not ('M365Ops.CredVault' -as [type])) {
-        Add-Type -TypeDefinition @'
-using System;
-using System.Collections.Generic;
-using System.ComponentModel;
-using System.Runtime.InteropServices;
-namespace M365Ops {
-    public static class CredVault {
-        [StructLayout(LayoutKind.Sequential, CharSet = CharSet.Unicode)]
-        private struct CREDENTIAL {
-            public UInt32 Flags;
-            public UInt32 Type;
-            public IntPtr TargetName;
-            public IntPtr Comment;
-            public System.Runtime.InteropServices.ComTypes.FILETIME LastWritten;
-            public UInt32 CredentialBlobSize;
-            public IntPtr CredentialBlob;
-            public UInt32 Persist;
-            public UInt32 AttributeCount;
-            public IntPtr Attributes;
-            public IntPtr TargetAlias;
-            public IntPtr UserName;
-        }
-        [DllImport("advapi32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
-        private static extern bool CredEnumerateW(string filter, UInt32 flags, out UInt32 count, out IntPtr credentials);
-        [DllImport("advapi32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
-        private static extern bool CredDeleteW(string target, UInt32 type, UInt32 flags);
-        [DllImport("advapi32.dll")]
-        private static extern void CredFree(IntPtr buffer);
-        private const UInt32 CRED_TYPE_GENERIC = 1;
-        private const int ERROR_NOT_FOUND = 1168;
-
-        public static List<string> ListGenericTargets() {
-            List<string> targets = new List<string>();
-            UInt32 count;
-            IntPtr creds;
-            if (!CredEnumerateW(null, 0, out count, out creds)) {
-                int err = Marshal.GetLastWin32Error();
-                if (err == ERROR_NOT_FOUND) return targets;
-                throw new Win32Exception(err);
-            }
-            try {
-                for (int i = 0; i < count; i++) {
-                    IntPtr p = Marshal.ReadIntPtr(creds, i * IntPtr.Size);
-                    CREDENTIAL c = (CREDENTIAL)Marshal.PtrToStructure(p, typeof(CREDENTIAL));
-                    if (c.Type == CRED_TYPE_GENERIC) targets.Add(Marshal.PtrToStringUni(c.TargetName));
-                }
-            }
-            finally { CredFree(creds); }
-            return targets;
-        }
-
-        public static void DeleteGeneric(string target) {
-            if (!CredDeleteW(target, CRED_TYPE_GENERIC, 0)) {
-                int err = Marshal.GetLastWin32Error();
-                if (err == ERROR_NOT_FOUND) return;
-                throw new Win32Exception(err);
-            }
-        }
-    }
-}
-'@
-    }
-    $matched = @([M365Ops.CredVault]::ListGenericTargets() | Where-Object {
-            $target = $_
-            @($Regexes | Where-Object { $target -match $_ }).Count -gt 0
-        })
+    if ($Session) { . ([scriptblock]::Create($Session)) }
+    $matched = @(Select-M365CredentialTarget -Regex $Regexes)
     $removed = @()
     $errors = @()
     if ($Delete) {
         foreach ($t in $matched) {
-            try { [M365Ops.CredVault]::DeleteGeneric($t); $removed += $t }
+            try { Remove-M365CredentialTarget -Target $t; $removed += $t }
             catch { $errors += ('{0}: {1}' -f $t, $_.Exception.Message) }
         }
     }
@@ -116,7 +53,7 @@ catch [System.ArgumentException] {
 
 # --- per user ----------------------------------------------------------------------------
 $results = Invoke-M365UserRung -Module $module -ScriptBlock $credentialScript -DiffKey 'credential_targets' `
-    -Parameters @{ Regexes = $regexes; Delete = (-not $module.CheckMode) } -Fields @{ removed = @() } -Complete {
+    -Parameters @{ Regexes = $regexes; Delete = (-not $module.CheckMode); Session = Get-M365UserSessionScript } -Fields @{ removed = @() } -Complete {
     param($entry, $output)
     $matched = @(Get-M365OutputProperty $output 'matched' @())
     $removed = if ($module.CheckMode) { $matched } else { @(Get-M365OutputProperty $output 'removed' @()) }

@@ -4,10 +4,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._RebootMarker
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._Dsreg
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._DsregJoin
 
 # Rung 5 (rejoin_hybrid, opt-in). `dsregcmd /join` and `/leave` act on hybrid join: the
 # join schedules the Automatic-Device-Join task, and must run as SYSTEM - done through a
@@ -36,6 +36,8 @@ $spec = @{
 $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
 $module.Result.changed = $false
 $module.Result.reboot_required = $false
+# Device-wide: no per-user entries, but the same result shape as the per-user rungs.
+$module.Result.users = @()
 $module.Result.action = 'none'
 $module.Result.join_result = $null
 $module.Result.pending = $false
@@ -61,7 +63,7 @@ $dsregScript = {
     @{ output = $text; exit_code = $LASTEXITCODE }
 }
 
-Function Get-DeviceStatus {
+Function Get-M365DeviceStatus {
     $raw = Invoke-M365Dsregcmd -ArgumentList '/status'
     $parsed = ConvertFrom-M365DsregStatus -Text $raw.Output
     [pscustomobject]@{
@@ -71,7 +73,7 @@ Function Get-DeviceStatus {
     }
 }
 
-Function Get-DeviceSummary {
+Function Get-M365DeviceSummary {
     param ($Status)
     $s = [ordered]@{ join_type = $Status.JoinType }
     foreach ($k in 'AzureAdJoined', 'EnterpriseJoined', 'DomainJoined', 'DomainName', 'DeviceId', 'TenantName', 'TenantId') {
@@ -80,12 +82,12 @@ Function Get-DeviceSummary {
     $s
 }
 
-Function Get-DiagnosticData {
+Function Get-M365DiagnosticData {
     param ($Status)
     if ($Status.Parsed.Contains('Diagnostic Data')) { $Status.Parsed['Diagnostic Data'] } else { $null }
 }
 
-Function Invoke-Preflight {
+Function Invoke-M365JoinPreflight {
     # Can a rejoin succeed after a leave? Each check mirrors a pre-join diagnostic of
     # dsregcmd (AD connectivity, AD configuration/SCP) plus the task that does the join.
     # A check that cannot run counts as failed: the leave is refused on doubt.
@@ -120,7 +122,7 @@ Function Invoke-Preflight {
     }
 }
 
-Function Invoke-SystemDsreg {
+Function Invoke-M365SystemDsreg {
     param ([string[]]$Arguments)
     $task = Invoke-M365TaskScript -ScriptBlock $dsregScript -Parameters @{ Arguments = $Arguments } -RunAs System -TimeoutSeconds $module.Params.timeout
     $output = [string](Get-M365OutputProperty $task.Output 'output' '')
@@ -133,7 +135,7 @@ Function Invoke-SystemDsreg {
     }
 }
 
-Function Get-SubmittedJoin {
+Function Get-M365SubmittedJoin {
     <#
     The recorded join, with its status against the device now: confirmed (hybrid joined),
     pending (not yet, within pending_expiry) or expired; $null when none is recorded.
@@ -160,7 +162,7 @@ Function Get-SubmittedJoin {
     $record
 }
 
-Function Set-SubmittedJoin {
+Function Set-M365SubmittedJoin {
     param ([string]$Action)
     $by = "$([Environment]::UserDomainName)\$([Environment]::UserName) (win_dsreg_join state=$($module.Params.state))"
     Set-M365RebootMarkerValue -Path $HybridJoinKey -Name 'Action' -Value $Action
@@ -168,7 +170,7 @@ Function Set-SubmittedJoin {
     Set-M365RebootMarkerValue -Path $HybridJoinKey -Name 'SubmittedAt' -Value ([datetime]::UtcNow.ToString($IsoFormat, [System.Globalization.CultureInfo]::InvariantCulture))
 }
 
-Function Get-TailText {
+Function Get-M365TailText {
     # /join /debug is verbose; keep the end, where the outcome is.
     param ([string]$Text, [int]$Lines = 60)
     (($Text -split "`r?`n") | Select-Object -Last $Lines) -join "`n"
@@ -183,15 +185,15 @@ foreach ($opt in @(@('join_wait', 0, 3600, 'seconds'), @('poll_interval', 1, 300
     }
 }
 
-$before = Get-DeviceStatus
-$module.Result.device_before = Get-DeviceSummary $before
+$before = Get-M365DeviceStatus
+$module.Result.device_before = Get-M365DeviceSummary $before
 $joinType = $before.JoinType
-if ($joinType -eq 'unknown') {
-    $module.FailJson("dsregcmd /status did not report AzureAdJoined/DomainJoined; cannot decide safely. Output: $(Get-TailText $before.Raw 20)")
+if ($null -eq $joinType) {
+    $module.FailJson("dsregcmd /status did not report AzureAdJoined/DomainJoined; cannot decide safely. Output: $(Get-M365TailText $before.Raw 20)")
 }
 
 # A run that died between /leave and /join recorded no join, so the next run still joins.
-$submitted = Get-SubmittedJoin -JoinType $joinType -ExpiryHours $module.Params.pending_expiry
+$submitted = Get-M365SubmittedJoin -JoinType $joinType -ExpiryHours $module.Params.pending_expiry
 $module.Result.submitted_join = $submitted
 $pendingJoin = $null -ne $submitted -and $submitted.status -eq 'pending'
 if ($submitted -and $submitted.status -eq 'expired' -and $state -ne 'left') {
@@ -219,7 +221,7 @@ switch ($state) {
     }
     'left' {
         switch ($joinType) {
-            { $_ -in 'domain_joined', 'workgroup' } {
+            { $_ -in 'domain_joined', 'workgroup', 'entra_registered' } {
                 $module.Result.join_result = 'left'
                 if ($pendingJoin) {
                     $module.Warn("a hybrid join submitted at $($submitted.submitted_at) is still pending; the Automatic-Device-Join task may still complete it")
@@ -260,7 +262,7 @@ switch ($state) {
 }
 
 if ($needsPreflight) {
-    $pre = Invoke-Preflight $before
+    $pre = Invoke-M365JoinPreflight $before
     $module.Result.preflight = $pre
     if (-not $pre.passed) {
         $failedChecks = ($pre.checks.GetEnumerator() | Where-Object { -not $_.Value.ok } | ForEach-Object { "$($_.Key) ($($_.Value.detail))" }) -join '; '
@@ -304,11 +306,11 @@ Invoke-M365StaleSweep -Module $module
 
 # --- act --------------------------------------------------------------------------------
 if ($action -in 'leave', 'rejoin') {
-    $leave = Invoke-SystemDsreg -Arguments @('/leave')
-    $module.Result.leave_output = Get-TailText $leave.Output
+    $leave = Invoke-M365SystemDsreg -Arguments @('/leave')
+    $module.Result.leave_output = Get-M365TailText $leave.Output
     if (-not $leave.Ok) {
-        $now = Get-DeviceStatus
-        $module.Result.device_after = Get-DeviceSummary $now
+        $now = Get-M365DeviceStatus
+        $module.Result.device_after = Get-M365DeviceSummary $now
         Add-M365RunnerWarning -Module $module
         if ($now.JoinType -eq $joinType) {
             $module.Result.changed = $false
@@ -329,12 +331,12 @@ if ($action -in 'leave', 'rejoin') {
 }
 
 if ($action -in 'join', 'rejoin') {
-    $join = Invoke-SystemDsreg -Arguments @('/join', '/debug')
-    $module.Result.join_output = Get-TailText $join.Output
+    $join = Invoke-M365SystemDsreg -Arguments @('/join', '/debug')
+    $module.Result.join_output = Get-M365TailText $join.Output
     if (-not $join.Ok) {
-        $now = Get-DeviceStatus
-        $module.Result.device_after = Get-DeviceSummary $now
-        $module.Result.diagnostic_data = Get-DiagnosticData $now
+        $now = Get-M365DeviceStatus
+        $module.Result.device_after = Get-M365DeviceSummary $now
+        $module.Result.diagnostic_data = Get-M365DiagnosticData $now
         $module.Result.join_result = 'failed'
         Add-M365RunnerWarning -Module $module
         $module.FailJson("dsregcmd /join failed: $($join.Message)$(if ($action -eq 'rejoin') { '. The device has LEFT its hybrid join; the Automatic-Device-Join task retries at sign-in and hourly, or rerun with state=joined.' })")
@@ -344,24 +346,24 @@ if ($action -in 'join', 'rejoin') {
     Set-M365RepairRecord -Rung 'rejoin_hybrid' -Summary $what
     # Kept even when the wait below sees the join complete: the next run confirms and
     # clears it, so a run before the restart does not rejoin a device just rejoined.
-    Set-SubmittedJoin -Action $action
-    $module.Result.submitted_join = Get-SubmittedJoin -JoinType $joinType -ExpiryHours $module.Params.pending_expiry
+    Set-M365SubmittedJoin -Action $action
+    $module.Result.submitted_join = Get-M365SubmittedJoin -JoinType $joinType -ExpiryHours $module.Params.pending_expiry
     $module.Result.submitted_join.status = 'submitted'
 }
 
 # --- wait (bounded) and report -----------------------------------------------------------
-$after = Get-DeviceStatus
+$after = Get-M365DeviceStatus
 if ($action -in 'join', 'rejoin') {
     $attempts = [math]::Floor($module.Params.join_wait / $module.Params.poll_interval)
     for ($i = 0; $i -lt $attempts -and $after.JoinType -ne 'hybrid_joined'; $i++) {
         Start-Sleep -Seconds $module.Params.poll_interval
-        $after = Get-DeviceStatus
+        $after = Get-M365DeviceStatus
     }
     if ($after.JoinType -eq 'hybrid_joined') {
         $module.Result.join_result = 'joined'
     }
     else {
-        $diag = Get-DiagnosticData $after
+        $diag = Get-M365DiagnosticData $after
         $module.Result.diagnostic_data = $diag
         $failedTests = @()
         $clientError = $null
@@ -371,7 +373,7 @@ if ($action -in 'join', 'rejoin') {
         }
         if ($failedTests.Count -gt 0 -or ($clientError -and $clientError -notin $ExpectedPendingCodes)) {
             $module.Result.join_result = 'failed'
-            $module.Result.device_after = Get-DeviceSummary $after
+            $module.Result.device_after = Get-M365DeviceSummary $after
             $module.FailJson("hybrid join did not complete and dsregcmd reports errors: $((@($failedTests) + @(if ($clientError) { "Client ErrorCode = $clientError" })) -join '; '). See diagnostic_data and https://www.microsoft.com/aadjerrors")
         }
         $module.Result.join_result = 'pending'
@@ -379,9 +381,9 @@ if ($action -in 'join', 'rejoin') {
     }
 }
 else {
-    $module.Result.join_result = if ($after.JoinType -in 'domain_joined', 'workgroup') { 'left' } else { 'pending' }
+    $module.Result.join_result = if ($after.JoinType -in 'domain_joined', 'workgroup', 'entra_registered') { 'left' } else { 'pending' }
 }
-$module.Result.device_after = Get-DeviceSummary $after
+$module.Result.device_after = Get-M365DeviceSummary $after
 $module.Result.pending = $module.Result.join_result -eq 'pending'
 Add-M365RunnerWarning -Module $module
 Exit-M365HostLock -Lock $hostLock

@@ -97,6 +97,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+users:
+  description:
+    - Always empty; the join is device-wide. Every rung module returns C(users), the list of
+      per-user entries the remediate role reads, so this one has the same shape.
+  returned: always
+  type: list
+  elements: dict
+  sample: []
 stale_cleanup:
   description:
     - Leftovers of interrupted runs of the task runner swept before this run used it
@@ -136,7 +144,8 @@ diagnostic_data:
   sample: {"Error Phase": "join", "Client ErrorCode": "0x801c03f2"}
 device_before:
   description: >-
-    Join state before - C(join_type) and the C(AzureAdJoined), C(EnterpriseJoined),
+    Join state before - C(join_type) (C(hybrid_joined), C(entra_joined), C(domain_joined),
+    C(entra_registered) or C(workgroup), as the triage names them) and the C(AzureAdJoined), C(EnterpriseJoined),
     C(DomainJoined), C(DomainName), C(DeviceId), C(TenantName), C(TenantId) fields.
   returned: always
   type: dict

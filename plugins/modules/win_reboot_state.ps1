@@ -4,7 +4,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._RebootMarker
 
 # Host side of the reboot step (action m365ops.activation.win_reboot_if_needed): one
 # round trip reads the boot time, the collection's marker and, if asked, Windows' own
@@ -15,32 +15,20 @@ Set-StrictMode -Version 2.0
 
 $script:SourcePattern = '^[A-Za-z0-9_.-]{1,128}$'
 
-# Windows-only reads live in these small functions so Pester mocks them and the logic
-# below runs under pwsh on Linux.
-Function Get-RebootStateBootTime {
+# The boot time is read in a small function so Pester mocks it and the logic below runs
+# under pwsh on Linux; Windows' own signals come from _RebootMarker.psm1.
+Function Get-M365BootTime {
     $os = Get-CimInstance -ClassName Win32_OperatingSystem -Property LastBootUpTime -ErrorAction Stop
     $os.LastBootUpTime
 }
 
-Function Test-RebootStateRegistryKey {
-    param([string]$Path)
-    Test-Path -LiteralPath $Path
-}
-
-Function Get-RebootStateRegistryValue {
-    param([string]$Path, [string]$Name)
-    $item = Get-ItemProperty -LiteralPath $Path -Name $Name -ErrorAction SilentlyContinue
-    if ($null -eq $item) { return $null }
-    $item.$Name
-}
-
-Function ConvertTo-RebootStateTime {
+Function ConvertTo-M365BootTimeText {
     param([DateTime]$Time)
     # CIM gives local time; UTC text compares equal across calls whatever the time zone.
     $Time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
 }
 
-Function Get-RebootStateMarkerTime {
+Function Get-M365MarkerTime {
     <#
     .SYNOPSIS
     The UTC time a marker value was written ("<yyyy-MM-ddTHH:mm:ssZ> <reason>"), or $null.
@@ -55,28 +43,7 @@ Function Get-RebootStateMarkerTime {
     $null
 }
 
-Function Get-WindowsPendingReboot {
-    <#
-    .SYNOPSIS
-    The reasons Windows itself gives for a pending restart (servicing, updates, file renames).
-    #>
-    $reasons = [System.Collections.Generic.List[string]]::new()
-    if (Test-RebootStateRegistryKey -Path 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending') {
-        $reasons.Add('Component Based Servicing: RebootPending')
-    }
-    if (Test-RebootStateRegistryKey -Path 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired') {
-        $reasons.Add('Windows Update: RebootRequired')
-    }
-    $renames = @(Get-RebootStateRegistryValue -Path 'HKLM:\SYSTEM\CurrentControlSet\Control\Session Manager' -Name 'PendingFileRenameOperations' |
-        Where-Object { -not [string]::IsNullOrWhiteSpace($_) })
-    if ($renames.Count -gt 0) {
-        # REG_MULTI_SZ pairs: source, then destination (empty destination = delete).
-        $reasons.Add("Session Manager: PendingFileRenameOperations ($($renames.Count) entries)")
-    }
-    $reasons.ToArray()
-}
-
-Function Get-RebootState {
+Function Get-M365RebootState {
     <#
     .SYNOPSIS
     Read (and optionally clear) the pending-reboot state; returns the module result as a hashtable.
@@ -97,8 +64,8 @@ Function Get-RebootState {
         throw [System.ArgumentException]::new('boot_time_before is required with clear_sources: the marker is only cleared once the boot time has moved')
     }
 
-    $bootRaw = Get-RebootStateBootTime
-    $bootTime = ConvertTo-RebootStateTime -Time $bootRaw
+    $bootRaw = Get-M365BootTime
+    $bootTime = ConvertTo-M365BootTimeText -Time $bootRaw
     $bootUtc = $bootRaw.ToUniversalTime()
     $markerBefore = @{} + (Get-M365RebootMarker)
     $result = @{
@@ -113,7 +80,7 @@ Function Get-RebootState {
         diff = @{ before = @{ marker = $markerBefore }; after = @{ marker = $markerBefore } }
     }
     if ($IncludeWindowsPending) {
-        $result.windows_reasons = @(Get-WindowsPendingReboot)
+        $result.windows_reasons = @(Get-M365WindowsPendingReboot)
         $result.windows_pending = $result.windows_reasons.Count -gt 0
     }
 
@@ -133,7 +100,7 @@ Function Get-RebootState {
     if ($ClearSatisfied) {
         foreach ($source in @($markerBefore.Keys | Sort-Object)) {
             if ($toClear.Contains($source)) { continue }
-            $written = Get-RebootStateMarkerTime -Value $markerBefore[$source]
+            $written = Get-M365MarkerTime -Value $markerBefore[$source]
             if ($null -ne $written -and $written -lt $bootUtc) {
                 $null = $kept.Remove($source)
                 $toClear.Add($source)
@@ -160,7 +127,7 @@ Function Get-RebootState {
     # Requests left that the host has already restarted for (written before the current
     # boot): a restart in between, by anyone, satisfied them.
     $result.satisfied = @($result.marker.Keys | Sort-Object | Where-Object {
-            $written = Get-RebootStateMarkerTime -Value $result.marker[$_]
+            $written = Get-M365MarkerTime -Value $result.marker[$_]
             $null -ne $written -and $written -lt $bootUtc
         })
     $unsatisfied = @($result.marker.Keys | Where-Object { $result.satisfied -notcontains $_ })
@@ -180,7 +147,7 @@ $spec = @{
 $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
 
 try {
-    $state = Get-RebootState -IncludeWindowsPending $module.Params.include_windows_pending `
+    $state = Get-M365RebootState -IncludeWindowsPending $module.Params.include_windows_pending `
         -ClearSources @($module.Params.clear_sources) -BootTimeBefore $module.Params.boot_time_before `
         -ClearSatisfied $module.Params.clear_satisfied -CheckMode $module.CheckMode
 }

@@ -4,9 +4,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserProfile
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._RebootMarker
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._TokenBrokerQuarantine
 
 # Rung 3 (reset_token_broker). Microsoft's fix deletes the files under the two
 # TokenBroker\Accounts folders; here they are moved into a quarantine (ACL SYSTEM +
@@ -15,7 +15,7 @@
 # %LOCALAPPDATA%, which is the admin's own) and every path must stay inside the profile.
 # The user owns those folders and may plant junctions and symbolic links in them at any
 # time: nothing is enumerated, opened, copied, deleted or restored through a link (see
-# the link-safe helpers in UserProfile.psm1); what was refused is reported by path.
+# the link-safe helpers in _UserProfile.psm1); what was refused is reported by path.
 # Which users: named ones, or every profile only when all_profiles says so - a shared
 # PC's other users must never be signed out by a default.
 
@@ -45,7 +45,7 @@ $Caches = [ordered]@{
     cloud_experience_host = 'AppData\Local\Packages\Microsoft.Windows.CloudExperienceHost_cw5n1h2txyewy\AC\TokenBroker\Accounts'
 }
 
-Function Get-CacheRoot {
+Function Get-M365CacheRoot {
     # Both cache folders of one profile; Join-M365ProfilePath throws when a folder would
     # leave the profile (a junction planted by the user, say). Base is the profile: the
     # chain from it is checked again before each file operation.
@@ -109,7 +109,7 @@ if ($state -eq 'restored') {
             foreach ($p in @(Get-M365UserProfile)) { $profilesBySid[$p.Sid] = $p }
         }
         if (-not $profilesBySid.ContainsKey($sid)) { throw "no user profile with SID $sid on this host" }
-        Get-CacheRoot -UserProfile $profilesBySid[$sid] | ForEach-Object { [pscustomobject]@{ Root = $_.Root; Base = $_.Base } }
+        Get-M365CacheRoot -UserProfile $profilesBySid[$sid] | ForEach-Object { [pscustomobject]@{ Root = $_.Root; Base = $_.Base } }
     }
     try {
         $restore = Restore-M365Quarantine -QuarantinePath $qPath -AllowedRoot $allowedRoot -CheckMode:$module.CheckMode
@@ -168,7 +168,7 @@ catch [System.ArgumentException] {
 # Plan every user first: a path that leaves a profile fails the run before any file moves.
 $plan = foreach ($userProfile in $selected) {
     try {
-        $roots = @(Get-CacheRoot -UserProfile $userProfile)
+        $roots = @(Get-M365CacheRoot -UserProfile $userProfile)
     }
     catch [System.ArgumentException] {
         $module.FailJson("users: $(Get-M365UserLabel $userProfile): $($_.Exception.Message); nothing was moved")

@@ -4,10 +4,12 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RungCommon
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserProfile
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._ScheduledTaskRunner
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._RebootMarker
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._Dsreg
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserRung
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserSession
 
 # Rung 2 (remove_extra_work_accounts). The only supported per-account removal Windows
 # offers a script is the Web Account Manager API (Windows 10 1803 / build 17134 and later):
@@ -53,61 +55,12 @@ $WayBack = 'Settings > Accounts > Access work or school > Connect'
 # explain it live outside the block: it travels inline in the task's command line.
 $workAccountScript = {
     param([string[]]$Remove, [string]$PrimaryUpn, [string]$ClientId, [bool]$Apply, [int]$MinimumBuild,
-        [bool]$Disconnect, [string]$DeviceTenantId, [string]$DeviceJoinType, [string]$DeviceError)
+        [bool]$Disconnect, [string]$DeviceTenantId, [string]$DeviceJoinType, [string]$DeviceError, [string]$Session)
     $ErrorActionPreference = 'Stop'
     $wpjRoot = 'HKCU:\Software\Microsoft\Windows NT\CurrentVersion\WorkplaceJoin'
 
-    if (-not (Get-Command -Name Get-M365SignInUpn -ErrorAction SilentlyContinue)) {
-        function Get-M365SignInUpn {
-            if (-not ('M365Ops.SignIn' -as [type])) {
-                Add-Type -TypeDefinition @'
-using System.Runtime.InteropServices;
-using System.Text;
-namespace M365Ops {
-    public static class SignIn {
-        [DllImport("secur32.dll", CharSet = CharSet.Unicode, SetLastError = true)]
-        private static extern bool GetUserNameExW(int nameFormat, StringBuilder name, ref uint size);
-        public static string Upn() {
-            uint size = 1024;
-            StringBuilder sb = new StringBuilder((int)size);
-            // 8 = NameUserPrincipal; fails for local accounts, which have no UPN.
-            return GetUserNameExW(8, sb, ref size) ? sb.ToString() : null;
-        }
-    }
-}
-'@
-            }
-            [M365Ops.SignIn]::Upn()
-        }
-    }
-    if (-not (Get-Command -Name Get-M365WamAccount -ErrorAction SilentlyContinue)) {
-        Add-Type -AssemblyName System.Runtime.WindowsRuntime
-        $null = [Windows.Security.Authentication.Web.Core.WebAuthenticationCoreManager, Windows.Security.Authentication.Web.Core, ContentType = WindowsRuntime]
-        $null = [Windows.Security.Credentials.WebAccountProvider, Windows.Security.Credentials, ContentType = WindowsRuntime]
-        $script:AsTaskOp = [System.WindowsRuntimeSystemExtensions].GetMethods() | Where-Object {
-            $_.Name -eq 'AsTask' -and $_.GetParameters().Count -eq 1 -and $_.GetParameters()[0].ParameterType.Name -eq 'IAsyncOperation`1' } | Select-Object -First 1
-        $script:AsTaskAction = [System.WindowsRuntimeSystemExtensions].GetMethods() | Where-Object {
-            $_.Name -eq 'AsTask' -and $_.GetParameters().Count -eq 1 -and $_.GetParameters()[0].ParameterType.Name -eq 'IAsyncAction' } | Select-Object -First 1
-        function Wait-M365Op($Operation, [type]$ResultType) {
-            $task = $script:AsTaskOp.MakeGenericMethod($ResultType).Invoke($null, @($Operation))
-            if (-not $task.Wait(60000)) { throw 'WAM call did not complete within 60 seconds' }
-            $task.Result
-        }
-        function Get-M365WamAccount([string]$ClientId) {
-            $provider = Wait-M365Op ([Windows.Security.Authentication.Web.Core.WebAuthenticationCoreManager]::FindAccountProviderAsync(
-                    'https://login.microsoft.com', 'organizations')) ([Windows.Security.Credentials.WebAccountProvider])
-            $found = Wait-M365Op ([Windows.Security.Authentication.Web.Core.WebAuthenticationCoreManager]::FindAllAccountsAsync(
-                    $provider, $ClientId)) ([Windows.Security.Authentication.Web.Core.FindAllAccountsResult])
-            if ("$($found.Status)" -ne 'Success') { throw "FindAllAccountsAsync returned $($found.Status)" }
-            foreach ($a in $found.Accounts) {
-                [pscustomobject]@{ Upn = $a.UserName; Id = $a.Id; State = "$($a.State)"; Account = $a }
-            }
-        }
-        function Invoke-M365WamSignOut($Account, [string]$ClientId) {
-            $task = $script:AsTaskAction.Invoke($null, @($Account.Account.SignOutAsync($ClientId)))
-            if (-not $task.Wait(60000)) { throw 'SignOutAsync did not complete within 60 seconds' }
-        }
-    }
+    # The sign-in name and WAM helpers of _UserSession.psm1 (each defined only when absent).
+    if ($Session) { . ([scriptblock]::Create($Session)) }
     if (-not (Get-Command -Name Get-M365WorkplaceJoined -ErrorAction SilentlyContinue)) {
         function Get-M365WorkplaceJoined {
             $exe = [IO.Path]::Combine($env:SystemRoot, 'System32', 'dsregcmd.exe')
@@ -297,19 +250,19 @@ namespace M365Ops {
     $out
 }
 
-Function Get-WorkAccountDevice {
+Function Get-M365WorkAccountDevice {
     <#
     .SYNOPSIS
     The device's own join, from the administrator's `dsregcmd /status`: @{ join_type;
     tenant_id; error }. A registration in tenant_id is never disconnected; when the state
     cannot be read (error), no registration is.
     #>
-    $device = [ordered]@{ join_type = 'unknown'; tenant_id = $null; error = $null }
+    $device = [ordered]@{ join_type = $null; tenant_id = $null; error = $null }
     try {
         $raw = Invoke-M365Dsregcmd -ArgumentList '/status'
         $parsed = ConvertFrom-M365DsregStatus -Text $raw.Output
         $device.join_type = Get-M365JoinType -Status $parsed
-        if ($device.join_type -eq 'unknown') {
+        if ($null -eq $device.join_type) {
             $device.error = "dsregcmd /status showed no device state (exit code $($raw.ExitCode))"
         }
         elseif ($device.join_type -in @('entra_joined', 'hybrid_joined')) {
@@ -323,7 +276,7 @@ Function Get-WorkAccountDevice {
     $device
 }
 
-Function Get-RegistrationLabel {
+Function Get-M365RegistrationLabel {
     # How a registration reads in the diff and in messages.
     param ($Registration)
     $tenant = if ($Registration.tenant_name) { "$($Registration.tenant_name) ($($Registration.tenant_id))" } else { [string]$Registration.tenant_id }
@@ -359,7 +312,7 @@ if ($primaryUpn) {
 }
 
 # --- the device's own join (read only) ----------------------------------------------------
-$device = Get-WorkAccountDevice
+$device = Get-M365WorkAccountDevice
 $module.Result.device = $device
 
 # --- per user ----------------------------------------------------------------------------
@@ -369,7 +322,7 @@ $disconnectedBy = [System.Collections.Generic.List[object]]::new()
 $results = Invoke-M365UserRung -Module $module -ScriptBlock $workAccountScript -DiffKey 'work_accounts' -Parameters @{
     Remove = $remove; PrimaryUpn = $primaryUpn; ClientId = $clientId; Apply = (-not $module.CheckMode); MinimumBuild = $MinimumBuild
     Disconnect = [bool]$module.Params.disconnect_workplace_join; DeviceTenantId = [string]$device.tenant_id
-    DeviceJoinType = [string]$device.join_type; DeviceError = [string]$device.error
+    DeviceJoinType = [string]$device.join_type; Session = Get-M365UserSessionScript; DeviceError = [string]$device.error
 } -Fields ([ordered]@{ primary = $null; accounts = @(); removed = @(); workplace_joined = $false; workplace_join = @(); disconnected = @() }) -Complete {
     param($entry, $o)
     $entry.primary = Get-M365OutputProperty $o 'primary'
@@ -391,7 +344,7 @@ $results = Invoke-M365UserRung -Module $module -ScriptBlock $workAccountScript -
     $gone = @($entry.workplace_join | Where-Object { $_.action -eq 'disconnected' })
     if (-not (Get-M365OutputProperty $o 'supported' $true)) {
         $entry.status = 'unsupported'
-        $manual = @($entry.workplace_join | ForEach-Object { Get-RegistrationLabel $_ })
+        $manual = @($entry.workplace_join | ForEach-Object { Get-M365RegistrationLabel $_ })
         $entry.message = "Windows build $(Get-M365OutputProperty $o 'build') has no supported per-account removal (needs $MinimumBuild, Windows 10 1803); disconnect accounts in Settings > Accounts > Access work or school$(if ($manual) { ' (Workplace Join: ' + ($manual -join '; ') + ')' }). Nothing was removed."
     }
     elseif ($refused) {
@@ -408,12 +361,12 @@ $results = Invoke-M365UserRung -Module $module -ScriptBlock $workAccountScript -
     }
     if ($gone.Count -gt 0) {
         $verb = if ($module.CheckMode) { 'would disconnect' } else { 'disconnected' }
-        $done = "$verb Workplace Join: $(($gone | ForEach-Object { Get-RegistrationLabel $_ }) -join '; '); the way back is $WayBack"
+        $done = "$verb Workplace Join: $(($gone | ForEach-Object { Get-M365RegistrationLabel $_ }) -join '; '); the way back is $WayBack"
         $entry.message = (@($entry.message, $done) | Where-Object { $_ }) -join '; '
     }
     $label = Get-M365UserLabel $entry
-    $wpjBefore[$label] = @($entry.workplace_join | ForEach-Object { Get-RegistrationLabel $_ })
-    $wpjAfter[$label] = @($entry.workplace_join | Where-Object { $_.action -ne 'disconnected' } | ForEach-Object { Get-RegistrationLabel $_ })
+    $wpjBefore[$label] = @($entry.workplace_join | ForEach-Object { Get-M365RegistrationLabel $_ })
+    $wpjAfter[$label] = @($entry.workplace_join | Where-Object { $_.action -ne 'disconnected' } | ForEach-Object { Get-M365RegistrationLabel $_ })
     foreach ($r in $gone) { $disconnectedBy.Add([pscustomobject]@{ Entry = $entry; Registration = $r }) }
     @{ before = $entry.accounts; after = @($entry.accounts | Where-Object { $_ -notin $entry.removed }); changed = ($entry.removed.Count + $gone.Count) -gt 0 }
 }

@@ -112,7 +112,10 @@ device:
   type: dict
   contains:
     join_type:
-      description: C(hybrid_joined), C(entra_joined), C(domain_joined), C(onprem_drs_joined), C(workgroup) or C(unknown).
+      description:
+        - The join type in the vocabulary of the triage (C(hybrid_joined), C(entra_joined), C(domain_joined),
+          C(entra_registered) or C(workgroup)).
+        - V(null) when C(dsregcmd /status) could not be read (then C(error) says why).
       type: str
       sample: workgroup
     tenant_id:

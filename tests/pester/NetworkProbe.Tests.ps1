@@ -1,7 +1,7 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-# plugins/module_utils/NetworkProbe.psm1 against real loopback sockets: a port with nothing
+# plugins/module_utils/_NetworkProbe.psm1 against real loopback sockets: a port with nothing
 # listening, proxies that answer 407 / 403 / nothing / a working tunnel, and TLS servers
 # with certificates made here. Only names that resolve from the hosts file (localhost) and
 # addresses in 127.0.0.0/8 are used; a failing DNS lookup is the one thing stood in for
@@ -9,7 +9,10 @@
 
 BeforeAll {
     $root = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
-    Import-Module (Join-Path $root 'plugins' 'module_utils' 'NetworkProbe.psm1') -Force
+    # _NetworkProbe requires these (#AnsibleRequires): the runner ships its code to the user task.
+    foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_NetworkProbe') {
+        Import-Module (Join-Path $root 'plugins' 'module_utils' "$name.psm1") -Force
+    }
 
     if (-not ('M365Test.StandIn' -as [type])) {
         Add-Type -TypeDefinition @'
@@ -345,7 +348,7 @@ Describe 'Invoke-M365NetworkProbe and Complete-M365NetworkProbe on loopback' {
     }
 
     It 'names DNS for a name without an answer, the endpoint or the proxy' {
-        Mock -ModuleName NetworkProbe Start-M365ProbeLookup {
+        Mock -ModuleName _NetworkProbe Start-M365ProbeLookup {
             $tcs = [System.Threading.Tasks.TaskCompletionSource[System.Net.IPAddress[]]]::new()
             $tcs.SetException([System.Net.Sockets.SocketException]::new(11001))
             $tcs.Task
@@ -358,11 +361,11 @@ Describe 'Invoke-M365NetworkProbe and Complete-M365NetworkProbe on loopback' {
         $p = Invoke-Judged -Endpoints @('login.microsoftonline.com') -Proxy @{ source = 'winhttp'; server = 'proxy.contoso.local:8080' }
         $p.results[0].blocked | Should -Be 'dns'
         $p.results[0].detail | Should -BeLike 'the name of the proxy proxy.contoso.local:8080 does not resolve (*'
-        Should -Invoke -ModuleName NetworkProbe Start-M365ProbeLookup -ParameterFilter { $Name -eq 'proxy.contoso.local' } -Times 1 -Exactly
+        Should -Invoke -ModuleName _NetworkProbe Start-M365ProbeLookup -ParameterFilter { $Name -eq 'proxy.contoso.local' } -Times 1 -Exactly
     }
 
     It 'looks each name up once, all at once, and stays within its time budget' {
-        Mock -ModuleName NetworkProbe Start-M365ProbeLookup {
+        Mock -ModuleName _NetworkProbe Start-M365ProbeLookup {
             # A DNS server that never answers.
             [System.Threading.Tasks.TaskCompletionSource[System.Net.IPAddress[]]]::new().Task
         }
@@ -371,7 +374,7 @@ Describe 'Invoke-M365NetworkProbe and Complete-M365NetworkProbe on loopback' {
         $watch.Elapsed.TotalSeconds | Should -BeLessThan 2.5
         @($r.results.blocked) | Should -Be @('dns', 'dns', 'dns')
         @($r.results.dns.status) | Should -Be @('timeout', 'timeout', 'timeout')
-        Should -Invoke -ModuleName NetworkProbe Start-M365ProbeLookup -Times 2 -Exactly
+        Should -Invoke -ModuleName _NetworkProbe Start-M365ProbeLookup -Times 2 -Exactly
     }
 
     It 'reports what the budget did not reach as not probed, never as blocked' {

@@ -1,10 +1,10 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-# RebootMarker.psm1 against an in-memory registry key (pwsh on Linux has no registry).
+# _RebootMarker.psm1 against an in-memory registry key (pwsh on Linux has no registry).
 
 BeforeAll {
-    Import-Module (Join-Path $PSScriptRoot '..' '..' 'plugins' 'module_utils' 'RebootMarker.psm1') -Force
+    Import-Module (Join-Path $PSScriptRoot '..' '..' 'plugins' 'module_utils' '_RebootMarker.psm1') -Force
     $script:Key = 'HKLM:\SOFTWARE\m365ops\activation\RebootRequired'
 }
 
@@ -12,16 +12,16 @@ Describe 'RebootMarker' {
     BeforeEach {
         $script:Store = @{}
         $script:KeyExists = $false
-        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue {
+        Mock -ModuleName _RebootMarker Get-M365RebootMarkerValue {
             if ($Path -ne $script:Key) { throw "wrong key $Path" }
             $copy = @{}; foreach ($k in $script:Store.Keys) { $copy[$k] = $script:Store[$k] }; $copy
         }
-        Mock -ModuleName RebootMarker Set-M365RebootMarkerValue {
+        Mock -ModuleName _RebootMarker Set-M365RebootMarkerValue {
             if ($Path -ne $script:Key) { throw "wrong key $Path" }
             $script:KeyExists = $true; $script:Store[$Name] = $Value
         }
-        Mock -ModuleName RebootMarker Remove-M365RebootMarkerValue { $script:Store.Remove($Name) }
-        Mock -ModuleName RebootMarker Remove-M365RebootMarkerKey { $script:Store.Clear(); $script:KeyExists = $false }
+        Mock -ModuleName _RebootMarker Remove-M365RebootMarkerValue { $script:Store.Remove($Name) }
+        Mock -ModuleName _RebootMarker Remove-M365RebootMarkerKey { $script:Store.Clear(); $script:KeyExists = $false }
     }
 
     It 'is empty when nothing is pending' {
@@ -59,12 +59,12 @@ Describe 'RebootMarker' {
         @{ Source = '' }, @{ Source = 'a\b' }, @{ Source = 'win_*' }, @{ Source = 'has space' }
     ) {
         { Set-M365RebootMarker -Source $Source -Reason 'r' } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage '*Source*'
-        Should -Invoke -ModuleName RebootMarker Set-M365RebootMarkerValue -Times 0 -Exactly
+        Should -Invoke -ModuleName _RebootMarker Set-M365RebootMarkerValue -Times 0 -Exactly
     }
 
     It 'refuses an empty reason and writes nothing' {
         { Set-M365RebootMarker -Source 'x' -Reason " `n " } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage '*Reason*'
-        Should -Invoke -ModuleName RebootMarker Set-M365RebootMarkerValue -Times 0 -Exactly
+        Should -Invoke -ModuleName _RebootMarker Set-M365RebootMarkerValue -Times 0 -Exactly
     }
 
     It 'clears one source and leaves the others' {
@@ -72,14 +72,14 @@ Describe 'RebootMarker' {
         Set-M365RebootMarker -Source 'b' -Reason 'r'
         Clear-M365RebootMarker -Source 'a'
         (Get-M365RebootMarker).Keys | Should -Be @('b')
-        Should -Invoke -ModuleName RebootMarker Remove-M365RebootMarkerKey -Times 0 -Exactly
+        Should -Invoke -ModuleName _RebootMarker Remove-M365RebootMarkerKey -Times 0 -Exactly
     }
 
     It 'clears everything (the key) without -Source' {
         Set-M365RebootMarker -Source 'a' -Reason 'r'
         Clear-M365RebootMarker
         (Get-M365RebootMarker).Count | Should -Be 0
-        Should -Invoke -ModuleName RebootMarker Remove-M365RebootMarkerKey -Times 1 -Exactly -ParameterFilter { $Path -eq $script:Key }
+        Should -Invoke -ModuleName _RebootMarker Remove-M365RebootMarkerKey -Times 1 -Exactly -ParameterFilter { $Path -eq $script:Key }
     }
 }
 
@@ -87,14 +87,14 @@ Describe 'Repair record' {
     BeforeEach {
         # One in-memory store per key: the record must never land in the reboot marker.
         $script:Keys = @{}
-        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue {
+        Mock -ModuleName _RebootMarker Get-M365RebootMarkerValue {
             $copy = @{}; if ($script:Keys.ContainsKey($Path)) { foreach ($k in $script:Keys[$Path].Keys) { $copy[$k] = $script:Keys[$Path][$k] } }; $copy
         }
-        Mock -ModuleName RebootMarker Set-M365RebootMarkerValue {
+        Mock -ModuleName _RebootMarker Set-M365RebootMarkerValue {
             if (-not $script:Keys.ContainsKey($Path)) { $script:Keys[$Path] = @{} }
             $script:Keys[$Path][$Name] = $Value
         }
-        Mock -ModuleName RebootMarker Remove-M365RebootMarkerValue { if ($script:Keys.ContainsKey($Path)) { $script:Keys[$Path].Remove($Name) } }
+        Mock -ModuleName _RebootMarker Remove-M365RebootMarkerValue { if ($script:Keys.ContainsKey($Path)) { $script:Keys[$Path].Remove($Name) } }
     }
 
     It 'writes the UTC time and summary under the rung name, in its own key' {
@@ -134,8 +134,8 @@ Describe 'Repair record' {
 
 Describe 'Get-M365WindowsPendingReboot' {
     BeforeEach {
-        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $false }
-        Mock -ModuleName RebootMarker Get-M365RebootRegistryValue { $null }
+        Mock -ModuleName _RebootMarker Test-M365RebootRegistryKey { $false }
+        Mock -ModuleName _RebootMarker Get-M365RebootRegistryValue { $null }
     }
 
     It 'is empty when Windows has nothing pending' {
@@ -143,14 +143,14 @@ Describe 'Get-M365WindowsPendingReboot' {
     }
 
     It 'names each signal Windows raises' {
-        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $Path -like '*Component Based Servicing\RebootPending' }
-        Mock -ModuleName RebootMarker Get-M365RebootRegistryValue { @('\??\C:\Windows\Temp\a.dll', '', '\??\C:\x.tmp', '') }
+        Mock -ModuleName _RebootMarker Test-M365RebootRegistryKey { $Path -like '*Component Based Servicing\RebootPending' }
+        Mock -ModuleName _RebootMarker Get-M365RebootRegistryValue { @('\??\C:\Windows\Temp\a.dll', '', '\??\C:\x.tmp', '') }
         $r = @(Get-M365WindowsPendingReboot)
         $r | Should -Be @('Component Based Servicing: RebootPending', 'Session Manager: PendingFileRenameOperations (2 entries)')
     }
 
     It 'reports Windows Update' {
-        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $Path -like '*WindowsUpdate\Auto Update\RebootRequired' }
+        Mock -ModuleName _RebootMarker Test-M365RebootRegistryKey { $Path -like '*WindowsUpdate\Auto Update\RebootRequired' }
         @(Get-M365WindowsPendingReboot) | Should -Be @('Windows Update: RebootRequired')
     }
 }

@@ -35,7 +35,7 @@ Function Initialize-RungHarness {
         Import-Module -Name $addType -Force
         Add-CSharpType -References (Get-Content -LiteralPath $cs -Raw)
     }
-    foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon') {
+    foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_RebootMarker', '_UserRung', '_CredentialPattern', '_UserSession', '_TokenBrokerQuarantine', '_Dsreg', '_DsregJoin') {
         Import-Module -Name (Join-Path $script:ModuleUtils "$name.psm1") -Force -Global
     }
 }
@@ -77,7 +77,7 @@ Function Invoke-RungModule {
 Function New-TestProfile {
     <#
     .SYNOPSIS
-    A UserProfile-shaped object (see UserProfile.psm1 Get-M365UserProfile).
+    A UserProfile-shaped object (see _UserProfile.psm1 Get-M365UserProfile).
     #>
     param (
         [string]$Sid = 'S-1-5-21-1004336348-1177238915-682003330-1104',
@@ -118,7 +118,7 @@ Function Set-RungUser {
 Function Set-RungUserMock {
     <#
     .SYNOPSIS
-    Mocks the profile list and name resolution RungCommon selects users from (short names
+    Mocks the profile list and name resolution Get-M365RungUser (_UserProfile.psm1) selects users from (short names
     resolve to $global:RungUsers; names with wildcards or path characters reach the real
     Resolve-M365User, which refuses them). With -UserTask, the user-context task runs the
     module's own script block in-process, as the task would in the user's session, and
@@ -126,16 +126,16 @@ Function Set-RungUserMock {
     Call it from BeforeEach (or an It), after Set-RungUser.
     #>
     param ([switch]$UserTask)
-    Mock -ModuleName RungCommon Get-M365UserProfile { $global:RungUsers }
+    Mock -ModuleName _UserProfile Get-M365UserProfile { $global:RungUsers }
     # No task scheduler here: the sweep of leftovers has its own tests (ScheduledTaskRunner).
-    Mock -ModuleName RungCommon Clear-M365StaleTaskRun { [ordered]@{ removed = @(); failed = @() } }
-    Mock -ModuleName RungCommon Resolve-M365User {
+    Mock -ModuleName _ScheduledTaskRunner Clear-M365StaleTaskRun { [ordered]@{ removed = @(); failed = @() } }
+    Mock -ModuleName _UserProfile Resolve-M365User {
         $found = @($global:RungUsers | Where-Object { $_.UserName -eq "CONTOSO\$Identity" })
         if ($found.Count -eq 0) { throw [System.ArgumentException]::new("Identity '$Identity' is unknown: no account or user profile on this host matches it.") }
         $found[0]
     } -ParameterFilter { $Identity -notmatch '[\\/\*\?]' }
     if ($UserTask) {
-        Mock -ModuleName RungCommon Invoke-M365TaskScript {
+        Mock -ModuleName _UserRung Invoke-M365TaskScript {
             $target = @($global:RungUsers | Where-Object { $_.Sid -eq $UserSid })
             if ($target.Count -gt 0 -and -not $target[0].LoggedOn) { return New-TaskResult -Status 'not_logged_on' -Message 'User has no interactive session' }
             New-TaskResult -Output (& $ScriptBlock @Parameters)
@@ -146,15 +146,15 @@ Function Set-RungUserMock {
 Function Set-RungRepairRecordMock {
     <#
     .SYNOPSIS
-    Keeps the Repairs record (HKLM, RebootMarker.psm1) in $global:RungRepairs, in call
+    Keeps the Repairs record (HKLM, _RebootMarker.psm1) in $global:RungRepairs, in call
     order, so a test can check what a rung recorded: @{ Rung; Summary } per
     Set-M365RepairRecord, @{ Rung; Cleared = $true } per Clear-M365RepairRecord.
-    The per-user rungs record through Exit-M365UserRung (RungCommon's scope), the others
+    The per-user rungs record through Exit-M365UserRung (_UserRung's scope), the others
     from the module script. Call it from BeforeEach.
     #>
     $global:RungRepairs = [System.Collections.Generic.List[hashtable]]::new()
     $record = { $global:RungRepairs.Add(@{ Rung = $Rung; Summary = $Summary }) }
-    Mock -ModuleName RungCommon Set-M365RepairRecord $record
+    Mock -ModuleName _UserRung Set-M365RepairRecord $record
     Mock Set-M365RepairRecord $record
     Mock Clear-M365RepairRecord { $global:RungRepairs.Add(@{ Rung = $Rung; Cleared = $true }) }
 }

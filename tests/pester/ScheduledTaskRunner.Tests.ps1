@@ -1,15 +1,15 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-# ScheduledTaskRunner.psm1. The scheduled-task cmdlets and the ACL call are mocked; the
+# _ScheduledTaskRunner.psm1. The scheduled-task cmdlets and the ACL call are mocked; the
 # encoded command is real: "starting the task" runs it with this pwsh, so the inline
 # transport, the parameters, the output envelope and the cleanup are all exercised.
 
 BeforeAll {
     $utils = Join-Path $PSScriptRoot '..' '..' 'plugins' 'module_utils'
-    Import-Module (Join-Path $utils 'UserProfile.psm1') -Force
-    Import-Module (Join-Path $utils 'ScheduledTaskRunner.psm1') -Force
-    & (Get-Module ScheduledTaskRunner) { $script:PollMilliseconds = 20 }
+    Import-Module (Join-Path $utils '_UserProfile.psm1') -Force
+    Import-Module (Join-Path $utils '_ScheduledTaskRunner.psm1') -Force
+    & (Get-Module _ScheduledTaskRunner) { $script:PollMilliseconds = 20 }
     # The pwsh that runs this test ($PSHOME/pwsh; a bundled pwsh's process is dotnet).
     $script:Pwsh = if ($env:PWSH) { $env:PWSH } else { Join-Path $PSHOME 'pwsh' }
     if (-not (Test-Path -LiteralPath $script:Pwsh)) { $script:Pwsh = (Get-Command pwsh -ErrorAction Stop).Source }
@@ -27,17 +27,17 @@ BeforeAll {
         param([string]$Root)
         $script:Registered = @{}
         $script:ExitCode = $null
-        Mock -ModuleName ScheduledTaskRunner Get-M365RunRoot { $Root }.GetNewClosure()
-        Mock -ModuleName ScheduledTaskRunner Set-M365PathSddl { }
-        Mock -ModuleName ScheduledTaskRunner Get-M365PowerShellPath { 'C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe' }
-        Mock -ModuleName ScheduledTaskRunner Register-M365Task {
+        Mock -ModuleName _ScheduledTaskRunner Get-M365RunRoot { $Root }.GetNewClosure()
+        Mock -ModuleName _ScheduledTaskRunner Set-M365PathSddl { }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365PowerShellPath { 'C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe' }
+        Mock -ModuleName _ScheduledTaskRunner Register-M365Task {
             $script:Registered = @{ TaskName = $TaskName; Argument = $Argument; UserId = $UserId; LogonType = $LogonType; Execute = $Execute }
         }
-        Mock -ModuleName ScheduledTaskRunner Start-M365Task { $script:ExitCode = Invoke-TaskArgument -Argument $script:Registered.Argument }
-        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = $script:ExitCode } }
-        Mock -ModuleName ScheduledTaskRunner Stop-M365Task { }
-        Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { }
-        Mock -ModuleName ScheduledTaskRunner Get-M365InteractiveSid { $script:UserSid }
+        Mock -ModuleName _ScheduledTaskRunner Start-M365Task { $script:ExitCode = Invoke-TaskArgument -Argument $script:Registered.Argument }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = $script:ExitCode } }
+        Mock -ModuleName _ScheduledTaskRunner Stop-M365Task { }
+        Mock -ModuleName _ScheduledTaskRunner Unregister-M365Task { }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365InteractiveSid { $script:UserSid }
     }
 }
 
@@ -149,26 +149,26 @@ Describe 'New-M365RunFolder' {
     BeforeEach {
         $script:Root = Join-Path $TestDrive ([guid]::NewGuid().ToString('N'))
         $null = New-Item -ItemType Directory -Path $script:Root
-        Mock -ModuleName ScheduledTaskRunner Get-M365RunRoot { $script:Root }
-        Mock -ModuleName ScheduledTaskRunner Set-M365PathSddl { }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365RunRoot { $script:Root }
+        Mock -ModuleName _ScheduledTaskRunner Set-M365PathSddl { }
     }
 
     It 'creates the folder and an empty output file and locks both' {
         $f = New-M365RunFolder -RunId 'abc' -UserSid $script:UserSid
         $f.Path | Should -Be (Join-Path $script:Root 'm365ops-abc')
         (Get-Item -LiteralPath $f.OutputFile).Length | Should -Be 0
-        Should -Invoke -ModuleName ScheduledTaskRunner Set-M365PathSddl -Times 1 -Exactly -ParameterFilter { $Path -eq $f.OutputFile -and $Sddl -match [regex]::Escape($script:UserSid) }
-        Should -Invoke -ModuleName ScheduledTaskRunner Set-M365PathSddl -Times 1 -Exactly -ParameterFilter { $Path -eq $f.Path -and $Sddl -like 'D:P*' }
+        Should -Invoke -ModuleName _ScheduledTaskRunner Set-M365PathSddl -Times 1 -Exactly -ParameterFilter { $Path -eq $f.OutputFile -and $Sddl -match [regex]::Escape($script:UserSid) }
+        Should -Invoke -ModuleName _ScheduledTaskRunner Set-M365PathSddl -Times 1 -Exactly -ParameterFilter { $Path -eq $f.Path -and $Sddl -like 'D:P*' }
     }
 
     It 'never reuses a folder that already exists (someone may have planted it)' {
         $null = New-Item -ItemType Directory -Path (Join-Path $script:Root 'm365ops-dup')
         { New-M365RunFolder -RunId 'dup' } | Should -Throw
-        Should -Invoke -ModuleName ScheduledTaskRunner Set-M365PathSddl -Times 0 -Exactly
+        Should -Invoke -ModuleName _ScheduledTaskRunner Set-M365PathSddl -Times 0 -Exactly
     }
 
     It 'removes a half-built folder when the ACL is refused' {
-        Mock -ModuleName ScheduledTaskRunner Set-M365PathSddl { throw [System.UnauthorizedAccessException]::new('denied') }
+        Mock -ModuleName _ScheduledTaskRunner Set-M365PathSddl { throw [System.UnauthorizedAccessException]::new('denied') }
         { New-M365RunFolder -RunId 'acl' } | Should -Throw -ExceptionType ([System.UnauthorizedAccessException])
         Test-Path -LiteralPath (Join-Path $script:Root 'm365ops-acl') | Should -BeFalse
     }
@@ -211,7 +211,7 @@ Describe 'Invoke-M365TaskScript' {
         $script:Registered.LogonType | Should -Be 'ServiceAccount'
         $script:Registered.Execute | Should -Match 'powershell\.exe$'
         ($r.PSObject.Properties.Name -join ',') | Should -Be 'Status,Output,Message,ExitCode'
-        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly -ParameterFilter { $TaskName -eq $script:Registered.TaskName }
+        Should -Invoke -ModuleName _ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly -ParameterFilter { $TaskName -eq $script:Registered.TaskName }
         @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
     }
 
@@ -221,34 +221,34 @@ Describe 'Invoke-M365TaskScript' {
         $r.Output | Should -Be 'hi'
         $script:Registered.UserId | Should -Be $script:UserSid
         $script:Registered.LogonType | Should -Be 'Interactive'
-        Should -Invoke -ModuleName ScheduledTaskRunner Set-M365PathSddl -ParameterFilter { $Sddl -match [regex]::Escape($script:UserSid) }
+        Should -Invoke -ModuleName _ScheduledTaskRunner Set-M365PathSddl -ParameterFilter { $Sddl -match [regex]::Escape($script:UserSid) }
     }
 
     It 'returns not_logged_on at once for a user without a session, registering nothing' {
-        Mock -ModuleName ScheduledTaskRunner Get-M365InteractiveSid { 'S-1-5-21-1-2-3-9999' }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365InteractiveSid { 'S-1-5-21-1-2-3-9999' }
         $r = Invoke-M365TaskScript -RunAs User -UserSid $script:UserSid -ScriptBlock { 'x' }
         $r.Status | Should -Be 'not_logged_on'
         $r.Message | Should -Match ([regex]::Escape($script:UserSid))
-        Should -Invoke -ModuleName ScheduledTaskRunner Register-M365Task -Times 0 -Exactly
+        Should -Invoke -ModuleName _ScheduledTaskRunner Register-M365Task -Times 0 -Exactly
         @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
     }
 
     It 'times out: stops and unregisters the task and removes the folder' {
-        Mock -ModuleName ScheduledTaskRunner Start-M365Task { }
-        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Running'; LastTaskResult = 0x41301 } }
+        Mock -ModuleName _ScheduledTaskRunner Start-M365Task { }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Running'; LastTaskResult = 0x41301 } }
         $watch = [Diagnostics.Stopwatch]::StartNew()
         $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { Start-Sleep 100 } -TimeoutSeconds 1
         $watch.Elapsed.TotalSeconds | Should -BeLessThan 10
         $r.Status | Should -Be 'timeout'
         $r.Message | Should -Match '1 seconds'
-        Should -Invoke -ModuleName ScheduledTaskRunner Stop-M365Task -Times 1 -Exactly
-        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly
+        Should -Invoke -ModuleName _ScheduledTaskRunner Stop-M365Task -Times 1 -Exactly
+        Should -Invoke -ModuleName _ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly
         @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
     }
 
     It 'keeps waiting while the task is queued or has not run yet' {
         $script:Polls = 0
-        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState {
+        Mock -ModuleName _ScheduledTaskRunner Get-M365TaskState {
             $script:Polls++
             if ($script:Polls -eq 1) { [pscustomobject]@{ State = 'Ready'; LastTaskResult = 0x41303 } }
             elseif ($script:Polls -eq 2) { [pscustomobject]@{ State = 'Queued'; LastTaskResult = 0x41325 } }
@@ -259,24 +259,24 @@ Describe 'Invoke-M365TaskScript' {
     }
 
     It 'reports access_denied when registering is refused, and still cleans up' {
-        Mock -ModuleName ScheduledTaskRunner Register-M365Task { throw [System.UnauthorizedAccessException]::new('Access is denied.') }
+        Mock -ModuleName _ScheduledTaskRunner Register-M365Task { throw [System.UnauthorizedAccessException]::new('Access is denied.') }
         $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }
         $r.Status | Should -Be 'access_denied'
         $r.Message | Should -Match 'Access is denied'
-        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 0 -Exactly
+        Should -Invoke -ModuleName _ScheduledTaskRunner Unregister-M365Task -Times 0 -Exactly
         @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
     }
 
     It 'reports access_denied when starting is refused and unregisters the task' {
-        Mock -ModuleName ScheduledTaskRunner Start-M365Task { throw [System.Runtime.InteropServices.COMException]::new('denied', -2147024891) }
+        Mock -ModuleName _ScheduledTaskRunner Start-M365Task { throw [System.Runtime.InteropServices.COMException]::new('denied', -2147024891) }
         $r = Invoke-M365TaskScript -RunAs User -UserSid $script:UserSid -ScriptBlock { 1 }
         $r.Status | Should -Be 'access_denied'
-        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly
+        Should -Invoke -ModuleName _ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly
     }
 
     It 'reports access_denied when Task Scheduler ends the task with 0x80070005' {
-        Mock -ModuleName ScheduledTaskRunner Start-M365Task { }
-        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = -2147024891 } }
+        Mock -ModuleName _ScheduledTaskRunner Start-M365Task { }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = -2147024891 } }
         (Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }).Status | Should -Be 'access_denied'
     }
 
@@ -285,13 +285,13 @@ Describe 'Invoke-M365TaskScript' {
         @{ Expected = 'failed'; Ex = [System.InvalidOperationException]::new('The task has been deleted') }
     ) {
         $script:StateError = $Ex
-        Mock -ModuleName ScheduledTaskRunner Start-M365Task { }
-        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { throw $script:StateError }
+        Mock -ModuleName _ScheduledTaskRunner Start-M365Task { }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365TaskState { throw $script:StateError }
         $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }
         $r.Status | Should -Be $Expected
         $r.Message | Should -Match 'Could not read the state'
-        Should -Invoke -ModuleName ScheduledTaskRunner Stop-M365Task -Times 1 -Exactly
-        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly
+        Should -Invoke -ModuleName _ScheduledTaskRunner Stop-M365Task -Times 1 -Exactly
+        Should -Invoke -ModuleName _ScheduledTaskRunner Unregister-M365Task -Times 1 -Exactly
         @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
     }
 
@@ -303,21 +303,21 @@ Describe 'Invoke-M365TaskScript' {
     }
 
     It 'reports failed when the task ends without writing output' {
-        Mock -ModuleName ScheduledTaskRunner Start-M365Task { $script:ExitCode = 0xC000013A }
+        Mock -ModuleName _ScheduledTaskRunner Start-M365Task { $script:ExitCode = 0xC000013A }
         $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }
         $r.Status | Should -Be 'failed'
         $r.Message | Should -Match 'without writing output'
     }
 
     It 'reports failed for any other setup error' {
-        Mock -ModuleName ScheduledTaskRunner Register-M365Task { throw [System.IO.IOException]::new('The task XML is malformed') }
+        Mock -ModuleName _ScheduledTaskRunner Register-M365Task { throw [System.IO.IOException]::new('The task XML is malformed') }
         $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }
         $r.Status | Should -Be 'failed'
         $r.Message | Should -Match 'malformed'
     }
 
     It 'removes the folder even when unregistering fails' {
-        Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { throw 'RPC unavailable' }
+        Mock -ModuleName _ScheduledTaskRunner Unregister-M365Task { throw 'RPC unavailable' }
         $null = Get-M365TaskRunnerWarning
         $r = Invoke-M365TaskScript -RunAs System -ScriptBlock { 1 }
         $r.Status | Should -Be 'ok'
@@ -336,7 +336,7 @@ Describe 'Invoke-M365TaskScript' {
         @{ Case = 'a huge timeout'; Splat = @{ RunAs = 'System'; TimeoutSeconds = 99999 }; Message = 'TimeoutSeconds*' }
     ) {
         { Invoke-M365TaskScript -ScriptBlock { 1 } @Splat } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage $Message
-        Should -Invoke -ModuleName ScheduledTaskRunner Register-M365Task -Times 0 -Exactly
+        Should -Invoke -ModuleName _ScheduledTaskRunner Register-M365Task -Times 0 -Exactly
         @(Get-ChildItem -LiteralPath $script:Root -Force).Count | Should -Be 0
     }
 }
@@ -367,16 +367,16 @@ Describe 'Scheduled task adapters' {
         foreach ($name in $script:TaskStubs) { Remove-Item "function:global:$name" -ErrorAction SilentlyContinue }
     }
     BeforeEach {
-        Mock -ModuleName ScheduledTaskRunner New-ScheduledTaskAction { [pscustomobject]@{ Execute = $Execute; Argument = $Argument } }
-        Mock -ModuleName ScheduledTaskRunner New-ScheduledTaskPrincipal { [pscustomobject]@{ UserId = $UserId; LogonType = $LogonType; RunLevel = $RunLevel } }
-        Mock -ModuleName ScheduledTaskRunner New-ScheduledTaskSettingsSet { [pscustomobject]@{ Limit = $ExecutionTimeLimit; Hidden = [bool]$Hidden } }
-        Mock -ModuleName ScheduledTaskRunner Register-ScheduledTask { }
+        Mock -ModuleName _ScheduledTaskRunner New-ScheduledTaskAction { [pscustomobject]@{ Execute = $Execute; Argument = $Argument } }
+        Mock -ModuleName _ScheduledTaskRunner New-ScheduledTaskPrincipal { [pscustomobject]@{ UserId = $UserId; LogonType = $LogonType; RunLevel = $RunLevel } }
+        Mock -ModuleName _ScheduledTaskRunner New-ScheduledTaskSettingsSet { [pscustomobject]@{ Limit = $ExecutionTimeLimit; Hidden = [bool]$Hidden } }
+        Mock -ModuleName _ScheduledTaskRunner Register-ScheduledTask { }
     }
 
     It 'registers a SYSTEM task as ServiceAccount with the highest run level under \m365ops\' {
         Register-M365Task -TaskName 'm365ops-1' -Execute 'powershell.exe' -Argument '-EncodedCommand x' -UserId 'S-1-5-18' -LogonType ServiceAccount -TimeoutSeconds 120
-        Should -Invoke -ModuleName ScheduledTaskRunner New-ScheduledTaskPrincipal -Times 1 -Exactly -ParameterFilter { $UserId -eq 'S-1-5-18' -and $LogonType -eq 'ServiceAccount' -and $RunLevel -eq 'Highest' }
-        Should -Invoke -ModuleName ScheduledTaskRunner Register-ScheduledTask -Times 1 -Exactly -ParameterFilter {
+        Should -Invoke -ModuleName _ScheduledTaskRunner New-ScheduledTaskPrincipal -Times 1 -Exactly -ParameterFilter { $UserId -eq 'S-1-5-18' -and $LogonType -eq 'ServiceAccount' -and $RunLevel -eq 'Highest' }
+        Should -Invoke -ModuleName _ScheduledTaskRunner Register-ScheduledTask -Times 1 -Exactly -ParameterFilter {
             $TaskName -eq 'm365ops-1' -and $TaskPath -eq '\m365ops\' -and $Action.Argument -eq '-EncodedCommand x' -and
             $Settings.Hidden -and $Settings.Limit -eq [TimeSpan]::FromSeconds(180)
         }
@@ -384,28 +384,28 @@ Describe 'Scheduled task adapters' {
 
     It 'registers a user task with the interactive token, never elevated' {
         Register-M365Task -TaskName 'm365ops-2' -Execute 'powershell.exe' -Argument 'a' -UserId 'S-1-5-21-1-2-3-1104' -LogonType Interactive -TimeoutSeconds 30
-        Should -Invoke -ModuleName ScheduledTaskRunner New-ScheduledTaskPrincipal -Times 1 -Exactly -ParameterFilter { $UserId -eq 'S-1-5-21-1-2-3-1104' -and $LogonType -eq 'Interactive' -and $RunLevel -eq 'Limited' }
+        Should -Invoke -ModuleName _ScheduledTaskRunner New-ScheduledTaskPrincipal -Times 1 -Exactly -ParameterFilter { $UserId -eq 'S-1-5-21-1-2-3-1104' -and $LogonType -eq 'Interactive' -and $RunLevel -eq 'Limited' }
     }
 
     It 'Get-M365TaskState combines the state and the last result' {
-        Mock -ModuleName ScheduledTaskRunner Get-ScheduledTask { [pscustomobject]@{ State = 'Ready' } }
-        Mock -ModuleName ScheduledTaskRunner Get-ScheduledTaskInfo { [pscustomobject]@{ LastTaskResult = 267011 } }
+        Mock -ModuleName _ScheduledTaskRunner Get-ScheduledTask { [pscustomobject]@{ State = 'Ready' } }
+        Mock -ModuleName _ScheduledTaskRunner Get-ScheduledTaskInfo { [pscustomobject]@{ LastTaskResult = 267011 } }
         $s = Get-M365TaskState -TaskName 'm365ops-3'
         $s.State | Should -Be 'Ready'
         $s.LastTaskResult | Should -Be 0x41303
-        Should -Invoke -ModuleName ScheduledTaskRunner Get-ScheduledTaskInfo -ParameterFilter { $TaskPath -eq '\m365ops\' -and $TaskName -eq 'm365ops-3' }
+        Should -Invoke -ModuleName _ScheduledTaskRunner Get-ScheduledTaskInfo -ParameterFilter { $TaskPath -eq '\m365ops\' -and $TaskName -eq 'm365ops-3' }
     }
 
     It 'starts, stops and unregisters by name under \m365ops\ without prompting' {
-        Mock -ModuleName ScheduledTaskRunner Start-ScheduledTask { }
-        Mock -ModuleName ScheduledTaskRunner Stop-ScheduledTask { }
-        Mock -ModuleName ScheduledTaskRunner Unregister-ScheduledTask { }
+        Mock -ModuleName _ScheduledTaskRunner Start-ScheduledTask { }
+        Mock -ModuleName _ScheduledTaskRunner Stop-ScheduledTask { }
+        Mock -ModuleName _ScheduledTaskRunner Unregister-ScheduledTask { }
         Start-M365Task -TaskName 't'
         Stop-M365Task -TaskName 't'
         Unregister-M365Task -TaskName 't'
-        Should -Invoke -ModuleName ScheduledTaskRunner Start-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskPath -eq '\m365ops\' -and $TaskName -eq 't' }
-        Should -Invoke -ModuleName ScheduledTaskRunner Stop-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskPath -eq '\m365ops\' }
-        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskPath -eq '\m365ops\' -and $Confirm -eq $false }
+        Should -Invoke -ModuleName _ScheduledTaskRunner Start-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskPath -eq '\m365ops\' -and $TaskName -eq 't' }
+        Should -Invoke -ModuleName _ScheduledTaskRunner Stop-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskPath -eq '\m365ops\' }
+        Should -Invoke -ModuleName _ScheduledTaskRunner Unregister-ScheduledTask -Times 1 -Exactly -ParameterFilter { $TaskPath -eq '\m365ops\' -and $Confirm -eq $false }
     }
 
     It 'Remove-M365RunFolder removes a folder with its files and ignores one already gone' {
@@ -421,7 +421,7 @@ Describe 'Scheduled task adapters' {
         $dir = Join-Path $TestDrive 'm365ops-busy'
         $null = New-Item -ItemType Directory -Path $dir
         $script:Tries = 0
-        Mock -ModuleName ScheduledTaskRunner Remove-Item {
+        Mock -ModuleName _ScheduledTaskRunner Remove-Item {
             $script:Tries++
             if ($script:Tries -lt 3) { throw [System.IO.IOException]::new('The process cannot access the file') }
             [System.IO.Directory]::Delete($LiteralPath, $true)
@@ -434,9 +434,9 @@ Describe 'Scheduled task adapters' {
     It 'Remove-M365RunFolder gives up after the last attempt with the error' {
         $dir = Join-Path $TestDrive 'm365ops-stuck'
         $null = New-Item -ItemType Directory -Path $dir
-        Mock -ModuleName ScheduledTaskRunner Remove-Item { throw [System.IO.IOException]::new('locked') }
+        Mock -ModuleName _ScheduledTaskRunner Remove-Item { throw [System.IO.IOException]::new('locked') }
         { Remove-M365RunFolder -Path $dir -Attempts 2 } | Should -Throw -ExpectedMessage 'locked'
-        Should -Invoke -ModuleName ScheduledTaskRunner Remove-Item -Times 2 -Exactly
+        Should -Invoke -ModuleName _ScheduledTaskRunner Remove-Item -Times 2 -Exactly
     }
 
     It 'puts run folders under %SystemRoot%\Temp and uses Windows PowerShell' {
@@ -458,10 +458,10 @@ Describe 'Leftovers of interrupted runs' {
         Set-TaskMocks -Root $script:Root
         $script:Now = [datetime]::new(2026, 11, 26, 18, 0, 0, [DateTimeKind]::Utc)
         $script:Tasks = [System.Collections.Generic.List[string]]::new()
-        Mock -ModuleName ScheduledTaskRunner Get-M365RunnerTaskName { $script:Tasks.ToArray() }
-        Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { $null = $script:Tasks.Remove($TaskName) }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365RunnerTaskName { $script:Tasks.ToArray() }
+        Mock -ModuleName _ScheduledTaskRunner Unregister-M365Task { $null = $script:Tasks.Remove($TaskName) }
         # Process 4242 started at 17:00 and still runs; every other id is gone.
-        Mock -ModuleName ScheduledTaskRunner Get-M365ProcessStartTime {
+        Mock -ModuleName _ScheduledTaskRunner Get-M365ProcessStartTime {
             if ($Id -eq 4242) { [datetime]::new(2026, 11, 26, 17, 0, 0, [DateTimeKind]::Utc) } else { $null }
         }
     }
@@ -497,7 +497,7 @@ Describe 'Leftovers of interrupted runs' {
         Test-Path -LiteralPath (Join-Path $script:Root $dead) | Should -BeFalse
         Test-Path -LiteralPath (Join-Path $script:Root $live) | Should -BeTrue
         Test-Path -LiteralPath (Join-Path $script:Root 'unrelated') | Should -BeTrue
-        Should -Invoke -ModuleName ScheduledTaskRunner Stop-M365Task -Times 1 -Exactly -ParameterFilter { $TaskName -eq $dead }
+        Should -Invoke -ModuleName _ScheduledTaskRunner Stop-M365Task -Times 1 -Exactly -ParameterFilter { $TaskName -eq $dead }
     }
 
     It 'in check mode lists what it would remove and removes nothing' {
@@ -508,13 +508,13 @@ Describe 'Leftovers of interrupted runs' {
         $r.removed | Should -HaveCount 2
         $script:Tasks | Should -Be @($dead)
         Test-Path -LiteralPath (Join-Path $script:Root $dead) | Should -BeTrue
-        Should -Invoke -ModuleName ScheduledTaskRunner Unregister-M365Task -Times 0 -Exactly
+        Should -Invoke -ModuleName _ScheduledTaskRunner Unregister-M365Task -Times 0 -Exactly
     }
 
     It 'reports what it could not remove instead of failing' {
         $dead = 'm365ops-20261126T175900Z-999-0a1b2c3d'
         $script:Tasks.Add($dead)
-        Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { throw 'Access is denied' }
+        Mock -ModuleName _ScheduledTaskRunner Unregister-M365Task { throw 'Access is denied' }
         $r = Clear-M365StaleTaskRun -Now $script:Now
         $r.removed | Should -HaveCount 0
         $r.failed | Should -HaveCount 1

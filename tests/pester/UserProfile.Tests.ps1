@@ -1,12 +1,12 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-# UserProfile.psm1: the ProfileList, hive, session and account lookups are mocked; the
+# _UserProfile.psm1: the ProfileList, hive, session and account lookups are mocked; the
 # resolution rules and path confinement run for real.
 
 BeforeAll {
     $utils = Join-Path $PSScriptRoot '..' '..' 'plugins' 'module_utils'
-    Import-Module (Join-Path $utils 'UserProfile.psm1') -Force
+    Import-Module (Join-Path $utils '_UserProfile.psm1') -Force
 
     $script:AliceSid = 'S-1-5-21-1004336348-1177238915-682003330-1104'
     $script:BobSid = 'S-1-5-21-1004336348-1177238915-682003330-1105'
@@ -14,7 +14,7 @@ BeforeAll {
     $script:CloudSid = 'S-1-12-1-3915262539-1146214066-2406525833-4194183727'
 
     Function Set-ProfileMocks {
-        Mock -ModuleName UserProfile Get-M365ProfileListEntry {
+        Mock -ModuleName _UserProfile Get-M365ProfileListEntry {
             @(
                 [pscustomobject]@{ Sid = 'S-1-5-18'; ProfileImagePath = 'C:\Windows\system32\config\systemprofile' }
                 [pscustomobject]@{ Sid = 'S-1-5-19'; ProfileImagePath = 'C:\Windows\ServiceProfiles\LocalService' }
@@ -27,7 +27,7 @@ BeforeAll {
                 [pscustomobject]@{ Sid = 'S-1-5-21-1-2-3-999'; ProfileImagePath = $null }
             )
         }
-        Mock -ModuleName UserProfile ConvertTo-M365AccountName {
+        Mock -ModuleName _UserProfile ConvertTo-M365AccountName {
             switch ($Sid) {
                 $script:AliceSid { 'CONTOSO\alice' }
                 $script:BobSid { 'CONTOSO\bob' }
@@ -36,10 +36,10 @@ BeforeAll {
                 default { $null }
             }
         }
-        Mock -ModuleName UserProfile Test-M365HiveLoaded { $Sid -in @($script:AliceSid, $script:CloudSid) }
-        Mock -ModuleName UserProfile Get-M365InteractiveSid { $script:AliceSid }
-        Mock -ModuleName UserProfile Get-M365ProfileUpn { if ($Sid -eq $script:CloudSid) { 'carol@contoso.com' } else { $null } }
-        Mock -ModuleName UserProfile ConvertTo-M365Sid { $null }
+        Mock -ModuleName _UserProfile Test-M365HiveLoaded { $Sid -in @($script:AliceSid, $script:CloudSid) }
+        Mock -ModuleName _UserProfile Get-M365InteractiveSid { $script:AliceSid }
+        Mock -ModuleName _UserProfile Get-M365ProfileUpn { if ($Sid -eq $script:CloudSid) { 'carol@contoso.com' } else { $null } }
+        Mock -ModuleName _UserProfile ConvertTo-M365Sid { $null }
     }
 }
 
@@ -64,7 +64,7 @@ Describe 'Get-M365UserProfile' {
     }
 
     It 'keeps a profile whose SID no longer translates, with UserName $null' {
-        Mock -ModuleName UserProfile ConvertTo-M365AccountName { $null }
+        Mock -ModuleName _UserProfile ConvertTo-M365AccountName { $null }
         $profiles = @(Get-M365UserProfile)
         $profiles.Count | Should -Be 4
         $profiles[0].UserName | Should -BeNullOrEmpty
@@ -72,7 +72,7 @@ Describe 'Get-M365UserProfile' {
 
     It 'asks for the interactive sessions once, not per profile' {
         $null = @(Get-M365UserProfile)
-        Should -Invoke -ModuleName UserProfile Get-M365InteractiveSid -Times 1 -Exactly
+        Should -Invoke -ModuleName _UserProfile Get-M365InteractiveSid -Times 1 -Exactly
     }
 }
 
@@ -91,7 +91,7 @@ Describe 'Resolve-M365User' {
     }
 
     It 'falls back to LookupAccountName for a domain UPN that is not cached' {
-        Mock -ModuleName UserProfile ConvertTo-M365Sid { if ($Name -eq 'bob@contoso.com') { $script:BobSid } }
+        Mock -ModuleName _UserProfile ConvertTo-M365Sid { if ($Name -eq 'bob@contoso.com') { $script:BobSid } }
         (Resolve-M365User -Identity 'bob@contoso.com').UserName | Should -Be 'CONTOSO\bob'
     }
 
@@ -104,7 +104,7 @@ Describe 'Resolve-M365User' {
     }
 
     It 'says when an existing account has no profile here' {
-        Mock -ModuleName UserProfile ConvertTo-M365Sid { 'S-1-5-21-1-2-3-4242' }
+        Mock -ModuleName _UserProfile ConvertTo-M365Sid { 'S-1-5-21-1-2-3-4242' }
         { Resolve-M365User -Identity 'CONTOSO\dave' } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage '*S-1-5-21-1-2-3-4242, which has no user profile*'
     }
 
@@ -130,8 +130,8 @@ Describe 'Resolve-M365User' {
         @{ Identity = 'S-1-5-21-abc'; Why = 'not a well-formed SID' }
     ) {
         { Resolve-M365User -Identity $Identity } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage "*$Why*"
-        Should -Invoke -ModuleName UserProfile Get-M365ProfileListEntry -Times 0 -Exactly
-        Should -Invoke -ModuleName UserProfile ConvertTo-M365Sid -Times 0 -Exactly
+        Should -Invoke -ModuleName _UserProfile Get-M365ProfileListEntry -Times 0 -Exactly
+        Should -Invoke -ModuleName _UserProfile ConvertTo-M365Sid -Times 0 -Exactly
     }
 }
 
@@ -139,7 +139,7 @@ Describe 'Join-M365ProfilePath' {
     BeforeAll {
         $script:Alice = [pscustomobject]@{ Sid = 'S-1-5-21-1-2-3-1104'; UserName = 'CONTOSO\alice'; ProfilePath = 'C:\Users\alice'; HiveLoaded = $true; LoggedOn = $true }
     }
-    BeforeEach { Mock -ModuleName UserProfile Test-M365ReparsePoint { $false } }
+    BeforeEach { Mock -ModuleName _UserProfile Test-M365ReparsePoint { $false } }
 
     It 'joins <Child> to <Expected>' -ForEach @(
         @{ Child = 'AppData\Local\Packages'; Expected = 'C:\Users\alice\AppData\Local\Packages' }
@@ -178,7 +178,7 @@ Describe 'Join-M365ProfilePath' {
     }
 
     It 'refuses to walk through a junction the user planted' {
-        Mock -ModuleName UserProfile Test-M365ReparsePoint { $Path -eq 'C:\Users\alice\AppData\Local\Packages' }
+        Mock -ModuleName _UserProfile Test-M365ReparsePoint { $Path -eq 'C:\Users\alice\AppData\Local\Packages' }
         { Join-M365ProfilePath -UserProfile $script:Alice -ChildPath 'AppData\Local\Packages\X\AC' } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage '*junction or symbolic link*'
     }
 }
@@ -215,8 +215,8 @@ Describe 'Windows adapters of UserProfile' {
     }
 
     It 'Get-M365InteractiveSid returns each explorer.exe owner once, skipping failed lookups' {
-        Mock -ModuleName UserProfile Get-CimInstance { 1..4 | ForEach-Object { [pscustomobject]@{ ProcessId = $_ } } }
-        Mock -ModuleName UserProfile Invoke-CimMethod {
+        Mock -ModuleName _UserProfile Get-CimInstance { 1..4 | ForEach-Object { [pscustomobject]@{ ProcessId = $_ } } }
+        Mock -ModuleName _UserProfile Invoke-CimMethod {
             switch ($InputObject.ProcessId) {
                 1 { [pscustomobject]@{ ReturnValue = 0; Sid = 'S-1-5-21-1-2-3-1104' } }
                 2 { [pscustomobject]@{ ReturnValue = 0; Sid = 'S-1-5-21-1-2-3-1104' } }
@@ -225,21 +225,21 @@ Describe 'Windows adapters of UserProfile' {
             }
         }
         @(Get-M365InteractiveSid) | Should -Be @('S-1-12-1-5-6-7-8', 'S-1-5-21-1-2-3-1104')
-        Should -Invoke -ModuleName UserProfile Get-CimInstance -Times 1 -Exactly -ParameterFilter { $ClassName -eq 'Win32_Process' -and $Filter -eq "Name = 'explorer.exe'" }
+        Should -Invoke -ModuleName _UserProfile Get-CimInstance -Times 1 -Exactly -ParameterFilter { $ClassName -eq 'Win32_Process' -and $Filter -eq "Name = 'explorer.exe'" }
     }
 
     It 'Get-M365InteractiveSid is empty without a desktop' {
-        Mock -ModuleName UserProfile Get-CimInstance { }
+        Mock -ModuleName _UserProfile Get-CimInstance { }
         @(Get-M365InteractiveSid).Count | Should -Be 0
     }
 
     It 'Get-M365ProfileListEntry reads SID and ProfileImagePath of each ProfileList key' {
-        Mock -ModuleName UserProfile Get-ChildItem {
+        Mock -ModuleName _UserProfile Get-ChildItem {
             [pscustomobject]@{ PSChildName = 'S-1-5-18'; PSPath = 'k18' }
             [pscustomobject]@{ PSChildName = 'S-1-5-21-1-2-3-1104'; PSPath = 'k1104' }
             [pscustomobject]@{ PSChildName = 'S-1-5-21-1-2-3-1199'; PSPath = 'k1199' }
         }
-        Mock -ModuleName UserProfile Get-ItemProperty {
+        Mock -ModuleName _UserProfile Get-ItemProperty {
             switch ($LiteralPath) {
                 'k18' { [pscustomobject]@{ ProfileImagePath = 'C:\Windows\system32\config\systemprofile' } }
                 'k1104' { [pscustomobject]@{ ProfileImagePath = 'C:\Users\alice'; Flags = 0 } }
@@ -250,17 +250,17 @@ Describe 'Windows adapters of UserProfile' {
         $e.Sid | Should -Be @('S-1-5-18', 'S-1-5-21-1-2-3-1104', 'S-1-5-21-1-2-3-1199')
         $e[1].ProfileImagePath | Should -Be 'C:\Users\alice'
         $e[2].ProfileImagePath | Should -BeNullOrEmpty
-        Should -Invoke -ModuleName UserProfile Get-ChildItem -ParameterFilter { $LiteralPath -eq 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList' }
+        Should -Invoke -ModuleName _UserProfile Get-ChildItem -ParameterFilter { $LiteralPath -eq 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList' }
     }
 
     It 'Test-M365HiveLoaded looks under HKEY_USERS' {
-        Mock -ModuleName UserProfile Test-Path { $LiteralPath -eq 'Registry::HKEY_USERS\S-1-5-21-1-2-3-1104' }
+        Mock -ModuleName _UserProfile Test-Path { $LiteralPath -eq 'Registry::HKEY_USERS\S-1-5-21-1-2-3-1104' }
         Test-M365HiveLoaded -Sid 'S-1-5-21-1-2-3-1104' | Should -BeTrue
         Test-M365HiveLoaded -Sid 'S-1-5-21-1-2-3-1105' | Should -BeFalse
     }
 
     It 'Get-M365ProfileUpn reads the IdentityStore cache and is $null without it' {
-        Mock -ModuleName UserProfile Get-ItemProperty {
+        Mock -ModuleName _UserProfile Get-ItemProperty {
             if ($LiteralPath -eq 'HKLM:\SOFTWARE\Microsoft\IdentityStore\Cache\S-1-12-1-5-6-7-8\IdentityCache\S-1-12-1-5-6-7-8') {
                 [pscustomobject]@{ UserName = 'carol@contoso.com'; ProviderName = 'AzureAD' }
             }
@@ -307,8 +307,8 @@ Describe 'Link-safe walk and checks' {
         # On 5.1 a junction is a DirectoryInfo with Directory | ReparsePoint, and
         # Get-ChildItem -Recurse would list its target's files as if they were inside.
         $root = 'C:\Users\alice\Accounts'
-        Mock -ModuleName UserProfile Get-M365PathAttribute { [System.IO.FileAttributes]::Directory }
-        Mock -ModuleName UserProfile Get-M365DirectoryEntry {
+        Mock -ModuleName _UserProfile Get-M365PathAttribute { [System.IO.FileAttributes]::Directory }
+        Mock -ModuleName _UserProfile Get-M365DirectoryEntry {
             switch ($Path) {
                 'C:\Users\alice\Accounts' {
                     [pscustomobject]@{ Name = 'a.tbacct'; FullName = "$Path\a.tbacct"; Attributes = [System.IO.FileAttributes]::Archive; Length = 1; LastWriteTimeUtc = [datetime]::UtcNow }
@@ -323,7 +323,7 @@ Describe 'Link-safe walk and checks' {
         $files = @(Get-M365SafeTreeFile -Root $root -Base 'C:\Users\alice' -Refused $refused)
         $files.FullName | Should -Be @('C:\Users\alice\Accounts\a.tbacct')
         $refused.path | Should -Be @('C:\Users\alice\Accounts\x')
-        Should -Invoke -ModuleName UserProfile Get-M365DirectoryEntry -Times 0 -Exactly -ParameterFilter { $Path -eq 'C:\Users\alice\Accounts\x' }
+        Should -Invoke -ModuleName _UserProfile Get-M365DirectoryEntry -Times 0 -Exactly -ParameterFilter { $Path -eq 'C:\Users\alice\Accounts\x' }
     }
 
     It 'finds a link in the parent chain, not only at the item' {

@@ -53,7 +53,7 @@ Describe 'win_aad_broker_plugin' {
         $r.users[0].status | Should -Be 'unchanged'
         $global:FakeAppx.Registered.Count | Should -Be 0
         # Its own default timeout wins over the shared user-rung spec's 120.
-        Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 1 -Exactly -ParameterFilter { $TimeoutSeconds -eq 300 }
+        Should -Invoke Invoke-M365TaskScript -ModuleName _UserRung -Times 1 -Exactly -ParameterFilter { $TimeoutSeconds -eq 300 }
     }
 
     It 're-registers a package whose status is <status>' -TestCases @(
@@ -129,6 +129,6 @@ Describe 'win_aad_broker_plugin' {
         $r = Invoke-RungModule -Name win_aad_broker_plugin -Params $params
         $r.failed | Should -BeTrue
         $r.msg | Should -Match $pattern
-        Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
+        Should -Invoke Invoke-M365TaskScript -ModuleName _UserRung -Times 0 -Exactly
     }
 }

@@ -9,7 +9,7 @@
 BeforeAll {
     $root = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
     $utils = Join-Path $root 'plugins' 'module_utils'
-    foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon', 'NetworkProbe') {
+    foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_RebootMarker', '_UserRung', '_CredentialPattern', '_UserSession', '_TokenBrokerQuarantine', '_Dsreg', '_DsregJoin', '_NetworkProbe') {
         Import-Module (Join-Path $utils "$name.psm1") -Force
     }
     $modulePath = Join-Path $root 'plugins' 'modules' 'win_activation_facts.ps1'
@@ -62,10 +62,10 @@ AfterAll {
     foreach ($name in $script:Stubs) { Remove-Item "function:global:$name" -ErrorAction SilentlyContinue }
 }
 
-Describe 'ConvertFrom-AfWinHttpSetting' {
+Describe 'ConvertFrom-M365WinHttpSetting' {
     It 'reads the direct-access blob Windows writes after netsh winhttp reset proxy' {
         $blob = [byte[]](0x18, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        $r = ConvertFrom-AfWinHttpSetting -Blob $blob
+        $r = ConvertFrom-M365WinHttpSetting -Blob $blob
         $r.winhttp_proxy | Should -Be 'Direct access (no proxy server).'
         $r.proxy_server | Should -BeNullOrEmpty
     }
@@ -75,21 +75,21 @@ Describe 'ConvertFrom-AfWinHttpSetting' {
         $bypass = [Text.Encoding]::ASCII.GetBytes('<local>;*.contoso.com')
         $blob = [byte[]](@(0x28, 0, 0, 0, 7, 0, 0, 0, 3, 0, 0, 0) + [BitConverter]::GetBytes([int]$proxy.Length) + $proxy +
             [BitConverter]::GetBytes([int]$bypass.Length) + $bypass)
-        $r = ConvertFrom-AfWinHttpSetting -Blob $blob
+        $r = ConvertFrom-M365WinHttpSetting -Blob $blob
         $r.proxy_server | Should -Be 'proxy.contoso.com:8080'
         $r.bypass_list | Should -Be '<local>;*.contoso.com'
         $r.winhttp_proxy | Should -Be 'Proxy Server(s) : proxy.contoso.com:8080; Bypass List : <local>;*.contoso.com'
     }
 
     It 'treats a missing or truncated value as direct access' {
-        (ConvertFrom-AfWinHttpSetting -Blob $null).proxy_server | Should -BeNullOrEmpty
-        (ConvertFrom-AfWinHttpSetting -Blob ([byte[]](0x28, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 50, 0, 0, 0, 65))).proxy_server | Should -BeNullOrEmpty
+        (ConvertFrom-M365WinHttpSetting -Blob $null).proxy_server | Should -BeNullOrEmpty
+        (ConvertFrom-M365WinHttpSetting -Blob ([byte[]](0x28, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 50, 0, 0, 0, 65))).proxy_server | Should -BeNullOrEmpty
     }
 }
 
 Describe 'Registry adapter' {
     It 'says the registry is not available where there is none, instead of "key not found"' -Skip:([bool](Get-PSProvider -PSProvider Registry -ErrorAction SilentlyContinue)) {
-        { Get-AfRegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Office\ClickToRun\Configuration' } | Should -Throw -ExceptionType ([System.PlatformNotSupportedException]) -ExpectedMessage '*registry is not available*'
+        { Get-M365RegistryValue -Path 'HKLM:\SOFTWARE\Microsoft\Office\ClickToRun\Configuration' } | Should -Throw -ExceptionType ([System.PlatformNotSupportedException]) -ExpectedMessage '*registry is not available*'
     }
 }
 
@@ -100,23 +100,23 @@ Describe 'Office Click-to-Run' {
         @{ Url = 'http://officecdn.microsoft.com/pr/7ffbc6bf-bc32-4f92-8982-f9dd17fd3114'; Expected = 'SemiAnnual' }
         @{ Url = 'http://officecdn.microsoft.com/pr/01234567-89ab-4cde-8f01-23456789abcd'; Expected = 'unknown (01234567-89ab-4cde-8f01-23456789abcd)' }
     ) {
-        Get-AfOfficeChannel -CdnBaseUrl $Url | Should -Be $Expected
+        Get-M365OfficeChannel -CdnBaseUrl $Url | Should -Be $Expected
     }
 
     It 'lets UpdateChannel (policy) win over CDNBaseUrl' {
-        Get-AfOfficeChannel -UpdateChannel 'http://officecdn.microsoft.com/pr/55336b82-a18d-4dd6-b5f6-9e5095c314a6' `
+        Get-M365OfficeChannel -UpdateChannel 'http://officecdn.microsoft.com/pr/55336b82-a18d-4dd6-b5f6-9e5095c314a6' `
             -CdnBaseUrl 'http://officecdn.microsoft.com/pr/492350f6-3a01-4f97-b9c0-c7c6ddf67d60' | Should -Be 'MonthlyEnterprise'
     }
 
     It 'reads version, channel and shared computer licensing' {
-        Mock Get-AfRegistryValue {
+        Mock Get-M365RegistryValue {
             if ($Path -like '*ClickToRun\Configuration') {
                 @{ VersionToReport = '16.0.17928.20114'; CDNBaseUrl = 'http://officecdn.microsoft.com/pr/492350f6-3a01-4f97-b9c0-c7c6ddf67d60'
                     Platform = 'x64'; ProductReleaseIds = 'O365ProPlusRetail,VisioProRetail'; SharedComputerLicensing = '0' }
             }
             elseif ($Path -like '*Policies*Licensing') { @{ SharedComputerLicensing = 1 } }
         }
-        $o = Get-AfOfficeInfo
+        $o = Get-M365OfficeInfo
         $o.installed | Should -BeTrue
         $o.version | Should -Be '16.0.17928.20114'
         $o.channel | Should -Be 'Current'
@@ -125,8 +125,8 @@ Describe 'Office Click-to-Run' {
     }
 
     It 'reports installed = false without Click-to-Run' {
-        Mock Get-AfRegistryValue { $null }
-        $o = Get-AfOfficeInfo
+        Mock Get-M365RegistryValue { $null }
+        $o = Get-M365OfficeInfo
         $o.installed | Should -BeFalse
         $o.shared_computer_licensing | Should -BeFalse
     }
@@ -134,7 +134,7 @@ Describe 'Office Click-to-Run' {
 
 Describe 'vNext licences' {
     It 'reads product, NotAfter and tenant and sees no RFM before NotAfter' {
-        $l = ConvertFrom-AfLicenseFile -Text (New-LicenseText) -File 'a.json' -Now $script:Now
+        $l = ConvertFrom-M365LicenseFile -Text (New-LicenseText) -File 'a.json' -Now $script:Now
         $l.product | Should -Be 'O365ProPlusRetail'
         $l.not_after | Should -Be '2026-12-20T00:00:00Z'
         $l.expires_on | Should -Be '2027-01-31T00:00:00Z'
@@ -143,12 +143,12 @@ Describe 'vNext licences' {
     }
 
     It 'detects Reduced Functionality Mode once now is past NotAfter' {
-        (ConvertFrom-AfLicenseFile -Text (New-LicenseText -NotAfter '2026-11-25T23:59:59Z') -File 'a.json' -Now $script:Now).reduced_functionality | Should -BeTrue
+        (ConvertFrom-M365LicenseFile -Text (New-LicenseText -NotAfter '2026-11-25T23:59:59Z') -File 'a.json' -Now $script:Now).reduced_functionality | Should -BeTrue
     }
 
     It 'refuses a file that is not a licence' {
-        { ConvertFrom-AfLicenseFile -Text '{"Version":1}' -File 'x.json' -Now $script:Now } | Should -Throw '*License*'
-        { ConvertFrom-AfLicenseFile -Text 'garbage' -File 'x.json' -Now $script:Now } | Should -Throw
+        { ConvertFrom-M365LicenseFile -Text '{"Version":1}' -File 'x.json' -Now $script:Now } | Should -Throw '*License*'
+        { ConvertFrom-M365LicenseFile -Text 'garbage' -File 'x.json' -Now $script:Now } | Should -Throw
     }
 
     It 'reads the licence files of a profile from disk (UTF-16) and the LicensingNext mode' {
@@ -157,10 +157,10 @@ Describe 'vNext licences' {
         $null = New-Item -ItemType Directory -Path $dir
         [IO.File]::WriteAllText((Join-Path $dir 'good.json'), (New-LicenseText), [Text.Encoding]::Unicode)
         [IO.File]::WriteAllText((Join-Path $dir 'bad.json'), 'not json', [Text.Encoding]::Unicode)
-        Mock Get-AfRegistryValue { @{ o365proplusretail = 2; visioproretail = 3; LastUpdate = 'x' } }
+        Mock Get-M365RegistryValue { @{ o365proplusretail = 2; visioproretail = 3; LastUpdate = 'x' } }
         $errors = [Collections.ArrayList]::new()
         $p = New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path $profilePath
-        $lic = Get-AfProfileLicensing -UserProfile $p -Now $script:Now -Errors $errors
+        $lic = Get-M365ProfileLicensing -UserProfile $p -Now $script:Now -Errors $errors
         $lic.modes['o365proplusretail'] | Should -Be 'vNext'
         $lic.modes['visioproretail'] | Should -Be 'Device'
         $lic.modes.Contains('LastUpdate') | Should -BeFalse
@@ -170,28 +170,28 @@ Describe 'vNext licences' {
         $errors.Count | Should -Be 1
         $errors[0].source | Should -Be 'licensing:S-1-5-21-1-2-3-1104'
         $errors[0].message | Should -Match 'bad\.json'
-        Should -Invoke Get-AfRegistryValue -Times 1 -Exactly -ParameterFilter { $Path -eq 'Registry::HKEY_USERS\S-1-5-21-1-2-3-1104\Software\Microsoft\Office\16.0\Common\Licensing\LicensingNext' }
+        Should -Invoke Get-M365RegistryValue -Times 1 -Exactly -ParameterFilter { $Path -eq 'Registry::HKEY_USERS\S-1-5-21-1-2-3-1104\Software\Microsoft\Office\16.0\Common\Licensing\LicensingNext' }
     }
 
     It 'does not read LicensingNext from an unloaded hive' {
-        Mock Get-AfRegistryValue { throw 'must not be called' }
+        Mock Get-M365RegistryValue { throw 'must not be called' }
         $p = New-Profile -Sid 'S-1-5-21-1-2-3-1105' -Name bob -Path (Join-Path $TestDrive 'bob') -HiveLoaded $false
-        $lic = Get-AfProfileLicensing -UserProfile $p -Now $script:Now -Errors ([Collections.ArrayList]::new())
+        $lic = Get-M365ProfileLicensing -UserProfile $p -Now $script:Now -Errors ([Collections.ArrayList]::new())
         $lic.mode | Should -BeNullOrEmpty
         @($lic.licenses).Count | Should -Be 0
     }
 }
 
-Describe 'Get-AfIdentityPolicy' {
+Describe 'Get-M365IdentityPolicy' {
     It 'is $null (unknown) when the hive is not loaded' {
-        Get-AfIdentityPolicy -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1' -Name a -Path 'C:\Users\a' -HiveLoaded $false) | Should -BeNullOrEmpty
+        Get-M365IdentityPolicy -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1' -Name a -Path 'C:\Users\a' -HiveLoaded $false) | Should -BeNullOrEmpty
     }
 
     It 'reports the unsupported values, the policy key winning' {
-        Mock Get-AfRegistryValue {
+        Mock Get-M365RegistryValue {
             if ($Path -like '*\Policies\*') { @{ DisableAADWAM = 1 } } else { @{ EnableADAL = 0; DisableAADWAM = 0 } }
         }
-        $r = Get-AfIdentityPolicy -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1' -Name a -Path 'C:\Users\a')
+        $r = Get-M365IdentityPolicy -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1' -Name a -Path 'C:\Users\a')
         $r.EnableADAL | Should -Be 0
         $r.DisableAADWAM | Should -Be 1
         $r.DisableADALatopWAMOverride | Should -BeNullOrEmpty
@@ -199,7 +199,7 @@ Describe 'Get-AfIdentityPolicy' {
     }
 }
 
-Describe 'Get-AfTokenBrokerStat' {
+Describe 'Get-M365TokenBrokerStat' {
     It 'counts files, bytes and the newest write time of both Accounts folders' {
         $profilePath = Join-Path $TestDrive 'carol'
         $aad = Join-Path $profilePath 'AppData' 'Local' 'Packages' 'Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy' 'AC' 'TokenBroker' 'Accounts'
@@ -210,7 +210,7 @@ Describe 'Get-AfTokenBrokerStat' {
         (Get-Item (Join-Path $aad 'b.tbacct')).LastWriteTimeUtc = [DateTime]::new(2026, 10, 2, 8, 0, 0, [DateTimeKind]::Utc)
         # The Linux test host is case-sensitive; Windows paths are not, and the module
         # builds them from the same relative names either way.
-        $r = Get-AfTokenBrokerStat -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1106' -Name carol -Path $profilePath)
+        $r = Get-M365TokenBrokerStat -UserProfile (New-Profile -Sid 'S-1-5-21-1-2-3-1106' -Name carol -Path $profilePath)
         $r.aad_broker_plugin.files | Should -Be 2
         $r.aad_broker_plugin.bytes | Should -Be 100
         $r.aad_broker_plugin.newest | Should -Be '2026-11-19T17:02:11Z'
@@ -232,9 +232,9 @@ Describe 'Profile reads never follow a user''s links' {
         $null = New-Item -ItemType SymbolicLink -Path (Join-Path $lic 'l.json') -Target (Join-Path $canary 'lic.json')
         $errors = [Collections.ArrayList]::new()
         $p = New-Profile -Sid 'S-1-5-21-1-2-3-1109' -Name dave -Path $profilePath -HiveLoaded $false
-        $tb = Get-AfTokenBrokerStat -UserProfile $p -Errors $errors
+        $tb = Get-M365TokenBrokerStat -UserProfile $p -Errors $errors
         $tb.aad_broker_plugin.files | Should -Be 1 -Because 'the canary''s file behind the link is not counted'
-        $licensing = Get-AfProfileLicensing -UserProfile $p -Now $script:Now -Errors $errors
+        $licensing = Get-M365ProfileLicensing -UserProfile $p -Now $script:Now -Errors $errors
         @($licensing.licenses) | Should -HaveCount 0
         @($errors | ForEach-Object { $_.path }) | Should -Be @((Join-Path $aad 'x'), (Join-Path $lic 'l.json'))
         $errors[0].source | Should -Be 'token_broker:S-1-5-21-1-2-3-1109'
@@ -247,7 +247,7 @@ Describe 'AAD events' {
     It 'exports records with English levels and ISO UTC times' {
         $ev = [pscustomobject]@{ Id = 1098; Level = 2; LevelDisplayName = 'Fehler'; TimeCreated = [DateTime]::new(2026, 11, 20, 8, 14, 3, [DateTimeKind]::Utc)
             Message = "Error: 0xCAA50021 Number of redirects exceeded the maximum." }
-        $r = ConvertTo-AfEventRecord -EventRecord $ev
+        $r = ConvertTo-M365EventRecord -EventRecord $ev
         $r.Id | Should -Be 1098
         $r.LevelDisplayName | Should -Be 'Error'
         $r.TimeCreated | Should -Be '2026-11-20T08:14:03Z'
@@ -258,13 +258,13 @@ Describe 'AAD events' {
     It 'keeps the error code from the insertion strings when the message cannot be rendered' {
         $ev = [pscustomobject]@{ Id = 1098; Level = 2; TimeCreated = $script:Now; Message = $null
             Properties = @([pscustomobject]@{ Value = '0xCAA50021' }, [pscustomobject]@{ Value = 'Number of redirects exceeded the maximum.' }) }
-        (ConvertTo-AfEventRecord -EventRecord $ev).Message | Should -Be '0xCAA50021; Number of redirects exceeded the maximum.'
+        (ConvertTo-M365EventRecord -EventRecord $ev).Message | Should -Be '0xCAA50021; Number of redirects exceeded the maximum.'
     }
 
     It 'asks for the four ids of the AAD channel within the window, bounded' {
         Mock Get-WinEvent { }
         $errors = [Collections.ArrayList]::new()
-        $r = Get-AfAadEvents -Days 3 -MaxEvents 50 -Errors $errors
+        $r = Get-M365AadEvents -Days 3 -MaxEvents 50 -Errors $errors
         @($r).Count | Should -Be 0
         $errors.Count | Should -Be 0
         Should -Invoke Get-WinEvent -Times 1 -Exactly -ParameterFilter {
@@ -279,7 +279,7 @@ Describe 'AAD events' {
             throw [System.Management.Automation.ErrorRecord]::new($ex, 'NoMatchingEventsFound,Microsoft.PowerShell.Commands.GetWinEventCommand', 'ObjectNotFound', $null)
         }
         $errors = [Collections.ArrayList]::new()
-        $r = Get-AfAadEvents -Days 14 -MaxEvents 200 -Errors $errors
+        $r = Get-M365AadEvents -Days 14 -MaxEvents 200 -Errors $errors
         , $r | Should -BeOfType [object[]]
         @($r).Count | Should -Be 0
         $errors.Count | Should -Be 0
@@ -288,60 +288,60 @@ Describe 'AAD events' {
     It 'reports a missing channel as a collection error' {
         Mock Get-WinEvent { throw [System.Exception]::new('The specified channel could not be found.') }
         $errors = [Collections.ArrayList]::new()
-        Get-AfAadEvents -Days 14 -MaxEvents 200 -Errors $errors | Should -BeNullOrEmpty
+        Get-M365AadEvents -Days 14 -MaxEvents 200 -Errors $errors | Should -BeNullOrEmpty
         $errors[0].source | Should -Be 'aad_events'
         $errors[0].message | Should -Match 'channel could not be found'
     }
 }
 
-Describe 'Get-AfDeviceDsreg' {
+Describe 'Get-M365DeviceDsreg' {
     It 'returns the raw output' {
-        Mock Invoke-AfDsregcmd { [pscustomobject]@{ Output = $script:DeviceDsreg; ExitCode = 0 } }
+        Mock Invoke-M365Dsregcmd { [pscustomobject]@{ Output = $script:DeviceDsreg; ExitCode = 0 } }
         $errors = [Collections.ArrayList]::new()
-        Get-AfDeviceDsreg -Errors $errors | Should -Be $script:DeviceDsreg
+        Get-M365DeviceDsreg -Errors $errors | Should -Be $script:DeviceDsreg
         $errors.Count | Should -Be 0
     }
 
     It 'keeps malformed output as evidence and says it was not recognised' {
-        Mock Invoke-AfDsregcmd { [pscustomobject]@{ Output = "The request is not supported.`r`n"; ExitCode = 50 } }
+        Mock Invoke-M365Dsregcmd { [pscustomobject]@{ Output = "The request is not supported.`r`n"; ExitCode = 50 } }
         $errors = [Collections.ArrayList]::new()
-        Get-AfDeviceDsreg -Errors $errors | Should -Match 'not supported'
+        Get-M365DeviceDsreg -Errors $errors | Should -Match 'not supported'
         $errors[0].source | Should -Be 'dsregcmd_status'
         $errors[0].message | Should -Match 'not recognised \(exit code 50\)'
     }
 
     It 'reports empty output and a missing dsregcmd' {
-        Mock Invoke-AfDsregcmd { [pscustomobject]@{ Output = ''; ExitCode = 1 } }
+        Mock Invoke-M365Dsregcmd { [pscustomobject]@{ Output = ''; ExitCode = 1 } }
         $errors = [Collections.ArrayList]::new()
-        Get-AfDeviceDsreg -Errors $errors | Should -BeNullOrEmpty
+        Get-M365DeviceDsreg -Errors $errors | Should -BeNullOrEmpty
         $errors[0].message | Should -Match 'no output'
-        Mock Invoke-AfDsregcmd { throw "The term 'dsregcmd.exe' is not recognized" }
-        Get-AfDeviceDsreg -Errors $errors | Should -BeNullOrEmpty
+        Mock Invoke-M365Dsregcmd { throw "The term 'dsregcmd.exe' is not recognized" }
+        Get-M365DeviceDsreg -Errors $errors | Should -BeNullOrEmpty
         $errors[1].message | Should -Match 'dsregcmd.exe'
     }
 }
 
 Describe 'Pending reboot and BrokerPlugin' {
     It 'combines the collection marker and Windows signals' {
-        Mock Assert-AfRegistry { }
-        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{ win_token_broker_cache = '2026-11-26T08:00:00Z TokenBroker caches quarantined' } }
-        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $Path -like '*WindowsUpdate*' }
-        Mock -ModuleName RebootMarker Get-M365RebootRegistryValue { $null }
-        $r = Get-AfPendingReboot
+        Mock Assert-M365Registry { }
+        Mock -ModuleName _RebootMarker Get-M365RebootMarkerValue { @{ win_token_broker_cache = '2026-11-26T08:00:00Z TokenBroker caches quarantined' } }
+        Mock -ModuleName _RebootMarker Test-M365RebootRegistryKey { $Path -like '*WindowsUpdate*' }
+        Mock -ModuleName _RebootMarker Get-M365RebootRegistryValue { $null }
+        $r = Get-M365PendingReboot
         $r.marker | Should -BeTrue
         $r.windows | Should -BeTrue
         $r.reasons | Should -Be @('marker win_token_broker_cache: 2026-11-26T08:00:00Z TokenBroker caches quarantined', 'Windows Update: RebootRequired')
     }
 
     It 'reads the newest BrokerPlugin package and who has it installed' {
-        Mock Get-AfBrokerPackage {
+        Mock Get-M365BrokerPackage {
             [pscustomobject]@{ Name = 'Microsoft.AAD.BrokerPlugin'; Version = '1000.19580.1000.0'; Status = 'Ok'
                 PackageUserInformation = @(
                     [pscustomobject]@{ UserSecurityId = [pscustomobject]@{ Sid = 'S-1-5-21-1-2-3-1104' }; InstallState = 'Installed' }
                     [pscustomobject]@{ UserSecurityId = [pscustomobject]@{ Sid = 'S-1-5-21-1-2-3-1105' }; InstallState = 'Staged' }) }
             [pscustomobject]@{ Name = 'Microsoft.AAD.BrokerPlugin'; Version = '1000.19041.1000.0'; Status = 'Ok'; PackageUserInformation = @() }
         }
-        $r = Get-AfBrokerPluginInfo
+        $r = Get-M365BrokerPluginInfo
         $r.installed | Should -BeTrue
         $r.version | Should -Be '1000.19580.1000.0'
         $r.status | Should -Be 'Ok'
@@ -349,19 +349,19 @@ Describe 'Pending reboot and BrokerPlugin' {
     }
 
     It 'reports a missing BrokerPlugin' {
-        Mock Get-AfBrokerPackage { }
-        (Get-AfBrokerPluginInfo).installed | Should -BeFalse
+        Mock Get-M365BrokerPackage { }
+        (Get-M365BrokerPluginInfo).installed | Should -BeFalse
     }
 }
 
 Describe 'Hybrid join record of win_dsreg_join' {
-    BeforeEach { Mock Assert-AfRegistry { } }
+    BeforeEach { Mock Assert-M365Registry { } }
 
     It 'reports the submitted join read from the HybridJoin key' {
         Mock Get-M365RebootMarkerValue {
             @{ Action = 'rejoin'; SubmittedBy = 'CONTOSO\svc-m365ops (win_dsreg_join state=rejoined)'; SubmittedAt = '2026-11-26T08:12:40Z' }
         }
-        $r = Get-AfHybridJoin
+        $r = Get-M365HybridJoin
         $r.action | Should -Be 'rejoin'
         $r.submitted_at | Should -Be '2026-11-26T08:12:40Z'
         $r.submitted_by | Should -Be 'CONTOSO\svc-m365ops (win_dsreg_join state=rejoined)'
@@ -374,21 +374,21 @@ Describe 'Hybrid join record of win_dsreg_join' {
         @{ Values = @{ Action = 'join'; SubmittedBy = 'CONTOSO\svc-m365ops (win_dsreg_join state=joined)' } }
     ) {
         Mock Get-M365RebootMarkerValue { $Values }
-        Get-AfHybridJoin | Should -BeNullOrEmpty
+        Get-M365HybridJoin | Should -BeNullOrEmpty
     }
 
     It 'gives null for a value that is missing or empty rather than an empty string' {
         Mock Get-M365RebootMarkerValue { @{ SubmittedAt = '2026-11-26T08:12:40Z'; SubmittedBy = '' } }
-        $r = Get-AfHybridJoin
+        $r = Get-M365HybridJoin
         $r.submitted_at | Should -Be '2026-11-26T08:12:40Z'
         $null -eq $r.action | Should -BeTrue
         $null -eq $r.submitted_by | Should -BeTrue
     }
 
     It 'says the registry is unavailable instead of reporting "no join"' {
-        Mock Assert-AfRegistry { throw [System.PlatformNotSupportedException]::new('the Windows registry is not available on this host') }
+        Mock Assert-M365Registry { throw [System.PlatformNotSupportedException]::new('the Windows registry is not available on this host') }
         Mock Get-M365RebootMarkerValue { @{} }
-        { Get-AfHybridJoin } | Should -Throw '*registry is not available*'
+        { Get-M365HybridJoin } | Should -Throw '*registry is not available*'
         Should -Invoke Get-M365RebootMarkerValue -Times 0 -Exactly
     }
 }
@@ -396,14 +396,15 @@ Describe 'Hybrid join record of win_dsreg_join' {
 Describe 'User-context script' {
     BeforeAll {
         # Stand-ins for the Windows calls the script would otherwise define itself.
-        Function global:Get-AfUserDsreg { $script:AliceDsreg }
-        Function global:Get-AfCredentialTarget { @('MicrosoftOffice16_Data:SSPI:alice@contoso.com', 'LegacyGeneric:target=git:https://github.com', 'MicrosoftOffice16_Data:ADAL:alice@contoso.com', 'WindowsLive:target=virtualapp/didlogical') }
-        Function global:Get-AfSignInUpn { $null }
-        Function global:Get-AfWamAccount([string]$ClientId) { @{ upn = 'alice@contoso.com'; provider = 'AzureAD'; state = 'Connected' }; @{ upn = 'alice@fabrikam.com'; provider = 'AzureAD'; state = 'Connected' } }
-        Function global:Test-AfBrokerRegistered { throw 'Get-AppxPackage: access denied' }
+        Function global:Get-M365UserDsreg { $script:AliceDsreg }
+        # Select-M365CredentialTarget (_UserSession.psm1) reads the vault through its own module.
+        Mock -ModuleName _UserSession Get-M365CredentialTarget { @('MicrosoftOffice16_Data:SSPI:alice@contoso.com', 'LegacyGeneric:target=git:https://github.com', 'MicrosoftOffice16_Data:ADAL:alice@contoso.com', 'WindowsLive:target=virtualapp/didlogical') }
+        Function global:Get-M365SignInUpn { $null }
+        Function global:Get-M365WamAccount([string]$ClientId) { @{ upn = 'alice@contoso.com'; provider = 'AzureAD'; state = 'Connected' }; @{ upn = 'alice@fabrikam.com'; provider = 'AzureAD'; state = 'Connected' } }
+        Function global:Test-M365BrokerRegistered { throw 'Get-AppxPackage: access denied' }
     }
     AfterAll {
-        foreach ($f in 'Get-AfUserDsreg', 'Get-AfCredentialTarget', 'Get-AfSignInUpn', 'Get-AfWamAccount', 'Test-AfBrokerRegistered') { Remove-Item "function:global:$f" }
+        foreach ($f in 'Get-M365UserDsreg', 'Get-M365SignInUpn', 'Get-M365WamAccount', 'Test-M365BrokerRegistered') { Remove-Item "function:global:$f" }
     }
 
     It 'returns only Office credential target names, the UPN, WAM accounts, and what failed' {
@@ -418,7 +419,7 @@ Describe 'User-context script' {
     }
 }
 
-Describe 'ConvertTo-AfUserEntry' {
+Describe 'ConvertTo-M365UserEntry' {
     BeforeAll { $script:P = New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path 'C:\Users\alice' }
 
     It 'maps runner status <Status> to <Expected> with no data' -ForEach @(
@@ -427,7 +428,7 @@ Describe 'ConvertTo-AfUserEntry' {
         @{ Status = 'access_denied'; Expected = 'access_denied' }
         @{ Status = 'failed'; Expected = 'error' }
     ) {
-        $e = ConvertTo-AfUserEntry -UserProfile $script:P -TaskResult ([pscustomobject]@{ Status = $Status; Output = $null; Message = 'why'; ExitCode = $null })
+        $e = ConvertTo-M365UserEntry -UserProfile $script:P -TaskResult ([pscustomobject]@{ Status = $Status; Output = $null; Message = 'why'; ExitCode = $null })
         $e.status | Should -Be $Expected
         $e.message | Should -Be 'why'
         $e.Contains('credential_targets') | Should -BeFalse
@@ -435,7 +436,7 @@ Describe 'ConvertTo-AfUserEntry' {
 
     It 'copies the data of an ok run (as it comes back through JSON)' {
         $json = '{"sign_in_upn":"alice@contoso.com","dsregcmd_status":"x","credential_targets":["MicrosoftOffice16_Data:SSPI:alice@contoso.com"],"wam_accounts":[{"upn":"alice@contoso.com","provider":"AzureAD","state":"Connected"}],"broker_plugin_registered":true,"errors":["WAM accounts: boom"]}'
-        $e = ConvertTo-AfUserEntry -UserProfile $script:P -TaskResult ([pscustomobject]@{ Status = 'ok'; Output = ($json | ConvertFrom-Json); Message = ''; ExitCode = 0 })
+        $e = ConvertTo-M365UserEntry -UserProfile $script:P -TaskResult ([pscustomobject]@{ Status = 'ok'; Output = ($json | ConvertFrom-Json); Message = ''; ExitCode = 0 })
         $e.status | Should -Be 'ok'
         $e.user | Should -Be 'CONTOSO\alice'
         $e.credential_targets | Should -Be @('MicrosoftOffice16_Data:SSPI:alice@contoso.com')
@@ -445,7 +446,7 @@ Describe 'ConvertTo-AfUserEntry' {
     }
 }
 
-Describe 'Get-ActivationFact' {
+Describe 'Get-M365ActivationFact' {
     BeforeEach {
         $script:Profiles = @(
             New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path (Join-Path $TestDrive 'alice')
@@ -454,27 +455,27 @@ Describe 'Get-ActivationFact' {
             New-Profile -Sid 'S-1-5-21-1-2-3-1107' -Name dave -Path (Join-Path $TestDrive 'dave') -LoggedOn $false -HiveLoaded $false
         )
         Mock Get-M365UserProfile { $script:Profiles }
-        Mock -ModuleName UserProfile Get-M365UserProfile { $script:Profiles }
-        Mock Invoke-AfDsregcmd { [pscustomobject]@{ Output = $script:DeviceDsreg; ExitCode = 0 } }
+        Mock -ModuleName _UserProfile Get-M365UserProfile { $script:Profiles }
+        Mock Invoke-M365Dsregcmd { [pscustomobject]@{ Output = $script:DeviceDsreg; ExitCode = 0 } }
         Mock Get-WinEvent { }
-        Mock Get-AfRegistryValue {
+        Mock Get-M365RegistryValue {
             if ($Path -like '*Windows NT\CurrentVersion') { @{ CurrentBuildNumber = '22631'; CurrentMajorVersionNumber = 10; CurrentMinorVersionNumber = 0; UBR = 4460; DisplayVersion = '23H2' } }
         }
-        Mock Get-AfBrokerPackage { }
-        Mock Assert-AfRegistry { }
-        Mock Get-AfLastBootUpTime { [datetime]::new(2026, 11, 26, 7, 58, 0, [DateTimeKind]::Utc) }
-        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{} }
+        Mock Get-M365BrokerPackage { }
+        Mock Assert-M365Registry { }
+        Mock Get-M365LastBootUpTime { [datetime]::new(2026, 11, 26, 7, 58, 0, [DateTimeKind]::Utc) }
+        Mock -ModuleName _RebootMarker Get-M365RebootMarkerValue { @{} }
         Mock Get-M365RebootMarkerValue { @{} }
-        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $false }
-        Mock -ModuleName RebootMarker Get-M365RebootRegistryValue { $null }
-        Mock Get-AfUtcNow { $script:Now }
+        Mock -ModuleName _RebootMarker Test-M365RebootRegistryKey { $false }
+        Mock -ModuleName _RebootMarker Get-M365RebootRegistryValue { $null }
+        Mock Get-M365UtcNow { $script:Now }
         Mock Invoke-M365TaskScript {
             [pscustomobject]@{ Status = 'ok'; Output = [pscustomobject]@{ sign_in_upn = "u$UserSid"; dsregcmd_status = 'x'; credential_targets = @(); wam_accounts = @(); broker_plugin_registered = $true; errors = @() }; Message = ''; ExitCode = 0 }
         }
     }
 
     It 'runs one user-context task per logged-on user and none for others' {
-        $r = Get-ActivationFact
+        $r = Get-M365ActivationFact
         Should -Invoke Invoke-M365TaskScript -Times 3 -Exactly
         Should -Invoke Invoke-M365TaskScript -Times 0 -ParameterFilter { $UserSid -eq 'S-1-5-21-1-2-3-1107' }
         Should -Invoke Invoke-M365TaskScript -Times 3 -ParameterFilter { $RunAs -eq 'User' -and $Parameters.Regexes -contains '^MicrosoftOffice1.*$' }
@@ -501,12 +502,12 @@ Describe 'Get-ActivationFact' {
     }
 
     It 'reports the repairs the rungs recorded, with their times, sorted by rung' {
-        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue {
+        Mock -ModuleName _RebootMarker Get-M365RebootMarkerValue {
             @{ reset_token_broker = '2026-11-26T08:41:00Z TokenBroker caches quarantined in 20261126T084100Z-3fa2c9d1'
                 purge_office_credentials = '2026-11-26T08:40:12Z credential purge for CONTOSO\alice'
                 rejoin_hybrid = 'edited by hand' }
         } -ParameterFilter { $Path -like '*\Repairs' }
-        $r = Get-ActivationFact
+        $r = Get-M365ActivationFact
         @($r.host_facts.repairs.Keys) | Should -Be @('purge_office_credentials', 'rejoin_hybrid', 'reset_token_broker')
         $r.host_facts.repairs.reset_token_broker.at | Should -Be '2026-11-26T08:41:00Z'
         $r.host_facts.repairs.reset_token_broker.summary | Should -Be 'TokenBroker caches quarantined in 20261126T084100Z-3fa2c9d1'
@@ -519,8 +520,8 @@ Describe 'Get-ActivationFact' {
 
     It 'reports the pending hybrid join next to the reboot marker in the same execution' {
         Mock Get-M365RebootMarkerValue { @{ Action = 'join'; SubmittedBy = 'CONTOSO\svc-m365ops (win_dsreg_join state=joined)'; SubmittedAt = '2026-11-26T08:30:00Z' } } -ParameterFilter { $Path -like '*\HybridJoin' }
-        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{ win_dsreg_join = '2026-11-26T08:30:00Z dsregcmd /join submitted' } }
-        $r = Get-ActivationFact
+        Mock -ModuleName _RebootMarker Get-M365RebootMarkerValue { @{ win_dsreg_join = '2026-11-26T08:30:00Z dsregcmd /join submitted' } }
+        $r = Get-M365ActivationFact
         $r.host_facts.hybrid_join.action | Should -Be 'join'
         $r.host_facts.hybrid_join.submitted_at | Should -Be '2026-11-26T08:30:00Z'
         $r.host_facts.pending_reboot.marker | Should -BeTrue
@@ -531,45 +532,45 @@ Describe 'Get-ActivationFact' {
 
     It 'runs tasks only for the named users, reporting one who is not logged on' {
         Mock Invoke-M365TaskScript { [pscustomobject]@{ Status = 'not_logged_on'; Output = $null; Message = 'no session'; ExitCode = $null } } -ParameterFilter { $UserSid -eq 'S-1-5-21-1-2-3-1107' }
-        $r = Get-ActivationFact -Users @('CONTOSO\dave', 'S-1-5-21-1-2-3-1104', 'alice')
+        $r = Get-M365ActivationFact -Users @('CONTOSO\dave', 'S-1-5-21-1-2-3-1104', 'alice')
         Should -Invoke Invoke-M365TaskScript -Times 2 -Exactly
         $r.host_facts.users.status | Should -Be @('not_logged_on', 'ok')
     }
 
     It 'refuses an unknown user, naming the users option, before any task runs' {
-        { Get-ActivationFact -Users @('mallory') } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage "users: Identity 'mallory' is unknown*"
+        { Get-M365ActivationFact -Users @('mallory') } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage "users: Identity 'mallory' is unknown*"
         Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
-        Should -Invoke Invoke-AfDsregcmd -Times 0 -Exactly
+        Should -Invoke Invoke-M365Dsregcmd -Times 0 -Exactly
     }
 
     It 'refuses named users when the profiles cannot be read, saying why' {
         Mock Get-M365UserProfile { throw 'Access denied reading ProfileList' }
-        { Get-ActivationFact -Users @('CONTOSO\alice') } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage 'users: cannot resolve CONTOSO\alice because the user profiles could not be read (Access denied reading ProfileList).'
+        { Get-M365ActivationFact -Users @('CONTOSO\alice') } | Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage 'users: cannot resolve CONTOSO\alice because the user profiles could not be read (Access denied reading ProfileList).'
         Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
     }
 
     It 'runs no task with UserContext off' {
-        $r = Get-ActivationFact -UserContext $false
+        $r = Get-M365ActivationFact -UserContext $false
         Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
         $r.host_facts.users.Count | Should -Be 0
     }
 
     It 'turns a runner exception into an error entry for that user only' {
         Mock Invoke-M365TaskScript { throw 'Task Scheduler service is not running' } -ParameterFilter { $UserSid -eq 'S-1-5-21-1-2-3-1105' }
-        $r = Get-ActivationFact
+        $r = Get-M365ActivationFact
         $r.host_facts.users.status | Should -Be @('ok', 'error', 'ok')
         $r.host_facts.users[1].message | Should -Match 'not running'
     }
 
     It 'still returns what it could when every Windows source fails (pwsh on Linux)' {
         Mock Get-M365UserProfile { throw "The term 'Get-CimInstance' is not recognized" }
-        Mock Invoke-AfDsregcmd { throw "The term 'dsregcmd.exe' is not recognized" }
+        Mock Invoke-M365Dsregcmd { throw "The term 'dsregcmd.exe' is not recognized" }
         Mock Get-WinEvent { throw "The term 'Get-WinEvent' is not recognized" }
-        Mock Get-AfRegistryValue { throw 'the Windows registry is not available on this host' }
-        Mock Assert-AfRegistry { throw 'the Windows registry is not available on this host' }
-        Mock Get-AfBrokerPackage { throw "The term 'Get-AppxPackage' is not recognized" }
-        Mock Get-AfLastBootUpTime { throw "The term 'Get-CimInstance' is not recognized" }
-        $r = Get-ActivationFact
+        Mock Get-M365RegistryValue { throw 'the Windows registry is not available on this host' }
+        Mock Assert-M365Registry { throw 'the Windows registry is not available on this host' }
+        Mock Get-M365BrokerPackage { throw "The term 'Get-AppxPackage' is not recognized" }
+        Mock Get-M365LastBootUpTime { throw "The term 'Get-CimInstance' is not recognized" }
+        $r = Get-M365ActivationFact
         @($r.collection_errors.source) | Should -Be @('profiles', 'dsregcmd_status', 'aad_events', 'os', 'office', 'network', 'pending_reboot', 'last_boot', 'repairs', 'hybrid_join', 'broker_plugin')
         $r.dsregcmd_status | Should -BeNullOrEmpty
         $r.aad_events | Should -BeNullOrEmpty
@@ -586,34 +587,34 @@ Describe 'User-context script through the real task runner' {
         $script:PwshPath = if ($env:PWSH) { $env:PWSH } else { Join-Path $PSHOME 'pwsh' }
         $script:Registered = $null
         $script:Exit = $null
-        Mock -ModuleName ScheduledTaskRunner Get-M365InteractiveSid { 'S-1-5-21-1-2-3-1104' }
-        Mock -ModuleName ScheduledTaskRunner Get-M365RunRoot { $script:RunRoot }
-        Mock -ModuleName ScheduledTaskRunner Set-M365PathSddl { }
-        Mock -ModuleName ScheduledTaskRunner Get-M365PowerShellPath { 'C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe' }
-        Mock -ModuleName ScheduledTaskRunner Register-M365Task { $script:Registered = $Argument }
-        Mock -ModuleName ScheduledTaskRunner Start-M365Task {
+        Mock -ModuleName _ScheduledTaskRunner Get-M365InteractiveSid { 'S-1-5-21-1-2-3-1104' }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365RunRoot { $script:RunRoot }
+        Mock -ModuleName _ScheduledTaskRunner Set-M365PathSddl { }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365PowerShellPath { 'C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe' }
+        Mock -ModuleName _ScheduledTaskRunner Register-M365Task { $script:Registered = $Argument }
+        Mock -ModuleName _ScheduledTaskRunner Start-M365Task {
             & $script:PwshPath -NoProfile -NonInteractive -EncodedCommand (($script:Registered -split ' ')[-1]) | Out-Null
             $script:Exit = $LASTEXITCODE
         }
-        Mock -ModuleName ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = $script:Exit } }
-        Mock -ModuleName ScheduledTaskRunner Unregister-M365Task { }
+        Mock -ModuleName _ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = $script:Exit } }
+        Mock -ModuleName _ScheduledTaskRunner Unregister-M365Task { }
         # The probe travels too (its code is a parameter), pointed at a port that refuses.
         $closed = [System.Net.Sockets.Socket]::new([System.Net.Sockets.AddressFamily]::InterNetwork, [System.Net.Sockets.SocketType]::Stream, [System.Net.Sockets.ProtocolType]::Tcp)
         $closed.Bind([System.Net.IPEndPoint]::new([System.Net.IPAddress]::Loopback, 0))
         try {
             $run = Invoke-M365TaskScript -ScriptBlock $script:UserContextScript -RunAs User -UserSid 'S-1-5-21-1-2-3-1104' `
-                -Parameters @{ Regexes = @('^MicrosoftOffice1.*$'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c'
+                -Parameters @{ Regexes = @('^MicrosoftOffice1.*$'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c'; Session = Get-M365UserSessionScript
                 Probe = @{ Code = Get-M365NetworkProbeScript; Endpoints = @("127.0.0.1:$($closed.LocalEndPoint.Port)"); TimeoutSeconds = 3 } }
         }
         finally { $closed.Close() }
         $run.Message | Should -BeNullOrEmpty
         $run.Status | Should -Be 'ok'
         $alice = New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path 'C:\Users\alice'
-        $probe = ConvertTo-AfUserProbe -UserProfile $alice -TaskResult $run -TrustedRoots @('DF3C24F9BFD666761B268073FE06D1CC8D4F82A4')
+        $probe = ConvertTo-M365UserProbe -UserProfile $alice -TaskResult $run -TrustedRoots @('DF3C24F9BFD666761B268073FE06D1CC8D4F82A4')
         $probe.context | Should -Be 'user'
         $probe.sid | Should -Be 'S-1-5-21-1-2-3-1104'
         $probe.results[0].blocked | Should -Be 'tcp'
-        $e = ConvertTo-AfUserEntry -UserProfile $alice -TaskResult $run
+        $e = ConvertTo-M365UserEntry -UserProfile $alice -TaskResult $run
         $e.status | Should -Be 'ok'
         # No Windows here: every part fails on its own and says so; none is faked.
         $e.message | Should -Match 'dsregcmd'
@@ -631,24 +632,24 @@ Describe 'Network probe endpoints per cloud' {
     ) {
         $dsreg = $script:DeviceDsreg -replace '(?m)^(\s*AuthCodeUrl\s*:\s*)\S+', "`${1}$Url"
         $dsreg | Should -Match ([regex]::Escape($Url))
-        $r = Resolve-AfProbeEndpoint -Endpoints @('enterpriseregistration.windows.net', 'LOGIN.microsoftonline.com', 'device.login.microsoftonline.com') -DsregText $dsreg
+        $r = Resolve-M365ProbeEndpoint -Endpoints @('enterpriseregistration.windows.net', 'LOGIN.microsoftonline.com', 'device.login.microsoftonline.com') -DsregText $dsreg
         $r.cloud | Should -Be $Cloud
         $r.endpoints[0] | Should -Be $First
     }
 
     It 'probes a list the operator gave as given, whatever the tenant' {
         $dsreg = $script:DeviceDsreg -replace 'login\.microsoftonline\.com', 'login.microsoftonline.us'
-        $r = Resolve-AfProbeEndpoint -Endpoints @('login.microsoftonline.com', 'login.lab.test:8443') -DsregText $dsreg
+        $r = Resolve-M365ProbeEndpoint -Endpoints @('login.microsoftonline.com', 'login.lab.test:8443') -DsregText $dsreg
         $r.cloud | Should -BeNullOrEmpty
         $r.endpoints | Should -Be @('login.microsoftonline.com', 'login.lab.test:8443')
     }
 
     It 'falls back to the public cloud without a readable dsregcmd' {
-        Get-AfProbeCloud -DsregText $null | Should -Be 'public'
+        Get-M365ProbeCloud -DsregText $null | Should -Be 'public'
     }
 }
 
-Describe 'Get-ActivationFact with the network probe' {
+Describe 'Get-M365ActivationFact with the network probe' {
     BeforeAll {
         # A bound socket that never listens: every connect is refused, at once.
         $script:Closed = [System.Net.Sockets.Socket]::new([System.Net.Sockets.AddressFamily]::InterNetwork, [System.Net.Sockets.SocketType]::Stream, [System.Net.Sockets.ProtocolType]::Tcp)
@@ -659,18 +660,18 @@ Describe 'Get-ActivationFact with the network probe' {
     BeforeEach {
         $script:Profiles = @(New-Profile -Sid 'S-1-5-21-1-2-3-1104' -Name alice -Path (Join-Path $TestDrive 'alice'))
         Mock Get-M365UserProfile { $script:Profiles }
-        Mock Invoke-AfDsregcmd { [pscustomobject]@{ Output = $script:DeviceDsreg; ExitCode = 0 } }
+        Mock Invoke-M365Dsregcmd { [pscustomobject]@{ Output = $script:DeviceDsreg; ExitCode = 0 } }
         Mock Get-WinEvent { }
-        Mock Assert-AfRegistry { }
-        Mock Get-AfBrokerPackage { }
-        Mock Get-AfLastBootUpTime { [datetime]::new(2026, 11, 26, 7, 58, 0, [DateTimeKind]::Utc) }
+        Mock Assert-M365Registry { }
+        Mock Get-M365BrokerPackage { }
+        Mock Get-M365LastBootUpTime { [datetime]::new(2026, 11, 26, 7, 58, 0, [DateTimeKind]::Utc) }
         Mock Get-M365RebootMarkerValue { @{} }
-        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{} }
-        Mock -ModuleName RebootMarker Test-M365RebootRegistryKey { $false }
-        Mock -ModuleName RebootMarker Get-M365RebootRegistryValue { $null }
-        Mock Get-AfUtcNow { $script:Now }
+        Mock -ModuleName _RebootMarker Get-M365RebootMarkerValue { @{} }
+        Mock -ModuleName _RebootMarker Test-M365RebootRegistryKey { $false }
+        Mock -ModuleName _RebootMarker Get-M365RebootRegistryValue { $null }
+        Mock Get-M365UtcNow { $script:Now }
         # The WinHTTP proxy is the closed port: the device context is refused at the proxy.
-        Mock Get-AfRegistryValue {
+        Mock Get-M365RegistryValue {
             if ($Path -like '*Windows NT\CurrentVersion') { return @{ CurrentBuildNumber = '22631' } }
             if ($Path -like '*Internet Settings\Connections') {
                 $proxy = [Text.Encoding]::ASCII.GetBytes("127.0.0.1:$($script:ClosedPort)")
@@ -688,7 +689,7 @@ Describe 'Get-ActivationFact with the network probe' {
 
     It 'probes as the administrator through the WinHTTP proxy and hands the user''s task the probe' {
         $probe = @{ endpoints = @('login.microsoftonline.com'); trusted_roots = @('DF3C24F9BFD666761B268073FE06D1CC8D4F82A4'); timeout = 3 }
-        $r = Get-ActivationFact -NetworkProbe $probe
+        $r = Get-M365ActivationFact -NetworkProbe $probe
         Should -Invoke Invoke-M365TaskScript -Times 1 -Exactly -ParameterFilter {
             $Parameters.Probe.Code -match 'function Invoke-M365UserNetworkProbe' -and
             $Parameters.Probe.TimeoutSeconds -eq 3 -and ($Parameters.Probe.Endpoints -join ',') -eq 'login.microsoftonline.com' -and
@@ -716,8 +717,8 @@ Describe 'Get-ActivationFact with the network probe' {
     }
 
     It 'says the proxy is unknown when the WinHTTP settings cannot be read, and probes direct' {
-        Mock Get-AfRegistryValue { if ($Path -like '*Windows NT\CurrentVersion') { @{ CurrentBuildNumber = '22631' } } else { throw 'access denied' } }
-        $r = Get-ActivationFact -UserContext $false -NetworkProbe @{ endpoints = @("127.0.0.1:$($script:ClosedPort)"); trusted_roots = @('DF3C24F9BFD666761B268073FE06D1CC8D4F82A4'); timeout = 2 }
+        Mock Get-M365RegistryValue { if ($Path -like '*Windows NT\CurrentVersion') { @{ CurrentBuildNumber = '22631' } } else { throw 'access denied' } }
+        $r = Get-M365ActivationFact -UserContext $false -NetworkProbe @{ endpoints = @("127.0.0.1:$($script:ClosedPort)"); trusted_roots = @('DF3C24F9BFD666761B268073FE06D1CC8D4F82A4'); timeout = 2 }
         $system = $r.host_facts.network_probe.contexts[0]
         $system.proxy.source | Should -Be 'unknown'
         $system.proxy.note | Should -Match 'could not be read'
@@ -731,7 +732,7 @@ Describe 'Get-ActivationFact with the network probe' {
                 errors = @('network probe: boom'); network_probe = [pscustomobject]@{ error = 'boom' } }
             [pscustomobject]@{ Status = 'ok'; Output = $out; Message = ''; ExitCode = 0 }
         }
-        $r = Get-ActivationFact -NetworkProbe @{ endpoints = @("127.0.0.1:$($script:ClosedPort)"); trusted_roots = @('DF3C24F9BFD666761B268073FE06D1CC8D4F82A4'); timeout = 2 }
+        $r = Get-M365ActivationFact -NetworkProbe @{ endpoints = @("127.0.0.1:$($script:ClosedPort)"); trusted_roots = @('DF3C24F9BFD666761B268073FE06D1CC8D4F82A4'); timeout = 2 }
         $user = $r.host_facts.network_probe.contexts[1]
         $user.error | Should -Be 'boom'
         $user.sid | Should -Be 'S-1-5-21-1-2-3-1104'
@@ -739,14 +740,14 @@ Describe 'Get-ActivationFact with the network probe' {
     }
 
     It 'probes nothing and adds no section without the option' {
-        $r = Get-ActivationFact
+        $r = Get-M365ActivationFact
         $r.host_facts.Contains('network_probe') | Should -BeFalse
         Should -Invoke Invoke-M365TaskScript -Times 1 -Exactly -ParameterFilter { -not $Parameters.ContainsKey('Probe') }
     }
 
     It 'fits the user''s task on one command line with ten long endpoints' {
         $long = @(1..10 | ForEach-Object { "enterpriseregistration-$_.partner.microsoftonline-long-name.example.cn:4443" })
-        $parameters = @{ Regexes = @('^MicrosoftOffice1.*$'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c'
+        $parameters = @{ Regexes = @('^MicrosoftOffice1.*$'); ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c'; Session = Get-M365UserSessionScript
             Probe = @{ Code = Get-M365NetworkProbeScript; Endpoints = $long; TimeoutSeconds = 30 } }
         $argument = ConvertTo-M365TaskCommand -ScriptBlock $script:UserContextScript -Parameters $parameters `
             -OutputFile 'C:\Windows\Temp\m365ops-20261126T090000Z-4242-0a1b2c3d\output.json'

@@ -5,24 +5,8 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'RungModuleHarness.ps1')
     Initialize-RungHarness
 
-    # Stand-in for the P/Invoke class the user-context script compiles: same name and
-    # methods, backed by a list, so the script's own matching and deletion logic runs.
-    if (-not ('M365Ops.CredVault' -as [type])) {
-        Add-Type -TypeDefinition @'
-using System.Collections.Generic;
-namespace M365Ops {
-    public static class CredVault {
-        public static List<string> Store = new List<string>();
-        public static List<string> Locked = new List<string>();
-        public static List<string> ListGenericTargets() { return new List<string>(Store); }
-        public static void DeleteGeneric(string target) {
-            if (Locked.Contains(target)) throw new System.ComponentModel.Win32Exception(5);
-            Store.Remove(target);
-        }
-    }
-}
-'@
-    }
+    # Stand-in for the vault class (M365Ops.CredVault) the user-session helpers compile.
+    . (Join-Path $PSScriptRoot 'CredVaultStandIn.ps1')
 
     Set-RungUser
 
@@ -54,7 +38,7 @@ Describe 'win_credential_purge' {
             $r = Invoke-RungModule -Name win_credential_purge -Params @{ patterns = @('MicrosoftOffice1*', $pattern) }
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^patterns: .*allow_broad_patterns is true$'
-            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
+            Should -Invoke Invoke-M365TaskScript -ModuleName _UserRung -Times 0 -Exactly
             [M365Ops.CredVault]::Store.Count | Should -Be $script:Vault.Count
         }
 
@@ -78,7 +62,7 @@ Describe 'win_credential_purge' {
             $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice', $user) }
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^users: '
-            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
+            Should -Invoke Invoke-M365TaskScript -ModuleName _UserRung -Times 0 -Exactly
         }
 
         It 'refuses an unknown user naming it' {
@@ -109,7 +93,7 @@ Describe 'win_credential_purge' {
             [M365Ops.CredVault]::Store | Should -Not -Contain 'MicrosoftOffice16_Data:SSPI:alice@contoso.com'
             $r.diff.before.credential_targets.'CONTOSO\alice'.Count | Should -Be 3
             $r.diff.after.credential_targets.'CONTOSO\alice'.Count | Should -Be 0
-            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 1 -Exactly -ParameterFilter { $RunAs -eq 'User' -and $UserSid -eq $global:RungAlice.Sid -and $TimeoutSeconds -eq 120 }
+            Should -Invoke Invoke-M365TaskScript -ModuleName _UserRung -Times 1 -Exactly -ParameterFilter { $RunAs -eq 'User' -and $UserSid -eq $global:RungAlice.Sid -and $TimeoutSeconds -eq 120 }
             # The repair is recorded so the next diagnosis stops counting the errors it answered.
             $global:RungRepairs | Should -HaveCount 1
             $global:RungRepairs[0].Rung | Should -Be 'purge_office_credentials'
@@ -149,7 +133,7 @@ Describe 'win_credential_purge' {
             $r.changed | Should -BeTrue
             $r.users[0].removed.Count | Should -Be 3
             [M365Ops.CredVault]::Store.Count | Should -Be $script:Vault.Count
-            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -ParameterFilter { $Parameters.Delete -eq $false }
+            Should -Invoke Invoke-M365TaskScript -ModuleName _UserRung -ParameterFilter { $Parameters.Delete -eq $false }
             $global:RungRepairs | Should -HaveCount 0
         }
 
@@ -183,12 +167,12 @@ Describe 'win_credential_purge' {
             $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice', 'bob'); require_logged_on = $true }
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^require_logged_on: not logged on: CONTOSO\\bob'
-            Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
+            Should -Invoke Invoke-M365TaskScript -ModuleName _UserRung -Times 0 -Exactly
             [M365Ops.CredVault]::Store.Count | Should -Be $script:Vault.Count
         }
 
         It 'fails when the user-context task times out' {
-            Mock -ModuleName RungCommon Invoke-M365TaskScript { New-TaskResult -Status 'timeout' -Message 'The User task did not finish within 120 seconds and was stopped.' }
+            Mock -ModuleName _UserRung Invoke-M365TaskScript { New-TaskResult -Status 'timeout' -Message 'The User task did not finish within 120 seconds and was stopped.' }
             $r = Invoke-RungModule -Name win_credential_purge -Params @{ users = @('alice') }
             $r.failed | Should -BeTrue
             $r.users[0].status | Should -Be 'failed'

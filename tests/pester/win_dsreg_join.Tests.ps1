@@ -144,7 +144,7 @@ Describe 'win_dsreg_join' {
         Mock Get-M365RebootMarker { $global:Markers }
         Mock Set-M365RebootMarker { $global:Markers[$Source] = "2026-11-26T18:05:00Z $Reason" }
         Mock Start-Sleep { }
-        Mock -ModuleName RungCommon Clear-M365StaleTaskRun { [ordered]@{ removed = @(); failed = @() } }
+        Mock -ModuleName _ScheduledTaskRunner Clear-M365StaleTaskRun { [ordered]@{ removed = @(); failed = @() } }
         # The module's own HybridJoin record, through RebootMarker's registry adapters.
         $global:JoinRecord = @{}
         Mock Get-M365RebootMarkerValue { $global:JoinRecord.Clone() } -ParameterFilter { $Path -like '*\HybridJoin' }
@@ -423,7 +423,7 @@ Describe 'win_dsreg_join' {
         It 'does not give a held lock to a second holder' {
             $held = Enter-M365HostLock -Name 'pester-lock-test'
             $held | Should -Not -BeNullOrEmpty
-            $other = Start-ThreadJob -ScriptBlock { param($m) $x = Enter-M365HostLock -Name 'pester-lock-test'; [bool]$x } -ArgumentList 1 -InitializationScript ([scriptblock]::Create("Import-Module '$((Get-Module RungCommon).Path)'"))
+            $other = Start-ThreadJob -ScriptBlock { param($m) $x = Enter-M365HostLock -Name 'pester-lock-test'; [bool]$x } -ArgumentList 1 -InitializationScript ([scriptblock]::Create("Import-Module '$((Get-Module _DsregJoin).Path)'"))
             Receive-Job -Job $other -Wait -AutoRemoveJob | Should -BeFalse -Because 'the lock is held'
             Exit-M365HostLock -Lock $held
         }

@@ -1,11 +1,11 @@
 # Logic of plugins/modules/win_reboot_state.ps1 under pwsh with the Windows reads mocked.
 # The module's functions are loaded from its AST (the module body needs Ansible.Basic);
-# RebootMarker.psm1 is the real one with only its four registry functions mocked, so
+# _RebootMarker.psm1 is the real one with only its four registry functions mocked, so
 # clearing goes through the same code the rung modules use to set the marker.
 
 BeforeAll {
     $root = Resolve-Path (Join-Path $PSScriptRoot '..' '..')
-    Import-Module (Join-Path $root 'plugins' 'module_utils' 'RebootMarker.psm1') -Force
+    Import-Module (Join-Path $root 'plugins' 'module_utils' '_RebootMarker.psm1') -Force
     $modulePath = Join-Path $root 'plugins' 'modules' 'win_reboot_state.ps1'
     $tokens = $null; $errors = $null
     $ast = [System.Management.Automation.Language.Parser]::ParseFile($modulePath, [ref]$tokens, [ref]$errors)
@@ -25,17 +25,17 @@ Describe 'win_reboot_state' {
     BeforeEach {
         # The registry under the marker, as the real module util would read it.
         $script:store = @{}
-        Mock -ModuleName RebootMarker Get-M365RebootMarkerValue { @{} + $script:store }
-        Mock -ModuleName RebootMarker Remove-M365RebootMarkerValue { param($Path, $Name) $script:store.Remove($Name) }
-        Mock -ModuleName RebootMarker Remove-M365RebootMarkerKey { $script:store.Clear() }
-        Mock Get-RebootStateBootTime { $script:boot }
-        Mock Test-RebootStateRegistryKey { $false }
-        Mock Get-RebootStateRegistryValue { $null }
+        Mock -ModuleName _RebootMarker Get-M365RebootMarkerValue { @{} + $script:store }
+        Mock -ModuleName _RebootMarker Remove-M365RebootMarkerValue { param($Path, $Name) $script:store.Remove($Name) }
+        Mock -ModuleName _RebootMarker Remove-M365RebootMarkerKey { $script:store.Clear() }
+        Mock Get-M365BootTime { $script:boot }
+        Mock -ModuleName _RebootMarker Test-M365RebootRegistryKey { $false }
+        Mock -ModuleName _RebootMarker Get-M365RebootRegistryValue { $null }
     }
 
     Context 'reading' {
         It 'reports no reboot when there is no marker' {
-            $r = Get-RebootState -IncludeWindowsPending $false
+            $r = Get-M365RebootState -IncludeWindowsPending $false
             $r.reboot_required | Should -BeFalse
             $r.marker.Count | Should -Be 0
             $r.changed | Should -BeFalse
@@ -45,29 +45,29 @@ Describe 'win_reboot_state' {
 
         It 'reports the marker of each source' {
             $script:store['win_token_broker_cache'] = '2026-11-26T09:20:00Z quarantined TokenBroker caches of S-1-5-21-1-2-3-1104'
-            $r = Get-RebootState -IncludeWindowsPending $false
+            $r = Get-M365RebootState -IncludeWindowsPending $false
             $r.reboot_required | Should -BeTrue
             $r.marker['win_token_broker_cache'] | Should -BeLike '2026-11-26T09:20:00Z quarantined*'
             $r.changed | Should -BeFalse
         }
 
         It 'ignores Windows signals unless asked' {
-            Mock Test-RebootStateRegistryKey { $true }
-            $r = Get-RebootState -IncludeWindowsPending $false
+            Mock -ModuleName _RebootMarker Test-M365RebootRegistryKey { $true }
+            $r = Get-M365RebootState -IncludeWindowsPending $false
             $r.reboot_required | Should -BeFalse
             $r.windows_reasons.Count | Should -Be 0
-            Should -Invoke Test-RebootStateRegistryKey -Times 0
+            Should -Invoke -ModuleName _RebootMarker Test-M365RebootRegistryKey -Times 0
         }
 
         It 'reads the servicing, update and rename signals when asked' {
-            Mock Test-RebootStateRegistryKey { $Path -like '*Component Based Servicing\RebootPending' }
-            Mock Get-RebootStateRegistryValue {
+            Mock -ModuleName _RebootMarker Test-M365RebootRegistryKey { $Path -like '*Component Based Servicing\RebootPending' }
+            Mock -ModuleName _RebootMarker Get-M365RebootRegistryValue {
                 if ($Name -eq 'PendingFileRenameOperations') {
                     # REG_MULTI_SZ as Get-ItemProperty returns it: source, destination pairs.
                     @('\??\C:\Windows\Temp\old.dll', '', '\??\C:\Windows\Temp\a.tmp', '\??\C:\Windows\System32\a.dll')
                 }
             }
-            $r = Get-RebootState -IncludeWindowsPending $true
+            $r = Get-M365RebootState -IncludeWindowsPending $true
             $r.windows_pending | Should -BeTrue
             $r.reboot_required | Should -BeTrue
             $r.windows_reasons | Should -Contain 'Component Based Servicing: RebootPending'
@@ -76,8 +76,8 @@ Describe 'win_reboot_state' {
         }
 
         It 'gives the boot time in UTC whatever kind CIM returns' {
-            Mock Get-RebootStateBootTime { $script:boot.ToLocalTime() }
-            (Get-RebootState -IncludeWindowsPending $false).boot_time | Should -Be $script:bootText
+            Mock Get-M365BootTime { $script:boot.ToLocalTime() }
+            (Get-M365RebootState -IncludeWindowsPending $false).boot_time | Should -Be $script:bootText
         }
     }
 
@@ -88,8 +88,8 @@ Describe 'win_reboot_state' {
         }
 
         It 'clears the named sources once the boot time moved' {
-            Mock Get-RebootStateBootTime { $script:later }
-            $r = Get-RebootState -ClearSources @('win_token_broker_cache', 'win_dsreg_join') -BootTimeBefore $script:bootText
+            Mock Get-M365BootTime { $script:later }
+            $r = Get-M365RebootState -ClearSources @('win_token_broker_cache', 'win_dsreg_join') -BootTimeBefore $script:bootText
             $r.changed | Should -BeTrue
             $r.boot_time_changed | Should -BeTrue
             $r.cleared | Should -Be @('win_dsreg_join', 'win_token_broker_cache')
@@ -101,8 +101,8 @@ Describe 'win_reboot_state' {
         }
 
         It 'clears only the listed sources unless asked to clear what is satisfied' {
-            Mock Get-RebootStateBootTime { $script:later }
-            $r = Get-RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore $script:bootText
+            Mock Get-M365BootTime { $script:later }
+            $r = Get-M365RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore $script:bootText
             $r.cleared | Should -Be @('win_token_broker_cache')
             $script:store.Keys | Should -Be @('win_dsreg_join')
             # written at 09:21, before the 09:41 boot: satisfied, so no restart is needed
@@ -111,28 +111,28 @@ Describe 'win_reboot_state' {
         }
 
         It 'keeps every marker when the boot time did not move' {
-            $r = Get-RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore $script:bootText
+            $r = Get-M365RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore $script:bootText
             $r.boot_time_changed | Should -BeFalse
             $r.changed | Should -BeFalse
             $r.cleared.Count | Should -Be 0
             $r.kept | Should -Be @('win_token_broker_cache')
             $script:store.Count | Should -Be 2
-            Should -Invoke -ModuleName RebootMarker Remove-M365RebootMarkerValue -Times 0
+            Should -Invoke -ModuleName _RebootMarker Remove-M365RebootMarkerValue -Times 0
         }
 
         It 'changes nothing in check mode but reports what it would clear' {
-            Mock Get-RebootStateBootTime { $script:later }
-            $r = Get-RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore $script:bootText -CheckMode $true
+            Mock Get-M365BootTime { $script:later }
+            $r = Get-M365RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore $script:bootText -CheckMode $true
             $r.changed | Should -BeTrue
             $r.cleared | Should -Be @('win_token_broker_cache')
             $script:store.Count | Should -Be 2
-            Should -Invoke -ModuleName RebootMarker Remove-M365RebootMarkerValue -Times 0
+            Should -Invoke -ModuleName _RebootMarker Remove-M365RebootMarkerValue -Times 0
         }
 
         It 'is idempotent: a second clear finds nothing to do' {
-            Mock Get-RebootStateBootTime { $script:later }
-            $null = Get-RebootState -ClearSources @('win_token_broker_cache', 'win_dsreg_join') -BootTimeBefore $script:bootText
-            $r = Get-RebootState -ClearSources @('win_token_broker_cache', 'win_dsreg_join') -BootTimeBefore $script:bootText
+            Mock Get-M365BootTime { $script:later }
+            $null = Get-M365RebootState -ClearSources @('win_token_broker_cache', 'win_dsreg_join') -BootTimeBefore $script:bootText
+            $r = Get-M365RebootState -ClearSources @('win_token_broker_cache', 'win_dsreg_join') -BootTimeBefore $script:bootText
             $r.changed | Should -BeFalse
             $r.cleared.Count | Should -Be 0
         }
@@ -146,7 +146,7 @@ Describe 'win_reboot_state' {
         }
 
         It 'reports, without clearing, the requests a restart already satisfied' {
-            $r = Get-RebootState
+            $r = Get-M365RebootState
             $r.satisfied | Should -Be @('win_token_broker_cache')
             $r.changed | Should -BeFalse
             $script:store.Count | Should -Be 2
@@ -155,13 +155,13 @@ Describe 'win_reboot_state' {
 
         It 'needs no restart when every request is older than the boot' {
             $script:store.Remove('win_dsreg_join')
-            $r = Get-RebootState
+            $r = Get-M365RebootState
             $r.reboot_required | Should -BeFalse
             $r.marker.Count | Should -Be 1
         }
 
         It 'clears the sources written before the current boot and keeps the newer ones' {
-            $r = Get-RebootState -ClearSatisfied $true
+            $r = Get-M365RebootState -ClearSatisfied $true
             $r.cleared | Should -Be @('win_token_broker_cache')
             $r.kept | Should -Be @('win_dsreg_join')
             $script:store.Keys | Should -Be @('win_dsreg_join')
@@ -170,8 +170,8 @@ Describe 'win_reboot_state' {
         }
 
         It 'clears everything once the host booted after the last request' {
-            Mock Get-RebootStateBootTime { $script:later }
-            $r = Get-RebootState -ClearSatisfied $true
+            Mock Get-M365BootTime { $script:later }
+            $r = Get-M365RebootState -ClearSatisfied $true
             $r.cleared | Should -Be @('win_dsreg_join', 'win_token_broker_cache')
             $r.kept.Count | Should -Be 0
             $script:store.Count | Should -Be 0
@@ -179,16 +179,16 @@ Describe 'win_reboot_state' {
 
         It 'keeps a value without a readable timestamp rather than guess' {
             $script:store['hand_written'] = 'please restart'
-            Mock Get-RebootStateBootTime { $script:later }
-            $r = Get-RebootState -ClearSatisfied $true
+            Mock Get-M365BootTime { $script:later }
+            $r = Get-M365RebootState -ClearSatisfied $true
             $r.kept | Should -Be @('hand_written')
             $script:store.Keys | Should -Be @('hand_written')
         }
 
         It 'a listed source is cleared by a moved boot time even without a timestamp' {
             $script:store['hand_written'] = 'please restart'
-            Mock Get-RebootStateBootTime { $script:later }
-            $r = Get-RebootState -ClearSources @('hand_written') -BootTimeBefore $script:bootText -ClearSatisfied $true
+            Mock Get-M365BootTime { $script:later }
+            $r = Get-M365RebootState -ClearSources @('hand_written') -BootTimeBefore $script:bootText -ClearSatisfied $true
             $r.cleared | Should -Be @('hand_written', 'win_dsreg_join', 'win_token_broker_cache')
             $script:store.Count | Should -Be 0
         }
@@ -198,7 +198,7 @@ Describe 'win_reboot_state' {
             @{ value = '26/11/2026 09:10 x'; expected = $null }
             @{ value = '2026-11-26T09:10:00Z'; expected = $null }
         ) {
-            $t = Get-RebootStateMarkerTime -Value $value
+            $t = Get-M365MarkerTime -Value $value
             if ($null -eq $expected) { $t | Should -BeNullOrEmpty }
             else {
                 $t.Kind | Should -Be ([DateTimeKind]::Utc)
@@ -213,17 +213,17 @@ Describe 'win_reboot_state' {
         It 'refuses a source name that is not a module name: <source>' -ForEach @(
             @{ source = '*' }, @{ source = '..\Run' }, @{ source = '' }, @{ source = 'a b' }
         ) {
-            Mock Get-RebootStateBootTime { $script:later }
-            { Get-RebootState -ClearSources @($source) -BootTimeBefore $script:bootText } |
+            Mock Get-M365BootTime { $script:later }
+            { Get-M365RebootState -ClearSources @($source) -BootTimeBefore $script:bootText } |
                 Should -Throw -ExceptionType ([System.ArgumentException]) -ExpectedMessage 'clear_sources:*'
             $script:store.Count | Should -Be 1
         }
 
         It 'refuses to clear without the boot time from before the restart' {
-            { Get-RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore '' } |
+            { Get-M365RebootState -ClearSources @('win_token_broker_cache') -BootTimeBefore '' } |
                 Should -Throw -ExpectedMessage 'boot_time_before is required*'
             $script:store.Count | Should -Be 1
-            Should -Invoke Get-RebootStateBootTime -Times 0
+            Should -Invoke Get-M365BootTime -Times 0
         }
     }
 }

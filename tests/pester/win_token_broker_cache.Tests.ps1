@@ -50,12 +50,12 @@ Describe 'win_token_broker_cache' {
         Set-RungUserMock
         # The restore path reads the profile list from the module itself.
         Mock Get-M365UserProfile { $global:RungUsers }
-        Mock -ModuleName RungCommon Set-M365QuarantineAcl { }
+        Mock -ModuleName _TokenBrokerQuarantine Set-M365QuarantineAcl { }
         # HKLM (manifest records, marked quarantine roots) in memory.
         $global:RungReg = @{}
-        Mock -ModuleName RungCommon Get-M365RebootMarkerValue { $v = $global:RungReg[$Path]; if ($v) { $v.Clone() } else { @{} } }
-        Mock -ModuleName RungCommon Set-M365RebootMarkerValue { if (-not $global:RungReg[$Path]) { $global:RungReg[$Path] = @{} }; $global:RungReg[$Path][$Name] = $Value }
-        Mock -ModuleName RungCommon Remove-M365RebootMarkerValue { if ($global:RungReg[$Path]) { $global:RungReg[$Path].Remove($Name) } }
+        Mock -ModuleName _TokenBrokerQuarantine Get-M365RebootMarkerValue { $v = $global:RungReg[$Path]; if ($v) { $v.Clone() } else { @{} } }
+        Mock -ModuleName _TokenBrokerQuarantine Set-M365RebootMarkerValue { if (-not $global:RungReg[$Path]) { $global:RungReg[$Path] = @{} }; $global:RungReg[$Path][$Name] = $Value }
+        Mock -ModuleName _TokenBrokerQuarantine Remove-M365RebootMarkerValue { if ($global:RungReg[$Path]) { $global:RungReg[$Path].Remove($Name) } }
         Mock Remove-M365RebootMarkerValue { if ($global:RungReg[$Path]) { $global:RungReg[$Path].Remove($Name) } }
         Mock Set-M365RebootMarker { }
         Mock Get-M365BrokerProcess { @() }
@@ -95,8 +95,8 @@ Describe 'win_token_broker_cache' {
             }
             $r.diff.before.token_broker_files.'CONTOSO\alice'.aad_broker_plugin | Should -Be 2
             $r.diff.after.token_broker_files.'CONTOSO\alice'.aad_broker_plugin | Should -Be 0
-            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -ParameterFilter { $Path -eq $r.quarantine_path }
-            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -ParameterFilter { $Path -eq $global:RungQRoot }
+            Should -Invoke -ModuleName _TokenBrokerQuarantine Set-M365QuarantineAcl -ParameterFilter { $Path -eq $r.quarantine_path }
+            Should -Invoke -ModuleName _TokenBrokerQuarantine Set-M365QuarantineAcl -ParameterFilter { $Path -eq $global:RungQRoot }
             Should -Invoke Set-M365RebootMarker -Times 1 -Exactly -ParameterFilter { $Source -eq 'win_token_broker_cache' }
             $global:RungRepairs | Should -HaveCount 1
             $global:RungRepairs[0].Rung | Should -Be 'reset_token_broker'
@@ -154,7 +154,7 @@ Describe 'win_token_broker_cache' {
 
         It 'puts files back and quarantines nothing for a user when a delete fails half-way' {
             $script:Deletes = 0
-            Mock -ModuleName RungCommon Remove-M365CacheFile {
+            Mock -ModuleName _TokenBrokerQuarantine Remove-M365CacheFile {
                 $script:Deletes++
                 if ($script:Deletes -eq 2) { throw [System.UnauthorizedAccessException]::new('Access to the path is denied.') }
                 [System.IO.File]::Delete($Path)
@@ -190,7 +190,7 @@ Describe 'win_token_broker_cache' {
         }
 
         It 'moves nothing when the quarantine cannot be locked down' {
-            Mock -ModuleName RungCommon Set-M365QuarantineAcl { throw "quarantine folder $Path is owned by S-1-5-21-1-2-3-1105, not SYSTEM or Administrators" }
+            Mock -ModuleName _TokenBrokerQuarantine Set-M365QuarantineAcl { throw "quarantine folder $Path is owned by S-1-5-21-1-2-3-1105, not SYSTEM or Administrators" }
             $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Base + @{ stop_broker = $true })
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^quarantine_path: cannot prepare a quarantine .*owned by'
@@ -225,7 +225,7 @@ Describe 'win_token_broker_cache' {
             }
             foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
             Test-Path -LiteralPath $global:RungQRoot | Should -BeFalse
-            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -Times 0 -Exactly
+            Should -Invoke -ModuleName _TokenBrokerQuarantine Set-M365QuarantineAcl -Times 0 -Exactly
             @(Get-ChildItem -LiteralPath $existing).Name | Should -Be @('other.txt')
         }
     }
@@ -285,7 +285,7 @@ Describe 'win_token_broker_cache' {
             $manifest.entries[1].stored_path = '../../outside.bin'
             # Written through the module's own writer, so its HKLM record matches: the
             # entry checks must hold even for a manifest that verifies.
-            & (Get-Module RungCommon) { param($q, $m) Write-M365QuarantineManifest -QuarantinePath $q -Manifest $m } $q.quarantine_path $manifest
+            & (Get-Module _TokenBrokerQuarantine) { param($q, $m) Write-M365QuarantineManifest -QuarantinePath $q -Manifest $m } $q.quarantine_path $manifest
             $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ state = 'restored'; quarantine_id = $q.quarantine_id })
             $r.failed | Should -BeTrue
             @($r.files | Where-Object { $_.status -eq 'refused' }).Count | Should -Be 2
@@ -365,7 +365,7 @@ Describe 'win_token_broker_cache' {
             # Right after the walk (the lock check is the first open), the user swaps the
             # folder for a link to the canary, whose file has the same name.
             $global:RungSwap = @{ Done = $false; Sub = $sub; Canary = $script:Canary }
-            Mock -ModuleName RungCommon Test-M365FileLocked {
+            Mock -ModuleName _TokenBrokerQuarantine Test-M365FileLocked {
                 if (-not $global:RungSwap.Done) {
                     $global:RungSwap.Done = $true
                     [System.IO.Directory]::Delete($global:RungSwap.Sub, $true)
@@ -412,21 +412,21 @@ Describe 'win_token_broker_cache' {
         It 'refuses a quarantine folder a standard user created in advance, moving nothing' {
             $pre = Join-Path $env:ProgramData 'm365ops' 'activation'
             $null = New-Item -ItemType Directory -Path $pre -Force
-            Mock -ModuleName RungCommon Get-M365PathOwnerSid { if ($Path -eq $pre) { 'S-1-5-21-1004336348-1177238915-682003330-1105' } else { 'S-1-5-32-544' } }
+            Mock -ModuleName _TokenBrokerQuarantine Get-M365PathOwnerSid { if ($Path -eq $pre) { 'S-1-5-21-1004336348-1177238915-682003330-1105' } else { 'S-1-5-32-544' } }
             $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
             $r.failed | Should -BeTrue
             $r.msg | Should -Match "^quarantine_path: .*activation' is owned by S-1-5-21-1004336348-1177238915-682003330-1105"
             foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
-            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -Times 0 -Exactly
+            Should -Invoke -ModuleName _TokenBrokerQuarantine Set-M365QuarantineAcl -Times 0 -Exactly
         }
 
         It 'locks down every folder of the default chain it owns' {
             $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
             $r.failed | Should -BeNullOrEmpty
             foreach ($d in (Join-Path $env:ProgramData 'm365ops'), (Join-Path $env:ProgramData 'm365ops' 'activation'), $global:RungQRoot, $r.quarantine_path) {
-                Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -ParameterFilter { $Path -eq $d }
+                Should -Invoke -ModuleName _TokenBrokerQuarantine Set-M365QuarantineAcl -ParameterFilter { $Path -eq $d }
             }
-            Should -Invoke -ModuleName RungCommon Set-M365QuarantineAcl -Times 0 -Exactly -ParameterFilter { $Path -eq $env:ProgramData }
+            Should -Invoke -ModuleName _TokenBrokerQuarantine Set-M365QuarantineAcl -Times 0 -Exactly -ParameterFilter { $Path -eq $env:ProgramData }
         }
     }
 
@@ -467,7 +467,7 @@ Describe 'win_token_broker_cache' {
         }
 
         It 'moves nothing when the quarantine volume lacks the space' {
-            Mock -ModuleName RungCommon Get-M365FreeSpace { [int64]1024 }
+            Mock -ModuleName _TokenBrokerQuarantine Get-M365FreeSpace { [int64]1024 }
             $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^quarantine_path: cannot prepare a quarantine .*not enough free space'
@@ -476,13 +476,13 @@ Describe 'win_token_broker_cache' {
 
         It 'fails cleanly, naming where each file is, when putting files back fails' {
             $script:Deletes = 0
-            Mock -ModuleName RungCommon Remove-M365CacheFile {
+            Mock -ModuleName _TokenBrokerQuarantine Remove-M365CacheFile {
                 $script:Deletes++
                 if ($script:Deletes -eq 2) { throw [System.UnauthorizedAccessException]::new('Access to the path is denied.') }
                 [System.IO.File]::Delete($Path)
             }
             # The copy back of the one deleted file fails too (the user re-created the name).
-            Mock -ModuleName RungCommon Copy-M365CheckedFile { throw [System.IO.IOException]::new("The file '$Destination' already exists.") } -ParameterFilter { $Destination -like '*Users*' }
+            Mock -ModuleName _TokenBrokerQuarantine Copy-M365CheckedFile { throw [System.IO.IOException]::new("The file '$Destination' already exists.") } -ParameterFilter { $Destination -like '*Users*' }
             $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice') })
             $r.failed | Should -BeTrue
             $r.msg | Should -Match 'putting the files back failed for 1'

@@ -253,7 +253,7 @@ Describe 'win_work_accounts' {
         $r = Invoke-RungModule -Name win_work_accounts -Params @{ users = @('alice', 'bob'); require_logged_on = $true }
         $r.failed | Should -BeTrue
         $r.msg | Should -Match '^require_logged_on: '
-        Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
+        Should -Invoke Invoke-M365TaskScript -ModuleName _UserRung -Times 0 -Exactly
     }
 
     It 'refuses <name> naming the option, before any task' -TestCases @(
@@ -267,7 +267,7 @@ Describe 'win_work_accounts' {
         $r = Invoke-RungModule -Name win_work_accounts -Params $params
         $r.failed | Should -BeTrue
         $r.msg | Should -Match "^$($option): "
-        Should -Invoke Invoke-M365TaskScript -ModuleName RungCommon -Times 0 -Exactly
+        Should -Invoke Invoke-M365TaskScript -ModuleName _UserRung -Times 0 -Exactly
         $global:WpjRecords | Should -BeNullOrEmpty
     }
 

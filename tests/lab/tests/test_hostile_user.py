@@ -40,7 +40,7 @@ ACCOUNTS = "Users/alice/AppData/Local/Packages/Microsoft.AAD.BrokerPlugin_cw5n1h
 # The scenario's links (tests/lab/scenarios/PC-HYB-LINK/scenario.yml), below ACCOUNTS, and
 # where they point, below the host's state folder.
 LINKS = {"planted": "Windows/System32/config/canary", "planted.tbacct": "Windows/System32/config/canary.dat"}
-# A runner task (\m365ops\m365ops-<start>-<pid>-<hex>, ScheduledTaskRunner.psm1 New-M365RunId)
+# A runner task (\m365ops\m365ops-<start>-<pid>-<hex>, _ScheduledTaskRunner.psm1 New-M365RunId)
 # as the shim files it: tasks/<path and name, lower case, \ as _>.json.
 TASK_FILE = re.compile(r"^_m365ops_m365ops-\d{8}t\d{6}z-\d+-[0-9a-f]{8}\.json$")
 

@@ -382,11 +382,12 @@ def test_registry_and_cmdlets_autoload_in_a_module_runspace(tmp_path, pwsh):
 
 TASK_SCRIPT = r'''
 $ErrorActionPreference = 'Stop'
-Import-Module (Join-Path $env:REPO 'plugins/module_utils/UserProfile.psm1')
-Import-Module (Join-Path $env:REPO 'plugins/module_utils/ScheduledTaskRunner.psm1')
+Import-Module (Join-Path $env:REPO 'plugins/module_utils/_UserProfile.psm1')
+Import-Module (Join-Path $env:REPO 'plugins/module_utils/_ScheduledTaskRunner.psm1')
+Import-Module (Join-Path $env:REPO 'plugins/module_utils/_UserSession.psm1')
 # The one line ScheduledTaskRunner needs on a host without Windows ACLs (the guard
-# RungCommon's Set-M365QuarantineAcl already has); everything else runs unchanged.
-& (Get-Module ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
+# _TokenBrokerQuarantine's Set-M365QuarantineAcl already has); everything else runs unchanged.
+& (Get-Module _ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
 # win_credential_purge's own user-context script, taken from the module file unchanged.
 $ast = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $env:REPO 'plugins/modules/win_credential_purge.ps1'), [ref]$null, [ref]$null)
 $assign = $ast.Find({ param($n) $n -is [System.Management.Automation.Language.AssignmentStatementAst] -and $n.Left.Extent.Text -eq '$credentialScript' }, $true)
@@ -399,7 +400,7 @@ $r.user = Invoke-M365TaskScript -RunAs User -UserSid $env:SID -TimeoutSeconds 12
 $r.system = Invoke-M365TaskScript -RunAs System -TimeoutSeconds 120 -ScriptBlock { @{ profile = $env:USERPROFILE; sid = $env:M365OPS_LAB_USER_SID } }
 $r.not_logged_on = Invoke-M365TaskScript -RunAs User -UserSid 'S-1-5-21-1-2-3-4' -ScriptBlock { 1 }
 $r.purge = Invoke-M365TaskScript -RunAs User -UserSid $env:SID -TimeoutSeconds 120 -ScriptBlock $credentialScript `
-    -Parameters @{ Regexes = @('^MicrosoftOffice16_Data:SSPI:'); Delete = $true }
+    -Parameters @{ Regexes = @('^MicrosoftOffice16_Data:SSPI:'); Delete = $true; Session = Get-M365UserSessionScript }
 $r.tasks_left = @(Get-ScheduledTask -TaskPath '\m365ops\' -ErrorAction SilentlyContinue).Count
 $r.run_folders_left = @(Get-ChildItem -LiteralPath (Join-Path $env:SystemRoot 'Temp') -Filter 'm365ops-*').Count
 '@@JSON@@' + (ConvertTo-Json -InputObject $r -Depth 6 -Compress)
@@ -430,14 +431,14 @@ def test_task_runner_runs_tasks_in_the_principals_environment(tmp_path, pwsh, mo
 
 GATHER_SCRIPT = r'''
 $ErrorActionPreference = 'Stop'
-foreach ($name in 'UserProfile', 'ScheduledTaskRunner', 'RebootMarker', 'RungCommon', 'NetworkProbe') {
+foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_RebootMarker', '_UserRung', '_CredentialPattern', '_UserSession', '_TokenBrokerQuarantine', '_Dsreg', '_DsregJoin', '_NetworkProbe') {
     Import-Module (Join-Path $env:REPO "plugins/module_utils/$name.psm1")
 }
-& (Get-Module ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
+& (Get-Module _ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
 # win_activation_facts' own functions: the file up to its module body (as its Pester tests do).
 $text = Get-Content -LiteralPath (Join-Path $env:REPO 'plugins/modules/win_activation_facts.ps1') -Raw
 . ([scriptblock]::Create($text.Substring(0, $text.IndexOf('$spec = @{'))))
-'@@JSON@@' + (ConvertTo-Json -InputObject (Get-ActivationFact -Timeout 120) -Depth 12 -Compress)
+'@@JSON@@' + (ConvertTo-Json -InputObject (Get-M365ActivationFact -Timeout 120) -Depth 12 -Compress)
 '''
 
 
@@ -457,9 +458,14 @@ def test_each_scenario_gathers_to_the_plan_of_its_evidence(tmp_path, pwsh, name)
     assert not hard, hard
     for user in r['host_facts']['users']:
         assert user['status'] in ('ok', 'not_logged_on'), user
-        # WAM's WinRT API exists only in Windows PowerShell: the lab says so per user.
+        # Diagnose reads WAM through the rungs' own helper (_UserSession.psm1), which the shim
+        # serves from the user's wam/<sid>.json: the same accounts win_work_accounts sees.
         if user['status'] == 'ok':
-            assert 'WAM accounts' in user['message']
+            assert 'WAM accounts' not in user['message'], user['message']
+            wam = state / 'wam' / ('%s.json' % user['sid'])
+            served = json.loads(wam.read_text()) if wam.is_file() else []
+            assert [a['upn'] for a in user['wam_accounts']] == [
+                a['upn'] for a in served if a['provider'] in ('AzureAD', 'AzureAd')], user['wam_accounts']
     verdict = evaluate(build_evidence(r['dsregcmd_status'], r['aad_events'], r['host_facts']))
     assert verdict['join_type'] == expect['join_type']
     assert verdict['plan'] == expect['plan'], verdict['findings']

@@ -129,7 +129,7 @@ class FakeHost:
 
     def facts(self):
         """win_activation_facts: the bundle's texts, with ``pending_reboot`` from this
-        host's marker (Get-AfPendingReboot: one ``marker <source>: <value>`` reason per
+        host's marker (Get-M365PendingReboot: one ``marker <source>: <value>`` reason per
         source) instead of the bundle's, which was captured on another machine."""
         result = read_bundle(self.bundle())
         marker = self.state["marker"]

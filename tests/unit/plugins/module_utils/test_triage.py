@@ -310,7 +310,7 @@ def test_broker_errors_behind_a_network_failure_wait_for_it():
     assert result['plan'] == ['fix_network_path']
 
 
-# --- the network probe (host_facts.network_probe, NetworkProbe.psm1) -----------------------
+# --- the network probe (host_facts.network_probe, _NetworkProbe.psm1) -----------------------
 
 def probe_result(endpoint='login.microsoftonline.com', blocked=None, detail=None):
     return {'endpoint': endpoint, 'host': endpoint.split(':')[0], 'port': 443, 'route': 'direct',

@@ -183,7 +183,7 @@ Function Get-CimInstance {
         }
         'Win32_Process' {
             # One explorer.exe per interactive desktop: that is what "logged on" means to
-            # the collection (UserProfile.psm1).
+            # the collection (_UserProfile.psm1).
             $procId = 4000
             foreach ($s in Get-LabSession) {
                 $procId += 4

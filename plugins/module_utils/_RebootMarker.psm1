@@ -1,6 +1,10 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within this collection and may not remain
+# stable to outside uses. Changes may be made in ANY release, even a bugfix release.
+
 # The collection's own pending-reboot marker (docs/development.md): one REG_SZ value per
 # requesting module under HKLM, data "<UTC ISO time> <reason>". A rung writes it before
 # returning reboot_required, so a run that dies before the reboot step still leaves the

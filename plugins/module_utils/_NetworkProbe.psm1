@@ -1,8 +1,13 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-# Internal collection use only: the network-path probe of win_activation_facts. Not a
-# public interface; names and shapes may change in any release.
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within this collection and may not remain
+# stable to outside uses. Changes may be made in ANY release, even a bugfix release.
+
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._ScheduledTaskRunner
+
+# The network-path probe of win_activation_facts.
 #
 # Manual step 3 of Microsoft's 0xCAA50021 procedure is "make sure AV / proxy / firewall let
 # the BrokerPlugin reach Entra". This probe answers *what* stops it, for each endpoint the
@@ -555,28 +560,12 @@ Function Invoke-M365UserNetworkProbe {
 Function Get-M365NetworkProbeScript {
     <#
     .SYNOPSIS
-    The probe's functions as one script text, for a user-context task to dot-source: the
-    task runs a fresh powershell.exe that has none of this collection's utils.
+    The probe's functions as one script text, for a user-context task to dot-source.
     #>
     [CmdletBinding()]
     [OutputType([string])]
     param()
-    $parts = foreach ($name in $script:ShippedFunctions) {
-        'function {0} {{{1}}}' -f $name, (Get-Item -LiteralPath "function:$name").ScriptBlock.ToString()
-    }
-    $text = $parts -join "`n"
-    # Without comments and indentation: the task's whole command line (script, parameters
-    # and this) must stay under CreateProcess' 32767 characters. The code has no
-    # here-strings, so no line's leading blanks carry meaning.
-    $code = New-Object -TypeName System.Text.StringBuilder
-    $at = 0
-    foreach ($token in [System.Management.Automation.PSParser]::Tokenize($text, [ref]$null)) {
-        if ($token.Type -ne 'Comment') { continue }
-        $null = $code.Append($text, $at, $token.Start - $at)
-        $at = $token.Start + $token.Length
-    }
-    $null = $code.Append($text, $at, $text.Length - $at)
-    (@($code.ToString() -split "`r?`n" | ForEach-Object { $_.Trim() } | Where-Object { $_ }) -join "`n")
+    ConvertTo-M365TaskFunctionScript -Function @(foreach ($name in $script:ShippedFunctions) { Get-Item -LiteralPath "function:$name" })
 }
 
 Export-ModuleMember -Function ConvertFrom-M365ProxySettingBlob, Split-M365ProbeEndpoint, Get-M365ProxyForHost, `

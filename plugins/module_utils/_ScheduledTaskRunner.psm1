@@ -1,7 +1,11 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within this collection and may not remain
+# stable to outside uses. Changes may be made in ANY release, even a bugfix release.
+
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserProfile
 
 # Run a script block as SYSTEM or inside a logged-on user's session through a temporary
 # scheduled task (docs/diagnose.md, "The task runner").
@@ -578,8 +582,89 @@ Function Invoke-M365TaskScript {
     }
 }
 
+Function Invoke-M365StaleSweep {
+    <#
+    .SYNOPSIS
+    Sweeps the task runner's leftovers (Clear-M365StaleTaskRun) for a module about to use
+    the runner: Result.stale_cleanup = @{ removed; failed }, and one warning per item, so
+    the operator sees what an earlier, interrupted run left and what could not be removed.
+    Housekeeping: it does not make the module report changed. In check mode it only lists.
+    #>
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][object]$Module)
+    $sweep = Clear-M365StaleTaskRun -CheckMode:$Module.CheckMode
+    $Module.Result.stale_cleanup = $sweep
+    $verb = if ($Module.CheckMode) { 'would remove' } else { 'removed' }
+    foreach ($item in @($sweep.removed)) { $Module.Warn("leftover of an interrupted run ${verb}: $item") }
+    foreach ($f in @($sweep.failed)) { $Module.Warn("leftover of an interrupted run not removed: $($f.item): $($f.message)") }
+}
+
+Function Add-M365RunnerWarning {
+    # The runner's own cleanup failures, as warnings the operator sees.
+    [CmdletBinding()]
+    param ([Parameter(Mandatory)][object]$Module)
+    foreach ($w in @(Get-M365TaskRunnerWarning)) { if ($w) { $Module.Warn($w) } }
+}
+
+Function Get-M365OutputProperty {
+    <#
+    .SYNOPSIS
+    Reads a property from a task Output that went through JSON (PSCustomObject or hashtable).
+    #>
+    [CmdletBinding()]
+    param (
+        [AllowNull()][object]$InputObject,
+        [Parameter(Mandatory)][string]$Name,
+        [AllowNull()][object]$Default = $null
+    )
+    if ($null -eq $InputObject) { return $Default }
+    if ($InputObject -is [System.Collections.IDictionary]) {
+        if ($InputObject.Contains($Name)) { return $InputObject[$Name] }
+        return $Default
+    }
+    $prop = $InputObject.PSObject.Properties[$Name]
+    if ($null -eq $prop) { return $Default }
+    $prop.Value
+}
+
+Function ConvertTo-M365TaskFunctionScript {
+    <#
+    .SYNOPSIS
+    Functions as one script text for a task to dot-source (a Parameters value): the task
+    runs a fresh powershell.exe that has none of this collection's utils.
+    .DESCRIPTION
+    With IfAbsent each definition is skipped when a command of that name exists, so a
+    test can supply stand-ins for the Windows calls and still run the script around them.
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param(
+        [Parameter(Mandatory)][System.Management.Automation.FunctionInfo[]]$Function,
+        [switch]$IfAbsent
+    )
+    $parts = foreach ($f in $Function) {
+        $definition = 'function {0} {{{1}}}' -f $f.Name, $f.ScriptBlock.ToString()
+        if ($IfAbsent) { "if (-not (Get-Command -Name '{0}' -ErrorAction SilentlyContinue)) {{`n{1}`n}}" -f $f.Name, $definition }
+        else { $definition }
+    }
+    $text = $parts -join "`n"
+    # Without comments and indentation: the task's whole command line (script, parameters
+    # and this) must stay under CreateProcess' 32767 characters. Leading blanks carry no
+    # meaning in this code: a here-string's closing '@ starts its line anyway.
+    $code = New-Object -TypeName System.Text.StringBuilder
+    $at = 0
+    foreach ($token in [System.Management.Automation.PSParser]::Tokenize($text, [ref]$null)) {
+        if ($token.Type -ne 'Comment') { continue }
+        $null = $code.Append($text, $at, $token.Start - $at)
+        $at = $token.Start + $token.Length
+    }
+    $null = $code.Append($text, $at, $text.Length - $at)
+    (@($code.ToString() -split "`r?`n" | ForEach-Object { $_.Trim() } | Where-Object { $_ }) -join "`n")
+}
+
 Export-ModuleMember -Function Invoke-M365TaskScript, ConvertTo-M365TaskCommand, Get-M365RunFolderSddl, `
     New-M365RunFolder, Remove-M365RunFolder, Set-M365PathSddl, Get-M365RunRoot, Get-M365PowerShellPath, `
     Register-M365Task, Start-M365Task, Get-M365TaskState, Stop-M365Task, Unregister-M365Task, `
     Test-M365AccessDenied, Read-M365TaskOutput, New-M365RunId, Get-M365ProcessStartTime, Get-M365RunnerTaskName, `
-    Test-M365RunStale, Clear-M365StaleTaskRun, Get-M365TaskRunnerWarning
+    Test-M365RunStale, Clear-M365StaleTaskRun, Get-M365TaskRunnerWarning, `
+    Invoke-M365StaleSweep, Add-M365RunnerWarning, Get-M365OutputProperty, ConvertTo-M365TaskFunctionScript

@@ -1,6 +1,10 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within this collection and may not remain
+# stable to outside uses. Changes may be made in ANY release, even a bugfix release.
+
 # Users -> SID, profile path, hive and session state, and paths confined to a profile.
 #
 # Over WinRM the module runs as the admin, so %LOCALAPPDATA% and friends are the admin's:
@@ -452,7 +456,91 @@ Function Remove-M365TreeNoFollow {
     [System.IO.Directory]::Delete($Path, $false)
 }
 
+Function Get-M365RungUser {
+    <#
+    .SYNOPSIS
+    Resolves the `users` option of a rung module to UserProfile objects.
+    .DESCRIPTION
+    With no identities, returns every profile (the caller narrows it: logged-on users,
+    users with cached accounts). Each identity goes through Resolve-M365User, so names with
+    wildcards or path characters are refused there; the error is re-thrown naming the
+    module option so the task output says which parameter was wrong. All identities are
+    resolved before anything is returned: one bad name fails the whole call and nothing
+    is changed.
+    #>
+    [CmdletBinding()]
+    param (
+        [AllowNull()][AllowEmptyCollection()][string[]]$Identity,
+        [string]$ParameterName = 'users'
+    )
+
+    if ($null -eq $Identity -or $Identity.Count -eq 0) {
+        return , @(Get-M365UserProfile)
+    }
+
+    $resolved = [System.Collections.Generic.List[object]]::new()
+    $seen = @{}
+    foreach ($id in $Identity) {
+        try {
+            $userProfile = Resolve-M365User -Identity $id
+        }
+        catch [System.ArgumentException] {
+            throw [System.ArgumentException]::new("${ParameterName}: $($_.Exception.Message)")
+        }
+        # The same user named twice (name and SID) is processed once.
+        if (-not $seen.ContainsKey($userProfile.Sid)) {
+            $seen[$userProfile.Sid] = $true
+            $resolved.Add($userProfile)
+        }
+    }
+    return , $resolved.ToArray()
+}
+
+Function Get-M365UserLabel {
+    <#
+    .SYNOPSIS
+    How a user is named in diff keys and messages: DOMAIN\name, or the SID when the SID
+    does not translate. Takes a UserProfile object (UserName, Sid) or a per-user result
+    entry (user, sid).
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param ([AllowNull()][object]$User)
+    if ($null -eq $User) { return '' }
+    foreach ($name in 'UserName', 'user', 'Sid') {
+        $value = if ($User -is [System.Collections.IDictionary]) { if ($User.Contains($name)) { $User[$name] } }
+        elseif ($User.PSObject.Properties[$name]) { $User.$name }
+        if ($value) { return [string]$value }
+    }
+    ''
+}
+
+Function Get-M365RungFailure {
+    <#
+    .SYNOPSIS
+    The failure message for a user-context rung's per-user results, or $null when none
+    failed (users who were not logged on fail the task only with RequireLoggedOn).
+    #>
+    [CmdletBinding()]
+    param (
+        [AllowEmptyCollection()][object[]]$Result,
+        [bool]$RequireLoggedOn = $false,
+        [Parameter(Mandatory)][string]$Action
+    )
+    $skipped = @($Result | Where-Object { $_.status -eq 'not_logged_on' })
+    if ($RequireLoggedOn -and $skipped.Count -gt 0) {
+        return "require_logged_on: $($skipped.Count) user(s) were not logged on when their task ran"
+    }
+    $failed = @($Result | Where-Object { $_.status -eq 'failed' })
+    if ($failed.Count -gt 0) {
+        $who = ($failed | ForEach-Object { Get-M365UserLabel $_ }) -join ', '
+        return "$Action failed for ${who}: $(($failed | ForEach-Object { $_.message }) -join ' | ')"
+    }
+    $null
+}
+
 Export-ModuleMember -Function Get-M365ProfileListEntry, Test-M365HiveLoaded, Get-M365InteractiveSid, `
     ConvertTo-M365AccountName, ConvertTo-M365Sid, Get-M365ProfileUpn, Get-M365UserProfile, `
     Resolve-M365User, Join-M365ProfilePath, Test-M365ReparsePoint, `
-    Get-M365PathAttribute, Get-M365DirectoryEntry, Split-M365ChainPath, Find-M365LinkInChain, Assert-M365NoLink, Get-M365SafeTreeFile, Remove-M365TreeNoFollow
+    Get-M365PathAttribute, Get-M365DirectoryEntry, Split-M365ChainPath, Find-M365LinkInChain, Assert-M365NoLink, Get-M365SafeTreeFile, Remove-M365TreeNoFollow, `
+    Get-M365RungUser, Get-M365UserLabel, Get-M365RungFailure

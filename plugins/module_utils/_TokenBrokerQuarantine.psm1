@@ -1,435 +1,38 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-# Logic shared by the repair-rung modules (win_credential_purge, win_work_accounts,
-# win_token_broker_cache, win_aad_broker_plugin, win_dsreg_join):
-#   * user selection on top of UserProfile.psm1,
-#   * the user-context rung flow (select, one task per user, per-user entries, diff,
-#     failure) and the per-user outcome shape (docs/development.md, Rung module results),
-#   * credential pattern safety,
-#   * the TokenBroker quarantine (move with manifest, restore with SHA-256 check, prune),
-#   * a small `dsregcmd /status` reader for the join guard rails,
-#   * thin adapters around Windows-only commands, so Pester can mock them and the
-#     logic runs under pwsh on Linux.
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within this collection and may not remain
+# stable to outside uses. Changes may be made in ANY release, even a bugfix release.
 
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.UserProfile
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.ScheduledTaskRunner
-#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils.RebootMarker
+# The TokenBroker quarantine of win_token_broker_cache: move a user's cache files with a
+# manifest, restore them with a SHA-256 check, prune old quarantines, and the AAD broker
+# processes that hold the files open.
+
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserProfile
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._RebootMarker
 
 Set-StrictMode -Version 2.0
 
 $script:QuarantineIdPattern = '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$'
 
-# ---------------------------------------------------------------------------------------
-# User selection
-# ---------------------------------------------------------------------------------------
-
-Function Get-M365RungUser {
-    <#
-    .SYNOPSIS
-    Resolves the `users` option of a rung module to UserProfile objects.
-    .DESCRIPTION
-    With no identities, returns every profile (the caller narrows it: logged-on users,
-    users with cached accounts). Each identity goes through Resolve-M365User, so names with
-    wildcards or path characters are refused there; the error is re-thrown naming the
-    module option so the task output says which parameter was wrong. All identities are
-    resolved before anything is returned: one bad name fails the whole call and nothing
-    is changed.
-    #>
-    [CmdletBinding()]
-    param (
-        [AllowNull()][AllowEmptyCollection()][string[]]$Identity,
-        [string]$ParameterName = 'users'
-    )
-
-    if ($null -eq $Identity -or $Identity.Count -eq 0) {
-        return , @(Get-M365UserProfile)
-    }
-
-    $resolved = [System.Collections.Generic.List[object]]::new()
-    $seen = @{}
-    foreach ($id in $Identity) {
-        try {
-            $userProfile = Resolve-M365User -Identity $id
-        }
-        catch [System.ArgumentException] {
-            throw [System.ArgumentException]::new("${ParameterName}: $($_.Exception.Message)")
-        }
-        # The same user named twice (name and SID) is processed once.
-        if (-not $seen.ContainsKey($userProfile.Sid)) {
-            $seen[$userProfile.Sid] = $true
-            $resolved.Add($userProfile)
-        }
-    }
-    return , $resolved.ToArray()
-}
-
-Function Select-M365RungUser {
-    <#
-    .SYNOPSIS
-    The users a user-context rung works on: the named ones, or by default everyone
-    logged on now. With RequireLoggedOn, any selected user without a session (or nobody
-    at all) is an error before anything runs. Throws [ArgumentException] naming the option.
-    #>
-    [CmdletBinding()]
-    param (
-        [AllowNull()][AllowEmptyCollection()][string[]]$Identity,
-        [bool]$RequireLoggedOn = $false
-    )
-    $selected = Get-M365RungUser -Identity $Identity -ParameterName 'users'
-    if ($null -eq $Identity -or $Identity.Count -eq 0) {
-        # Nobody to ask when no one is signed in: the default is whoever is logged on.
-        $selected = @($selected | Where-Object { $_.LoggedOn })
-    }
-    if ($RequireLoggedOn) {
-        $absent = @($selected | Where-Object { -not $_.LoggedOn })
-        if ($absent.Count -gt 0 -or $selected.Count -eq 0) {
-            $names = ($absent | ForEach-Object { Get-M365UserLabel $_ }) -join ', '
-            if (-not $names) { $names = 'nobody is logged on' }
-            throw [System.ArgumentException]::new("require_logged_on: not logged on: $names; nothing was changed")
-        }
-    }
-    , $selected
-}
-
-Function Assert-M365Timeout {
-    [CmdletBinding()]
-    param ([int]$Timeout, [string]$ParameterName = 'timeout')
-    if ($Timeout -lt 1 -or $Timeout -gt 3600) {
-        throw [System.ArgumentException]::new("${ParameterName}: must be between 1 and 3600 seconds, got $Timeout")
-    }
-}
-
-Function Get-M365RungFailure {
-    <#
-    .SYNOPSIS
-    The failure message for a user-context rung's per-user results, or $null when none
-    failed (users who were not logged on fail the task only with RequireLoggedOn).
-    #>
-    [CmdletBinding()]
-    param (
-        [AllowEmptyCollection()][object[]]$Result,
-        [bool]$RequireLoggedOn = $false,
-        [Parameter(Mandatory)][string]$Action
-    )
-    $skipped = @($Result | Where-Object { $_.status -eq 'not_logged_on' })
-    if ($RequireLoggedOn -and $skipped.Count -gt 0) {
-        return "require_logged_on: $($skipped.Count) user(s) were not logged on when their task ran"
-    }
-    $failed = @($Result | Where-Object { $_.status -eq 'failed' })
-    if ($failed.Count -gt 0) {
-        $who = ($failed | ForEach-Object { Get-M365UserLabel $_ }) -join ', '
-        return "$Action failed for ${who}: $(($failed | ForEach-Object { $_.message }) -join ' | ')"
-    }
-    $null
-}
-
-Function ConvertTo-M365UserOutcome {
-    <#
-    .SYNOPSIS
-    Turns an Invoke-M365TaskScript result into the per-user entry the rung modules return.
-    .DESCRIPTION
-    Status 'ok' becomes $null here (the caller fills in the module-specific outcome);
-    'not_logged_on' stays (the user is skipped; the remediate role reads this status to
-    classify the host as needing the user); everything else becomes 'failed' with the runner's
-    message, so a user the task could not reach is never reported as repaired.
-    #>
-    [CmdletBinding()]
-    param (
-        [Parameter(Mandatory)][object]$UserProfile,
-        [Parameter(Mandatory)][object]$TaskResult
-    )
-
-    $entry = [ordered]@{
-        user = $UserProfile.UserName
-        sid = $UserProfile.Sid
-        status = $null
-        message = ''
-    }
-    switch ($TaskResult.Status) {
-        'ok' { }
-        'not_logged_on' {
-            $entry.status = 'not_logged_on'
-            $entry.message = 'skipped: the user is not logged on; per-user work needs an interactive session'
-        }
-        default {
-            $entry.status = 'failed'
-            $entry.message = "user-context task $($TaskResult.Status): $($TaskResult.Message)"
-        }
-    }
-    $entry
-}
-
-Function Get-M365UserLabel {
-    <#
-    .SYNOPSIS
-    How a user is named in diff keys and messages: DOMAIN\name, or the SID when the SID
-    does not translate. Takes a UserProfile object (UserName, Sid) or a per-user result
-    entry (user, sid).
-    #>
-    [CmdletBinding()]
-    [OutputType([string])]
-    param ([AllowNull()][object]$User)
-    foreach ($name in 'UserName', 'user', 'Sid') {
-        $value = Get-M365OutputProperty $User $name
-        if ($value) { return [string]$value }
-    }
-    ''
-}
-
-Function New-M365UserRungModule {
-    <#
-    .SYNOPSIS
-    Creates the AnsibleModule of a user-context rung: its own spec plus the options every
-    such rung shares (users, require_logged_on, timeout; documented once in the
-    m365ops.activation.rung_users doc fragment), merged by Ansible.Basic as a spec
-    fragment - the module's own entries win, so a rung may change a default.
-    .DESCRIPTION
-    The result starts with the common keys, so even a validation failure returns them.
-    #>
-    [CmdletBinding()]
-    param (
-        [AllowEmptyCollection()][object[]]$Arguments = @(),
-        [Parameter(Mandatory)][System.Collections.IDictionary]$Spec
-    )
-    $fragment = @{
-        options = @{
-            users = @{ type = 'list'; elements = 'str' }
-            require_logged_on = @{ type = 'bool'; default = $false }
-            timeout = @{ type = 'int'; default = 120 }
-        }
-    }
-    $module = [Ansible.Basic.AnsibleModule]::Create([string[]]$Arguments, $Spec, @($fragment))
-    $module.Result.changed = $false
-    $module.Result.reboot_required = $false
-    $module.Result.users = @()
-    $module
-}
-
-Function Invoke-M365StaleSweep {
-    <#
-    .SYNOPSIS
-    Sweeps the task runner's leftovers (Clear-M365StaleTaskRun) for a module about to use
-    the runner: Result.stale_cleanup = @{ removed; failed }, and one warning per item, so
-    the operator sees what an earlier, interrupted run left and what could not be removed.
-    Housekeeping: it does not make the module report changed. In check mode it only lists.
-    #>
-    [CmdletBinding()]
-    param ([Parameter(Mandatory)][object]$Module)
-    $sweep = Clear-M365StaleTaskRun -CheckMode:$Module.CheckMode
-    $Module.Result.stale_cleanup = $sweep
-    $verb = if ($Module.CheckMode) { 'would remove' } else { 'removed' }
-    foreach ($item in @($sweep.removed)) { $Module.Warn("leftover of an interrupted run ${verb}: $item") }
-    foreach ($f in @($sweep.failed)) { $Module.Warn("leftover of an interrupted run not removed: $($f.item): $($f.message)") }
-}
-
-Function Add-M365RunnerWarning {
-    # The runner's own cleanup failures, as warnings the operator sees.
-    [CmdletBinding()]
-    param ([Parameter(Mandatory)][object]$Module)
-    foreach ($w in @(Get-M365TaskRunnerWarning)) { if ($w) { $Module.Warn($w) } }
-}
-
-Function Invoke-M365UserRung {
-    <#
-    .SYNOPSIS
-    The per-user part every user-context rung shares: select the users, run the rung's
-    script block in each user's session, collect one entry per user.
-    .DESCRIPTION
-    The timeout and user selection are checked first (users, require_logged_on and timeout
-    options of the module): a bad value fails the module before any task runs.
-    Each task result becomes an entry through ConvertTo-M365UserOutcome, with Fields added
-    so skipped users carry the same keys. For a task that ran, Complete is called with the
-    entry and the task output; it sets the entry's status and returns $null or
-    @{ before; after; changed }: before/after go into the diff under DiffKey, per user, and
-    changed (default: status 'changed') says whether the user's state changed - a user
-    can fail after part of the work was done.
-    Sets Result.users, Result.changed and the diff, and returns the entries; finish with
-    Exit-M365UserRung.
-    #>
-    [CmdletBinding()]
-    param (
-        [Parameter(Mandatory)][object]$Module,
-        [Parameter(Mandatory)][scriptblock]$ScriptBlock,
-        [hashtable]$Parameters = @{},
-        [System.Collections.IDictionary]$Fields = @{},
-        [Parameter(Mandatory)][scriptblock]$Complete,
-        [Parameter(Mandatory)][string]$DiffKey
-    )
-    $timeout = $Module.Params.timeout
-    try {
-        Assert-M365Timeout -Timeout $timeout
-        $selected = Select-M365RungUser -Identity $Module.Params.users -RequireLoggedOn $Module.Params.require_logged_on
-    }
-    catch [System.ArgumentException] {
-        $Module.FailJson($_.Exception.Message)
-    }
-    Invoke-M365StaleSweep -Module $Module
-
-    $before = [ordered]@{}
-    $after = [ordered]@{}
-    $changed = $false
-    $results = foreach ($userProfile in $selected) {
-        $task = Invoke-M365TaskScript -ScriptBlock $ScriptBlock -RunAs User -UserSid $userProfile.Sid -TimeoutSeconds $timeout -Parameters $Parameters
-        $entry = ConvertTo-M365UserOutcome -UserProfile $userProfile -TaskResult $task
-        foreach ($k in $Fields.Keys) { $entry[$k] = $Fields[$k] }
-        if ($null -eq $entry.status) {
-            $state = & $Complete $entry $task.Output
-            if ($null -ne $state) {
-                $key = Get-M365UserLabel $userProfile
-                $before[$key] = $state.before
-                $after[$key] = $state.after
-                if ($state.Contains('changed') -and $state.changed) { $changed = $true }
-            }
-        }
-        if ($entry.status -eq 'changed') { $changed = $true }
-        $entry
-    }
-    $results = @($results)
-    $Module.Result.users = $results
-    $Module.Result.changed = $changed
-    $Module.Diff.before = @{ $DiffKey = $before }
-    $Module.Diff.after = @{ $DiffKey = $after }
-    , $results
-}
-
-Function Exit-M365UserRung {
-    <#
-    .SYNOPSIS
-    Ends a user-context rung: records the repair when a user's state changed, fails when
-    a user failed (or, with require_logged_on, was not logged on when the task ran), says
-    so when nobody was selected, else exits.
-    #>
-    [CmdletBinding()]
-    param (
-        [Parameter(Mandatory)][object]$Module,
-        [AllowEmptyCollection()][object[]]$Result,
-        [Parameter(Mandatory)][string]$Action,
-        [Parameter(Mandatory)][string]$Rung
-    )
-    # Before the failure check: users whose state changed stay changed when another failed.
-    $changedUsers = @($Result | Where-Object { $_ -and $_.status -eq 'changed' })
-    if ($changedUsers.Count -gt 0 -and -not $Module.CheckMode) {
-        # Get-M365UserLabel: a SID that does not translate has no user name, only the SID.
-        Set-M365RepairRecord -Rung $Rung -Summary "$Action for $(@($changedUsers | ForEach-Object { Get-M365UserLabel $_ }) -join ', ')"
-    }
-    Add-M365RunnerWarning -Module $Module
-    $failure = Get-M365RungFailure -Result $Result -RequireLoggedOn $Module.Params.require_logged_on -Action $Action
-    if ($failure) { $Module.FailJson($failure) }
-    if (@($Result).Count -eq 0) {
-        $Module.Result.msg = 'no user selected: nobody is logged on and no users were given'
-    }
-    $Module.ExitJson()
-}
-
-Function Get-M365OutputProperty {
-    <#
-    .SYNOPSIS
-    Reads a property from a task Output that went through JSON (PSCustomObject or hashtable).
-    #>
-    [CmdletBinding()]
-    param (
-        [AllowNull()][object]$InputObject,
-        [Parameter(Mandatory)][string]$Name,
-        [AllowNull()][object]$Default = $null
-    )
-    if ($null -eq $InputObject) { return $Default }
-    if ($InputObject -is [System.Collections.IDictionary]) {
-        if ($InputObject.Contains($Name)) { return $InputObject[$Name] }
-        return $Default
-    }
-    $prop = $InputObject.PSObject.Properties[$Name]
-    if ($null -eq $prop) { return $Default }
-    $prop.Value
-}
-
-# ---------------------------------------------------------------------------------------
-# Credential target patterns
+# Quarantine
+#
+# The quarantine runs as an administrator in two kinds of place: the users' profiles
+# (hostile: see the link-safe helpers in _UserProfile.psm1) and the quarantine tree under
+# ProgramData (where standard users may create folders, and so own them, before we do).
+# Every folder of the quarantine chain is therefore created by us with a protected DACL
+# and the Administrators owner, or refused; a manifest only counts when its SHA-256 is the
+# one recorded under HKLM, which standard users cannot write.
 # ---------------------------------------------------------------------------------------
 
-$script:MinPatternPrefix = 3
-
-Function Test-M365BroadPattern {
-    <#
-    .SYNOPSIS
-    True when a wildcard pattern could match far more than one product's credentials: it
-    has no literal prefix of at least three characters before its first wildcard.
-    .DESCRIPTION
-    Counting the literal characters anywhere is not enough: '*.*', '*:*' and '*e*' have
-    some, yet match nearly every saved credential. A prefix ties the pattern to a family
-    of target names ('MicrosoftOffice1*').
-    #>
-    [CmdletBinding()]
-    [OutputType([bool])]
-    param ([AllowEmptyString()][AllowNull()][string]$Pattern)
-    if ($null -eq $Pattern) { return $true }
-    $prefix = ($Pattern -split '[\*\?]', 2)[0]
-    return $prefix.Trim().Length -lt $script:MinPatternPrefix
-}
-
-Function Test-M365TargetMatch {
-    <#
-    .SYNOPSIS
-    Whether a credential target name matches any of the regexes Assert-M365CredentialPattern
-    returned. Diagnose and purge both use it, so what the report lists is what a purge removes.
-    #>
-    [CmdletBinding()]
-    [OutputType([bool])]
-    param ([AllowNull()][AllowEmptyString()][string]$Target, [AllowEmptyCollection()][string[]]$Regex)
-    if (-not $Target) { return $false }
-    foreach ($r in $Regex) { if ($Target -match $r) { return $true } }
-    $false
-}
-
-Function ConvertTo-M365TargetRegex {
-    <#
-    .SYNOPSIS
-    Converts a credential target wildcard (* and ? only) into an anchored regex.
-    .DESCRIPTION
-    Only * and ? are wildcards: '[' is literal because Office target names can contain
-    brackets and -like would treat them as character classes.
-    #>
-    [CmdletBinding()]
-    [OutputType([string])]
-    param ([Parameter(Mandatory)][string]$Pattern)
-    $escaped = [regex]::Escape($Pattern)
-    '^' + $escaped.Replace('\*', '.*').Replace('\?', '.') + '$'
-}
-
-Function Assert-M365CredentialPattern {
-    <#
-    .SYNOPSIS
-    Validates credential target patterns and returns their regexes; throws naming the option.
-    #>
-    [CmdletBinding()]
-    [OutputType([string[]])]
-    param (
-        [AllowNull()][AllowEmptyCollection()][string[]]$Pattern,
-        [bool]$AllowBroad = $false,
-        [string]$ParameterName = 'patterns'
-    )
-    if ($null -eq $Pattern -or $Pattern.Count -eq 0) {
-        throw [System.ArgumentException]::new("${ParameterName}: at least one pattern is required")
-    }
-    $regexes = foreach ($p in $Pattern) {
-        if ($null -ne $p -and $p -match '[\x00-\x1f]') {
-            throw [System.ArgumentException]::new("${ParameterName}: pattern '$($p -replace '[\x00-\x1f]', '?')' contains control characters")
-        }
-        if ($null -ne $p -and $p.Length -gt 512) {
-            throw [System.ArgumentException]::new("${ParameterName}: pattern is longer than 512 characters")
-        }
-        if ((Test-M365BroadPattern -Pattern $p) -and -not $AllowBroad) {
-            throw [System.ArgumentException]::new(
-                "${ParameterName}: pattern '$p' has no literal prefix of at least $($script:MinPatternPrefix) characters before its first wildcard, so it could match nearly every credential (e.g. use 'MicrosoftOffice1*'); refused unless allow_broad_patterns is true")
-        }
-        if ([string]::IsNullOrWhiteSpace($p)) { '^.*$' } else { ConvertTo-M365TargetRegex -Pattern $p }
-    }
-    , @($regexes)
-}
-
-# ---------------------------------------------------------------------------------------
-# Paths
-# ---------------------------------------------------------------------------------------
+# Manifest SHA-256 per quarantine id, written whenever we write a manifest.
+$script:QuarantineRecordKey = 'HKLM:\SOFTWARE\m365ops\activation\Quarantines'
+# quarantine_path folders this collection created (value root-<hash> = the path).
+$script:QuarantineRootKey = 'HKLM:\SOFTWARE\m365ops\activation\QuarantineRoots'
+$script:TrustedOwnerSids = @('S-1-5-18', 'S-1-5-32-544')
+# Free space kept on the quarantine volume on top of the files moved.
+$script:QuarantineSpaceMargin = [int64]64MB
 
 Function Test-M365PathInside {
     <#
@@ -451,25 +54,6 @@ Function Test-M365PathInside {
     if ($full.Equals($rootFull, [StringComparison]::OrdinalIgnoreCase)) { return $true }
     return $full.StartsWith($rootFull + $sep, [StringComparison]::OrdinalIgnoreCase)
 }
-
-# ---------------------------------------------------------------------------------------
-# Quarantine
-#
-# The quarantine runs as an administrator in two kinds of place: the users' profiles
-# (hostile: see the link-safe helpers in UserProfile.psm1) and the quarantine tree under
-# ProgramData (where standard users may create folders, and so own them, before we do).
-# Every folder of the quarantine chain is therefore created by us with a protected DACL
-# and the Administrators owner, or refused; a manifest only counts when its SHA-256 is the
-# one recorded under HKLM, which standard users cannot write.
-# ---------------------------------------------------------------------------------------
-
-# Manifest SHA-256 per quarantine id, written whenever we write a manifest.
-$script:QuarantineRecordKey = 'HKLM:\SOFTWARE\m365ops\activation\Quarantines'
-# quarantine_path folders this collection created (value root-<hash> = the path).
-$script:QuarantineRootKey = 'HKLM:\SOFTWARE\m365ops\activation\QuarantineRoots'
-$script:TrustedOwnerSids = @('S-1-5-18', 'S-1-5-32-544')
-# Free space kept on the quarantine volume on top of the files moved.
-$script:QuarantineSpaceMargin = [int64]64MB
 
 Function Test-M365QuarantineId {
     [CmdletBinding()]
@@ -848,7 +432,7 @@ Function Read-M365QuarantineManifest {
     }
     $raw = [System.Text.Encoding]::UTF8.GetString($bytes).TrimStart([char]0xFEFF)
     $manifest = ConvertFrom-Json -InputObject $raw
-    if ((Get-M365OutputProperty $manifest 'schema') -ne 1) {
+    if ($null -eq $manifest -or -not $manifest.PSObject.Properties['schema'] -or $manifest.schema -ne 1) {
         throw "quarantine manifest $manifestPath has an unknown schema"
     }
     $manifest
@@ -1308,195 +892,6 @@ Function Remove-M365ExpiredQuarantine {
     , @($removed)
 }
 
-# ---------------------------------------------------------------------------------------
-# dsregcmd /status
-# ---------------------------------------------------------------------------------------
-
-Function ConvertFrom-M365DsregStatus {
-    <#
-    .SYNOPSIS
-    Reads `dsregcmd /status` text into @{ <section> = @{ <key> = <value> } }.
-    .DESCRIPTION
-    Sections are the boxed headers ("| Device State |"); keys are the text before the
-    first ' : '. A line without that separator continues the previous value (dsregcmd
-    wraps long values). Only what the join guard rails need is read here; the full parser
-    for diagnosis is plugins/module_utils/dsreg.py.
-    #>
-    [CmdletBinding()]
-    param ([AllowEmptyString()][AllowNull()][string]$Text)
-    $sections = [ordered]@{}
-    if (-not $Text) { return $sections }
-    $current = $null
-    $lastKey = $null
-    foreach ($line in ($Text -split "`r?`n")) {
-        if ($line -match '^\s*\+-+\+\s*$') { continue }
-        if ($line -match '^\s*\|\s*(.+?)\s*\|\s*$') {
-            $name = $Matches[1]
-            if (-not $sections.Contains($name)) { $sections[$name] = [ordered]@{} }
-            $current = $sections[$name]
-            $lastKey = $null
-            continue
-        }
-        if ($null -eq $current -or [string]::IsNullOrWhiteSpace($line)) { continue }
-        # The key is the text before the first colon that is followed by a space or the end
-        # of the line, so "Client Time : 2019-01-31 09:25:31.000 UTC" keeps its time and a
-        # wrapped "https://..." continuation is not mistaken for a key.
-        $m = [regex]::Match($line, '^\s*([A-Za-z][A-Za-z0-9 \-\(\)/\.]*?)\s*:(?:\s+|$)(.*)$')
-        if ($m.Success) {
-            $lastKey = $m.Groups[1].Value.Trim()
-            $current[$lastKey] = $m.Groups[2].Value.Trim()
-        }
-        elseif ($null -ne $lastKey) {
-            $current[$lastKey] = $current[$lastKey] + $line.Trim()
-        }
-    }
-    $sections
-}
-
-Function Get-M365DsregValue {
-    # The first value of Key in any section (keys are unique across dsregcmd's sections
-    # for the fields the guard rails read).
-    [CmdletBinding()]
-    param ([Parameter(Mandatory)][System.Collections.IDictionary]$Status, [Parameter(Mandatory)][string]$Key)
-    foreach ($section in $Status.Values) {
-        if ($section.Contains($Key)) { return $section[$Key] }
-    }
-    $null
-}
-
-Function Get-M365JoinType {
-    <#
-    .SYNOPSIS
-    Device join type from parsed dsregcmd status: hybrid_joined, entra_joined (cloud only),
-    domain_joined, onprem_drs_joined or workgroup; 'unknown' if the fields are missing.
-    #>
-    [CmdletBinding()]
-    [OutputType([string])]
-    param ([Parameter(Mandatory)][System.Collections.IDictionary]$Status)
-    $aad = Get-M365DsregValue -Status $Status -Key 'AzureAdJoined'
-    $domain = Get-M365DsregValue -Status $Status -Key 'DomainJoined'
-    $ent = Get-M365DsregValue -Status $Status -Key 'EnterpriseJoined'
-    if ($null -eq $aad -or $null -eq $domain) { return 'unknown' }
-    if ($aad -eq 'YES' -and $domain -eq 'YES') { return 'hybrid_joined' }
-    if ($aad -eq 'YES') { return 'entra_joined' }
-    if ($ent -eq 'YES') { return 'onprem_drs_joined' }
-    if ($domain -eq 'YES') { return 'domain_joined' }
-    'workgroup'
-}
-
-# ---------------------------------------------------------------------------------------
-# Windows adapters: one Windows command each, nothing else, so tests mock them.
-# ---------------------------------------------------------------------------------------
-
-Function Get-M365DsregcmdPath {
-    <#
-    .SYNOPSIS
-    %SystemRoot%\System32\dsregcmd.exe: by absolute path, never through PATH, which a
-    user-writable folder on it could answer with its own dsregcmd.exe.
-    #>
-    [CmdletBinding()]
-    [OutputType([string])]
-    param ()
-    Join-Path -Path (Join-Path -Path $env:SystemRoot -ChildPath 'System32') -ChildPath 'dsregcmd.exe'
-}
-
-Function Invoke-M365Dsregcmd {
-    [CmdletBinding()]
-    param ([Parameter(Mandatory)][string[]]$ArgumentList)
-    $exe = Get-M365DsregcmdPath
-    $out = & $exe @ArgumentList 2>&1 | Out-String
-    [pscustomobject]@{ Output = $out; ExitCode = $LASTEXITCODE }
-}
-
-Function Enter-M365HostLock {
-    <#
-    .SYNOPSIS
-    Takes a machine-wide named lock without waiting; returns the held mutex, or $null when
-    another process holds it. A lock whose holder died (connection dropped, process
-    killed) is abandoned and taken over: nothing stays locked after a crash.
-    #>
-    [CmdletBinding()]
-    param ([Parameter(Mandatory)][ValidatePattern('^[A-Za-z0-9_.-]{1,100}$')][string]$Name)
-    $mutex = New-Object -TypeName System.Threading.Mutex -ArgumentList $false, "Global\m365ops-$Name"
-    $held = $false
-    try { $held = $mutex.WaitOne(0) }
-    catch [System.Threading.AbandonedMutexException] { $held = $true }
-    if ($held) { return $mutex }
-    $mutex.Dispose()
-    $null
-}
-
-Function Exit-M365HostLock {
-    [CmdletBinding()]
-    param ([AllowNull()][object]$Lock)
-    if ($null -eq $Lock) { return }
-    try { $Lock.ReleaseMutex() } catch [System.ApplicationException] { }
-    $Lock.Dispose()
-}
-
-Function Get-M365OsBuild {
-    [CmdletBinding()]
-    [OutputType([int])]
-    param ()
-    [Environment]::OSVersion.Version.Build
-}
-
-Function Test-M365DomainController {
-    <#
-    .SYNOPSIS
-    Locates a domain controller of the device's domain (nltest /dsgetdc), as the join
-    task's own AD connectivity pre-check needs.
-    #>
-    [CmdletBinding()]
-    param ([Parameter(Mandatory)][string]$DomainName)
-    $out = & nltest.exe "/dsgetdc:$DomainName" 2>&1 | Out-String
-    [pscustomobject]@{ Ok = ($LASTEXITCODE -eq 0); Detail = $out.Trim() }
-}
-
-Function Get-M365ServiceConnectionPoint {
-    <#
-    .SYNOPSIS
-    Finds the device registration SCP: the client-side override (HKLM\...\CDJ\AAD,
-    targeted deployments) or the AD object under the configuration naming context.
-    #>
-    [CmdletBinding()]
-    param ()
-    $reg = 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\CDJ\AAD'
-    if (Test-Path -LiteralPath $reg) {
-        $p = Get-ItemProperty -LiteralPath $reg
-        $tenantId = Get-M365OutputProperty $p 'TenantId'
-        if ($tenantId) {
-            return [pscustomobject]@{ Found = $true; Source = 'registry'; TenantId = $tenantId; TenantName = (Get-M365OutputProperty $p 'TenantName'); Detail = $reg }
-        }
-    }
-    try {
-        $configNc = ([adsi]'LDAP://RootDSE').configurationNamingContext
-        $path = "LDAP://CN=62a0ff2e-97b9-4513-943f-0d221bd30080,CN=Device Registration Configuration,CN=Services,$configNc"
-        $keywords = @(([adsi]$path).Keywords)
-        $id = $keywords | Where-Object { $_ -like 'azureADId:*' } | Select-Object -First 1
-        $name = $keywords | Where-Object { $_ -like 'azureADName:*' } | Select-Object -First 1
-        if ($id) {
-            return [pscustomobject]@{ Found = $true; Source = 'ad'; TenantId = ($id -replace '^azureADId:', ''); TenantName = ($name -replace '^azureADName:', ''); Detail = $path }
-        }
-        return [pscustomobject]@{ Found = $false; Source = 'ad'; TenantId = $null; TenantName = $null; Detail = "no azureADId keyword on $path" }
-    }
-    catch {
-        return [pscustomobject]@{ Found = $false; Source = 'ad'; TenantId = $null; TenantName = $null; Detail = "SCP lookup failed: $($_.Exception.Message)" }
-    }
-}
-
-Function Get-M365DeviceJoinTask {
-    <#
-    .SYNOPSIS
-    State of the \Microsoft\Windows\Workplace Join\Automatic-Device-Join task.
-    #>
-    [CmdletBinding()]
-    param ()
-    $task = Get-ScheduledTask -TaskPath '\Microsoft\Windows\Workplace Join\' -TaskName 'Automatic-Device-Join' -ErrorAction SilentlyContinue
-    if ($null -eq $task) { return [pscustomobject]@{ Found = $false; State = $null } }
-    [pscustomobject]@{ Found = $true; State = [string]$task.State }
-}
-
 Function Get-M365BrokerProcess {
     <#
     .SYNOPSIS
@@ -1517,18 +912,31 @@ Function Stop-M365BrokerProcess {
 }
 
 Export-ModuleMember -Function @(
-    'Get-M365RungUser', 'Select-M365RungUser', 'Assert-M365Timeout', 'Get-M365RungFailure', 'ConvertTo-M365UserOutcome', 'Get-M365OutputProperty',
-    'Get-M365UserLabel', 'New-M365UserRungModule', 'Invoke-M365StaleSweep', 'Add-M365RunnerWarning', 'Invoke-M365UserRung', 'Exit-M365UserRung',
-    'Test-M365BroadPattern', 'Test-M365TargetMatch', 'ConvertTo-M365TargetRegex', 'Assert-M365CredentialPattern',
     'Test-M365PathInside',
-    'Test-M365QuarantineId', 'New-M365QuarantineId', 'Get-M365QuarantineDefaultRoot', 'Get-M365QuarantinePath',
-    'Get-M365PathOwnerSid', 'Set-M365QuarantineAcl', 'Test-M365QuarantineRootMark', 'Get-M365QuarantineChain',
-    'Assert-M365QuarantineRoot', 'Initialize-M365QuarantineRoot', 'Get-M365FileSha256', 'Test-M365FileLocked',
-    'Copy-M365CheckedFile', 'New-M365CheckedDirectory', 'Read-M365QuarantineManifest',
-    'Write-M365QuarantineManifest', 'Get-M365CacheFile', 'Get-M365FreeSpace', 'Assert-M365QuarantineSpace',
-    'Invoke-M365QuarantineMove', 'Remove-M365CacheFile',
-    'New-M365Quarantine', 'Restore-M365Quarantine', 'Remove-M365ExpiredQuarantine',
-    'ConvertFrom-M365DsregStatus', 'Get-M365DsregValue', 'Get-M365JoinType',
-    'Get-M365DsregcmdPath', 'Invoke-M365Dsregcmd', 'Enter-M365HostLock', 'Exit-M365HostLock', 'Get-M365OsBuild', 'Test-M365DomainController', 'Get-M365ServiceConnectionPoint',
-    'Get-M365DeviceJoinTask', 'Get-M365BrokerProcess', 'Stop-M365BrokerProcess'
+    'Test-M365QuarantineId',
+    'New-M365QuarantineId',
+    'Get-M365QuarantineDefaultRoot',
+    'Get-M365QuarantinePath',
+    'Get-M365PathOwnerSid',
+    'Set-M365QuarantineAcl',
+    'Test-M365QuarantineRootMark',
+    'Get-M365QuarantineChain',
+    'Assert-M365QuarantineRoot',
+    'Initialize-M365QuarantineRoot',
+    'Get-M365FileSha256',
+    'Test-M365FileLocked',
+    'Copy-M365CheckedFile',
+    'New-M365CheckedDirectory',
+    'Read-M365QuarantineManifest',
+    'Write-M365QuarantineManifest',
+    'Get-M365CacheFile',
+    'Get-M365FreeSpace',
+    'Assert-M365QuarantineSpace',
+    'Invoke-M365QuarantineMove',
+    'Remove-M365CacheFile',
+    'New-M365Quarantine',
+    'Restore-M365Quarantine',
+    'Remove-M365ExpiredQuarantine',
+    'Get-M365BrokerProcess',
+    'Stop-M365BrokerProcess'
 )
