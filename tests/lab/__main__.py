@@ -19,6 +19,7 @@ import sys
 import threading
 
 from .shim import sandbox
+from .endpoint import replay
 from .endpoint.server import Lab
 
 
@@ -80,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                             "message encryption and every WS-Man operation stay real, the exec wrapper's "
                             "input is received in full; no process runs and the host is not changed, so only "
                             "for read-only modules, over the winrm connection (docs/lab.md, \"Scale\")")
+    serve.add_argument("--replay-pace", choices=replay.PACES, default="recorded",
+                       help="recorded (default): a replayed answer comes as long after its Command as the "
+                            "recorded run took, so the controller waits and polls as for real hosts; "
+                            "instant: at once")
     serve.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.clock_offset:
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         lab = Lab(args.state, args.hosts, pwsh=args.pwsh, password=args.password,
                   max_request_size=args.max_envelope_kb * 1024, disconnect_grace=args.disconnect_grace,
                   reboot_seconds=args.reboot_seconds, scenarios=args.scenarios, confine=args.confine,
-                  replay_modules=args.replay)
+                  replay_modules=args.replay, replay_pace=args.replay_pace)
     except ValueError as exc:
         parser.error(str(exc))
     stop = threading.Event()

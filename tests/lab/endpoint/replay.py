@@ -10,7 +10,9 @@ is what a real pwsh run of the same module, with the same arguments, printed on 
 seeded from the same scenario: the first execution of each (scenario, module, arguments)
 runs for real and is recorded; the others wait for that recording and get it.
 
-What a replayed answer keeps from its recording: the recorder host's own values
+By default (`--replay-pace recorded`) an answer comes as long after its Command as the
+recorded run took, so the controller waits, and polls, as it would for real hosts; with
+`instant` it comes at once. What a replayed answer keeps from its recording: the recorder host's own values
 (`hostname`, `collected_at`, the scheduled task's name). What it does not do: change the
 host (no process, no task, no file), which is why it is for read-only modules only.
 """
@@ -31,6 +33,9 @@ log = logging.getLogger("lab.replay")
 BOOTSTRAP_FIRST_LINE = "param([string]$InputFile)"
 MANIFEST_SEPARATOR = b"\n\0\0\0\0\n"
 MODULE_ACTION = "module_wrapper.ps1"
+# recorded: a replayed answer comes as long after its Command as the real run took, so the
+# controller waits (and polls) as long as it would for real hosts; instant: at once.
+PACES = ("recorded", "instant")
 
 
 def is_exec_wrapper(argv: list[str]) -> bool:
@@ -91,13 +96,18 @@ class Recording:
         self.chunks: list[tuple[str, bytes]] | None = None
         self.exit_code: int | None = None
         self.recorded_on: str | None = None
+        # How long the real run took, from its Command to its exit: what a paced replay waits.
+        self.seconds = 0.0
 
 
 class ReplayStore:
     """The lab's recordings, shared by every host, written to `<state>/replay/` for inspection."""
 
-    def __init__(self, modules: list[str], folder: str) -> None:
+    def __init__(self, modules: list[str], folder: str, pace: str = "recorded") -> None:
+        if pace not in PACES:
+            raise ValueError("replay pace must be one of %s, got %r" % (", ".join(PACES), pace))
         self.modules = {m.lower() for m in modules}
+        self.pace = pace
         self.folder = folder
         self.lock = threading.Lock()
         self.recordings: dict[tuple, Recording] = {}
@@ -114,8 +124,12 @@ class ReplayStore:
                 return rec, True
             return rec, False
 
+    def delay(self, rec: Recording) -> float:
+        """Seconds a replayed answer takes after its Command: the recorded run's, or none."""
+        return rec.seconds if self.pace == "recorded" else 0.0
+
     def finish(self, key: tuple, rec: Recording, host: str, chunks: list[tuple[str, bytes]] | None,
-               exit_code: int | None) -> None:
+               exit_code: int | None, seconds: float = 0.0) -> None:
         """Publish a real run's output; a failed run is not kept, and the next call records again."""
         if chunks is None or exit_code != 0:
             with self.lock:
@@ -124,12 +138,12 @@ class ReplayStore:
             log.warning("%s: recording of %s failed (exit %s); the next call runs for real", host, key[1], exit_code)
             rec.ready.set()
             return
-        rec.chunks, rec.exit_code, rec.recorded_on = chunks, exit_code, host
+        rec.chunks, rec.exit_code, rec.recorded_on, rec.seconds = chunks, exit_code, host, seconds
         os.makedirs(self.folder, exist_ok=True)
         path = os.path.join(self.folder, "%s--%s--%s.json" % (key[0] or "unseeded", key[1], key[2]))
         with open(path, "w") as fh:
             json.dump({"scenario": key[0], "module": key[1], "arguments_key": key[2], "recorded_on": host,
-                       "exit_code": exit_code,
+                       "exit_code": exit_code, "seconds": round(seconds, 3),
                        "chunks": [[name, data.decode("utf-8", "replace")] for name, data in chunks]}, fh, indent=1)
         log.info("%s: recorded %s for scenario %s (%d bytes)", host, key[1], key[0],
                  sum(len(d) for _n, d in chunks))

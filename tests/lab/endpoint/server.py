@@ -648,7 +648,8 @@ class Lab:
     def __init__(self, state_dir: str, hosts: int = 1, *, pwsh: str | None = None, password: str | None = None,
                  subnet: str | None = None, max_request_size: int = wsman.DEFAULT_SERVER_ENVELOPE,
                  disconnect_grace: float = 3.0, reboot_seconds: float = 5.0,
-                 scenarios: list[str] | None = None, confine: str = "auto", replay_modules: list[str] | None = None) -> None:
+                 scenarios: list[str] | None = None, confine: str = "auto", replay_modules: list[str] | None = None,
+                 replay_pace: str = "recorded") -> None:
         if hosts < 1 or hosts > 250:
             raise ValueError("hosts must be between 1 and 250, got %d" % hosts)
         self.state_dir = os.path.abspath(state_dir)
@@ -676,7 +677,7 @@ class Lab:
         self.subnet = subnet or pick_subnet()
         os.makedirs(self.state_dir, exist_ok=True)
         # serve --replay: these modules are answered from a recorded real run (replay.py).
-        self.replay = replay.ReplayStore(replay_modules, os.path.join(self.state_dir, "replay")) \
+        self.replay = replay.ReplayStore(replay_modules, os.path.join(self.state_dir, "replay"), replay_pace) \
             if replay_modules else None
         assigned = [scenarios[i % len(scenarios)] for i in range(hosts)] if scenarios else [None] * hosts
         if scenarios:
@@ -804,7 +805,8 @@ class Lab:
             # The controller must run under the same clock (TLS certificates, NTLM times, reports).
             "clock": {"offset": self.clock.get("FAKETIME"), "env": self.clock},
             "confined": self.confinement.active,
-            "replay": sorted(self.replay.modules) if self.replay is not None else [],
+            "replay": {"modules": sorted(self.replay.modules), "pace": self.replay.pace}
+            if self.replay is not None else None,
             "confinement": self.confinement.reason or "bwrap: each host writes only below its state folder",
             "network_probe": self.stand_ins.describe() if self.stand_ins is not None
             else {"off": "no hermetic resolver without bwrap: %s" % self.confinement.reason},

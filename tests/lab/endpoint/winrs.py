@@ -303,7 +303,8 @@ class CmdShellService(ShellService):
         if record_it:
             cmd.recording = []
             cmd.on_done = lambda done: store.finish(key, rec, self.host.name, done and done.recording,
-                                                    done.exit_code if done else None)
+                                                    done.exit_code if done else None,
+                                                    done.exited_at - done.started if done else 0.0)
             log.info("%s: Command %s: %s runs for real and is recorded for scenario %s", self.host.name,
                      cmd.command_id, call[0], key[0])
             self._run_held(shell, cmd, payload)
@@ -318,6 +319,11 @@ class CmdShellService(ShellService):
         if rec.chunks is None:  # the recording run failed: this one runs for real
             self._run_held(shell, cmd, payload)
             return
+        due = cmd.started + self.host.lab.replay.delay(rec)
+        with cmd.cond:
+            # Paced like the real run; a killed command (terminate, Delete) stops waiting.
+            while not cmd.killed and time.monotonic() < due:
+                cmd.cond.wait(due - time.monotonic())
         with cmd.cond:
             if cmd.killed:
                 return
