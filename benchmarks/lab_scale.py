@@ -2,13 +2,17 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller time per host for playbooks/diagnose.yml on many lab hosts, and where it goes.
 
-    nice -n 10 .venv/bin/python benchmarks/lab_scale.py                      # 200 hosts, forks 20
-    nice -n 10 .venv/bin/python benchmarks/lab_scale.py --hosts 50 --hosts 100 --extrapolate 200
-    nice -n 10 .venv/bin/python benchmarks/lab_scale.py --hosts 20 --profile
+    nice -n 10 .venv/bin/python benchmarks/lab_scale.py                      # 200 hosts, examples/ansible.cfg
+    nice -n 10 .venv/bin/python benchmarks/lab_scale.py --hosts 100 --hosts 200 \
+        --config tests/ansible.cfg --config examples/ansible.cfg             # ansible-core defaults vs recommended
+    nice -n 10 .venv/bin/python benchmarks/lab_scale.py --hosts 100 --profile
+    nice -n 10 .venv/bin/python benchmarks/lab_scale.py --hosts 20 --mode real   # a pwsh per host
 
-For each --hosts N: starts one lab (tests/lab) with N hosts seeded from --scenario (default
-PC-HEALTHY), runs playbooks/diagnose.yml against all of them through ansible-core's winrm
-connection (NTLM + message encryption) with --forks (default 20), and prints:
+For each --hosts N (and each --config): starts one lab (tests/lab) with N hosts seeded from
+--scenario (default PC-HEALTHY), runs playbooks/diagnose.yml against all of them through
+ansible-core's winrm connection (NTLM + message encryption) with that ansible.cfg (default
+examples/ansible.cfg, the recommended one; tests/ansible.cfg leaves forks and
+internal_poll_interval at ansible-core's defaults) and --forks (default: the config's), and prints:
 
   controller  CPU seconds (user + sys) of ansible-playbook and everything it started, in total
               and per host (getrusage(RUSAGE_CHILDREN) around it), and the wall time;
@@ -20,13 +24,19 @@ connection (NTLM + message encryption) with --forks (default 20), and prints:
               and the collection's Python, other;
   lab         the lab's own CPU, apart: the endpoint process (HTTP, NTLM, WS-Man) and the
               PowerShell processes it ran (their CPU, from /proc cutime/cstime), and the
-              counters of counts.json (requests, module executions, their summed lifetimes).
+              counters of counts.json (requests, module executions, replayed ones, lifetimes);
+  context     the lab mode, the configuration, forks, internal_poll_interval and the load
+              average before and after: the two cores are shared, CPU time is the figure.
 
-On two shared cores the lab side (one pwsh per host) is the bottleneck and dominates the wall
-time; the controller figures are CPU time, which that does not inflate. With several --hosts
-the controller CPU is fitted as a + b*N and, with --extrapolate M, printed for M hosts,
-labelled as an extrapolation. --profile slows the controller (the profiler's own cost is in
-its CPU figures): use it for the split, not for the totals.
+--mode replay (default) runs the lab in replay mode (`serve --replay`, docs/lab.md "Scale"):
+the first host's win_activation_facts runs for real and is recorded, every other host answers
+from that recording --pace seconds (default 15) after its command, over the real HTTP/NTLM/
+WS-Man path, so 200 hosts fit on two cores and the controller waits as long as it would for
+Windows hosts. --mode real runs a pwsh per host (~19 CPU s each): the lab is then the
+bottleneck and sets the wall time. With several --hosts and one config the controller CPU is
+fitted as a + b*N and, with --extrapolate M, printed for M hosts, labelled as an
+extrapolation. --profile slows the controller (the profiler's own cost is in its CPU
+figures): use it for the split, not for the totals.
 """
 
 from __future__ import annotations
@@ -192,7 +202,7 @@ def load_average() -> float:
 
 
 def measure(hosts: int, forks: int | None, scenario: str, profile: bool, keep: bool, mode: str = "replay",
-            config: str = DEFAULT_CONFIG, pace: str = "recorded") -> dict:
+            config: str = DEFAULT_CONFIG, pace: str = "15") -> dict:
     state = tempfile.mkdtemp(prefix="m365ops-scale-%d-" % hosts)
     outdir = os.path.join(state, "controller")
     os.makedirs(outdir)
@@ -250,7 +260,8 @@ def measure(hosts: int, forks: int | None, scenario: str, profile: bool, keep: b
     failed = re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)", proc.stdout, re.M)
     result = {
         "hosts": hosts, "forks": settings["forks"], "scenario": scenario, "rc": proc.returncode,
-        "lab_startup_seconds": round(startup, 1), "mode": mode if mode == "real" else "replay (%s pace)" % pace,
+        "lab_startup_seconds": round(startup, 1),
+        "mode": mode if mode == "real" else "replay (%s pace)" % (pace if pace in ("recorded", "instant") else pace + " s"),
         "config": os.path.relpath(config, REPO_ROOT), "internal_poll_interval": settings["internal_poll_interval"],
         "load_average": [load_before, load_after], "measured_at": time.strftime("%Y-%m-%d %H:%M"),
         "wall_seconds": round(wall, 1),
@@ -339,9 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("replay", "real"), default="replay",
                         help="lab mode: replay (every host answers win_activation_facts from a recorded real run "
                              "of the same scenario: the controller is what is measured) or real (a pwsh per host)")
-    parser.add_argument("--pace", choices=("recorded", "instant"), default="recorded",
-                        help="replay mode: answers come as long after the command as the recorded run took "
-                             "(default; the controller waits as for real hosts) or at once")
+    parser.add_argument("--pace", default="15",
+                        help="replay mode: each host answers this many seconds after its command (default 15, "
+                             "a lab diagnosis's own duration: docs/lab.md, round trips), `recorded` (as long as "
+                             "the recorded run took, which varies with the load) or `instant`")
     parser.add_argument("--scenario", default="PC-HEALTHY")
     parser.add_argument("--profile", action="store_true", help="also cProfile the controller (main process and workers)")
     parser.add_argument("--extrapolate", type=int, default=None, help="fit the runs and print the controller CPU for this many hosts")

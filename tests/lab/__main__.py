@@ -81,10 +81,11 @@ def main(argv: list[str] | None = None) -> int:
                             "message encryption and every WS-Man operation stay real, the exec wrapper's "
                             "input is received in full; no process runs and the host is not changed, so only "
                             "for read-only modules, over the winrm connection (docs/lab.md, \"Scale\")")
-    serve.add_argument("--replay-pace", choices=replay.PACES, default="recorded",
+    serve.add_argument("--replay-pace", metavar="|".join(replay.PACES), default="recorded",
                        help="recorded (default): a replayed answer comes as long after its Command as the "
                             "recorded run took, so the controller waits and polls as for real hosts; "
-                            "instant: at once")
+                            "instant: at once; SECONDS: that long after its Command (runs that compare "
+                            "configurations, whatever the load during the recording)")
     serve.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.clock_offset:

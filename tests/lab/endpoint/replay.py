@@ -12,7 +12,7 @@ runs for real and is recorded; the others wait for that recording and get it.
 
 By default (`--replay-pace recorded`) an answer comes as long after its Command as the
 recorded run took, so the controller waits, and polls, as it would for real hosts; with
-`instant` it comes at once. What a replayed answer keeps from its recording: the recorder host's own values
+`instant` it comes at once, with a number of seconds that long after its Command. What a replayed answer keeps from its recording: the recorder host's own values
 (`hostname`, `collected_at`, the scheduled task's name). What it does not do: change the
 host (no process, no task, no file), which is why it is for read-only modules only.
 """
@@ -34,8 +34,22 @@ BOOTSTRAP_FIRST_LINE = "param([string]$InputFile)"
 MANIFEST_SEPARATOR = b"\n\0\0\0\0\n"
 MODULE_ACTION = "module_wrapper.ps1"
 # recorded: a replayed answer comes as long after its Command as the real run took, so the
-# controller waits (and polls) as long as it would for real hosts; instant: at once.
-PACES = ("recorded", "instant")
+# controller waits (and polls) as long as it would for real hosts; instant: at once; a number:
+# that many seconds after its Command (comparable runs whatever the recording run's load).
+PACES = ("recorded", "instant", "SECONDS")
+
+
+def parse_pace(value: str) -> str | float:
+    """'recorded', 'instant' or a number of seconds >= 0; ValueError naming --replay-pace otherwise."""
+    if value in ("recorded", "instant"):
+        return value
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds > 3600:
+        raise ValueError("--replay-pace must be recorded, instant or seconds from 0 to 3600, got %r" % (value,))
+    return seconds
 
 
 def is_exec_wrapper(argv: list[str]) -> bool:
@@ -104,10 +118,8 @@ class ReplayStore:
     """The lab's recordings, shared by every host, written to `<state>/replay/` for inspection."""
 
     def __init__(self, modules: list[str], folder: str, pace: str = "recorded") -> None:
-        if pace not in PACES:
-            raise ValueError("replay pace must be one of %s, got %r" % (", ".join(PACES), pace))
+        self.pace = parse_pace(str(pace))
         self.modules = {m.lower() for m in modules}
-        self.pace = pace
         self.folder = folder
         self.lock = threading.Lock()
         self.recordings: dict[tuple, Recording] = {}
@@ -125,8 +137,10 @@ class ReplayStore:
             return rec, False
 
     def delay(self, rec: Recording) -> float:
-        """Seconds a replayed answer takes after its Command: the recorded run's, or none."""
-        return rec.seconds if self.pace == "recorded" else 0.0
+        """Seconds a replayed answer takes after its Command: the recorded run's, none, or the set pace."""
+        if self.pace == "recorded":
+            return rec.seconds
+        return 0.0 if self.pace == "instant" else float(self.pace)
 
     def finish(self, key: tuple, rec: Recording, host: str, chunks: list[tuple[str, bytes]] | None,
                exit_code: int | None, seconds: float = 0.0) -> None:
