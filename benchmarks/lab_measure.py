@@ -31,12 +31,16 @@ sys.path.insert(0, REPO_ROOT)
 from tests.lab.process import LabProcess  # noqa: E402  (the repository root is not a package)
 
 
-def ansible_env(forks: int) -> dict:
-    """The environment the benchmarks run ansible in: the staged collections, the tests' config."""
+def ansible_env(forks: int | None, config: str | None = None) -> dict:
+    """The environment the benchmarks run ansible in: the staged collections, the tests' config
+    (or `config`), and `forks` (None: the config's own)."""
     collections = os.path.join(REPO_ROOT, "build", "collections")
-    return dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, PYTHONPATH=collections,
-                ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "tests", "ansible.cfg"), ANSIBLE_FORKS=str(forks),
-                ANSIBLE_NOCOLOR="1")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, PYTHONPATH=collections,
+               ANSIBLE_CONFIG=config or os.path.join(REPO_ROOT, "tests", "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env.pop("ANSIBLE_FORKS", None)
+    if forks is not None:
+        env["ANSIBLE_FORKS"] = str(forks)
+    return env
 
 
 OPS = ("Create", "Command", "Send", "Receive", "Signal", "Delete", "auth")

@@ -2,13 +2,17 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller time per host for playbooks/diagnose.yml on many lab hosts, and where it goes.
 
-    nice -n 10 .venv/bin/python benchmarks/lab_scale.py                      # 200 hosts, forks 20
-    nice -n 10 .venv/bin/python benchmarks/lab_scale.py --hosts 50 --hosts 100 --extrapolate 200
-    nice -n 10 .venv/bin/python benchmarks/lab_scale.py --hosts 20 --profile
+    nice -n 10 .venv/bin/python benchmarks/lab_scale.py                      # 200 hosts, examples/ansible.cfg
+    nice -n 10 .venv/bin/python benchmarks/lab_scale.py --hosts 100 --hosts 200 \
+        --config tests/ansible.cfg --config examples/ansible.cfg             # ansible-core defaults vs recommended
+    nice -n 10 .venv/bin/python benchmarks/lab_scale.py --hosts 100 --profile
+    nice -n 10 .venv/bin/python benchmarks/lab_scale.py --hosts 20 --mode real   # a pwsh per host
 
-For each --hosts N: starts one lab (tests/lab) with N hosts seeded from --scenario (default
-PC-HEALTHY), runs playbooks/diagnose.yml against all of them through ansible-core's winrm
-connection (NTLM + message encryption) with --forks (default 20), and prints:
+For each --hosts N (and each --config): starts one lab (tests/lab) with N hosts seeded from
+--scenario (default PC-HEALTHY), runs playbooks/diagnose.yml against all of them through
+ansible-core's winrm connection (NTLM + message encryption) with that ansible.cfg (default
+examples/ansible.cfg, the recommended one; tests/ansible.cfg leaves forks and
+internal_poll_interval at ansible-core's defaults) and --forks (default: the config's), and prints:
 
   controller  CPU seconds (user + sys) of ansible-playbook and everything it started, in total
               and per host (getrusage(RUSAGE_CHILDREN) around it), and the wall time;
@@ -20,18 +24,25 @@ connection (NTLM + message encryption) with --forks (default 20), and prints:
               and the collection's Python, other;
   lab         the lab's own CPU, apart: the endpoint process (HTTP, NTLM, WS-Man) and the
               PowerShell processes it ran (their CPU, from /proc cutime/cstime), and the
-              counters of counts.json (requests, module executions, their summed lifetimes).
+              counters of counts.json (requests, module executions, replayed ones, lifetimes);
+  context     the lab mode, the configuration, forks, internal_poll_interval and the load
+              average before and after: the two cores are shared, CPU time is the figure.
 
-On two shared cores the lab side (one pwsh per host) is the bottleneck and dominates the wall
-time; the controller figures are CPU time, which that does not inflate. With several --hosts
-the controller CPU is fitted as a + b*N and, with --extrapolate M, printed for M hosts,
-labelled as an extrapolation. --profile slows the controller (the profiler's own cost is in
-its CPU figures): use it for the split, not for the totals.
+--mode replay (default) runs the lab in replay mode (`serve --replay`, docs/lab.md "Scale"):
+the first host's win_activation_facts runs for real and is recorded, every other host answers
+from that recording --pace seconds (default 15) after its command, over the real HTTP/NTLM/
+WS-Man path, so 200 hosts fit on two cores and the controller waits as long as it would for
+Windows hosts. --mode real runs a pwsh per host (~19 CPU s each): the lab is then the
+bottleneck and sets the wall time. With several --hosts and one config the controller CPU is
+fitted as a + b*N and, with --extrapolate M, printed for M hosts, labelled as an
+extrapolation. --profile slows the controller (the profiler's own cost is in its CPU
+figures): use it for the split, not for the totals.
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
 import cProfile
 import glob
 import json
@@ -51,6 +62,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from tests.lab.process import LabProcess  # noqa: E402  (the repository root is not a package)
 from lab_measure import ansible_env  # noqa: E402  (sibling script)
+
+FACTS_MODULE = "m365ops.activation.win_activation_facts"
+# The recommended configuration that ships with the examples (README, docs/lab.md "Scale").
+DEFAULT_CONFIG = os.path.join(REPO_ROOT, "examples", "ansible.cfg")
 
 # Code areas for --profile, first match wins (path fragments of the profiled functions' files).
 AREAS = [
@@ -173,26 +188,46 @@ def probe(outdir: str, profile: bool, argv: list[str]) -> int:
 # --------------------------------------------------------------------------------------
 # one measurement
 # --------------------------------------------------------------------------------------
-def measure(hosts: int, forks: int, scenario: str, profile: bool, keep: bool) -> dict:
+def config_settings(config: str) -> dict:
+    """The [defaults] settings of an ansible.cfg that this benchmark reports (ansible-core's own
+    defaults where it sets none): forks 5, internal_poll_interval 0.001 s."""
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    parser.read(config)
+    return {"forks": parser.getint("defaults", "forks", fallback=5),
+            "internal_poll_interval": parser.getfloat("defaults", "internal_poll_interval", fallback=0.001)}
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 1)
+
+
+def measure(hosts: int, forks: int | None, scenario: str, profile: bool, keep: bool, mode: str = "replay",
+            config: str = DEFAULT_CONFIG, pace: str = "15") -> dict:
     state = tempfile.mkdtemp(prefix="m365ops-scale-%d-" % hosts)
     outdir = os.path.join(state, "controller")
     os.makedirs(outdir)
+    settings = config_settings(config)
+    if forks is not None:
+        settings["forks"] = forks
+    lab_args = ["--scenario", scenario] + (["--replay", FACTS_MODULE, "--replay-pace", pace] if mode == "replay" else [])
     t0 = time.monotonic()
     # Seeding is per host (state folder, shim, native libraries): allow for it on busy cores.
-    lab = LabProcess(state, hosts=hosts, extra_args=["--scenario", scenario], startup_timeout=180 + 5 * hosts)
+    lab = LabProcess(state, hosts=hosts, extra_args=lab_args, startup_timeout=180 + 5 * hosts)
     startup = time.monotonic() - t0
     try:
-        env = ansible_env(forks)
+        env = ansible_env(forks, config)
         cmd = [sys.executable, os.path.abspath(__file__), "_probe", outdir] + (["--profile"] if profile else []) + [
             "--", "-i", lab.inventory("ntlm"), os.path.join(REPO_ROOT, "playbooks", "diagnose.yml"),
             "-e", "target=all", "-e", "report_dir=%s" % os.path.join(state, "report")]
         lab_before = ticks(lab.proc.pid)
         counts_before = lab.counts(settle=0.3)
+        load_before = load_average()
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t1 = time.monotonic()
         proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
         wall = time.monotonic() - t1
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load_after = load_average()
         lab_after = ticks(lab.proc.pid)
         counts_after = lab.counts()
     finally:
@@ -218,11 +253,17 @@ def measure(hosts: int, forks: int, scenario: str, profile: bool, keep: bool) ->
                    for h in counts_after)
     procs = sum(counts_after[h]["processes_started"] - counts_before.get(h, {}).get("processes_started", 0)
                 for h in counts_after)
+    replayed = sum(counts_after[h].get("replayed", 0) - counts_before.get(h, {}).get("replayed", 0)
+                   for h in counts_after)
     proc_s = sum(counts_after[h]["process_seconds"] - counts_before.get(h, {}).get("process_seconds", 0)
                  for h in counts_after)
     failed = re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)", proc.stdout, re.M)
     result = {
-        "hosts": hosts, "forks": forks, "scenario": scenario, "rc": proc.returncode, "lab_startup_seconds": round(startup, 1),
+        "hosts": hosts, "forks": settings["forks"], "scenario": scenario, "rc": proc.returncode,
+        "lab_startup_seconds": round(startup, 1),
+        "mode": mode if mode == "real" else "replay (%s pace)" % (pace if pace in ("recorded", "instant") else pace + " s"),
+        "config": os.path.relpath(config, REPO_ROOT), "internal_poll_interval": settings["internal_poll_interval"],
+        "load_average": [load_before, load_after], "measured_at": time.strftime("%Y-%m-%d %H:%M"),
         "wall_seconds": round(wall, 1),
         "controller": {"user": round(user, 2), "sys": round(system, 2), "cpu": round(user + system, 2),
                        "cpu_per_host": round((user + system) / hosts, 3),
@@ -231,7 +272,8 @@ def measure(hosts: int, forks: int, scenario: str, profile: bool, keep: bool) ->
                        "per_task": {k: {kk: round(vv, 2) for kk, vv in v.items()} for k, v in per_task.items()}},
         "lab": {"endpoint_cpu": round(lab_after["self"] - lab_before["self"], 2),
                 "powershell_cpu": round(lab_after["children"] - lab_before["children"], 2),
-                "requests": requests, "module_executions": procs, "process_lifetime_seconds": round(proc_s, 1)},
+                "requests": requests, "module_executions": procs + replayed, "replayed": replayed,
+                "processes": procs, "process_lifetime_seconds": round(proc_s, 1)},
         "hosts_failed_or_unreachable": sum(1 for _h, unreach, fail in failed if int(unreach) or int(fail)),
     }
     if profile:
@@ -254,8 +296,12 @@ def report(r: dict) -> str:
     c, lab = r["controller"], r["lab"]
     n = r["hosts"]
     lines = [
-        "== %d hosts (%s), forks %d: playbooks/diagnose.yml, rc %d, %d host(s) failed/unreachable" % (
-            n, r["scenario"], r["forks"], r["rc"], r["hosts_failed_or_unreachable"]),
+        "== %d hosts (%s), lab mode %s, %s (forks %d, internal_poll_interval %g s): playbooks/diagnose.yml, "
+        "rc %d, %d host(s) failed/unreachable" % (
+            n, r["scenario"], r["mode"], r["config"], r["forks"], r["internal_poll_interval"], r["rc"],
+            r["hosts_failed_or_unreachable"]),
+        "measured           %s, load average %.1f before, %.1f after (2 cores: CPU time is the figure, not wall)" % (
+            r["measured_at"], r["load_average"][0], r["load_average"][1]),
         "wall time           %7.1f s  (%.2f s per host; lab start-up and seeding %.0f s, not included)" % (
             r["wall_seconds"], r["wall_seconds"] / n, r["lab_startup_seconds"]),
         "controller CPU      %7.1f s  (user %.1f + sys %.1f) = %.3f s per host" % (
@@ -279,8 +325,10 @@ def report(r: dict) -> str:
     lines += [
         "lab CPU (not the controller's): endpoint %.1f s, PowerShell processes %.1f s = %.2f s per host" % (
             lab["endpoint_cpu"], lab["powershell_cpu"], (lab["endpoint_cpu"] + lab["powershell_cpu"]) / n),
-        "lab counters: %d WS-Man requests (%.1f per host), %d module executions, %.0f s summed process lifetime" % (
-            lab["requests"], lab["requests"] / n, lab["module_executions"], lab["process_lifetime_seconds"]),
+        "lab counters: %d WS-Man requests (%.1f per host), %d module executions (%d of them replayed, "
+        "%d pwsh processes), %.0f s summed lifetime" % (
+            lab["requests"], lab["requests"] / n, lab["module_executions"], lab["replayed"], lab["processes"],
+            lab["process_lifetime_seconds"]),
     ]
     return "\n".join(lines)
 
@@ -294,7 +342,18 @@ def main(argv: list[str] | None = None) -> int:
         return probe(outdir, profile, rest[1:] if rest[:1] == ["--"] else rest)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--hosts", type=int, action="append", default=None, help="lab hosts (repeatable; default 200)")
-    parser.add_argument("--forks", type=int, default=20)
+    parser.add_argument("--forks", type=int, default=None, help="forks (default: the config's; ansible-core's is 5)")
+    parser.add_argument("--config", action="append", default=None,
+                        help="ansible.cfg to run with (repeatable: each --hosts is run once per config; default "
+                             "examples/ansible.cfg, the recommended one; tests/ansible.cfg has ansible-core's "
+                             "defaults for forks and internal_poll_interval)")
+    parser.add_argument("--mode", choices=("replay", "real"), default="replay",
+                        help="lab mode: replay (every host answers win_activation_facts from a recorded real run "
+                             "of the same scenario: the controller is what is measured) or real (a pwsh per host)")
+    parser.add_argument("--pace", default="15",
+                        help="replay mode: each host answers this many seconds after its command (default 15, "
+                             "a lab diagnosis's own duration: docs/lab.md, round trips), `recorded` (as long as "
+                             "the recorded run took, which varies with the load) or `instant`")
     parser.add_argument("--scenario", default="PC-HEALTHY")
     parser.add_argument("--profile", action="store_true", help="also cProfile the controller (main process and workers)")
     parser.add_argument("--extrapolate", type=int, default=None, help="fit the runs and print the controller CPU for this many hosts")
@@ -302,15 +361,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the lab state folders")
     args = parser.parse_args(argv)
     sizes = args.hosts or [200]
+    configs = [os.path.abspath(c) for c in (args.config or [DEFAULT_CONFIG])]
     results = []
-    for n in sizes:
-        r = measure(n, args.forks, args.scenario, args.profile, args.keep)
+    for n, config in [(n, c) for n in sizes for c in configs]:
+        r = measure(n, args.forks, args.scenario, args.profile, args.keep, args.mode, config, args.pace)
         results.append(r)
         print(report(r), flush=True)
         if r["rc"] != 0:
             print("   (non-zero exit; last output:)\n   " + r.get("output_tail", "").strip().replace("\n", "\n   ")[-1500:])
     fit = None
-    if len(results) >= 2:
+    if len(results) >= 2 and len(configs) == 1:
         # Least squares a + b*N over the runs: b is the marginal controller CPU per host.
         xs = [r["hosts"] for r in results]
         ys = [r["controller"]["cpu"] for r in results]

@@ -19,6 +19,7 @@ import sys
 import threading
 
 from .shim import sandbox
+from .endpoint import replay
 from .endpoint.server import Lab
 
 
@@ -72,6 +73,19 @@ def main(argv: list[str] | None = None) -> int:
                        default=os.environ.get("M365OPS_LAB_CONFINE") or "auto",
                        help="run host processes under bwrap, writable only below their state folder "
                             "(auto: when bwrap works here; default: $M365OPS_LAB_CONFINE or auto)")
+    serve.add_argument("--replay", action="append", metavar="MODULE", default=None,
+                       help="replay mode, for benchmarks that measure the controller: every host answers this "
+                            "module (repeatable; e.g. m365ops.activation.win_activation_facts) from a recorded "
+                            "run instead of starting pwsh. The first call per scenario and arguments runs for "
+                            "real and is recorded (<state>/replay/); the others wait for it. HTTP, NTLM, "
+                            "message encryption and every WS-Man operation stay real, the exec wrapper's "
+                            "input is received in full; no process runs and the host is not changed, so only "
+                            "for read-only modules, over the winrm connection (docs/lab.md, \"Scale\")")
+    serve.add_argument("--replay-pace", metavar="|".join(replay.PACES), default="recorded",
+                       help="recorded (default): a replayed answer comes as long after its Command as the "
+                            "recorded run took, so the controller waits and polls as for real hosts; "
+                            "instant: at once; SECONDS: that long after its Command (runs that compare "
+                            "configurations, whatever the load during the recording)")
     serve.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.clock_offset:
@@ -98,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lab = Lab(args.state, args.hosts, pwsh=args.pwsh, password=args.password,
                   max_request_size=args.max_envelope_kb * 1024, disconnect_grace=args.disconnect_grace,
-                  reboot_seconds=args.reboot_seconds, scenarios=args.scenarios, confine=args.confine)
+                  reboot_seconds=args.reboot_seconds, scenarios=args.scenarios, confine=args.confine,
+                  replay_modules=args.replay, replay_pace=args.replay_pace)
     except ValueError as exc:
         parser.error(str(exc))
     stop = threading.Event()

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from . import auth, psrp, shell, wsman, winrs
+from . import auth, psrp, replay, shell, wsman, winrs
 from ..shim import netprobe, sandbox
 from .. import toolchain
 
@@ -84,6 +84,8 @@ class Counters:
         self.bytes_out = 0
         self.processes_started = 0
         self.process_seconds = 0.0
+        # Module executions answered from a recording (serve --replay): no process ran.
+        self.replayed = 0
         self.busy_seconds = 0.0
         self.reboots = 0
 
@@ -98,6 +100,7 @@ class Counters:
                 "bytes_out": self.bytes_out,
                 "processes_started": self.processes_started,
                 "process_seconds": round(self.process_seconds, 3),
+                "replayed": self.replayed,
                 "busy_seconds": round(self.busy_seconds, 3),
                 "reboots": self.reboots,
             }
@@ -278,6 +281,13 @@ class LabHost:
 
     def count_process_seconds(self, seconds: float) -> None:
         with self.counters.lock:
+            self.counters.process_seconds += seconds
+        self.lab.mark_dirty()
+
+    def count_replayed(self, seconds: float) -> None:
+        """A module execution answered from a recording: counted apart, its wait as its lifetime."""
+        with self.counters.lock:
+            self.counters.replayed += 1
             self.counters.process_seconds += seconds
         self.lab.mark_dirty()
 
@@ -638,7 +648,8 @@ class Lab:
     def __init__(self, state_dir: str, hosts: int = 1, *, pwsh: str | None = None, password: str | None = None,
                  subnet: str | None = None, max_request_size: int = wsman.DEFAULT_SERVER_ENVELOPE,
                  disconnect_grace: float = 3.0, reboot_seconds: float = 5.0,
-                 scenarios: list[str] | None = None, confine: str = "auto") -> None:
+                 scenarios: list[str] | None = None, confine: str = "auto", replay_modules: list[str] | None = None,
+                 replay_pace: str = "recorded") -> None:
         if hosts < 1 or hosts > 250:
             raise ValueError("hosts must be between 1 and 250, got %d" % hosts)
         self.state_dir = os.path.abspath(state_dir)
@@ -665,6 +676,9 @@ class Lab:
         self.reboot_seconds = reboot_seconds
         self.subnet = subnet or pick_subnet()
         os.makedirs(self.state_dir, exist_ok=True)
+        # serve --replay: these modules are answered from a recorded real run (replay.py).
+        self.replay = replay.ReplayStore(replay_modules, os.path.join(self.state_dir, "replay"), replay_pace) \
+            if replay_modules else None
         assigned = [scenarios[i % len(scenarios)] for i in range(hosts)] if scenarios else [None] * hosts
         if scenarios:
             # Every runspace must have the Registry provider before any shim command runs (a
@@ -791,6 +805,8 @@ class Lab:
             # The controller must run under the same clock (TLS certificates, NTLM times, reports).
             "clock": {"offset": self.clock.get("FAKETIME"), "env": self.clock},
             "confined": self.confinement.active,
+            "replay": {"modules": sorted(self.replay.modules), "pace": self.replay.pace}
+            if self.replay is not None else None,
             "confinement": self.confinement.reason or "bwrap: each host writes only below its state folder",
             "network_probe": self.stand_ins.describe() if self.stand_ins is not None
             else {"off": "no hermetic resolver without bwrap: %s" % self.confinement.reason},

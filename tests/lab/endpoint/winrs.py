@@ -24,7 +24,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from . import wsman
+from . import replay, wsman
 from .shell import MAX_BUFFERED_OUTPUT, ClientGone, Shell, ShellService, remove_runtime_endpoints, start_ticks
 from .wsman import NS, WSManFault
 
@@ -122,6 +122,11 @@ class Command:
     stdin_closed: bool = False
     stdin_lock: threading.Lock = field(default_factory=threading.Lock)
     killed: bool = False
+    # Replay mode (replay.py): an exec wrapper is held, its input collected, until the whole
+    # payload says which module it runs; `recording` collects a real run's output to replay.
+    held_input: bytearray | None = None
+    recording: list[tuple[str, bytes]] | None = None
+    on_done: object = None
 
     @property
     def finished(self) -> bool:
@@ -133,12 +138,13 @@ class Command:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the command's whole process group (it has its own session)."""
-        if self.proc is None:
-            return
         if sig == signal.SIGKILL:
+            # Also a held or replaying command (no process yet): it must never start now.
             with self.cond:
                 self.killed = True
                 self.cond.notify_all()
+        if self.proc is None:
+            return
         try:
             os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
@@ -178,6 +184,10 @@ class CmdShellService(ShellService):
                                  wsman.CODE_FILE_NOT_FOUND, code="s:Receiver")
             cmd = self._not_recognized(command_id, argv[0])
             log.info("%s: Command %s: %r is not in the host's bin folder", self.host.name, command_id, argv[0])
+        elif self.host.lab.replay is not None and program == self.pwsh and replay.is_exec_wrapper(argv):
+            cmd = Command(command_id=command_id, argv=[program] + argv[1:], proc=None, started=time.monotonic(),
+                          held_input=bytearray())
+            log.debug("%s: Command %s: exec wrapper held until its input is read (replay)", self.host.name, command_id)
         else:
             cmd = self._start(shell, command_id, [program] + argv[1:])
         with self.lock:
@@ -217,11 +227,16 @@ class CmdShellService(ShellService):
         return cmd
 
     def _start(self, shell: Shell, command_id: str, argv: list[str]) -> Command:
+        return self._launch(shell, Command(command_id=command_id, argv=argv, proc=None, started=time.monotonic()))
+
+    def _launch(self, shell: Shell, cmd: Command) -> Command:
+        argv = cmd.argv
         proc, pid = self.host.start_process(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=shell.cwd, env=shell.env, start_new_session=True, close_fds=True,
         )
-        cmd = Command(command_id=command_id, argv=argv, proc=proc, started=time.monotonic())
+        cmd.proc = proc
+        command_id = cmd.command_id
         self.host.count_process()
         log.info("%s: Command %s pid %d: %s", self.host.name, command_id, pid,
                  " ".join(a if len(a) < 80 else a[:77] + "..." for a in argv))
@@ -244,6 +259,8 @@ class CmdShellService(ShellService):
                     break
                 with cmd.cond:
                     cmd.chunks.append((name, data))
+                    if cmd.recording is not None:
+                        cmd.recording.append((name, data))
                     cmd.cond.notify_all()
                     while sum(len(d) for _stream, d in cmd.chunks) > MAX_BUFFERED_OUTPUT and not cmd.killed:
                         cmd.cond.wait(0.5)
@@ -265,6 +282,69 @@ class CmdShellService(ShellService):
             cmd.exited_at = time.monotonic()
             cmd.cond.notify_all()
         self.host.count_process_seconds(cmd.exited_at - cmd.started)
+        if cmd.on_done is not None:
+            with cmd.cond:
+                cmd.cond.wait_for(lambda: not cmd.open_streams, PIPE_DRAIN_AFTER_EXIT)
+                complete = not cmd.open_streams and not cmd.killed
+            cmd.on_done(cmd if complete else None)
+
+    # ---- replay mode (replay.py) ---------------------------------------------------------
+    def _release_held(self, shell: Shell, cmd: Command) -> None:
+        """The held exec wrapper's input is complete: replay its module, record it, or run it."""
+        payload = bytes(cmd.held_input or b"")
+        cmd.held_input = None
+        store = self.host.lab.replay
+        call = replay.module_call(payload)
+        if call is None or not store.wants(call[0]):
+            self._run_held(shell, cmd, payload)
+            return
+        key = (self.host.scenario, call[0], replay.arguments_key(call[1]))
+        rec, record_it = store.claim(key)
+        if record_it:
+            cmd.recording = []
+            cmd.on_done = lambda done: store.finish(key, rec, self.host.name, done and done.recording,
+                                                    done.exit_code if done else None,
+                                                    done.exited_at - done.started if done else 0.0)
+            log.info("%s: Command %s: %s runs for real and is recorded for scenario %s", self.host.name,
+                     cmd.command_id, call[0], key[0])
+            self._run_held(shell, cmd, payload)
+            return
+        threading.Thread(target=self._answer_from, args=(shell, cmd, rec, payload), daemon=True,
+                         name="lab-replay-%s" % cmd.command_id).start()
+
+    def _answer_from(self, shell: Shell, cmd: Command, rec, payload: bytes) -> None:
+        while not rec.ready.wait(0.5):
+            if cmd.killed:
+                return
+        if rec.chunks is None:  # the recording run failed: this one runs for real
+            self._run_held(shell, cmd, payload)
+            return
+        due = cmd.started + self.host.lab.replay.delay(rec)
+        with cmd.cond:
+            # Paced like the real run; a killed command (terminate, Delete) stops waiting.
+            while not cmd.killed and time.monotonic() < due:
+                cmd.cond.wait(due - time.monotonic())
+        with cmd.cond:
+            if cmd.killed:
+                return
+            cmd.chunks.extend(rec.chunks)
+            cmd.open_streams.clear()
+            cmd.exit_code = rec.exit_code
+            cmd.exited_at = time.monotonic()
+            cmd.cond.notify_all()
+        self.host.count_replayed(cmd.exited_at - cmd.started)
+        log.info("%s: Command %s replayed (recorded on %s, %d bytes of input read)", self.host.name,
+                 cmd.command_id, rec.recorded_on, len(payload))
+
+    def _run_held(self, shell: Shell, cmd: Command, payload: bytes) -> None:
+        if cmd.killed:
+            return
+        self._launch(shell, cmd)
+        try:
+            cmd.proc.stdin.write(payload)
+            cmd.proc.stdin.close()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
 
     def send(self, req: wsman.Request, conn_id: int) -> bytes:
         shell = self._shell(req, conn_id)
@@ -283,6 +363,16 @@ class CmdShellService(ShellService):
                 raise WSManFault("w:InvalidParameter", "The rsp:Stream content is not valid base64.",
                                  wsman.CODE_INVALID_PARAMETER) from None
             end = (stream.get("End") or "false").lower() == "true"
+            if cmd.held_input is not None:
+                with cmd.stdin_lock:
+                    if cmd.stdin_closed:
+                        raise WSManFault("w:InvalidParameter", "The input stream of command %s was already closed." %
+                                         cmd.command_id, wsman.CODE_INVALID_PARAMETER)
+                    cmd.held_input += data
+                    if end:
+                        cmd.stdin_closed = True
+                        self._release_held(shell, cmd)
+                continue
             with cmd.stdin_lock:
                 if cmd.stdin_closed:
                     raise WSManFault("w:InvalidParameter", "The input stream of command %s was already closed." %
