@@ -10,13 +10,13 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.m365ops.activation.plugins.module_utils.aad_events import (
+from ansible_collections.m365ops.activation.plugins.plugin_utils.aad_events import (
     classify_code, normalise_event_records, parse_event_export,
 )
-from ansible_collections.m365ops.activation.plugins.module_utils.dsreg import parse_dsreg_status
-from ansible_collections.m365ops.activation.plugins.module_utils.evidence import EvidenceError, build_evidence
-from ansible_collections.m365ops.activation.plugins.module_utils.report import host_failure, to_plain
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate, plan_of
+from ansible_collections.m365ops.activation.plugins.plugin_utils.dsreg import parse_dsreg_status
+from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import EvidenceError, build_evidence
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report import host_failure, to_plain
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import evaluate, plan_of
 
 
 def dsreg_status(text):

@@ -1,12 +1,12 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters the remediate role decides with; the decisions live in module_utils/remediation.py."""
+"""Filters the remediate role decides with; the decisions live in plugin_utils/remediation.py."""
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.m365ops.activation.plugins.module_utils import remediation
+from ansible_collections.m365ops.activation.plugins.plugin_utils import remediation
 
 
 def remediate_select(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False):

@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import PROBE_LAYERS, triage_bundle
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import PROBE_LAYERS, triage_bundle
 
 from . import netprobe
 from .conftest import scenario_lab

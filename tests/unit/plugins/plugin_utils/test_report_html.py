@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils.report_html import render_html
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report_html import render_html
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "report_html")
 VOID = {"meta", "br", "rect", "img", "input", "link", "hr", "col", "area", "base", "wbr"}
@@ -333,7 +333,7 @@ if given is not None:
 @pytest.mark.parametrize("name", ["diagnose.json", "remediate.json"])
 def test_agrees_with_the_report_summary(name):
     """The page's states come from the same rule as report.json's summary."""
-    from ansible_collections.m365ops.activation.plugins.module_utils.report import build_report
+    from ansible_collections.m365ops.activation.plugins.plugin_utils.report import build_report
 
     source = load(name)
     report = build_report(source["kind"], source["hosts"], generated=source["generated"])
@@ -436,7 +436,7 @@ def test_remediate_sections_escape_and_survive_odd_shapes():
 def test_markup_comes_from_an_autoescaping_jinja_template():
     """The page is the shipped template rendered with autoescape on: a value the view forgot
     to escape cannot exist, because the view never writes markup."""
-    from ansible_collections.m365ops.activation.plugins.module_utils import report_html
+    from ansible_collections.m365ops.activation.plugins.plugin_utils import report_html
 
     template = report_html._template()
     assert template.environment.autoescape is True

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils import remediation as rem
+from ansible_collections.m365ops.activation.plugins.plugin_utils import remediation as rem
 
 ALL_HOST = list(rem.HOST_RUNGS)
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "examples", "evidence")
@@ -28,7 +28,7 @@ BROKEN = diag(finding("office_credentials", "purge_office_credentials"),
 
 
 def test_host_rungs_match_triage_ladder():
-    triage = pytest.importorskip("ansible_collections.m365ops.activation.plugins.module_utils.triage")
+    triage = pytest.importorskip("ansible_collections.m365ops.activation.plugins.plugin_utils.triage")
     assert tuple(triage.RUNGS[:len(rem.HOST_RUNGS)]) == rem.HOST_RUNGS
     assert set(triage.RUNGS[len(rem.HOST_RUNGS):]) == set(rem.MANUAL_RUNGS)
 
@@ -106,7 +106,7 @@ def test_select_device_recovery_wins_over_the_other_switches():
 def test_select_device_rung_rule_matches_triage_routing():
     """Triage routes the PRT problems of a broken cloud-only device to this rung
     (Context.device_rung); the role's rule must hold back exactly that rung's plans."""
-    triage = pytest.importorskip("ansible_collections.m365ops.activation.plugins.module_utils.triage")
+    triage = pytest.importorskip("ansible_collections.m365ops.activation.plugins.plugin_utils.triage")
     bundle = os.path.join(EXAMPLES, "LT-CLOUD-21")
     if not os.path.isdir(bundle):
         pytest.skip("examples/evidence is not part of this tree")

@@ -10,9 +10,9 @@ from collections import OrderedDict
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils.remediation import build_host_entry, select_rungs
-from ansible_collections.m365ops.activation.plugins.module_utils.report_html import render_html
-from ansible_collections.m365ops.activation.plugins.module_utils.report import (
+from ansible_collections.m365ops.activation.plugins.plugin_utils.remediation import build_host_entry, select_rungs
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report_html import render_html
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report import (
     build_report, is_healthy, render_markdown, to_plain, write_report,
 )
 
@@ -234,7 +234,7 @@ def test_markdown_remediate_names_the_way_back_and_a_restart_done_first():
 def test_markdown_escapes_what_a_host_or_graph_said(tmp_path):
     """report.md shows hostile text as text, as report.html does: no link, image, inline HTML,
     emphasis, heading, list or extra table cell can come from a report's values."""
-    from ansible_collections.m365ops.activation.plugins.module_utils.report import build_report, render_markdown
+    from ansible_collections.m365ops.activation.plugins.plugin_utils.report import build_report, render_markdown
 
     hostile = {"join_type": "hybrid`joined", "plan": ["reset_token_broker"], "findings": [
         {"id": "prt|missing", "severity": "high", "summary": "<img src=x onerror=alert(1)> [x](http://evil) **b** | cell",
@@ -252,7 +252,7 @@ def test_markdown_escapes_what_a_host_or_graph_said(tmp_path):
 def test_report_files_are_private(tmp_path):
     """0600 files in 0700 folders: they hold UPNs, credential names and device ids."""
     import stat
-    from ansible_collections.m365ops.activation.plugins.module_utils.report import build_report, write_report
+    from ansible_collections.m365ops.activation.plugins.plugin_utils.report import build_report, write_report
 
     old = os.umask(0o022)
     try:

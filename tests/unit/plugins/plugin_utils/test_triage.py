@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.m365ops.activation.plugins.module_utils.evidence import EvidenceError, build_evidence
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import (
+from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import EvidenceError, build_evidence
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import (
     FINDING_IDS, RUNGS, SEVERITIES, evaluate, plan_of, summary_line, triage_bundle, triage_dir,
 )
 
