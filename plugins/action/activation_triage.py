@@ -11,7 +11,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import EvidenceError
-from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import summary_line, triage_dir
+from ansible_collections.m365ops.activation.plugins.plugin_utils.offline_triage import triage_dir
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report import summary_line
 
 
 class ActionModule(ActionBase):

@@ -16,7 +16,8 @@ from ansible_collections.m365ops.activation.plugins.plugin_utils.aad_events impo
 from ansible_collections.m365ops.activation.plugins.plugin_utils.dsreg import parse_dsreg_status
 from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import EvidenceError, build_evidence
 from ansible_collections.m365ops.activation.plugins.plugin_utils.report import host_failure, to_plain
-from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import evaluate, plan_of
+from ansible_collections.m365ops.activation.plugins.plugin_utils.ladder import plan_of
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import evaluate
 
 
 def dsreg_status(text):

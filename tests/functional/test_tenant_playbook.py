@@ -82,11 +82,11 @@ def test_tenant_playbook_writes_tenant_report(fake_tenant, graph_tls, tmp_path):
     def ids(name):
         return [f["id"] for f in hosts[name]["findings"]]
 
-    assert set(ids("PC042")) == {"device_object_ok", "licence_ok"}
+    assert set(ids("PC042")) == {"device_object_ok", "license_ok"}
     assert hosts["PC042"]["plan"] == []
     assert {"device_object_disabled", "user_not_found"} <= set(ids("PC043"))
-    assert {"device_duplicates", "licence_assignment_error", "office_plan_disabled"} <= set(ids("PC044"))
-    assert hosts["PC044"]["plan"] == ["check_licence"]
+    assert {"device_duplicates", "license_assignment_error", "office_plan_disabled"} <= set(ids("PC044"))
+    assert hosts["PC044"]["plan"] == ["check_license"]
     assert ids("tenant") == ["device_join_restricted"]
     assert hosts["tenant"]["plan"] == ["check_device_registration_policy"]
     assert report["summary"]["hosts"] == 4

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.plugin_utils import remediation as rem
+from ansible_collections.m365ops.activation.plugins.plugin_utils import evidence, ladder, remediation as rem
 
 ALL_HOST = list(rem.HOST_RUNGS)
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "examples", "evidence")
@@ -29,8 +29,8 @@ BROKEN = diag(finding("office_credentials", "purge_office_credentials"),
 
 def test_host_rungs_match_triage_ladder():
     triage = pytest.importorskip("ansible_collections.m365ops.activation.plugins.plugin_utils.triage")
-    assert tuple(triage.RUNGS[:len(rem.HOST_RUNGS)]) == rem.HOST_RUNGS
-    assert set(triage.RUNGS[len(rem.HOST_RUNGS):]) == set(rem.MANUAL_RUNGS)
+    assert tuple(triage.plan_of([{"rung": r} for r in rem.HOST_RUNGS])) == rem.HOST_RUNGS
+    assert set(triage.plan_of([{"rung": r} for r in ladder.RUNGS])[len(rem.HOST_RUNGS):]) == set(rem.MANUAL_RUNGS)
 
 
 # --- select_rungs ---------------------------------------------------------------------
@@ -75,9 +75,9 @@ def test_select_disabled_rungs(disabled):
 
 
 def test_select_lists_manual_steps_with_who_acts_and_what_to_do():
-    sel = rem.select_rungs(["reset_token_broker", "fix_network_path", "check_licence"])
+    sel = rem.select_rungs(["reset_token_broker", "fix_network_path", "check_license"])
     assert sel["run"] == ["reset_token_broker"]
-    assert [(m["rung"], m["who"]) for m in sel["manual"]] == [("fix_network_path", "admin"), ("check_licence", "tenant")]
+    assert [(m["rung"], m["who"]) for m in sel["manual"]] == [("fix_network_path", "admin"), ("check_license", "tenant")]
     assert all(m["step"] == rem.MANUAL_STEPS[m["rung"]] for m in sel["manual"])
     assert set(rem.MANUAL_STEPS) == set(rem.MANUAL_RUNGS)
 
@@ -110,7 +110,7 @@ def test_select_device_rung_rule_matches_triage_routing():
     bundle = os.path.join(EXAMPLES, "LT-CLOUD-21")
     if not os.path.isdir(bundle):
         pytest.skip("examples/evidence is not part of this tree")
-    plan = triage.evaluate(triage.load_bundle(bundle))["plan"]
+    plan = triage.evaluate(evidence.load_bundle(bundle))["plan"]
     assert plan == CLOUD_RECOVERY_PLAN
     assert set(rem.DEVICE_FIRST_RUNGS) <= set(plan)
     assert rem.select_rungs(plan)["run"] == []
@@ -136,7 +136,7 @@ def test_select_bad_max_rung_names_the_variable(cap):
         rem.select_rungs(ALL_HOST, max_rung=cap)
 
 
-@pytest.mark.parametrize("disabled", [["purge_credentials"], "reset_token_broker,nope", 3, ["check_licence"]])
+@pytest.mark.parametrize("disabled", [["purge_credentials"], "reset_token_broker,nope", 3, ["check_license"]])
 def test_select_bad_disabled_names_the_variable(disabled):
     with pytest.raises(ValueError, match="remediate_rungs_disabled"):
         rem.select_rungs(ALL_HOST, disabled=disabled)

@@ -177,19 +177,19 @@ def test_markdown_remediate_check_mode_says_what_would_happen():
 
 
 def test_markdown_tenant_entries_without_a_device_have_no_join_type():
-    licence = dict(FINDING, id='licence_missing', rung='check_licence')
+    license = dict(FINDING, id='license_missing', rung='check_license')
     hosts = {
         'PC1': {'join_type': 'hybrid_joined', 'device_id': 'd', 'device_name': 'PC1', 'users': ['alice@contoso.com'],
                 'findings': [], 'plan': []},
         'PC2': {'join_type': None, 'device_id': None, 'device_name': 'PC2', 'users': [], 'findings': [], 'plan': []},
-        'bob@contoso.com': {'users': ['bob@contoso.com'], 'findings': [licence], 'plan': ['check_licence']},
+        'bob@contoso.com': {'users': ['bob@contoso.com'], 'findings': [license], 'plan': ['check_license']},
         'tenant': {'error': 'device registration policy: 403 Forbidden'},
     }
     report = build_report('tenant', hosts, generated='x')
     assert '- join type: `hybrid_joined`' in _host_md(report, 'PC1')
     for name in ('PC2', 'bob@contoso.com', 'tenant'):
         assert 'join type' not in _host_md(report, name), name
-    assert '- plan: `check_licence`' in _host_md(report, 'bob@contoso.com')
+    assert '- plan: `check_license`' in _host_md(report, 'bob@contoso.com')
     assert '**Error**: device registration policy: 403 Forbidden' in _host_md(report, 'tenant')
 
 
