@@ -87,15 +87,15 @@ def activation_plan(value, events=None, host_facts=None):
     return activation_evaluate(value, events, host_facts)['plan']
 
 
-def report_host_failure(entry, unreachable=True, outcomes=None, plan=False):
+def report_host_failure(entry, unreachable=True, outcomes=None, plan=False, unhealthy=False):
     """Why a host's report entry fails the run ('' when it does not)."""
     if entry is not None and not isinstance(entry, Mapping):
         raise AnsibleFilterError('report_host_failure: expected a report entry (a dict), got %s' % type(entry).__name__)
-    for name, value in (('unreachable', unreachable), ('plan', plan)):
+    for name, value in (('unreachable', unreachable), ('plan', plan), ('unhealthy', unhealthy)):
         if not isinstance(value, bool):
             raise AnsibleFilterError('report_host_failure: %s must be a boolean, got %r' % (name, value))
     return host_failure(to_plain(entry) if entry is not None else None, unreachable=unreachable,
-                        outcomes=[str(o) for o in outcomes or []], plan=plan)
+                        outcomes=[str(o) for o in outcomes or []], plan=plan, unhealthy=unhealthy)
 
 
 class FilterModule:

@@ -147,7 +147,7 @@ def host_line(host: str, entry: dict) -> str:
     return summary_line(host, state_of(entry) if not entry.get('error') else entry)
 
 
-def host_failure(entry, unreachable: bool = True, outcomes=(), plan: bool = False) -> str:
+def host_failure(entry, unreachable: bool = True, outcomes=(), plan: bool = False, unhealthy: bool = False) -> str:
     """Why one host's entry fails the run, or '' when it does not: the rule every role that
     fails hosts after writing its report applies (remediate: always for hosts it could not
     reach or diagnose, and by ``remediate_fail_on``; diagnose: by
@@ -156,7 +156,8 @@ def host_failure(entry, unreachable: bool = True, outcomes=(), plan: bool = Fals
     ``unreachable``: fail a host that was not reached or not diagnosed (an entry with
     ``unreachable``, or an ``error`` and no outcome, or no result at all); ``outcomes``:
     fail a host whose remediate ``outcome`` is one of them; ``plan``: fail a host whose
-    latest state plans a rung.
+    latest state plans a rung; ``unhealthy``: fail a host whose latest state is not healthy
+    (ladder.is_healthy: a plan, or a problem finding even when no rung answers it).
     """
     if not isinstance(entry, Mapping) or not entry:
         return 'error: no result' if unreachable else ''
@@ -169,6 +170,8 @@ def host_failure(entry, unreachable: bool = True, outcomes=(), plan: bool = Fals
         return '%s: %s' % (outcome, entry.get('outcome_reason') or entry.get('error') or 'no reason given')
     if plan and state_of(entry).get('plan'):
         return 'plan: %s' % ', '.join(str(rung) for rung in state_of(entry)['plan'])
+    if unhealthy and not is_healthy(entry):
+        return 'findings: %s' % ', '.join(str(f.get('id')) for f in findings_of(state_of(entry)) if is_problem(f))
     return ''
 
 
