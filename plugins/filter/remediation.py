@@ -9,11 +9,14 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.m365ops.activation.plugins.plugin_utils import remediation
 
 
-def remediate_select(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False):
-    """Which planned rungs run: ``plan | m365ops.activation.remediate_select(...)``."""
+def remediate_select(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False,
+                     marker_pending=False, reboot_allowed=True, restarted_first=False, failed=None, held=None):
+    """Which planned rungs run, and the restarts around them: ``plan | m365ops.activation.remediate_select(...)``."""
     try:
         return remediation.select_rungs(plan, max_rung=max_rung, disabled=disabled,
-                                        allow_rejoin_hybrid=allow_rejoin_hybrid, reboot_blocked=reboot_blocked)
+                                        allow_rejoin_hybrid=allow_rejoin_hybrid, reboot_blocked=reboot_blocked,
+                                        marker_pending=marker_pending, reboot_allowed=reboot_allowed,
+                                        restarted_first=restarted_first, failed=failed or None, held=held)
     except ValueError as e:
         raise AnsibleFilterError(str(e)) from e
 

@@ -114,23 +114,51 @@ def _validate_plan(plan):
     return plan
 
 
-def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False):
+def _flag(value, name):
+    if not isinstance(value, bool):
+        raise ValueError("%s: expected a boolean, got %r" % (name, value))
+    return value
+
+
+def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False,
+                 marker_pending=False, reboot_allowed=True, restarted_first=False, failed=None, held=None):
     """Decide which planned rungs run on the host.
 
     Returns ``{"run": [...], "skipped": [{"rung", "reason"}], "manual": [{"rung", "who",
     "step"}], "reboot_expected": bool}``. ``run`` is in ladder order (cheapest first)
     whatever the order of ``plan``; every planned host rung that does not run is in
     ``skipped`` with the reason, so the report can say why. A planned device-recovery
-    step (DEVICE_FIRST_RUNGS) holds back every host rung; ``reboot_blocked`` (a restart
-    is pending and may not happen in this run) holds back the rungs that need one.
+    step (DEVICE_FIRST_RUNGS) holds back every host rung.
+
+    It also decides the restarts around the rungs, so the remediate role only sequences:
+
+    - ``restart_first``: the collection's marker is pending (``marker_pending``: an earlier
+      run died after a rung, or was not allowed to restart) and a restart is allowed
+      (``reboot_allowed``, ``remediate_reboot``): restart before the rungs, then choose again
+      from the host as it is after that restart (``restarted_first: true``). Rungs chosen
+      before it would redo what the earlier run did on a state the restart may have fixed.
+    - ``reboot_held``: the marker is pending but no restart is allowed in this run (or the
+      caller says so with ``reboot_blocked``): the rungs that need a restart are held back,
+      the rest of the plan still runs.
+    ``held`` maps a rung to a reason it may not run this time (rung 3 when the diagnosis
+    names nobody affected, ``token_broker_targets``); a rung with an empty reason runs.
+
+    - ``ladder``: the rungs in ``run`` are carried out; not after a failure recorded before
+      choosing (``failed``: the restart first failed).
+    - ``restart_after``: the restart (if anything asks for it) and the diagnosis after the
+      rungs run. Not after a failed restart first, and not when a restart first was done
+      and no rung followed it: the host is already as diagnosed after that restart.
     """
     planned = _validate_plan(plan)
     cap = parse_max_rung(max_rung)
     off = set(parse_disabled(disabled))
-    if not isinstance(allow_rejoin_hybrid, bool):
-        raise ValueError("remediate_allow_rejoin_hybrid: expected a boolean, got %r" % (allow_rejoin_hybrid,))
-    if not isinstance(reboot_blocked, bool):
-        raise ValueError("reboot_blocked: expected a boolean, got %r" % (reboot_blocked,))
+    _flag(allow_rejoin_hybrid, "remediate_allow_rejoin_hybrid")
+    _flag(reboot_blocked, "reboot_blocked")
+    _flag(marker_pending, "marker_pending")
+    _flag(reboot_allowed, "remediate_reboot")
+    _flag(restarted_first, "restarted_first")
+    restart_first = marker_pending and reboot_allowed and not restarted_first and not failed
+    reboot_blocked = reboot_blocked or (marker_pending and not reboot_allowed)
     opted_in = {"remediate_allow_rejoin_hybrid": allow_rejoin_hybrid}
     device_first = any(rung in DEVICE_FIRST_RUNGS for rung in planned)
 
@@ -150,6 +178,12 @@ def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, 
             skipped.append({"rung": rung, "reason": REBOOT_BLOCKED_REASON})
         else:
             run.append(rung)
+    if held is not None and not isinstance(held, dict):
+        raise ValueError("held: expected a mapping of rung name to reason, got %r" % (held,))
+    for rung, reason in (held or {}).items():
+        if reason and rung in run:
+            run.remove(rung)
+            skipped.append({"rung": rung, "reason": str(reason)})
     manual = [{"rung": rung, "who": MANUAL_RUNGS[rung], "step": MANUAL_STEPS[rung]}
               for rung in planned if rung in MANUAL_RUNGS]
     return {
@@ -157,6 +191,11 @@ def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, 
         "skipped": skipped,
         "manual": manual,
         "reboot_expected": any(rung in REBOOT_RUNGS for rung in run),
+        "restart_first": restart_first,
+        "restarted_first": restarted_first,
+        "reboot_held": reboot_blocked,
+        "ladder": bool(run) and not failed and not restart_first,
+        "restart_after": not failed and not restart_first and not (restarted_first and not run),
     }
 
 
@@ -220,6 +259,12 @@ def skip_rung(selection, rung, reason):
     out["run"] = [r for r in selection["run"] if r != rung]
     out["skipped"] = list(selection.get("skipped") or []) + [{"rung": rung, "reason": reason}]
     out["reboot_expected"] = any(r in REBOOT_RUNGS for r in out["run"])
+    if not out["run"]:
+        # Nothing left to carry out: no ladder, and no restart after a restart first.
+        if "ladder" in out:
+            out["ladder"] = False
+        if out.get("restarted_first"):
+            out["restart_after"] = False
     return out
 
 
@@ -413,6 +458,19 @@ def _skipped_text(skipped, reason):
         why = DEVICE_FIRST_HEAD if step_said and item["reason"] == DEVICE_FIRST_REASON else item["reason"]
         by_reason.setdefault(why, []).append(item["rung"])
     return "; ".join("%s (%s)" % (", ".join(rungs), why) for why, rungs in by_reason.items())
+
+
+def after_of(rediagnosis, current, failed=None, check_mode=False):
+    """The diagnosis after the repair: the re-diagnosis when it ran (a registered
+    win_activation_facts result), else the host as last diagnosed (``current``: before, or
+    after a restart first) when nothing ran that could change it. ``None`` when there is no
+    honest "after": check mode, or a failure that stopped the re-diagnosis."""
+    if _executed(rediagnosis) and isinstance(rediagnosis.get("m365_activation"), dict) \
+            and "error" not in rediagnosis["m365_activation"]:
+        return rediagnosis["m365_activation"]
+    if failed or check_mode:
+        return None
+    return current
 
 
 def build_host_entry(before, after, selection, rung_results=None, reboot=None, failed=None, check_mode=False,

@@ -35,6 +35,66 @@ def test_host_rungs_match_triage_ladder():
 
 # --- select_rungs ---------------------------------------------------------------------
 
+def test_select_restarts_first_for_a_pending_marker_when_allowed_then_chooses_again():
+    plan = ["purge_office_credentials", "reset_token_broker"]
+    first = rem.select_rungs(plan, marker_pending=True, reboot_allowed=True)
+    assert first["restart_first"] and not first["ladder"] and not first["restart_after"]
+    again = rem.select_rungs(plan, marker_pending=True, reboot_allowed=True, restarted_first=True)
+    assert not again["restart_first"] and not again["reboot_held"]
+    assert again["run"] == plan and again["ladder"] and again["restart_after"]
+    # A restart first with no rung to follow: the host is already as diagnosed after it.
+    nothing = rem.select_rungs([], marker_pending=True, reboot_allowed=True, restarted_first=True)
+    assert not nothing["ladder"] and not nothing["restart_after"]
+
+
+def test_select_holds_the_reboot_rungs_when_a_pending_restart_may_not_happen():
+    sel = rem.select_rungs(["purge_office_credentials", "reset_token_broker"], marker_pending=True,
+                           reboot_allowed=False)
+    assert not sel["restart_first"] and sel["reboot_held"]
+    assert sel["run"] == ["purge_office_credentials"]
+    assert sel["skipped"] == [{"rung": "reset_token_broker", "reason": rem.REBOOT_BLOCKED_REASON}]
+    assert sel["ladder"] and sel["restart_after"]
+
+
+def test_select_after_a_failed_restart_first_runs_nothing_and_does_not_restart():
+    sel = rem.select_rungs(["purge_office_credentials"], marker_pending=True, reboot_allowed=True,
+                           restarted_first=True, failed="restart first: unreachable")
+    assert sel["run"] == ["purge_office_credentials"]
+    assert not sel["ladder"] and not sel["restart_after"] and not sel["restart_first"]
+
+
+def test_select_holds_a_rung_for_the_reason_given_and_ignores_an_empty_one():
+    plan = ["purge_office_credentials", "reset_token_broker", "reregister_broker_plugin"]
+    sel = rem.select_rungs(plan, held={"reset_token_broker": rem.NO_AFFECTED_USER_REASON})
+    assert sel["run"] == ["purge_office_credentials", "reregister_broker_plugin"]
+    assert sel["skipped"][-1] == {"rung": "reset_token_broker", "reason": rem.NO_AFFECTED_USER_REASON}
+    assert not sel["reboot_expected"]
+    assert rem.select_rungs(plan, held={"reset_token_broker": None})["run"] == plan
+    only = rem.select_rungs(["reset_token_broker"], held={"reset_token_broker": "nobody"})
+    assert not only["ladder"]
+    with pytest.raises(ValueError, match="held"):
+        rem.select_rungs(plan, held=["reset_token_broker"])
+
+
+def test_select_rejects_non_boolean_restart_switches():
+    for name in ("marker_pending", "reboot_allowed", "restarted_first"):
+        with pytest.raises(ValueError, match="expected a boolean"):
+            rem.select_rungs([], **{name: "yes"})
+
+
+def test_select_reads_a_plan_with_the_old_license_rung_name():
+    sel = rem.select_rungs(["check_licence"])
+    assert sel["manual"] == [{"rung": "check_license", "who": "tenant", "step": rem.MANUAL_STEPS["check_license"]}]
+
+
+def test_after_of_prefers_the_rediagnosis_then_the_last_diagnosis():
+    after = {"changed": False, "m365_activation": HEALTHY}
+    assert rem.after_of(after, BROKEN) == HEALTHY
+    assert rem.after_of({"skipped": True}, BROKEN) == BROKEN
+    assert rem.after_of(None, BROKEN, check_mode=True) is None
+    assert rem.after_of(None, BROKEN, failed="restart: unreachable") is None
+    assert rem.after_of({"m365_activation": {"error": "dsregcmd"}}, BROKEN, failed="diagnose: dsregcmd") is None
+
 def test_select_runs_planned_rungs_in_ladder_order_whatever_the_plan_order():
     sel = rem.select_rungs(["reset_token_broker", "purge_office_credentials"])
     assert sel["run"] == ["purge_office_credentials", "reset_token_broker"]
@@ -44,7 +104,8 @@ def test_select_runs_planned_rungs_in_ladder_order_whatever_the_plan_order():
 
 def test_select_empty_plan_runs_nothing():
     sel = rem.select_rungs([])
-    assert sel == {"run": [], "skipped": [], "manual": [], "reboot_expected": False}
+    assert sel == {"run": [], "skipped": [], "manual": [], "reboot_expected": False, "restart_first": False,
+                   "restarted_first": False, "reboot_held": False, "ladder": False, "restart_after": True}
 
 
 def test_select_rejoin_needs_opt_in():
