@@ -36,8 +36,11 @@ def remediate_skip(selection, rung, reason=None):
 
 
 def remediate_entry(before, after=None, selection=None, rung_results=None, reboot=None, failed=None,
-                    check_mode=False, restart_first=None):
-    """One host's report entry with its outcome."""
+                    check_mode=False, restart_first=None, rediagnosis=None, current=None):
+    """One host's report entry with its outcome. Without ``after``, the diagnosis after the repair is
+    ``rediagnosis`` (the registered re-diagnosis) or ``current`` (remediation.after_of)."""
+    if after is None and (rediagnosis is not None or current is not None):
+        after = remediation.after_of(rediagnosis, current, failed=failed or None, check_mode=check_mode)
     return remediation.build_host_entry(before, after, selection, rung_results=rung_results, reboot=reboot,
                                         failed=failed or None, check_mode=check_mode,
                                         restart_first=restart_first)
