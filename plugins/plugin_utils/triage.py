@@ -517,20 +517,19 @@ def _rule_events(ctx, findings, network_blocked):
             + ('these follow from the network failure, fix that first.' if network_blocked else
                'quarantine the TokenBroker caches so WAM rebuilds them.'),
             ctx.event_evidence(broker, rung=broker_rung), broker_rung))
-    account = ctx.codes_of('account', rung='purge_office_credentials')
-    if account:
-        findings.append(_finding(
-            'wam_account_errors', 'medium',
-            'WAM handed Office an account that does not match the signed-in user; clear the '
-            'Office credentials so the right account is picked.',
-            ctx.event_evidence(account, rung='purge_office_credentials'), 'purge_office_credentials'))
-    grant = ctx.codes_of('grant', rung='purge_office_credentials')
-    if grant:
-        findings.append(_finding(
-            'token_grant_rejected', 'medium',
-            'Entra ID rejected the cached grant (expired or revoked token, password change, or a '
-            'wrong device clock); clear the Office credentials so a fresh sign-in happens.',
-            ctx.event_evidence(grant, rung='purge_office_credentials'), 'purge_office_credentials'))
+    # Both answered by a fresh sign-in: purging the Office credentials.
+    for category, finding_id, summary in (
+            ('account', 'wam_account_errors',
+             'WAM handed Office an account that does not match the signed-in user; clear the '
+             'Office credentials so the right account is picked.'),
+            ('grant', 'token_grant_rejected',
+             'Entra ID rejected the cached grant (expired or revoked token, password change, or a '
+             'wrong device clock); clear the Office credentials so a fresh sign-in happens.')):
+        codes = ctx.codes_of(category, rung='purge_office_credentials')
+        if codes:
+            findings.append(_finding(finding_id, 'medium', summary,
+                                     ctx.event_evidence(codes, rung='purge_office_credentials'),
+                                     'purge_office_credentials'))
     _note_events_before_repair(ctx, findings, [(broker_rung, ('broker',)),
                                                ('purge_office_credentials', ('account', 'grant'))])
     policy = ctx.codes_of('registration_policy')
@@ -754,22 +753,19 @@ def _rule_profiles(ctx, findings):
                     rfm_evidence.append('host facts: %s license %s not_after %s%s' % (
                         who, lic.get('product'), lic.get('not_after'),
                         ' (reduced functionality)' if lic.get('reduced_functionality') else ' (expired)'))
-    if policy_evidence:
-        findings.append(_finding(
-            'unsupported_identity_policy', 'medium',
-            'Office identity values Microsoft does not support are set (they force the legacy '
-            'ADAL path or turn WAM off); remove them in the policy that sets them. This collection '
-            'only reports them.', policy_evidence))
-    if rfm_evidence:
-        findings.append(_finding(
-            'reduced_functionality_mode', 'high',
-            'Microsoft 365 Apps license expired or in Reduced Functionality Mode (read-only); '
-            'check the user\'s license in the tenant.', rfm_evidence, 'check_license'))
-    if unlicensed:
-        findings.append(_finding(
-            'no_office_license', 'medium',
-            'Microsoft 365 Apps is installed but the user has no license on this device; check the '
-            'license assignment.', unlicensed, 'check_license'))
+    for finding_id, severity, summary, evidence, rung in (
+            ('unsupported_identity_policy', 'medium',
+             'Office identity values Microsoft does not support are set (they force the legacy '
+             'ADAL path or turn WAM off); remove them in the policy that sets them. This collection '
+             'only reports them.', policy_evidence, None),
+            ('reduced_functionality_mode', 'high',
+             'Microsoft 365 Apps license expired or in Reduced Functionality Mode (read-only); '
+             'check the user\'s license in the tenant.', rfm_evidence, 'check_license'),
+            ('no_office_license', 'medium',
+             'Microsoft 365 Apps is installed but the user has no license on this device; check the '
+             'license assignment.', unlicensed, 'check_license')):
+        if evidence:
+            findings.append(_finding(finding_id, severity, summary, evidence, rung))
 
 
 def _rule_host_state(ctx, findings):
