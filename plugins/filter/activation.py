@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters exposing the offline analysis (module_utils dsreg, aad_events, evidence,
-triage) to playbooks. Each filter is documented in the .yml file of its name."""
+"""Filters exposing the offline analysis (plugin_utils dsreg, aad_events, evidence,
+triage, ladder) to playbooks. Each filter is documented in the .yml file of its name."""
 
 from __future__ import annotations
 
