@@ -95,6 +95,7 @@ def test_after_of_prefers_the_rediagnosis_then_the_last_diagnosis():
     assert rem.after_of(None, BROKEN, failed="restart: unreachable") is None
     assert rem.after_of({"m365_activation": {"error": "dsregcmd"}}, BROKEN, failed="diagnose: dsregcmd") is None
 
+
 def test_select_runs_planned_rungs_in_ladder_order_whatever_the_plan_order():
     sel = rem.select_rungs(["reset_token_broker", "purge_office_credentials"])
     assert sel["run"] == ["purge_office_credentials", "reset_token_broker"]
