@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import triage_bundle
+from ansible_collections.m365ops.activation.plugins.plugin_utils.offline_triage import triage_bundle
 
 from .conftest import scenario_lab
 from .shim import DOTNET_MY_STORE, WPJ_KEY

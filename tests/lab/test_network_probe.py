@@ -17,7 +17,8 @@ import os
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import PROBE_LAYERS, triage_bundle
+from ansible_collections.m365ops.activation.plugins.plugin_utils.offline_triage import triage_bundle
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import PROBE_LAYERS
 
 from . import netprobe
 from .conftest import scenario_lab
