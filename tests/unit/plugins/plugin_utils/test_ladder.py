@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ansible_collections.m365ops.activation.plugins.plugin_utils import ladder
 
 
@@ -47,3 +49,19 @@ def test_an_entry_without_its_own_state_is_judged_by_its_after():
     assert ladder.is_healthy(entry)
     entry["after"]["plan"] = ["reset_token_broker"]
     assert not ladder.is_healthy(entry)
+
+
+def test_the_graph_modules_raise_findings_in_the_ladder_vocabulary():
+    """The entra_* modules cannot import plugin_utils (AnsiballZ ships module_utils only), so
+    graph.make_finding checks severities itself: it must accept exactly the ladder's."""
+    graph = pytest.importorskip("ansible_collections.m365ops.activation.plugins.module_utils.graph")
+    for severity in ladder.SEVERITIES:
+        assert graph.make_finding("x", severity, "s", [], "check_license")["severity"] == severity
+    with pytest.raises(ValueError):
+        graph.make_finding("x", "severe", "s")
+
+
+@pytest.mark.parametrize("module", ["entra_user_license", "entra_device_registration_policy"])
+def test_the_graph_modules_name_ladder_rungs(module):
+    loaded = pytest.importorskip("ansible_collections.m365ops.activation.plugins.modules." + module)
+    assert ladder.MANUAL_RUNGS[loaded.RUNG] == "tenant"
