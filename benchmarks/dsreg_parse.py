@@ -20,18 +20,18 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-FIXTURES = os.path.join(ROOT, 'tests', 'unit', 'plugins', 'module_utils', 'fixtures', 'dsreg')
+FIXTURES = os.path.join(ROOT, 'tests', 'unit', 'plugins', 'plugin_utils', 'fixtures', 'dsreg')
 TARGET = 10000
 
 
 def _import_parser():
     try:
-        from ansible_collections.m365ops.activation.plugins.module_utils.dsreg import parse_dsreg_status
+        from ansible_collections.m365ops.activation.plugins.plugin_utils.dsreg import parse_dsreg_status
     except ImportError:
         # Run from a checkout without the staged collection path: the parser has no
         # package-relative imports, so load the file directly.
         import importlib.util
-        spec = importlib.util.spec_from_file_location('dsreg', os.path.join(ROOT, 'plugins', 'module_utils', 'dsreg.py'))
+        spec = importlib.util.spec_from_file_location('dsreg', os.path.join(ROOT, 'plugins', 'plugin_utils', 'dsreg.py'))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         parse_dsreg_status = module.parse_dsreg_status

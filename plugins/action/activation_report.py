@@ -11,7 +11,7 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.m365ops.activation.plugins.module_utils.report import (
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report import (
     HTML_NAME, JSON_NAME, KINDS, MD_NAME, artifact_of, build_report, find_report, host_line, report_folder,
     write_report,
 )

@@ -10,8 +10,9 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.m365ops.activation.plugins.module_utils.evidence import EvidenceError
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import summary_line, triage_dir
+from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import EvidenceError
+from ansible_collections.m365ops.activation.plugins.plugin_utils.offline_triage import triage_dir
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report import summary_line
 
 
 class ActionModule(ActionBase):

@@ -22,11 +22,11 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.m365ops.activation.plugins.module_utils.evidence import (
+from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import (
     EvidenceError, build_evidence, write_bundle,
 )
-from ansible_collections.m365ops.activation.plugins.module_utils.report import to_plain
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report import to_plain
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import evaluate
 
 MODULE = 'm365ops.activation.win_activation_facts'
 FACT = 'm365_activation'

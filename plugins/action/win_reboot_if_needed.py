@@ -5,7 +5,7 @@ asked, Windows' own pending-reboot signals) say so, then clear the marker."""
 
 from __future__ import annotations
 
-from ansible_collections.m365ops.activation.plugins.plugin_utils.reboot_action import RebootCapableAction
+from ansible_collections.m365ops.activation.plugins.plugin_utils.reboot_action import RebootCapableAction, boot_time_error
 
 STATE_MODULE = "m365ops.activation.win_reboot_state"
 
@@ -25,6 +25,9 @@ class ActionModule(RebootCapableAction):
         return STATE_MODULE, {"include_windows_pending": args["include_windows_pending"]}
 
     def _reboot_reasons(self, state, args):
+        if state is None:
+            # Known before reading the host: the steps of this play that asked for a restart.
+            return _requested_reasons(args)
         marker = state.get("marker") or {}
         satisfied = set(state.get("satisfied") or [])
         reasons = ["%s: %s" % (source, marker[source]) for source in sorted(marker) if source not in satisfied]
@@ -34,9 +37,6 @@ class ActionModule(RebootCapableAction):
         # marker, and this is how a dry run still says it would restart.
         reasons.extend(_requested_reasons(args, exclude=marker))
         return reasons
-
-    def _known_reasons(self, args):
-        return _requested_reasons(args)
 
     def _without_reboot(self, state, args, task_vars):
         # The host restarted (a user, an update) after the request was written but before
@@ -67,18 +67,14 @@ class ActionModule(RebootCapableAction):
         }
         if module_args["clear_sources"]:
             module_args["boot_time_before"] = state.get("boot_time")
-        return self._execute_module(module_name=STATE_MODULE, module_args=module_args, task_vars=task_vars)
-
-    def _verify_reboot(self, state, after, args):
-        error = super()._verify_reboot(state, after, args)
-        if error:
-            return error
+        after = self._execute_module(module_name=STATE_MODULE, module_args=module_args, task_vars=task_vars)
+        error = boot_time_error(state, after)
         late = sorted(set(args["requested_by"]) & set(after.get("kept") or []))
-        if late:
+        if not error and late:
             # Their marker is newer than the current boot: the restart did not happen.
-            return "the host did not restart after %s asked for it (boot time %s); the marker is kept" % (
+            error = "the host did not restart after %s asked for it (boot time %s); the marker is kept" % (
                 ", ".join(late), after.get("boot_time"))
-        return None
+        return after, error
 
     def _finish(self, result, args):
         state = result.pop("state", None) or {}

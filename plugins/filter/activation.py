@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters exposing the offline analysis (module_utils dsreg, aad_events, evidence,
-triage) to playbooks. Each filter is documented in the .yml file of its name."""
+"""Filters exposing the offline analysis (plugin_utils dsreg, aad_events, evidence,
+triage, ladder) to playbooks. Each filter is documented in the .yml file of its name."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.m365ops.activation.plugins.module_utils.aad_events import (
+from ansible_collections.m365ops.activation.plugins.plugin_utils.aad_events import (
     classify_code, normalise_event_records, parse_event_export,
 )
-from ansible_collections.m365ops.activation.plugins.module_utils.dsreg import parse_dsreg_status
-from ansible_collections.m365ops.activation.plugins.module_utils.evidence import EvidenceError, build_evidence
-from ansible_collections.m365ops.activation.plugins.module_utils.report import host_failure, to_plain
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate, plan_of
+from ansible_collections.m365ops.activation.plugins.plugin_utils.dsreg import parse_dsreg_status
+from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import EvidenceError, build_evidence
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report import host_failure, to_plain
+from ansible_collections.m365ops.activation.plugins.plugin_utils.ladder import plan_of
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import evaluate
 
 
 def dsreg_status(text):
@@ -86,15 +87,15 @@ def activation_plan(value, events=None, host_facts=None):
     return activation_evaluate(value, events, host_facts)['plan']
 
 
-def report_host_failure(entry, unreachable=True, outcomes=None, plan=False):
+def report_host_failure(entry, unreachable=True, outcomes=None, plan=False, unhealthy=False):
     """Why a host's report entry fails the run ('' when it does not)."""
     if entry is not None and not isinstance(entry, Mapping):
         raise AnsibleFilterError('report_host_failure: expected a report entry (a dict), got %s' % type(entry).__name__)
-    for name, value in (('unreachable', unreachable), ('plan', plan)):
+    for name, value in (('unreachable', unreachable), ('plan', plan), ('unhealthy', unhealthy)):
         if not isinstance(value, bool):
             raise AnsibleFilterError('report_host_failure: %s must be a boolean, got %r' % (name, value))
     return host_failure(to_plain(entry) if entry is not None else None, unreachable=unreachable,
-                        outcomes=[str(o) for o in outcomes or []], plan=plan)
+                        outcomes=[str(o) for o in outcomes or []], plan=plan, unhealthy=unhealthy)
 
 
 class FilterModule:

@@ -1,19 +1,22 @@
 # Copyright (c) 2026 m365ops maintainers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters the remediate role decides with; the decisions live in module_utils/remediation.py."""
+"""Filters the remediate role decides with; the decisions live in plugin_utils/remediation.py."""
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.m365ops.activation.plugins.module_utils import remediation
+from ansible_collections.m365ops.activation.plugins.plugin_utils import remediation
 
 
-def remediate_select(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False):
-    """Which planned rungs run: ``plan | m365ops.activation.remediate_select(...)``."""
+def remediate_select(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False,
+                     marker_pending=False, reboot_allowed=True, restarted_first=False, failed=None, held=None):
+    """Which planned rungs run, and the restarts around them: ``plan | m365ops.activation.remediate_select(...)``."""
     try:
         return remediation.select_rungs(plan, max_rung=max_rung, disabled=disabled,
-                                        allow_rejoin_hybrid=allow_rejoin_hybrid, reboot_blocked=reboot_blocked)
+                                        allow_rejoin_hybrid=allow_rejoin_hybrid, reboot_blocked=reboot_blocked,
+                                        marker_pending=marker_pending, reboot_allowed=reboot_allowed,
+                                        restarted_first=restarted_first, failed=failed or None, held=held)
     except ValueError as e:
         raise AnsibleFilterError(str(e)) from e
 
@@ -33,8 +36,11 @@ def remediate_skip(selection, rung, reason=None):
 
 
 def remediate_entry(before, after=None, selection=None, rung_results=None, reboot=None, failed=None,
-                    check_mode=False, restart_first=None):
-    """One host's report entry with its outcome."""
+                    check_mode=False, restart_first=None, rediagnosis=None, current=None):
+    """One host's report entry with its outcome. Without ``after``, the diagnosis after the repair is
+    ``rediagnosis`` (the registered re-diagnosis) or ``current`` (remediation.after_of)."""
+    if after is None and (rediagnosis is not None or current is not None):
+        after = remediation.after_of(rediagnosis, current, failed=failed or None, check_mode=check_mode)
     return remediation.build_host_entry(before, after, selection, rung_results=rung_results, reboot=reboot,
                                         failed=failed or None, check_mode=check_mode,
                                         restart_first=restart_first)

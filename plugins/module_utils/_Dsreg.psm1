@@ -7,7 +7,7 @@
 
 # A small `dsregcmd /status` reader on the host (win_dsreg_join, win_work_accounts,
 # win_activation_facts): run dsregcmd by absolute path, read its boxes, name the join
-# type in the one vocabulary of plugins/module_utils/dsreg.py join_type_of.
+# type in the one vocabulary of plugins/plugin_utils/dsreg.py join_type_of.
 
 Set-StrictMode -Version 2.0
 
@@ -39,7 +39,7 @@ Function ConvertFrom-M365DsregStatus {
     Sections are the boxed headers ("| Device State |"); keys are the text before the
     first ' : '. A line without that separator continues the previous value (dsregcmd
     wraps long values). Only what the join guard rails need is read here; the full parser
-    for diagnosis is plugins/module_utils/dsreg.py.
+    for diagnosis is plugins/plugin_utils/dsreg.py.
     #>
     [CmdletBinding()]
     param ([AllowEmptyString()][AllowNull()][string]$Text)
@@ -87,7 +87,7 @@ Function Get-M365JoinType {
     <#
     .SYNOPSIS
     The join type of parsed dsregcmd status, in the vocabulary of
-    plugins/module_utils/dsreg.py join_type_of (docs/triage.md): hybrid_joined,
+    plugins/plugin_utils/dsreg.py join_type_of (docs/triage.md): hybrid_joined,
     entra_joined, domain_joined, entra_registered (the user's Workplace Join) or
     workgroup; $null when the output shows neither AzureAdJoined nor DomainJoined, so a
     caller can refuse to decide on output it could not read.

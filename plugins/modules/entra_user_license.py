@@ -7,20 +7,20 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: entra_user_license
-short_description: Read, assign, remove or refresh a user's Microsoft 365 licence
+short_description: Read, assign, remove or refresh a user's Microsoft 365 license
 version_added: 0.1.0
 description:
-  - Reads a user's licences through Microsoft Graph, direct and group-based
+  - Reads a user's licenses through Microsoft Graph, direct and group-based
     (C(assignedLicenses) and C(licenseAssignmentStates)), with findings about what keeps
     Microsoft 365 Apps from activating.
   - O(state=present) and O(state=absent) assign or remove one SKU directly (C(POST /users/{id}/assignLicense)).
-  - O(state=refreshed) is step 5 of Microsoft's procedure for error 0xCAA50021 (toggle the licence off and on);
+  - O(state=refreshed) is step 5 of Microsoft's procedure for error 0xCAA50021 (toggle the license off and on);
     the direct assignment is removed and added again with the same C(disabledPlans).
-    It is refused for a licence a group gives the user (removing the direct part would not take the
-    licence away); use O(state=reprocessed) there, which asks Entra to re-evaluate the user's
-    group-based licences (C(POST /users/{id}/reprocessLicenseAssignment)).
-  - Before adding a licence the user's C(usageLocation) is checked, because Graph refuses licences for users
-    without one, and O(state=refreshed) would otherwise leave the user with no licence at all.
+    It is refused for a license a group gives the user (removing the direct part would not take the
+    license away); use O(state=reprocessed) there, which asks Entra to re-evaluate the user's
+    group-based licenses (C(POST /users/{id}/reprocessLicenseAssignment)).
+  - Before adding a license the user's C(usageLocation) is checked, because Graph refuses licenses for users
+    without one, and O(state=refreshed) would otherwise leave the user with no license at all.
 author:
   - m365ops maintainers (@m365ops)
 extends_documentation_fragment:
@@ -45,7 +45,7 @@ options:
       - V(absent) removes the direct assignment of O(sku).
       - V(refreshed) removes and re-adds the direct assignment of O(sku), keeping its disabled plans. Always
         reports a change.
-      - V(reprocessed) asks Entra to re-evaluate the user's group-based licences.
+      - V(reprocessed) asks Entra to re-evaluate the user's group-based licenses.
     type: str
     default: query
     choices: [query, present, absent, refreshed, reprocessed]
@@ -62,12 +62,12 @@ options:
     type: list
     elements: str
   refresh_delay:
-    description: Seconds to wait between removing and re-adding the licence with O(state=refreshed).
+    description: Seconds to wait between removing and re-adding the license with O(state=refreshed).
     type: int
     default: 10
   office_service_plans:
     description:
-      - Service plan IDs that carry the Microsoft 365 Apps desktop licence, for the findings.
+      - Service plan IDs that carry the Microsoft 365 Apps desktop license, for the findings.
       - The default holds C(OFFICESUBSCRIPTION) (Microsoft 365 Apps for enterprise) and C(OFFICE_BUSINESS)
         (Microsoft 365 Apps for business).
     type: list
@@ -87,20 +87,20 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: Licences of a user, with findings
+- name: Licenses of a user, with findings
   m365ops.activation.entra_user_license:
     user: alice@contoso.com
   delegate_to: localhost
   register: lic
 
-- name: Toggle Alice's E5 licence off and on (seed step 5), keeping her disabled plans
+- name: Toggle Alice's E5 license off and on (seed step 5), keeping her disabled plans
   m365ops.activation.entra_user_license:
     user: alice@contoso.com
     sku: ENTERPRISEPREMIUM
     state: refreshed
   delegate_to: localhost
 
-- name: Bob gets his licence from a group; have Entra re-evaluate it instead
+- name: Bob gets his license from a group; have Entra re-evaluate it instead
   m365ops.activation.entra_user_license:
     user: bob@contoso.com
     state: reprocessed
@@ -134,10 +134,10 @@ user:
       description: Whether the account may sign in.
       type: bool
     usage_location:
-      description: Two-letter country code Graph needs before it assigns a licence, or null.
+      description: Two-letter country code Graph needs before it assigns a license, or null.
       type: str
 licenses:
-  description: The user's licences after the task (predicted in check mode), one entry per SKU.
+  description: The user's licenses after the task (predicted in check mode), one entry per SKU.
   returned: success
   type: list
   elements: dict
@@ -176,11 +176,11 @@ actions:
   elements: str
   sample: ["remove c7df2760-2c81-4ef7-b578-5b5392b571df", "add c7df2760-2c81-4ef7-b578-5b5392b571df disabledPlans=[57ff2da0-773e-42df-b2af-ffb7a2317929]"]
 findings:
-  description: Findings in the collection's shared shape (rung C(check_licence) for licence problems).
+  description: Findings in the collection's shared shape (rung C(check_license) for license problems).
   returned: success
   type: list
   elements: dict
-  sample: [{"id": "licence_ok", "severity": "info", "rung": null, "summary": "alice@contoso.com holds an enabled Microsoft 365 Apps licence.",
+  sample: [{"id": "license_ok", "severity": "info", "rung": null, "summary": "alice@contoso.com holds an enabled Microsoft 365 Apps license.",
             "evidence": ["ENTERPRISEPREMIUM direct, Active"]}]
 '''
 
@@ -193,9 +193,9 @@ from ansible_collections.m365ops.activation.plugins.module_utils import graph
 
 READ_USER = "User.Read.All"
 READ_SKUS = "LicenseAssignment.Read.All"
-WRITE_LICENCE = "LicenseAssignment.ReadWrite.All"
+WRITE_LICENSE = "LicenseAssignment.ReadWrite.All"
 REPROCESS = "User.ReadWrite.All"
-RUNG = "check_licence"
+RUNG = "check_license"
 USER_SELECT = ("id,userPrincipalName,displayName,accountEnabled,usageLocation,assignedLicenses,"
                "licenseAssignmentStates,assignedPlans")
 UPN_RE = re.compile(r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
@@ -227,7 +227,7 @@ def load_user(client, user):
                       what="user %s" % user)
 
 
-def licence_view(raw_user, skus):
+def license_view(raw_user, skus):
     """One entry per SKU merging direct and group assignments."""
     by_sku = {}
     order = []
@@ -265,7 +265,7 @@ def user_view(raw_user):
             "usage_location": raw_user.get("usageLocation")}
 
 
-def licence_findings(raw_user, licenses, office_plans):
+def license_findings(raw_user, licenses, office_plans):
     name = raw_user.get("userPrincipalName") or raw_user.get("id")
     office_plans = set(p.lower() for p in office_plans)
     out = []
@@ -277,13 +277,13 @@ def licence_findings(raw_user, licenses, office_plans):
                                       "%s's account is disabled (sign-in blocked)." % name,
                                       ["accountEnabled = false"], None))
     if not licenses:
-        out.append(graph.make_finding("licence_missing", "high", "%s holds no licence at all." % name,
+        out.append(graph.make_finding("license_missing", "high", "%s holds no license at all." % name,
                                       ["assignedLicenses = []"], RUNG))
     for lic in licenses:
         if lic["errors"] or any(s in ("Error", "ActiveWithError") for s in lic["states"]):
             out.append(graph.make_finding(
-                "licence_assignment_error", "high",
-                "The %s licence of %s is in error (%s); fix the cause, then reprocess the assignment."
+                "license_assignment_error", "high",
+                "The %s license of %s is in error (%s); fix the cause, then reprocess the assignment."
                 % (lic["sku_part_number"] or lic["sku_id"], name, ", ".join(lic["errors"]) or "Error"),
                 ["licenseAssignmentStates %s: state=%s error=%s"
                  % (lic["sku_id"], "/".join(lic["states"]), ",".join(lic["errors"]) or "None")], RUNG))
@@ -294,23 +294,23 @@ def licence_findings(raw_user, licenses, office_plans):
         if disabled_office:
             out.append(graph.make_finding(
                 "office_plan_disabled", "high",
-                "%s's licence includes Microsoft 365 Apps but the plan is disabled in the assignment." % name,
+                "%s's license includes Microsoft 365 Apps but the plan is disabled in the assignment." % name,
                 ["%s disabledPlans contains %s" % (l["sku_part_number"] or l["sku_id"],
                                                    ", ".join(sorted(office_plans.intersection(l["disabled_plans"]))))
                  for l in disabled_office], RUNG))
         else:
             out.append(graph.make_finding(
-                "office_licence_missing", "high",
-                "No licence of %s carries an enabled Microsoft 365 Apps plan; Office will not activate." % name,
+                "office_license_missing", "high",
+                "No license of %s carries an enabled Microsoft 365 Apps plan; Office will not activate." % name,
                 evidence or ["assignedPlans: no enabled Microsoft 365 Apps plan"], RUNG))
     if not raw_user.get("usageLocation"):
         out.append(graph.make_finding(
             "usage_location_missing", "medium" if licenses else "high",
-            "%s has no usageLocation; Graph refuses to assign licences until it is set." % name,
+            "%s has no usageLocation; Graph refuses to assign licenses until it is set." % name,
             ["usageLocation = null"], RUNG))
     if not out:
-        out.append(graph.make_finding("licence_ok", "info",
-                                      "%s holds an enabled Microsoft 365 Apps licence." % name, evidence, None))
+        out.append(graph.make_finding("license_ok", "info",
+                                      "%s holds an enabled Microsoft 365 Apps license." % name, evidence, None))
     return out
 
 
@@ -380,7 +380,7 @@ def plan_actions(params, raw_user, licenses, sku):
         if current is None or not current["direct"]:
             if current is not None and current["groups"]:
                 raise ValueError("sku: %s of %s is inherited from group(s) %s and cannot be removed per user; remove "
-                                 "the user from the group or change the group's licence"
+                                 "the user from the group or change the group's license"
                                  % (_label(sku), upn, ", ".join(current["groups"])))
             return []
         return [("remove", {"addLicenses": [], "removeLicenses": [sku_id]})]
@@ -389,7 +389,7 @@ def plan_actions(params, raw_user, licenses, sku):
         if current is not None and current["direct"] and (wanted is None or wanted == current["disabled_plans"]):
             return []
     if not raw_user.get("usageLocation"):
-        raise ValueError("user: %s has no usageLocation; Graph refuses to assign licences without one. Set it in "
+        raise ValueError("user: %s has no usageLocation; Graph refuses to assign licenses without one. Set it in "
                          "Entra (or Set-MgUser -UsageLocation) first; nothing was changed" % upn)
     if state == "present":
         if current is not None and current["direct"]:
@@ -397,7 +397,7 @@ def plan_actions(params, raw_user, licenses, sku):
         units = sku.get("prepaidUnits") or {}
         free = (units.get("enabled") or 0) - (sku.get("consumedUnits") or 0)
         if current is None and free <= 0:
-            raise ValueError("sku: %s has no free licences (%s enabled, %s consumed); nothing was changed"
+            raise ValueError("sku: %s has no free licenses (%s enabled, %s consumed); nothing was changed"
                              % (_label(sku), units.get("enabled"), sku.get("consumedUnits")))
         return [("add", {"addLicenses": [{"skuId": sku_id, "disabledPlans": wanted or []}], "removeLicenses": []})]
     # refreshed
@@ -423,7 +423,7 @@ def describe(kind, body):
 
 
 def predict(licenses, actions):
-    """Licences as they would be after the actions (check mode and diff)."""
+    """Licenses as they would be after the actions (check mode and diff)."""
     out = [dict(l) for l in licenses]
     for kind, body in actions:
         if kind == "remove":
@@ -452,7 +452,7 @@ def run(module, client):
     raw_user = load_user(client, params["user"])
     skus = load_skus(module, client, required=params["state"] in NEEDS_SKU)
     sku = resolve_sku(params["sku"], skus) if params["state"] in NEEDS_SKU else None
-    before = licence_view(raw_user, skus)
+    before = license_view(raw_user, skus)
     actions = plan_actions(params, raw_user, before, sku)
     after_user = raw_user
     done = []
@@ -466,13 +466,13 @@ def run(module, client):
                     client.post(path + "/reprocessLicenseAssignment", permission=REPROCESS,
                                 what="user %s" % params["user"])
                 else:
-                    client.post(path + "/assignLicense", body, permission=WRITE_LICENCE,
+                    client.post(path + "/assignLicense", body, permission=WRITE_LICENSE,
                                 what="user %s" % params["user"])
             except graph.GraphError as exc:
                 if done:
-                    # The licence is off and could not be put back: say exactly what to restore.
+                    # The license is off and could not be put back: say exactly what to restore.
                     raise graph.GraphError(
-                        "%s succeeded but '%s' failed, so %s may now be WITHOUT this licence. Re-add it: state=present "
+                        "%s succeeded but '%s' failed, so %s may now be WITHOUT this license. Re-add it: state=present "
                         "sku=%s disabled_plans=%s. Cause: %s" % ("; ".join(done), describe(kind, body),
                                                                  params["user"], body["addLicenses"][0]["skuId"],
                                                                  body["addLicenses"][0]["disabledPlans"], exc),
@@ -480,7 +480,7 @@ def run(module, client):
                 raise
             done.append(describe(kind, body))
         after_user = load_user(client, raw_user["id"])
-        after = licence_view(after_user, skus)
+        after = license_view(after_user, skus)
     else:
         after = predict(before, actions)
         for lic in after:
@@ -491,12 +491,12 @@ def run(module, client):
         "user": user_view(after_user),
         "licenses": after,
         "actions": [describe(k, b) for k, b in actions],
-        "findings": licence_findings(after_user, after, params["office_service_plans"]),
+        "findings": license_findings(after_user, after, params["office_service_plans"]),
     }
     if module._diff:
         result["diff"] = {"before": {"licenses": before}, "after": {"licenses": after},
-                          "before_header": "licences of %s" % params["user"],
-                          "after_header": "licences of %s" % params["user"]}
+                          "before_header": "licenses of %s" % params["user"],
+                          "after_header": "licenses of %s" % params["user"]}
     return result
 
 

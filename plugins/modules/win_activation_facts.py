@@ -19,7 +19,7 @@ description:
     M(m365ops.activation.win_dsreg_join) and not yet confirmed (its C(HybridJoin) record);
     the C(Microsoft.AAD.BrokerPlugin) package."
   - "Per user profile (paths from C(ProfileList), never environment variables): licensing
-    mode and vNext licences with Reduced Functionality Mode detection, the unsupported
+    mode and vNext licenses with Reduced Functionality Mode detection, the unsupported
     C(EnableADAL), C(DisableAADWAM) and C(DisableADALatopWAMOverride) values where the hive
     is loaded, and TokenBroker C(Accounts) file counts, sizes and newest write time."
   - "Per logged-on user (or each of O(users)): one temporary scheduled task inside the

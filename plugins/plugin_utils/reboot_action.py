@@ -9,16 +9,17 @@ state is read by a host module, the restart itself is delegated to
 reconnect logic after the connection drops is used as is, never copied), and the
 host is asked again afterwards so a restart that did not happen is caught.
 
-Hooks a subclass overrides:
+Hooks a subclass implements (win_reboot_if_needed is the one user; each hook is there
+because it needs it):
 
-``_state_module()``      module name and arguments that read the host's state
-``_known_reasons()``     reasons known without reading the host; when there are any
-                         (and the restart may happen), the read is skipped
-``_reboot_reasons()``    why this state needs a restart; empty list = no restart
-``_without_reboot()``    what to do when no restart is needed (e.g. tidy a stale marker)
-``_after_reboot()``      what to run once the host is back (e.g. clear a marker)
-``_verify_reboot()``     an error message when the host did not really restart
-``_finish()``            last look at the result before it is returned
+``_state_module(args)``                   the module and arguments that read the host's state
+``_reboot_reasons(state, args)``          why a restart is due; ``state`` is ``None`` when asked
+                                          before any read (reasons the play already knows: the
+                                          read is then skipped); empty list = no restart
+``_without_reboot(state, args, vars)``    result keys when no restart is needed (tidy a marker)
+``_after_reboot(state, args, vars)``      once the host is back: ``(after, error)``, error being
+                                          why it did not really restart (``boot_time_error``)
+``_finish(result, args)``                 last shaping of the result
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ _PASS_THROUGH = ("reboot_timeout", "pre_reboot_delay", "post_reboot_delay", "con
 _MAX_REBOOT_MESSAGE = 500
 
 
+def boot_time_error(state, after):
+    """Why the host did not really restart, judged by the state read after it (``None``
+    when it did): the read failed, or the boot time did not change."""
+    if after.get("failed"):
+        return "the host came back but reading its state failed: %s" % after.get("msg", "no message")
+    before_boot, after_boot = state.get("boot_time"), after.get("boot_time")
+    if before_boot and before_boot == after_boot:
+        return "the boot time did not change (%s): the host did not restart" % before_boot
+    return None
+
+
 class RebootCapableAction(ActionBase):
     """Read state on the host, restart it when a hook says so, check it really restarted."""
 
@@ -56,37 +68,20 @@ class RebootCapableAction(ActionBase):
     _supports_check_mode = True
     _supports_async = False
 
-    # --- hooks -------------------------------------------------------------------------
-
     def _state_module(self, args):
-        """Return ``(module_name, module_args)`` for the module that reads the state."""
-        return self._task.action, {k: v for k, v in args.items() if k not in REBOOT_ARGUMENT_SPEC}
-
-    def _known_reasons(self, args):
-        return []
+        raise NotImplementedError
 
     def _reboot_reasons(self, state, args):
-        return ["%s requires a reboot" % self._task.action] if state.get("reboot_required") else []
+        raise NotImplementedError
 
     def _without_reboot(self, state, args, task_vars):
-        """Result keys to add when no restart is needed; the default adds none."""
-        return {}
+        raise NotImplementedError
 
     def _after_reboot(self, state, args, task_vars):
-        """Run once the host is back; the default reads the state again."""
-        name, module_args = self._state_module(args)
-        return self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
-
-    def _verify_reboot(self, state, after, args):
-        if after.get("failed"):
-            return "the host came back but reading its state failed: %s" % after.get("msg", "no message")
-        before_boot, after_boot = state.get("boot_time"), after.get("boot_time")
-        if before_boot and before_boot == after_boot:
-            return "the boot time did not change (%s): the host did not restart" % before_boot
-        return None
+        raise NotImplementedError
 
     def _finish(self, result, args):
-        return result
+        raise NotImplementedError
 
     # --- machinery ---------------------------------------------------------------------
 
@@ -126,7 +121,7 @@ class RebootCapableAction(ActionBase):
         spec.update(self.ARGUMENT_SPEC)
         dummy, args = self.validate_argument_spec(spec)
 
-        known = self._known_reasons(args)
+        known = self._reboot_reasons(None, args)
         if known and args["reboot"] and not self._task.check_mode:
             # The play already knows a restart is due: one module execution fewer.
             state, reasons = {}, known
@@ -175,10 +170,9 @@ class RebootCapableAction(ActionBase):
 
         result["changed"] = True
         result["rebooted"] = True
-        after = self._after_reboot(state, args, task_vars)
+        after, error = self._after_reboot(state, args, task_vars)
         after.pop("invocation", None)
         result["after"] = after
-        error = self._verify_reboot(state, after, args)
         if error:
             result["failed"] = True
             result["msg"] = error

@@ -22,10 +22,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils.report_html import render_html
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report_html import render_html
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FIXTURES = os.path.join(HERE, "..", "unit", "plugins", "module_utils", "fixtures", "report_html")
+FIXTURES = os.path.join(HERE, "..", "unit", "plugins", "plugin_utils", "fixtures", "report_html")
 HOSTILE_HOST = "<script>document.title='pwned'</script>"
 
 

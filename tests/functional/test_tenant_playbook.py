@@ -82,11 +82,11 @@ def test_tenant_playbook_writes_tenant_report(fake_tenant, graph_tls, tmp_path):
     def ids(name):
         return [f["id"] for f in hosts[name]["findings"]]
 
-    assert set(ids("PC042")) == {"device_object_ok", "licence_ok"}
+    assert set(ids("PC042")) == {"device_object_ok", "license_ok"}
     assert hosts["PC042"]["plan"] == []
     assert {"device_object_disabled", "user_not_found"} <= set(ids("PC043"))
-    assert {"device_duplicates", "licence_assignment_error", "office_plan_disabled"} <= set(ids("PC044"))
-    assert hosts["PC044"]["plan"] == ["check_licence"]
+    assert {"device_duplicates", "license_assignment_error", "office_plan_disabled"} <= set(ids("PC044"))
+    assert hosts["PC044"]["plan"] == ["check_license"]
     assert ids("tenant") == ["device_join_restricted"]
     assert hosts["tenant"]["plan"] == ["check_device_registration_policy"]
     assert report["summary"]["hosts"] == 4
@@ -110,3 +110,39 @@ def test_tenant_target_picks_hosts_of_the_report(fake_tenant, graph_tls, tmp_pat
     # Nothing about the other hosts was asked of Graph.
     queries = " ".join(c["query"] for c in fake_tenant.calls("GET", r"^/v1.0/devices$"))
     assert queries and "PC042" not in queries and "PC044" not in queries
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(COLLECTION, "playbooks", "tenant.yml")),
+                    reason="collection checkout not found")
+def test_tenant_devices_users_and_fail_on_findings(fake_tenant, graph_tls, tmp_path):
+    """A device given explicitly and a user tied to no host get entries of their own; with
+    tenant_check_fail_on_findings the run fails after the report, naming the entries that are
+    not healthy (ladder.is_healthy: the same verdict as the report's summary)."""
+    proc, out_dir = run_tenant(
+        fake_tenant, graph_tls, tmp_path, "-e", "target=PC042:PC050",
+        "-e", json.dumps({"tenant_check_devices": [{"host": "PC050", "device_name": "PC050.contoso.local"}],
+                          "tenant_check_users": ["ghost2@contoso.com"], "tenant_check_fail_on_findings": True}))
+    assert proc.returncode != 0, proc.stdout
+    report = json.loads((out_dir / "report.json").read_text())
+    assert set(report["hosts"]) == {"PC042", "PC050", "ghost2@contoso.com", "tenant"}
+    ghost = report["hosts"]["ghost2@contoso.com"]
+    assert ghost["users"] == ["ghost2@contoso.com"] and [f["id"] for f in ghost["findings"]] == ["user_not_found"]
+    assert ghost["plan"] == []
+    unhealthy = sorted(name for name, entry in report["hosts"].items()
+                       if any(f["severity"] in ("critical", "high", "medium") or f["rung"] for f in entry["findings"])
+                       or entry["plan"])
+    assert report["summary"]["with_findings"] == len(unhealthy)
+    assert "Tenant entries that are not healthy" in proc.stdout
+    assert ("not healthy (findings of medium severity or worse, or failed checks): %s" % ", ".join(unhealthy)) in proc.stdout
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(COLLECTION, "playbooks", "tenant.yml")),
+                    reason="collection checkout not found")
+def test_tenant_reads_the_old_spelling_of_the_license_switch(fake_tenant, graph_tls, tmp_path):
+    """tenant_check_licences (0.1.0) still switches the license checks off."""
+    proc, out_dir = run_tenant(fake_tenant, graph_tls, tmp_path, "-e", '{"tenant_check_licences": false}')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads((out_dir / "report.json").read_text())
+    ids = {f["id"] for entry in report["hosts"].values() for f in entry.get("findings", [])}
+    assert "license_ok" not in ids and "user_not_found" not in ids
+    assert not fake_tenant.calls("GET", r"^/v1.0/users")

@@ -19,8 +19,8 @@ import stat
 import subprocess
 import sys
 
-from ansible_collections.m365ops.activation.plugins.module_utils.evidence import load_bundle
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate
+from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import load_bundle
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import evaluate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DSREG_FIXTURE = os.path.join(HERE, '..', 'unit', 'plugins', 'action', 'fixtures', 'win_activation_facts',

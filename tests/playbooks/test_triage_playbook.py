@@ -22,7 +22,7 @@ TRIAGE = PLAYBOOKS / "triage.yml"
 EXPECTED = {
     "PC-HYB-PRT": ("hybrid_joined", ["purge_office_credentials", "reset_token_broker"]),
     "LT-CLOUD-21": ("entra_joined", ["purge_office_credentials", "reset_token_broker", "forcerecovery_cloud_joined"]),
-    "LT-REG-EXTRA": ("entra_registered", ["purge_office_credentials", "remove_extra_work_accounts", "check_licence"]),
+    "LT-REG-EXTRA": ("entra_registered", ["purge_office_credentials", "remove_extra_work_accounts", "check_license"]),
     "PC-DOM-NOSCP": ("domain_joined", []),
     "PC-NET-BLOCK": ("hybrid_joined", ["fix_network_path"]),
     "PC-HEALTHY": ("hybrid_joined", []),

@@ -37,7 +37,7 @@ def test_artifact_holds_the_collection(artifact):
     with tarfile.open(artifact) as tar:
         names = set(tar.getnames())
     for required in ("MANIFEST.json", "FILES.json", "README.md", "COPYING", "meta/runtime.yml",
-                     "plugins/module_utils/dsreg.py", "playbooks/triage.yml"):
+                     "plugins/plugin_utils/dsreg.py", "playbooks/triage.yml"):
         assert required in names, f"{required} missing from {artifact.name}"
 
 

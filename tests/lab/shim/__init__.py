@@ -182,7 +182,7 @@ def _load_evidence(data: dict, base: Path, where: str) -> dict:
     if not (folder / 'dsregcmd_status.txt').is_file():
         raise ScenarioError('%s: evidence: %s is not an evidence folder (no dsregcmd_status.txt)' % (where, ev))
     # Windows writes these as UTF-16 or UTF-8, with or without BOM: one decoder for all.
-    from ansible_collections.m365ops.activation.plugins.module_utils.evidence import decode_text
+    from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import decode_text
     dsreg = decode_text((folder / 'dsregcmd_status.txt').read_bytes(), 'dsregcmd_status.txt')
     events = []
     if (folder / 'aad_events.json').is_file():
@@ -572,7 +572,7 @@ def _seed_workplace_join(state: Path, rec: dict, hive_key: str, profile: Path, t
     (users[].workplace_join[] {tenant_id, user_email}). The certificate is made here, so its
     thumbprint is not the evidence's: returns evidence thumbprint -> seeded thumbprint.
     """
-    from ansible_collections.m365ops.activation.plugins.module_utils.dsreg import parse_dsreg_status
+    from ansible_collections.m365ops.activation.plugins.plugin_utils.dsreg import parse_dsreg_status
     boxes = parse_dsreg_status(text).get('work_accounts') or []
     given = {str(e.get('tenant_id', '')).lower(): e for e in rec.get('workplace_join') or []}
     here = '%s: users[] %s: workplace_join' % (where, rec['sid'])

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import triage_bundle
+from ansible_collections.m365ops.activation.plugins.plugin_utils.offline_triage import triage_bundle
 
 from ..process import scenario_lab
 from ..shim import DOTNET_MY_STORE, WPJ_KEY
@@ -43,7 +43,7 @@ SCENARIOS = ["PC-HYB-PRT", "LT-CLOUD-21", "LT-REG-EXTRA", "PC-DOM-NOSCP", "PC-NE
 TRIAGE_TABLE = {
     "PC-HYB-PRT": ("hybrid_joined", ["purge_office_credentials", "reset_token_broker"]),
     "LT-CLOUD-21": ("entra_joined", ["purge_office_credentials", "reset_token_broker", "forcerecovery_cloud_joined"]),
-    "LT-REG-EXTRA": ("entra_registered", ["purge_office_credentials", "remove_extra_work_accounts", "check_licence"]),
+    "LT-REG-EXTRA": ("entra_registered", ["purge_office_credentials", "remove_extra_work_accounts", "check_license"]),
     "PC-DOM-NOSCP": ("domain_joined", []),
     "PC-NET-BLOCK": ("hybrid_joined", ["fix_network_path"]),
     "PC-HEALTHY": ("hybrid_joined", []),
@@ -289,7 +289,7 @@ def test_remediate_runs_the_planned_rungs_and_nothing_on_the_healthy_host(six, t
     assert name == "%s_%s" % (CAROL, gone["c.jones@fabrikam.com"]["thumbprint"])
     assert json.loads(value["value"])["tenant_id"] == FABRIKAM
     # The diagnosis after the repair no longer plans rung 2: only the licence is left.
-    assert report["hosts"]["LT-REG-EXTRA"]["after"]["plan"] == ["check_licence"], report["hosts"]["LT-REG-EXTRA"]["after"]
+    assert report["hosts"]["LT-REG-EXTRA"]["after"]["plan"] == ["check_license"], report["hosts"]["LT-REG-EXTRA"]["after"]
     first = runs["first"]
     for host, outcome in (("PC-HEALTHY", "unchanged"), ("LT-CLOUD-21", "needs_user")):
         entry = report["hosts"][host]

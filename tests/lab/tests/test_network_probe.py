@@ -17,7 +17,8 @@ import os
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import PROBE_LAYERS, triage_bundle
+from ansible_collections.m365ops.activation.plugins.plugin_utils.offline_triage import triage_bundle
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import PROBE_LAYERS
 
 from ..shim import netprobe
 from ..process import scenario_lab

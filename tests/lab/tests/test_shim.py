@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils.dsreg import parse_dsreg_status
-from ansible_collections.m365ops.activation.plugins.module_utils.evidence import build_evidence
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import evaluate, load_bundle, reference_time
+from ansible_collections.m365ops.activation.plugins.plugin_utils.dsreg import parse_dsreg_status
+from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import build_evidence, load_bundle
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import evaluate, reference_time
 from ansible_collections.m365ops.activation.tests.lab import shim
 from ansible_collections.m365ops.activation.tests.lab.shim import netprobe
 from ansible_collections.m365ops.activation.tests.lab.toolchain import NO_PWSH, REPO_ROOT, find_pwsh

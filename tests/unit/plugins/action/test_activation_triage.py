@@ -12,7 +12,7 @@ from ansible.errors import AnsibleActionFail
 
 from ansible_collections.m365ops.activation.plugins.action.activation_triage import ActionModule
 
-DSREG = os.path.join(os.path.dirname(__file__), '..', 'module_utils', 'fixtures', 'dsreg')
+DSREG = os.path.join(os.path.dirname(__file__), '..', 'plugin_utils', 'fixtures', 'dsreg')
 
 
 def action(args, check_mode=False):

@@ -17,8 +17,9 @@ from ansible.errors import AnsibleActionFail
 from ansible_collections.m365ops.activation.plugins.action.win_activation_facts import (
     FACT, MODULE, ActionModule, triage_result,
 )
-from ansible_collections.m365ops.activation.plugins.module_utils.evidence import load_bundle
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import RUNGS, evaluate
+from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import load_bundle
+from ansible_collections.m365ops.activation.plugins.plugin_utils.ladder import RUNGS
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import evaluate
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'win_activation_facts')
 

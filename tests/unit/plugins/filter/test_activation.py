@@ -12,7 +12,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.m365ops.activation.plugins.filter.activation import FilterModule
 
-FIXTURES = os.path.join(os.path.dirname(__file__), '..', 'module_utils', 'fixtures')
+FIXTURES = os.path.join(os.path.dirname(__file__), '..', 'plugin_utils', 'fixtures')
 FILTERS = FilterModule().filters()
 
 

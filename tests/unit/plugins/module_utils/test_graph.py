@@ -321,9 +321,9 @@ def test_non_json_body_is_an_error(fake_tenant):
 
 def test_redact_and_make_finding():
     assert graph.redact("token abcd1234 here", ["abcd1234"]) == "token ******** here"
-    finding = graph.make_finding("licence_missing", "high", "No licence.", ["a"], "check_licence")
-    assert json.loads(json.dumps(finding)) == {"id": "licence_missing", "severity": "high", "summary": "No licence.",
-                                               "evidence": ["a"], "rung": "check_licence"}
+    finding = graph.make_finding("license_missing", "high", "No license.", ["a"], "check_license")
+    assert json.loads(json.dumps(finding)) == {"id": "license_missing", "severity": "high", "summary": "No license.",
+                                               "evidence": ["a"], "rung": "check_license"}
     with pytest.raises(ValueError):
         graph.make_finding("x", "urgent", "bad")
 

@@ -33,32 +33,32 @@ def ids(result):
     return [f["id"] for f in result["findings"]]
 
 
-def test_query_direct_licence(fake_tenant, capsys):
+def test_query_direct_license(fake_tenant, capsys):
     result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com"), capsys)
     assert result["changed"] is False
     assert result["user"]["usage_location"] == "IT"
     assert result["licenses"] == [{"sku_id": E5, "sku_part_number": "ENTERPRISEPREMIUM", "direct": True, "groups": [],
                                    "disabled_plans": [TEAMS], "states": ["Active"], "errors": []}]
-    assert ids(result) == ["licence_ok"]
+    assert ids(result) == ["license_ok"]
     assert not posts(fake_tenant)
     get = fake_tenant.calls("GET", r"^/v1.0/users/")[0]
     assert "licenseAssignmentStates" in get["query"]
 
 
-def test_query_group_licence_and_errors(fake_tenant, capsys):
+def test_query_group_license_and_errors(fake_tenant, capsys):
     result, o = run_module(mod.main, auth_params(fake_tenant, user="dave@contoso.com"), capsys)
     by_sku = {l["sku_id"]: l for l in result["licenses"]}
     assert by_sku[BUSINESS]["direct"] is False
     assert by_sku[BUSINESS]["groups"] == ["6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d"]
     assert by_sku[BUSINESS]["errors"] == ["CountViolation"]
-    assert set(ids(result)) == {"licence_assignment_error", "office_plan_disabled"}
-    assert all(f["rung"] == "check_licence" for f in result["findings"])
+    assert set(ids(result)) == {"license_assignment_error", "office_plan_disabled"}
+    assert all(f["rung"] == "check_license" for f in result["findings"])
 
 
 def test_query_unlicensed_user_without_usage_location(fake_tenant, capsys):
     result, o = run_module(mod.main, auth_params(fake_tenant, user="carol@contoso.com"), capsys)
     assert result["licenses"] == []
-    assert ids(result) == ["licence_missing", "usage_location_missing"]
+    assert ids(result) == ["license_missing", "usage_location_missing"]
 
 
 def test_query_without_sku_permission_warns_and_shows_ids(fake_tenant, capsys):
@@ -99,7 +99,7 @@ def test_refreshed_check_mode_makes_no_change(fake_tenant, capsys):
     assert not posts(fake_tenant)
 
 
-def test_refreshed_refused_for_group_licence(fake_tenant, capsys):
+def test_refreshed_refused_for_group_license(fake_tenant, capsys):
     result, o = run_module(mod.main, auth_params(fake_tenant, user="bob@contoso.com", sku="ENTERPRISEPREMIUM",
                                                  state="refreshed", refresh_delay=0), capsys)
     assert result["failed"] is True
@@ -113,18 +113,18 @@ def test_refreshed_readd_failure_says_what_to_restore(fake_tenant, capsys):
     result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku=E5, state="refreshed",
                                                  refresh_delay=0, graph_max_retries=1), capsys)
     assert result["failed"] is True
-    assert "WITHOUT this licence" in result["msg"]
+    assert "WITHOUT this license" in result["msg"]
     assert TEAMS in result["msg"]
 
 
-def test_reprocessed_for_group_licence(fake_tenant, capsys):
+def test_reprocessed_for_group_license(fake_tenant, capsys):
     result, o = run_module(mod.main, auth_params(fake_tenant, user="bob@contoso.com", state="reprocessed"), capsys)
     assert result["changed"] is True
     assert len(fake_tenant.calls("POST", r"reprocessLicenseAssignment$")) == 1
     assert fake_tenant.users["8f1d3c2b-6a5e-4f70-8e9d-0c1b2a3f4e5d"]["_reprocessed"] == 1
 
 
-def test_reprocessed_without_group_licences_is_no_change(fake_tenant, capsys):
+def test_reprocessed_without_group_licenses_is_no_change(fake_tenant, capsys):
     result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", state="reprocessed"), capsys)
     assert result["changed"] is False
     assert not fake_tenant.calls("POST", r"^/v1.0/")
@@ -166,7 +166,7 @@ def test_present_refused_without_free_units(fake_tenant, capsys):
     result, o = run_module(mod.main, auth_params(fake_tenant, user="alice@contoso.com", sku="O365_BUSINESS",
                                                  state="present"), capsys)
     assert result["failed"] is True
-    assert "no free licences" in result["msg"]
+    assert "no free licenses" in result["msg"]
     assert not posts(fake_tenant)
 
 

@@ -23,10 +23,7 @@ from __future__ import annotations
 import json
 import os
 
-from .triage import PROBLEM_SEVERITIES, RUNGS, SEVERITIES
-
-KINDS = ("triage", "diagnose", "remediate", "tenant")
-OUTCOMES = ("fixed", "improved", "unchanged", "failed", "needs_user")
+from .ladder import KINDS, OUTCOMES, RUNGS, SEVERITIES, canonical_rung, is_healthy, is_problem
 
 # Host states in the order a reader has to act on them; the table is sorted by it.
 _STATE_ORDER = (
@@ -82,9 +79,9 @@ def _plan(section: dict, name: str) -> list:
     return [str(rung) for rung in plan]
 
 
-def _actionable(findings: list) -> list:
-    """Findings that count as a problem (the triage rules' PROBLEM_SEVERITIES)."""
-    return [f for f in findings if f.get("severity") in PROBLEM_SEVERITIES]
+def _problems(findings: list) -> list:
+    """Findings that keep a host from being healthy (ladder.is_problem)."""
+    return [f for f in findings if is_problem(f)]
 
 
 def _worst_severity(findings: list):
@@ -97,10 +94,6 @@ def _worst_severity(findings: list):
 def _host_state(entry: dict) -> str:
     """One state per host; a remediate outcome wins over a generic error because it
     says how far the ladder got (the error is still shown in the details)."""
-    # Imported here, not at the top: report.py imports this module to write report.html,
-    # and healthy must mean exactly what report.md and report.json's summary say.
-    from .report import is_healthy
-
     if entry.get("unreachable"):
         return "unreachable"
     outcome = entry.get("outcome")
@@ -252,6 +245,7 @@ def _charts(kind: str, rows: list) -> list:
     rungs = {}
     for row in rows:
         for rung in row["plan"]:
+            rung = canonical_rung(rung)
             rungs[rung] = rungs.get(rung, 0) + 1
     if rungs:
         # Ladder order, so the chart reads like the remediate role will run it.
@@ -364,10 +358,10 @@ def _row_view(row: dict) -> dict:
     })
     if row["before"] is not None:
         view["before"] = {"findings": _finding_view(row["before"]["findings"])}
-        view["before_count"] = len(_actionable(row["before"]["findings"]))
+        view["before_count"] = len(_problems(row["before"]["findings"]))
         view["not_after_why"] = "check mode" if entry.get("check_mode") else "not re-diagnosed"
         if row["after"] is not None:
-            view["after_count"] = len(_actionable(row["after"]))
+            view["after_count"] = len(_problems(row["after"]))
     return view
 
 

@@ -41,7 +41,7 @@ KNOWN_CODES = {
         'name': 'WAM could not get a token for Office',
         'meaning': 'The AAD token broker (WAM) failed to get a token for Microsoft 365 Apps; Microsoft\'s '
                    'article for activation error 0xCAA50021 treats it with the Office credentials, extra '
-                   'work accounts, the TokenBroker caches, the licence and the device registration.',
+                   'work accounts, the TokenBroker caches, the license and the device registration.',
         'source': 'WAM / Microsoft.AAD.BrokerPlugin',
         'category': 'broker',
     },

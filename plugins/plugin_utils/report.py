@@ -21,11 +21,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from .evidence import make_private_dirs, write_private
+from .ladder import KINDS, RUNGS, canonical_rung, findings_of, is_healthy, is_problem, state_of
 from .report_html import render_html
-from .triage import PROBLEM_SEVERITIES, RUNGS, summary_line
-
-KINDS = ('triage', 'diagnose', 'remediate', 'tenant')
-OUTCOMES = ('fixed', 'improved', 'unchanged', 'failed', 'needs_user')
 # The report published as AWX job artifacts (set_stats) when its JSON is no larger than this:
 # below AWX's MAX_EVENT_RES_DATA (700000 bytes, awx/settings/defaults.py), the size above which
 # AWX drops event data. A larger report is published trimmed (artifact_of).
@@ -40,14 +37,6 @@ CHECK_DIR = 'check'
 CHECK_MODE_NOTE = 'check mode (--check): nothing was changed on any host'
 
 
-def _state(entry: dict) -> dict:
-    """The host state an entry reports: its own join_type/findings/plan (remediate puts
-    the latest state there too), else its ``after``."""
-    if 'findings' not in entry and isinstance(entry.get('after'), dict):
-        return entry['after']
-    return entry
-
-
 def _is_error(entry: dict) -> bool:
     """Counted among the errors: unreachable, or carrying an error (a remediate entry
     that failed keeps its state too; report_html and the AWX summary count it here)."""
@@ -56,17 +45,6 @@ def _is_error(entry: dict) -> bool:
 
 def _has_state(entry: dict) -> bool:
     return 'findings' in entry or 'before' in entry or 'after' in entry
-
-
-def is_healthy(entry: dict) -> bool:
-    """No error, an empty plan and no finding at medium severity or above."""
-    if not isinstance(entry, dict) or entry.get('error') or entry.get('unreachable'):
-        return False
-    state = _state(entry)
-    if state.get('plan'):
-        return False
-    return not any(isinstance(f, dict) and f.get('severity') in PROBLEM_SEVERITIES
-                   for f in state.get('findings') or [])
 
 
 def summarise(hosts: dict) -> dict:
@@ -79,7 +57,9 @@ def summarise(hosts: dict) -> dict:
             summary['healthy'] += 1
         else:
             summary['with_findings'] += 1
-        for rung in _state(entry).get('plan') or []:
+        # A report written before a rung was renamed counts under today's name.
+        for rung in state_of(entry).get('plan') or []:
+            rung = canonical_rung(rung)
             summary['rungs'][rung] = summary['rungs'].get(rung, 0) + 1
     summary['rungs'] = {rung: summary['rungs'][rung] for rung in RUNGS if rung in summary['rungs']}
     if any('outcome' in entry for entry in hosts.values()):
@@ -144,15 +124,30 @@ def report_folder(report_dir: str, report: dict) -> str:
     return os.path.join(report_dir, CHECK_DIR) if report.get('check_mode') else report_dir
 
 
+def summary_line(host: str, entry: dict) -> str:
+    """One line per host for the console: its problems (is_problem; an informational
+    finding is no reason to look at a healthy host) and its plan."""
+    if entry.get('error'):
+        return '%s: ERROR %s' % (host, entry['error'])
+    problems = [f['id'] for f in findings_of(entry) if is_problem(f)]
+    plan = entry.get('plan') or []
+    if plan:
+        planned = ' > '.join(plan)
+    else:
+        planned = 'no automatic rung, see the findings' if problems else 'nothing to do'
+    return '%s: %s; %s; plan: %s' % (
+        host, entry.get('join_type'), ('findings: ' + ', '.join(problems)) if problems else 'healthy', planned)
+
+
 def host_line(host: str, entry: dict) -> str:
     """One line per host for the console, as the offline triage prints it (findings count
     problems only: an informational finding is no reason to look at a healthy host)."""
     if entry.get('unreachable'):
         return '%s: UNREACHABLE %s' % (host, entry.get('error') or '')
-    return summary_line(host, _state(entry) if not entry.get('error') else entry)
+    return summary_line(host, state_of(entry) if not entry.get('error') else entry)
 
 
-def host_failure(entry, unreachable: bool = True, outcomes=(), plan: bool = False) -> str:
+def host_failure(entry, unreachable: bool = True, outcomes=(), plan: bool = False, unhealthy: bool = False) -> str:
     """Why one host's entry fails the run, or '' when it does not: the rule every role that
     fails hosts after writing its report applies (remediate: always for hosts it could not
     reach or diagnose, and by ``remediate_fail_on``; diagnose: by
@@ -161,7 +156,8 @@ def host_failure(entry, unreachable: bool = True, outcomes=(), plan: bool = Fals
     ``unreachable``: fail a host that was not reached or not diagnosed (an entry with
     ``unreachable``, or an ``error`` and no outcome, or no result at all); ``outcomes``:
     fail a host whose remediate ``outcome`` is one of them; ``plan``: fail a host whose
-    latest state plans a rung.
+    latest state plans a rung; ``unhealthy``: fail a host whose latest state is not healthy
+    (ladder.is_healthy: a plan, or a problem finding even when no rung answers it).
     """
     if not isinstance(entry, Mapping) or not entry:
         return 'error: no result' if unreachable else ''
@@ -172,8 +168,10 @@ def host_failure(entry, unreachable: bool = True, outcomes=(), plan: bool = Fals
         return ('error: %s' % (entry.get('error') or 'no result')) if unreachable else ''
     if outcome is not None and outcome in (outcomes or ()):
         return '%s: %s' % (outcome, entry.get('outcome_reason') or entry.get('error') or 'no reason given')
-    if plan and _state(entry).get('plan'):
-        return 'plan: %s' % ', '.join(str(rung) for rung in _state(entry)['plan'])
+    if plan and state_of(entry).get('plan'):
+        return 'plan: %s' % ', '.join(str(rung) for rung in state_of(entry)['plan'])
+    if unhealthy and not is_healthy(entry):
+        return 'findings: %s' % ', '.join(str(f.get('id')) for f in findings_of(state_of(entry)) if is_problem(f))
     return ''
 
 
@@ -217,7 +215,7 @@ def _render_state(lines, state, heading=None):
     findings = state.get('findings') or []
     if plan:
         planned = ' → '.join(_code(rung) for rung in plan)
-    elif any(isinstance(f, dict) and f.get('severity') in PROBLEM_SEVERITIES for f in findings):
+    elif any(is_problem(f) for f in findings):
         planned = 'no automatic rung; see the findings'
     else:
         planned = 'nothing to do'
@@ -347,7 +345,7 @@ def artifact_of(report: dict, max_bytes: int = ARTIFACT_MAX_BYTES) -> dict:
         return report
     hosts = {}
     for name, entry in (report.get('hosts') or {}).items():
-        state = _state(entry)
+        state = state_of(entry)
         cut = {key: entry[key] for key in ('outcome', 'outcome_reason', 'error', 'unreachable', 'join_type')
                if key in entry}
         cut['plan'] = list(state.get('plan') or [])

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils.evidence import (
+from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import (
     EvidenceError, build_evidence, decode_text, load_bundle, write_bundle,
 )
 
@@ -150,7 +150,7 @@ def test_example_evidence_loads():
 
 def test_evidence_bundle_is_private(tmp_path):
     import stat
-    from ansible_collections.m365ops.activation.plugins.module_utils import evidence as ev
+    from ansible_collections.m365ops.activation.plugins.plugin_utils import evidence as ev
 
     source = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "examples", "evidence", "PC-HYB-PRT")
     bundle = ev.load_bundle(source)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils import remediation as rem
+from ansible_collections.m365ops.activation.plugins.plugin_utils import evidence, ladder, remediation as rem
 
 ALL_HOST = list(rem.HOST_RUNGS)
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "examples", "evidence")
@@ -28,12 +28,73 @@ BROKEN = diag(finding("office_credentials", "purge_office_credentials"),
 
 
 def test_host_rungs_match_triage_ladder():
-    triage = pytest.importorskip("ansible_collections.m365ops.activation.plugins.module_utils.triage")
-    assert tuple(triage.RUNGS[:len(rem.HOST_RUNGS)]) == rem.HOST_RUNGS
-    assert set(triage.RUNGS[len(rem.HOST_RUNGS):]) == set(rem.MANUAL_RUNGS)
+    triage = pytest.importorskip("ansible_collections.m365ops.activation.plugins.plugin_utils.triage")
+    assert tuple(triage.plan_of([{"rung": r} for r in rem.HOST_RUNGS])) == rem.HOST_RUNGS
+    assert set(triage.plan_of([{"rung": r} for r in ladder.RUNGS])[len(rem.HOST_RUNGS):]) == set(rem.MANUAL_RUNGS)
 
 
 # --- select_rungs ---------------------------------------------------------------------
+
+def test_select_restarts_first_for_a_pending_marker_when_allowed_then_chooses_again():
+    plan = ["purge_office_credentials", "reset_token_broker"]
+    first = rem.select_rungs(plan, marker_pending=True, reboot_allowed=True)
+    assert first["restart_first"] and not first["ladder"] and not first["restart_after"]
+    again = rem.select_rungs(plan, marker_pending=True, reboot_allowed=True, restarted_first=True)
+    assert not again["restart_first"] and not again["reboot_held"]
+    assert again["run"] == plan and again["ladder"] and again["restart_after"]
+    # A restart first with no rung to follow: the host is already as diagnosed after it.
+    nothing = rem.select_rungs([], marker_pending=True, reboot_allowed=True, restarted_first=True)
+    assert not nothing["ladder"] and not nothing["restart_after"]
+
+
+def test_select_holds_the_reboot_rungs_when_a_pending_restart_may_not_happen():
+    sel = rem.select_rungs(["purge_office_credentials", "reset_token_broker"], marker_pending=True,
+                           reboot_allowed=False)
+    assert not sel["restart_first"] and sel["reboot_held"]
+    assert sel["run"] == ["purge_office_credentials"]
+    assert sel["skipped"] == [{"rung": "reset_token_broker", "reason": rem.REBOOT_BLOCKED_REASON}]
+    assert sel["ladder"] and sel["restart_after"]
+
+
+def test_select_after_a_failed_restart_first_runs_nothing_and_does_not_restart():
+    sel = rem.select_rungs(["purge_office_credentials"], marker_pending=True, reboot_allowed=True,
+                           restarted_first=True, failed="restart first: unreachable")
+    assert sel["run"] == ["purge_office_credentials"]
+    assert not sel["ladder"] and not sel["restart_after"] and not sel["restart_first"]
+
+
+def test_select_holds_a_rung_for_the_reason_given_and_ignores_an_empty_one():
+    plan = ["purge_office_credentials", "reset_token_broker", "reregister_broker_plugin"]
+    sel = rem.select_rungs(plan, held={"reset_token_broker": rem.NO_AFFECTED_USER_REASON})
+    assert sel["run"] == ["purge_office_credentials", "reregister_broker_plugin"]
+    assert sel["skipped"][-1] == {"rung": "reset_token_broker", "reason": rem.NO_AFFECTED_USER_REASON}
+    assert not sel["reboot_expected"]
+    assert rem.select_rungs(plan, held={"reset_token_broker": None})["run"] == plan
+    only = rem.select_rungs(["reset_token_broker"], held={"reset_token_broker": "nobody"})
+    assert not only["ladder"]
+    with pytest.raises(ValueError, match="held"):
+        rem.select_rungs(plan, held=["reset_token_broker"])
+
+
+def test_select_rejects_non_boolean_restart_switches():
+    for name in ("marker_pending", "reboot_allowed", "restarted_first"):
+        with pytest.raises(ValueError, match="expected a boolean"):
+            rem.select_rungs([], **{name: "yes"})
+
+
+def test_select_reads_a_plan_with_the_old_license_rung_name():
+    sel = rem.select_rungs(["check_licence"])
+    assert sel["manual"] == [{"rung": "check_license", "who": "tenant", "step": rem.MANUAL_STEPS["check_license"]}]
+
+
+def test_after_of_prefers_the_rediagnosis_then_the_last_diagnosis():
+    after = {"changed": False, "m365_activation": HEALTHY}
+    assert rem.after_of(after, BROKEN) == HEALTHY
+    assert rem.after_of({"skipped": True}, BROKEN) == BROKEN
+    assert rem.after_of(None, BROKEN, check_mode=True) is None
+    assert rem.after_of(None, BROKEN, failed="restart: unreachable") is None
+    assert rem.after_of({"m365_activation": {"error": "dsregcmd"}}, BROKEN, failed="diagnose: dsregcmd") is None
+
 
 def test_select_runs_planned_rungs_in_ladder_order_whatever_the_plan_order():
     sel = rem.select_rungs(["reset_token_broker", "purge_office_credentials"])
@@ -44,7 +105,8 @@ def test_select_runs_planned_rungs_in_ladder_order_whatever_the_plan_order():
 
 def test_select_empty_plan_runs_nothing():
     sel = rem.select_rungs([])
-    assert sel == {"run": [], "skipped": [], "manual": [], "reboot_expected": False}
+    assert sel == {"run": [], "skipped": [], "manual": [], "reboot_expected": False, "restart_first": False,
+                   "restarted_first": False, "reboot_held": False, "ladder": False, "restart_after": True}
 
 
 def test_select_rejoin_needs_opt_in():
@@ -75,9 +137,9 @@ def test_select_disabled_rungs(disabled):
 
 
 def test_select_lists_manual_steps_with_who_acts_and_what_to_do():
-    sel = rem.select_rungs(["reset_token_broker", "fix_network_path", "check_licence"])
+    sel = rem.select_rungs(["reset_token_broker", "fix_network_path", "check_license"])
     assert sel["run"] == ["reset_token_broker"]
-    assert [(m["rung"], m["who"]) for m in sel["manual"]] == [("fix_network_path", "admin"), ("check_licence", "tenant")]
+    assert [(m["rung"], m["who"]) for m in sel["manual"]] == [("fix_network_path", "admin"), ("check_license", "tenant")]
     assert all(m["step"] == rem.MANUAL_STEPS[m["rung"]] for m in sel["manual"])
     assert set(rem.MANUAL_STEPS) == set(rem.MANUAL_RUNGS)
 
@@ -106,11 +168,11 @@ def test_select_device_recovery_wins_over_the_other_switches():
 def test_select_device_rung_rule_matches_triage_routing():
     """Triage routes the PRT problems of a broken cloud-only device to this rung
     (Context.device_rung); the role's rule must hold back exactly that rung's plans."""
-    triage = pytest.importorskip("ansible_collections.m365ops.activation.plugins.module_utils.triage")
+    triage = pytest.importorskip("ansible_collections.m365ops.activation.plugins.plugin_utils.triage")
     bundle = os.path.join(EXAMPLES, "LT-CLOUD-21")
     if not os.path.isdir(bundle):
         pytest.skip("examples/evidence is not part of this tree")
-    plan = triage.evaluate(triage.load_bundle(bundle))["plan"]
+    plan = triage.evaluate(evidence.load_bundle(bundle))["plan"]
     assert plan == CLOUD_RECOVERY_PLAN
     assert set(rem.DEVICE_FIRST_RUNGS) <= set(plan)
     assert rem.select_rungs(plan)["run"] == []
@@ -136,7 +198,7 @@ def test_select_bad_max_rung_names_the_variable(cap):
         rem.select_rungs(ALL_HOST, max_rung=cap)
 
 
-@pytest.mark.parametrize("disabled", [["purge_credentials"], "reset_token_broker,nope", 3, ["check_licence"]])
+@pytest.mark.parametrize("disabled", [["purge_credentials"], "reset_token_broker,nope", 3, ["check_license"]])
 def test_select_bad_disabled_names_the_variable(disabled):
     with pytest.raises(ValueError, match="remediate_rungs_disabled"):
         rem.select_rungs(ALL_HOST, disabled=disabled)

@@ -4,7 +4,7 @@
 """The rules engine: evidence (evidence.build_evidence) -> findings + a plan of rungs.
 
 Every finding is ``{id, severity, summary, evidence, rung}``; the plan is the set of
-rungs the findings ask for, sorted in ladder order (RUNGS). docs/triage.md explains
+rungs the findings ask for, sorted in ladder order (ladder.RUNGS). docs/triage.md explains
 each finding id and each rung; keep the two in step.
 
 Rules look for the *cause* before choosing a rung: a missing PRT on a device whose
@@ -14,26 +14,12 @@ would only cost a reboot.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 
 from .aad_events import ERROR_EVENT_IDS, classify_code
 from .dsreg import hex_codes, lookup, parse_time, validity_window
-from .evidence import EvidenceError, load_bundle
-from .remediation import REBOOT_RUNGS
+from .ladder import PROBLEM_SEVERITIES, REBOOT_RUNGS, SEVERITIES, plan_of
 
-RUNGS = (
-    'purge_office_credentials',
-    'remove_extra_work_accounts',
-    'reset_token_broker',
-    'reregister_broker_plugin',
-    'rejoin_hybrid',
-    'forcerecovery_cloud_joined',
-    'fix_network_path',
-    'check_licence',
-    'check_device_registration_policy',
-)
-SEVERITIES = ('critical', 'high', 'medium', 'low', 'info')
 # Every finding id the rules can raise; docs/triage.md explains each one.
 FINDING_IDS = (
     'device_not_registered', 'scp_missing', 'drs_unreachable', 'device_not_synced', 'not_hybrid_joined',
@@ -43,11 +29,9 @@ FINDING_IDS = (
     'device_registration_refused', 'unknown_aad_errors',
     'prt_missing', 'prt_expired', 'prt_stale',
     'extra_work_accounts', 'office_credentials_cached', 'broker_plugin_broken', 'unsupported_identity_policy',
-    'reduced_functionality_mode', 'no_office_licence', 'reboot_pending', 'user_not_checked', 'office_not_installed',
+    'reduced_functionality_mode', 'no_office_license', 'reboot_pending', 'user_not_checked', 'office_not_installed',
     'events_before_repair', 'device_healthy',
 )
-# Findings at or above this severity make a host "not healthy" in reports.
-PROBLEM_SEVERITIES = ('critical', 'high', 'medium')
 
 # A PRT is refreshed every four hours while the user works (lock/unlock, sign-in);
 # older than that on a device in use means refreshes are failing.
@@ -533,20 +517,19 @@ def _rule_events(ctx, findings, network_blocked):
             + ('these follow from the network failure, fix that first.' if network_blocked else
                'quarantine the TokenBroker caches so WAM rebuilds them.'),
             ctx.event_evidence(broker, rung=broker_rung), broker_rung))
-    account = ctx.codes_of('account', rung='purge_office_credentials')
-    if account:
-        findings.append(_finding(
-            'wam_account_errors', 'medium',
-            'WAM handed Office an account that does not match the signed-in user; clear the '
-            'Office credentials so the right account is picked.',
-            ctx.event_evidence(account, rung='purge_office_credentials'), 'purge_office_credentials'))
-    grant = ctx.codes_of('grant', rung='purge_office_credentials')
-    if grant:
-        findings.append(_finding(
-            'token_grant_rejected', 'medium',
-            'Entra ID rejected the cached grant (expired or revoked token, password change, or a '
-            'wrong device clock); clear the Office credentials so a fresh sign-in happens.',
-            ctx.event_evidence(grant, rung='purge_office_credentials'), 'purge_office_credentials'))
+    # Both answered by a fresh sign-in: purging the Office credentials.
+    for category, finding_id, summary in (
+            ('account', 'wam_account_errors',
+             'WAM handed Office an account that does not match the signed-in user; clear the '
+             'Office credentials so the right account is picked.'),
+            ('grant', 'token_grant_rejected',
+             'Entra ID rejected the cached grant (expired or revoked token, password change, or a '
+             'wrong device clock); clear the Office credentials so a fresh sign-in happens.')):
+        codes = ctx.codes_of(category, rung='purge_office_credentials')
+        if codes:
+            findings.append(_finding(finding_id, 'medium', summary,
+                                     ctx.event_evidence(codes, rung='purge_office_credentials'),
+                                     'purge_office_credentials'))
     _note_events_before_repair(ctx, findings, [(broker_rung, ('broker',)),
                                                ('purge_office_credentials', ('account', 'grant'))])
     policy = ctx.codes_of('registration_policy')
@@ -760,32 +743,29 @@ def _rule_profiles(ctx, findings):
                 policy_evidence.append('host facts: %s Office\\16.0\\Common\\Identity\\%s = %s' % (who, name, bad))
         licensing = profile.get('licensing')
         if isinstance(licensing, dict) and isinstance(licensing.get('licenses'), list):
-            licences = [lic for lic in licensing['licenses'] if isinstance(lic, dict)]
-            if not licences and (ctx.facts.get('office') or {}).get('installed'):
-                unlicensed.append('host facts: %s has no Microsoft 365 Apps licence file' % who)
-            for lic in licences:
+            licenses = [lic for lic in licensing['licenses'] if isinstance(lic, dict)]
+            if not licenses and (ctx.facts.get('office') or {}).get('installed'):
+                unlicensed.append('host facts: %s has no Microsoft 365 Apps license file' % who)
+            for lic in licenses:
                 not_after = _parse_iso(lic.get('not_after'))
                 expired = bool(reference and not_after and not_after < reference)
                 if lic.get('reduced_functionality') or expired:
-                    rfm_evidence.append('host facts: %s licence %s not_after %s%s' % (
+                    rfm_evidence.append('host facts: %s license %s not_after %s%s' % (
                         who, lic.get('product'), lic.get('not_after'),
                         ' (reduced functionality)' if lic.get('reduced_functionality') else ' (expired)'))
-    if policy_evidence:
-        findings.append(_finding(
-            'unsupported_identity_policy', 'medium',
-            'Office identity values Microsoft does not support are set (they force the legacy '
-            'ADAL path or turn WAM off); remove them in the policy that sets them. This collection '
-            'only reports them.', policy_evidence))
-    if rfm_evidence:
-        findings.append(_finding(
-            'reduced_functionality_mode', 'high',
-            'Microsoft 365 Apps licence expired or in Reduced Functionality Mode (read-only); '
-            'check the user\'s licence in the tenant.', rfm_evidence, 'check_licence'))
-    if unlicensed:
-        findings.append(_finding(
-            'no_office_licence', 'medium',
-            'Microsoft 365 Apps is installed but the user has no licence on this device; check the '
-            'licence assignment.', unlicensed, 'check_licence'))
+    for finding_id, severity, summary, evidence, rung in (
+            ('unsupported_identity_policy', 'medium',
+             'Office identity values Microsoft does not support are set (they force the legacy '
+             'ADAL path or turn WAM off); remove them in the policy that sets them. This collection '
+             'only reports them.', policy_evidence, None),
+            ('reduced_functionality_mode', 'high',
+             'Microsoft 365 Apps license expired or in Reduced Functionality Mode (read-only); '
+             'check the user\'s license in the tenant.', rfm_evidence, 'check_license'),
+            ('no_office_license', 'medium',
+             'Microsoft 365 Apps is installed but the user has no license on this device; check the '
+             'license assignment.', unlicensed, 'check_license')):
+        if evidence:
+            findings.append(_finding(finding_id, severity, summary, evidence, rung))
 
 
 def _rule_host_state(ctx, findings):
@@ -856,7 +836,7 @@ def evaluate(evidence: dict) -> dict:
         findings.append(_finding(
             'device_healthy', 'info',
             'No problem found in the evidence: the device is %s and nothing points at WAM, the '
-            'PRT, credentials, licence or network.' % ctx.join_type.replace('_', ' '),
+            'PRT, credentials, license or network.' % ctx.join_type.replace('_', ' '),
             ['dsregcmd: join type %s' % ctx.join_type]))
     findings.sort(key=lambda f: SEVERITIES.index(f['severity']))
 
@@ -877,47 +857,3 @@ def reference_time(evidence: dict):
     """The moment the evidence is judged at (an aware datetime, or None): when it was
     collected, never the wall clock - see _Context._reference_time."""
     return _Context(evidence).reference
-
-
-def plan_of(findings) -> list:
-    """The rungs findings ask for, once each, in ladder order."""
-    wanted = {f.get('rung') for f in findings if isinstance(f, dict)}
-    return [rung for rung in RUNGS if rung in wanted]
-
-
-def triage_bundle(host_dir: str) -> dict:
-    """Report entry for one evidence folder: evaluate()'s result, or ``{error}`` naming
-    the file at fault."""
-    try:
-        return evaluate(load_bundle(host_dir))
-    except EvidenceError as exc:
-        return {'error': str(exc)}
-
-
-def triage_dir(evidence_dir: str) -> dict:
-    """Triage every host folder under evidence_dir: ``{host: entry}``.
-
-    One bad host never stops the others; its entry carries ``error``. Raises
-    EvidenceError when evidence_dir itself is missing or holds no host folder.
-    """
-    if not os.path.isdir(evidence_dir):
-        raise EvidenceError(evidence_dir, 'evidence folder not found')
-    names = sorted(name for name in os.listdir(evidence_dir)
-                   if not name.startswith('.') and os.path.isdir(os.path.join(evidence_dir, name)))
-    if not names:
-        raise EvidenceError(evidence_dir, 'no host folders (expected <host>/dsregcmd_status.txt)')
-    return {name: triage_bundle(os.path.join(evidence_dir, name)) for name in names}
-
-
-def summary_line(host: str, entry: dict) -> str:
-    """One line per host for the console."""
-    if entry.get('error'):
-        return '%s: ERROR %s' % (host, entry['error'])
-    problems = [f['id'] for f in entry.get('findings', []) if f.get('severity') in PROBLEM_SEVERITIES]
-    plan = entry.get('plan') or []
-    if plan:
-        planned = ' > '.join(plan)
-    else:
-        planned = 'no automatic rung, see the findings' if problems else 'nothing to do'
-    return '%s: %s; %s; plan: %s' % (
-        host, entry.get('join_type'), ('findings: ' + ', '.join(problems)) if problems else 'healthy', planned)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils.aad_events import (
+from ansible_collections.m365ops.activation.plugins.plugin_utils.aad_events import (
     KNOWN_CODES, classify_code, error_events, hex_codes_in, normalise_code, normalise_event_records,
     parse_event_export, parse_time_created,
 )

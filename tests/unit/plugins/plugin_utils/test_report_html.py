@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils.report_html import render_html
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report_html import render_html
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "report_html")
 VOID = {"meta", "br", "rect", "img", "input", "link", "hr", "col", "area", "base", "wbr"}
@@ -226,11 +226,11 @@ def test_charts_for_diagnose_colour_findings_by_worst_severity():
 @pytest.mark.parametrize("kind", ["triage", "diagnose", "tenant"])
 def test_every_kind_renders(kind):
     report = {"kind": kind, "generated": "2026-11-26T18:00:00Z", "hosts": {
-        "contoso.onmicrosoft.com": {"findings": [{"id": "no_office_licence", "severity": "medium",
-                                                  "summary": "alice has no Office licence.",
+        "contoso.onmicrosoft.com": {"findings": [{"id": "no_office_license", "severity": "medium",
+                                                  "summary": "alice has no Office license.",
                                                   "evidence": ["Graph: assignedLicenses = []"],
-                                                  "rung": "check_licence"}],
-                                    "plan": ["check_licence"]}}}
+                                                  "rung": "check_license"}],
+                                    "plan": ["check_license"]}}}
     text = render_html(report)
     page = parse(text)
     assert page.rows == [("contoso.onmicrosoft.com", "with_findings")]
@@ -333,7 +333,7 @@ if given is not None:
 @pytest.mark.parametrize("name", ["diagnose.json", "remediate.json"])
 def test_agrees_with_the_report_summary(name):
     """The page's states come from the same rule as report.json's summary."""
-    from ansible_collections.m365ops.activation.plugins.module_utils.report import build_report
+    from ansible_collections.m365ops.activation.plugins.plugin_utils.report import build_report
 
     source = load(name)
     report = build_report(source["kind"], source["hosts"], generated=source["generated"])
@@ -363,10 +363,10 @@ def test_tenant_entries_show_users_devices_and_policy():
                                 "evidence": ["device PC042 (0d3c5a7e-2f4b-4e59-a3c1-7b8e9f6a1d20) accountEnabled = false"]}],
                   "plan": []},
         "bob@contoso.com": {"users": ["bob@contoso.com"],
-                            "findings": [{"id": "no_office_licence", "severity": "medium",
-                                          "rung": "check_licence", "summary": "No Office licence.",
+                            "findings": [{"id": "no_office_license", "severity": "medium",
+                                          "rung": "check_license", "summary": "No Office license.",
                                           "evidence": ["Graph: assignedLicenses = []"]}],
-                            "plan": ["check_licence"]},
+                            "plan": ["check_license"]},
         "tenant": {"findings": [], "plan": [],
                    "policy": {"userDeviceQuota": 50,
                               "azureADJoin": {"allowedToJoin": {"@odata.type": "#microsoft.graph.allDeviceRegistrationMembership"}}}},
@@ -377,7 +377,7 @@ def test_tenant_entries_show_users_devices_and_policy():
     assert "device id6a59e9c3-1b0e-4b7c-9d55-0f4b2c1e8a11" in rows["PC042"][-1]
     assert "usersbob@contoso.com" in rows["bob@contoso.com"][-1]
     assert '"userDeviceQuota": 50' in rows["tenant"][-1]
-    assert rows["bob@contoso.com"][4] == "check_licence"
+    assert rows["bob@contoso.com"][4] == "check_license"
 
 
 def test_remediate_details_show_manual_steps_and_quarantines():
@@ -436,7 +436,7 @@ def test_remediate_sections_escape_and_survive_odd_shapes():
 def test_markup_comes_from_an_autoescaping_jinja_template():
     """The page is the shipped template rendered with autoescape on: a value the view forgot
     to escape cannot exist, because the view never writes markup."""
-    from ansible_collections.m365ops.activation.plugins.module_utils import report_html
+    from ansible_collections.m365ops.activation.plugins.plugin_utils import report_html
 
     template = report_html._template()
     assert template.environment.autoescape is True

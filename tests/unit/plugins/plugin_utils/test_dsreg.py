@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.m365ops.activation.plugins.module_utils.dsreg import (
+from ansible_collections.m365ops.activation.plugins.plugin_utils.dsreg import (
     JOIN_TYPES, hex_codes, join_type_of, lookup, parse_dsreg_status, parse_time, snake_case, validity_window,
 )
 

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ansible_collections.m365ops.activation.plugins.module_utils.evidence import EvidenceError, build_evidence
-from ansible_collections.m365ops.activation.plugins.module_utils.triage import (
-    FINDING_IDS, RUNGS, SEVERITIES, evaluate, plan_of, summary_line, triage_bundle, triage_dir,
-)
+from ansible_collections.m365ops.activation.plugins.plugin_utils.evidence import EvidenceError, build_evidence
+from ansible_collections.m365ops.activation.plugins.plugin_utils.ladder import RUNGS, SEVERITIES, plan_of
+from ansible_collections.m365ops.activation.plugins.plugin_utils.offline_triage import triage_bundle, triage_dir
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report import summary_line
+from ansible_collections.m365ops.activation.plugins.plugin_utils.triage import FINDING_IDS, evaluate
 
 HERE = os.path.dirname(__file__)
 EXAMPLES = os.path.join(HERE, '..', '..', '..', '..', 'examples', 'evidence')
@@ -94,7 +95,7 @@ def finding(result, finding_id):
 def test_rungs_are_the_documented_ladder():
     assert RUNGS == ('purge_office_credentials', 'remove_extra_work_accounts', 'reset_token_broker',
                      'reregister_broker_plugin', 'rejoin_hybrid', 'forcerecovery_cloud_joined', 'fix_network_path',
-                     'check_licence', 'check_device_registration_policy')
+                     'check_license', 'check_device_registration_policy')
 
 
 def test_healthy_device():
@@ -654,22 +655,22 @@ def test_unsupported_identity_policy_is_reported_not_planned():
     assert result['plan'] == []
 
 
-@pytest.mark.parametrize('licence', [
+@pytest.mark.parametrize('license', [
     {'product': 'O365ProPlusRetail', 'not_after': '2026-12-14T00:00:00Z', 'reduced_functionality': True},
     {'product': 'O365ProPlusRetail', 'not_after': '2026-11-01T00:00:00Z', 'reduced_functionality': False},
 ])
-def test_reduced_functionality_mode(licence):
-    result = run(host_facts=facts(profiles=[profile(licensing={'mode': 'vNext', 'licenses': [licence]})]))
-    assert finding(result, 'reduced_functionality_mode')['rung'] == 'check_licence'
-    # a licence problem is a sign-in symptom: cached Office credentials go first
-    assert result['plan'] == ['purge_office_credentials', 'check_licence']
+def test_reduced_functionality_mode(license):
+    result = run(host_facts=facts(profiles=[profile(licensing={'mode': 'vNext', 'licenses': [license]})]))
+    assert finding(result, 'reduced_functionality_mode')['rung'] == 'check_license'
+    # a license problem is a sign-in symptom: cached Office credentials go first
+    assert result['plan'] == ['purge_office_credentials', 'check_license']
 
 
-def test_no_office_licence():
+def test_no_office_license():
     result = run(host_facts=facts(office={'installed': True}, profiles=[profile(licensing={'mode': 'vNext', 'licenses': []})]))
-    assert finding(result, 'no_office_licence')['rung'] == 'check_licence'
+    assert finding(result, 'no_office_license')['rung'] == 'check_license'
     not_installed = run(host_facts=facts(office={'installed': False}, profiles=[profile(licensing={'licenses': []})]))
-    assert 'no_office_licence' not in ids(not_installed)
+    assert 'no_office_license' not in ids(not_installed)
     assert finding(not_installed, 'office_not_installed')['severity'] == 'info'
 
 
@@ -773,7 +774,7 @@ EXPECTED_EXAMPLES = {
     'LT-CLOUD-21': (['purge_office_credentials', 'reset_token_broker', 'forcerecovery_cloud_joined'],
                     {'device_recovery_pending', 'wam_broker_errors', 'unsupported_identity_policy',
                      'office_credentials_cached'}),
-    'LT-REG-EXTRA': (['purge_office_credentials', 'remove_extra_work_accounts', 'check_licence'],
+    'LT-REG-EXTRA': (['purge_office_credentials', 'remove_extra_work_accounts', 'check_license'],
                      {'reduced_functionality_mode', 'extra_work_accounts', 'office_credentials_cached'}),
     'PC-DOM-NOSCP': ([], {'scp_missing', 'not_hybrid_joined'}),
     'PC-HEALTHY': ([], {'device_healthy'}),

@@ -14,38 +14,13 @@ plugin, the tests import it directly.
 
 from __future__ import annotations
 
-# The ladder of docs/development.md. Only these five run on the host; triage.RUNGS
-# holds the same names in the same order followed by the manual and tenant steps
-# (tests/unit/plugins/module_utils/test_remediation.py keeps the two in step).
-HOST_RUNGS = (
-    "purge_office_credentials",
-    "remove_extra_work_accounts",
-    "reset_token_broker",
-    "reregister_broker_plugin",
-    "rejoin_hybrid",
+from .ladder import (
+    HOST_RUNGS, MANUAL_RUNGS, OUTCOMES, REBOOT_RUNGS, RUNG_MODULES, canonical_rung, findings_of, has_rung_work,
+    is_healthy, is_problem,
 )
-
-RUNG_MODULES = {
-    "purge_office_credentials": "m365ops.activation.win_credential_purge",
-    "remove_extra_work_accounts": "m365ops.activation.win_work_accounts",
-    "reset_token_broker": "m365ops.activation.win_token_broker_cache",
-    "reregister_broker_plugin": "m365ops.activation.win_aad_broker_plugin",
-    "rejoin_hybrid": "m365ops.activation.win_dsreg_join",
-}
-
-# Rungs that leave the host in a state a running session cannot pick up before a restart.
-REBOOT_RUNGS = frozenset(("reset_token_broker", "rejoin_hybrid"))
 
 # A leave on the wrong device locks users out; it must be asked for explicitly.
 OPT_IN_RUNGS = {"rejoin_hybrid": "remediate_allow_rejoin_hybrid"}
-
-# Plan entries no module can carry out, and who has to act on them.
-MANUAL_RUNGS = {
-    "forcerecovery_cloud_joined": "user",
-    "fix_network_path": "admin",
-    "check_licence": "tenant",
-    "check_device_registration_policy": "tenant",
-}
 
 # What the person named in MANUAL_RUNGS does, spelled out for the report.
 MANUAL_STEPS = {
@@ -54,7 +29,7 @@ MANUAL_STEPS = {
         "let the user sign in when asked, then restart; the next remediate run does the per-user rungs"
     ),
     "fix_network_path": "let the device reach the Entra ID and Office endpoints (proxy, firewall, TLS inspection)",
-    "check_licence": "check the user's Microsoft 365 Apps licence assignment in the tenant",
+    "check_license": "check the user's Microsoft 365 Apps license assignment in the tenant",
     "check_device_registration_policy": "check the tenant's device registration settings for this user and device",
 }
 
@@ -70,8 +45,6 @@ DEVICE_FIRST_REASON = (
 # A restart left pending by an earlier run (or a run that died after a rung) that this
 # run may not do: a rung that needs a restart would only stack a second change on it.
 REBOOT_BLOCKED_REASON = "a restart is pending and remediate_reboot is false: it runs after that restart"
-
-OUTCOMES = ("fixed", "improved", "unchanged", "failed", "needs_user")
 
 # Weights only order "better" and "worse"; their absolute values mean nothing.
 SEVERITY_WEIGHT = {"critical": 16, "high": 8, "medium": 4, "low": 2, "info": 0}
@@ -133,29 +106,59 @@ def _validate_plan(plan):
         return []
     if not isinstance(plan, (list, tuple)):
         raise ValueError("plan: expected a list of rung names, got %s" % type(plan).__name__)
+    # A diagnosis saved by an earlier version may still carry a rung under its old name.
+    plan = [canonical_rung(rung) for rung in plan]
     for rung in plan:
         if rung not in HOST_RUNGS and rung not in MANUAL_RUNGS:
             raise ValueError("plan: unknown rung %r (diagnosis from a different collection version?)" % (rung,))
-    return list(plan)
+    return plan
 
 
-def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False):
+def _flag(value, name):
+    if not isinstance(value, bool):
+        raise ValueError("%s: expected a boolean, got %r" % (name, value))
+    return value
+
+
+def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False,
+                 marker_pending=False, reboot_allowed=True, restarted_first=False, failed=None, held=None):
     """Decide which planned rungs run on the host.
 
     Returns ``{"run": [...], "skipped": [{"rung", "reason"}], "manual": [{"rung", "who",
     "step"}], "reboot_expected": bool}``. ``run`` is in ladder order (cheapest first)
     whatever the order of ``plan``; every planned host rung that does not run is in
     ``skipped`` with the reason, so the report can say why. A planned device-recovery
-    step (DEVICE_FIRST_RUNGS) holds back every host rung; ``reboot_blocked`` (a restart
-    is pending and may not happen in this run) holds back the rungs that need one.
+    step (DEVICE_FIRST_RUNGS) holds back every host rung.
+
+    It also decides the restarts around the rungs, so the remediate role only sequences:
+
+    - ``restart_first``: the collection's marker is pending (``marker_pending``: an earlier
+      run died after a rung, or was not allowed to restart) and a restart is allowed
+      (``reboot_allowed``, ``remediate_reboot``): restart before the rungs, then choose again
+      from the host as it is after that restart (``restarted_first: true``). Rungs chosen
+      before it would redo what the earlier run did on a state the restart may have fixed.
+    - ``reboot_held``: the marker is pending but no restart is allowed in this run (or the
+      caller says so with ``reboot_blocked``): the rungs that need a restart are held back,
+      the rest of the plan still runs.
+    ``held`` maps a rung to a reason it may not run this time (rung 3 when the diagnosis
+    names nobody affected, ``token_broker_targets``); a rung with an empty reason runs.
+
+    - ``ladder``: the rungs in ``run`` are carried out; not after a failure recorded before
+      choosing (``failed``: the restart first failed).
+    - ``restart_after``: the restart (if anything asks for it) and the diagnosis after the
+      rungs run. Not after a failed restart first, and not when a restart first was done
+      and no rung followed it: the host is already as diagnosed after that restart.
     """
     planned = _validate_plan(plan)
     cap = parse_max_rung(max_rung)
     off = set(parse_disabled(disabled))
-    if not isinstance(allow_rejoin_hybrid, bool):
-        raise ValueError("remediate_allow_rejoin_hybrid: expected a boolean, got %r" % (allow_rejoin_hybrid,))
-    if not isinstance(reboot_blocked, bool):
-        raise ValueError("reboot_blocked: expected a boolean, got %r" % (reboot_blocked,))
+    _flag(allow_rejoin_hybrid, "remediate_allow_rejoin_hybrid")
+    _flag(reboot_blocked, "reboot_blocked")
+    _flag(marker_pending, "marker_pending")
+    _flag(reboot_allowed, "remediate_reboot")
+    _flag(restarted_first, "restarted_first")
+    restart_first = marker_pending and reboot_allowed and not restarted_first and not failed
+    reboot_blocked = reboot_blocked or (marker_pending and not reboot_allowed)
     opted_in = {"remediate_allow_rejoin_hybrid": allow_rejoin_hybrid}
     device_first = any(rung in DEVICE_FIRST_RUNGS for rung in planned)
 
@@ -175,6 +178,12 @@ def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, 
             skipped.append({"rung": rung, "reason": REBOOT_BLOCKED_REASON})
         else:
             run.append(rung)
+    if held is not None and not isinstance(held, dict):
+        raise ValueError("held: expected a mapping of rung name to reason, got %r" % (held,))
+    for rung, reason in (held or {}).items():
+        if reason and rung in run:
+            run.remove(rung)
+            skipped.append({"rung": rung, "reason": str(reason)})
     manual = [{"rung": rung, "who": MANUAL_RUNGS[rung], "step": MANUAL_STEPS[rung]}
               for rung in planned if rung in MANUAL_RUNGS]
     return {
@@ -182,6 +191,11 @@ def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, 
         "skipped": skipped,
         "manual": manual,
         "reboot_expected": any(rung in REBOOT_RUNGS for rung in run),
+        "restart_first": restart_first,
+        "restarted_first": restarted_first,
+        "reboot_held": reboot_blocked,
+        "ladder": bool(run) and not failed and not restart_first,
+        "restart_after": not failed and not restart_first and not (restarted_first and not run),
     }
 
 
@@ -245,6 +259,12 @@ def skip_rung(selection, rung, reason):
     out["run"] = [r for r in selection["run"] if r != rung]
     out["skipped"] = list(selection.get("skipped") or []) + [{"rung": rung, "reason": reason}]
     out["reboot_expected"] = any(r in REBOOT_RUNGS for r in out["run"])
+    if not out["run"]:
+        # Nothing left to carry out: no ladder, and no restart after a restart first.
+        if "ladder" in out:
+            out["ladder"] = False
+        if out.get("restarted_first"):
+            out["restart_after"] = False
     return out
 
 
@@ -270,22 +290,22 @@ def refused_paths(before, rung_results=None):
     return out
 
 
-def _findings(diagnosis):
-    findings = (diagnosis or {}).get("findings") or []
-    return [f for f in findings if isinstance(f, dict)]
+_findings = findings_of
 
 
 def _actionable(diagnosis):
-    """Findings that ask for a rung: informational ones do not make a host unhealthy."""
+    """Findings that ask for a rung: what the ladder can work on."""
     return [f for f in _findings(diagnosis) if f.get("rung")]
+
+
+def _unrepaired(diagnosis):
+    """Problems no rung answers (ladder.is_problem without a rung): they keep a host from
+    being healthy, but no run of the ladder changes them."""
+    return sorted({f.get("id") for f in _findings(diagnosis) if is_problem(f) and not f.get("rung") and f.get("id")})
 
 
 def _score(diagnosis):
     return sum(SEVERITY_WEIGHT.get(f.get("severity"), SEVERITY_WEIGHT["medium"]) or 1 for f in _actionable(diagnosis))
-
-
-def is_healthy(diagnosis):
-    return not _actionable(diagnosis) and not (diagnosis or {}).get("plan")
 
 
 def rung_users(rung_result):
@@ -326,18 +346,24 @@ def classify_outcome(before, after, rung_results=None, failed=None, check_mode=F
     if after is None:
         return {"outcome": "failed", "reason": "the host could not be diagnosed after remediation"}
 
-    # The join completes only after Entra Connect syncs the device (DESIGN.md): a submitted
+    # The join completes only after Entra Connect syncs the device (docs/rungs/win_dsreg_join.md): a submitted
     # join is not a fix yet, but the report must say that it is on its way.
     join_pending = _pending_join(rung_results) or "hybrid_join_pending" in _ids(after.get("findings") or [])
     pending = " (hybrid join pending: confirm with a later diagnose)" if join_pending else ""
 
     before_findings, after_findings = _actionable(before), _actionable(after)
-    if is_healthy(after):
-        if is_healthy(before):
-            return {"outcome": "unchanged", "reason": "nothing to do%s" % pending if pending else "already healthy; nothing to do"}
-        if join_pending:
+    if not has_rung_work(after):
+        # Nothing left for a rung. Fixed only when the host is healthy as well (ladder.is_healthy):
+        # a problem no rung answers still needs someone, so it is never reported as fixed.
+        left = _unrepaired(after)
+        still = "; still found, no rung repairs it: %s" % ", ".join(left) if left else ""
+        if not has_rung_work(before):
+            if is_healthy(after) and not pending:
+                return {"outcome": "unchanged", "reason": "already healthy; nothing to do"}
+            return {"outcome": "unchanged", "reason": "nothing to do%s%s" % (still, pending)}
+        if join_pending or left:
             # Not fixed until the device authenticates; a later diagnose confirms it.
-            return {"outcome": "improved", "reason": "no actionable finding left%s" % pending}
+            return {"outcome": "improved", "reason": "no actionable finding left%s%s" % (still, pending)}
         return {"outcome": "fixed", "reason": "no actionable finding left"}
 
     user_rungs = [r for r in (after.get("plan") or []) if MANUAL_RUNGS.get(r) == "user"]
@@ -426,6 +452,19 @@ def _skipped_text(skipped, reason):
         why = DEVICE_FIRST_HEAD if step_said and item["reason"] == DEVICE_FIRST_REASON else item["reason"]
         by_reason.setdefault(why, []).append(item["rung"])
     return "; ".join("%s (%s)" % (", ".join(rungs), why) for why, rungs in by_reason.items())
+
+
+def after_of(rediagnosis, current, failed=None, check_mode=False):
+    """The diagnosis after the repair: the re-diagnosis when it ran (a registered
+    win_activation_facts result), else the host as last diagnosed (``current``: before, or
+    after a restart first) when nothing ran that could change it. ``None`` when there is no
+    honest "after": check mode, or a failure that stopped the re-diagnosis."""
+    if _executed(rediagnosis) and isinstance(rediagnosis.get("m365_activation"), dict) \
+            and "error" not in rediagnosis["m365_activation"]:
+        return rediagnosis["m365_activation"]
+    if failed or check_mode:
+        return None
+    return current
 
 
 def build_host_entry(before, after, selection, rung_results=None, reboot=None, failed=None, check_mode=False,

@@ -10,9 +10,9 @@ from collections import OrderedDict
 
 import pytest
 
-from ansible_collections.m365ops.activation.plugins.module_utils.remediation import build_host_entry, select_rungs
-from ansible_collections.m365ops.activation.plugins.module_utils.report_html import render_html
-from ansible_collections.m365ops.activation.plugins.module_utils.report import (
+from ansible_collections.m365ops.activation.plugins.plugin_utils.remediation import build_host_entry, select_rungs
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report_html import render_html
+from ansible_collections.m365ops.activation.plugins.plugin_utils.report import (
     build_report, is_healthy, render_markdown, to_plain, write_report,
 )
 
@@ -177,19 +177,19 @@ def test_markdown_remediate_check_mode_says_what_would_happen():
 
 
 def test_markdown_tenant_entries_without_a_device_have_no_join_type():
-    licence = dict(FINDING, id='licence_missing', rung='check_licence')
+    license = dict(FINDING, id='license_missing', rung='check_license')
     hosts = {
         'PC1': {'join_type': 'hybrid_joined', 'device_id': 'd', 'device_name': 'PC1', 'users': ['alice@contoso.com'],
                 'findings': [], 'plan': []},
         'PC2': {'join_type': None, 'device_id': None, 'device_name': 'PC2', 'users': [], 'findings': [], 'plan': []},
-        'bob@contoso.com': {'users': ['bob@contoso.com'], 'findings': [licence], 'plan': ['check_licence']},
+        'bob@contoso.com': {'users': ['bob@contoso.com'], 'findings': [license], 'plan': ['check_license']},
         'tenant': {'error': 'device registration policy: 403 Forbidden'},
     }
     report = build_report('tenant', hosts, generated='x')
     assert '- join type: `hybrid_joined`' in _host_md(report, 'PC1')
     for name in ('PC2', 'bob@contoso.com', 'tenant'):
         assert 'join type' not in _host_md(report, name), name
-    assert '- plan: `check_licence`' in _host_md(report, 'bob@contoso.com')
+    assert '- plan: `check_license`' in _host_md(report, 'bob@contoso.com')
     assert '**Error**: device registration policy: 403 Forbidden' in _host_md(report, 'tenant')
 
 
@@ -234,7 +234,7 @@ def test_markdown_remediate_names_the_way_back_and_a_restart_done_first():
 def test_markdown_escapes_what_a_host_or_graph_said(tmp_path):
     """report.md shows hostile text as text, as report.html does: no link, image, inline HTML,
     emphasis, heading, list or extra table cell can come from a report's values."""
-    from ansible_collections.m365ops.activation.plugins.module_utils.report import build_report, render_markdown
+    from ansible_collections.m365ops.activation.plugins.plugin_utils.report import build_report, render_markdown
 
     hostile = {"join_type": "hybrid`joined", "plan": ["reset_token_broker"], "findings": [
         {"id": "prt|missing", "severity": "high", "summary": "<img src=x onerror=alert(1)> [x](http://evil) **b** | cell",
@@ -252,7 +252,7 @@ def test_markdown_escapes_what_a_host_or_graph_said(tmp_path):
 def test_report_files_are_private(tmp_path):
     """0600 files in 0700 folders: they hold UPNs, credential names and device ids."""
     import stat
-    from ansible_collections.m365ops.activation.plugins.module_utils.report import build_report, write_report
+    from ansible_collections.m365ops.activation.plugins.plugin_utils.report import build_report, write_report
 
     old = os.umask(0o022)
     try:
