@@ -88,6 +88,21 @@ Function ConvertTo-M365UserOutcome {
     $entry
 }
 
+Function Get-M365UserRungOption {
+    <#
+    .SYNOPSIS
+    The options every user-context rung shares (users, require_logged_on, timeout;
+    documented once in the m365ops.activation.rung_users doc fragment).
+    #>
+    [CmdletBinding()]
+    param ()
+    @{
+        users = @{ type = 'list'; elements = 'str' }
+        require_logged_on = @{ type = 'bool'; default = $false }
+        timeout = @{ type = 'int'; default = 120 }
+    }
+}
+
 Function New-M365UserRungModule {
     <#
     .SYNOPSIS
@@ -103,13 +118,7 @@ Function New-M365UserRungModule {
         [AllowEmptyCollection()][object[]]$Arguments = @(),
         [Parameter(Mandatory)][System.Collections.IDictionary]$Spec
     )
-    $fragment = @{
-        options = @{
-            users = @{ type = 'list'; elements = 'str' }
-            require_logged_on = @{ type = 'bool'; default = $false }
-            timeout = @{ type = 'int'; default = 120 }
-        }
-    }
+    $fragment = @{ options = Get-M365UserRungOption }
     $module = [Ansible.Basic.AnsibleModule]::Create([string[]]$Arguments, $Spec, @($fragment))
     $module.Result.changed = $false
     $module.Result.reboot_required = $false
@@ -213,6 +222,7 @@ Export-ModuleMember -Function @(
     'Select-M365RungUser',
     'Assert-M365Timeout',
     'ConvertTo-M365UserOutcome',
+    'Get-M365UserRungOption',
     'New-M365UserRungModule',
     'Invoke-M365UserRung',
     'Exit-M365UserRung'

@@ -35,7 +35,8 @@ Function Initialize-RungHarness {
         Import-Module -Name $addType -Force
         Add-CSharpType -References (Get-Content -LiteralPath $cs -Raw)
     }
-    foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_RebootMarker', '_UserRung', '_CredentialPattern', '_UserSession', '_TokenBrokerQuarantine', '_Dsreg', '_DsregJoin') {
+    foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_RebootMarker', '_UserRung', '_CredentialPattern', '_UserSession', '_TokenBrokerQuarantine', '_Dsreg', '_DsregJoin',
+        '_RungContext', '_CredentialPurge', '_WorkAccounts', '_BrokerPlugin', '_TokenBrokerReset', '_HybridJoin') {
         Import-Module -Name (Join-Path $script:ModuleUtils "$name.psm1") -Force -Global
     }
 }
@@ -150,13 +151,15 @@ Function Set-RungRepairRecordMock {
     order, so a test can check what a rung recorded: @{ Rung; Summary } per
     Set-M365RepairRecord, @{ Rung; Cleared = $true } per Clear-M365RepairRecord.
     The per-user rungs record through Exit-M365UserRung (_UserRung's scope), the others
-    from the module script. Call it from BeforeEach.
+    from their rung util (_TokenBrokerReset, _HybridJoin). Call it from BeforeEach.
     #>
     $global:RungRepairs = [System.Collections.Generic.List[hashtable]]::new()
     $record = { $global:RungRepairs.Add(@{ Rung = $Rung; Summary = $Summary }) }
     Mock -ModuleName _UserRung Set-M365RepairRecord $record
-    Mock Set-M365RepairRecord $record
-    Mock Clear-M365RepairRecord { $global:RungRepairs.Add(@{ Rung = $Rung; Cleared = $true }) }
+    foreach ($util in '_TokenBrokerReset', '_HybridJoin') {
+        Mock -ModuleName $util Set-M365RepairRecord $record
+        Mock -ModuleName $util Clear-M365RepairRecord { $global:RungRepairs.Add(@{ Rung = $Rung; Cleared = $true }) }
+    }
 }
 
 Function Assert-RungIdempotent {

@@ -125,11 +125,11 @@ Describe 'win_dsreg_join' {
         $global:AfterJoin = @($script:Hybrid)
         $global:LeaveExit = 0
         $global:JoinExit = 0
-        Mock Invoke-M365Dsregcmd {
+        Mock -ModuleName _HybridJoin Invoke-M365Dsregcmd {
             $text = if ($global:DsregQueue.Count -gt 1) { $global:DsregQueue.Dequeue() } else { $global:DsregQueue.Peek() }
             [pscustomobject]@{ Output = $text; ExitCode = 0 }
         }
-        Mock Invoke-M365TaskScript {
+        Mock -ModuleName _HybridJoin Invoke-M365TaskScript {
             $global:DsregCalls.Add(($Parameters.Arguments -join ' '))
             if ($Parameters.Arguments[0] -eq '/leave') {
                 if ($global:LeaveExit -eq 0) { Set-Device @($global:AfterLeave) }
@@ -138,18 +138,18 @@ Describe 'win_dsreg_join' {
             if ($global:JoinExit -eq 0) { Set-Device $global:AfterJoin }
             New-TaskResult -Output @{ output = "DsrCLI: logging initialized.`nDsrCLI: join: scheduled Automatic-Device-Join"; exit_code = $global:JoinExit }
         } -ParameterFilter { $RunAs -eq 'System' }
-        Mock Test-M365DomainController { [pscustomobject]@{ Ok = $true; Detail = 'DC: \\DC01.contoso.com' } }
-        Mock Get-M365ServiceConnectionPoint { [pscustomobject]@{ Found = $true; Source = 'ad'; TenantId = '8d2b6c41-5e7a-4f93-a1c8-3b9e0d7f2a56'; TenantName = 'contoso.onmicrosoft.com'; Detail = '' } }
-        Mock Get-M365DeviceJoinTask { [pscustomobject]@{ Found = $true; State = 'Ready' } }
-        Mock Get-M365RebootMarker { $global:Markers }
-        Mock Set-M365RebootMarker { $global:Markers[$Source] = "2026-11-26T18:05:00Z $Reason" }
-        Mock Start-Sleep { }
+        Mock -ModuleName _HybridJoin Test-M365DomainController { [pscustomobject]@{ Ok = $true; Detail = 'DC: \\DC01.contoso.com' } }
+        Mock -ModuleName _HybridJoin Get-M365ServiceConnectionPoint { [pscustomobject]@{ Found = $true; Source = 'ad'; TenantId = '8d2b6c41-5e7a-4f93-a1c8-3b9e0d7f2a56'; TenantName = 'contoso.onmicrosoft.com'; Detail = '' } }
+        Mock -ModuleName _HybridJoin Get-M365DeviceJoinTask { [pscustomobject]@{ Found = $true; State = 'Ready' } }
+        Mock -ModuleName _HybridJoin Get-M365RebootMarker { $global:Markers }
+        Mock -ModuleName _HybridJoin Set-M365RebootMarker { $global:Markers[$Source] = "2026-11-26T18:05:00Z $Reason" }
+        Mock -ModuleName _HybridJoin Start-Sleep { }
         Mock -ModuleName _ScheduledTaskRunner Clear-M365StaleTaskRun { [ordered]@{ removed = @(); failed = @() } }
         # The module's own HybridJoin record, through RebootMarker's registry adapters.
         $global:JoinRecord = @{}
-        Mock Get-M365RebootMarkerValue { $global:JoinRecord.Clone() } -ParameterFilter { $Path -like '*\HybridJoin' }
-        Mock Set-M365RebootMarkerValue { $global:JoinRecord[$Name] = $Value } -ParameterFilter { $Path -like '*\HybridJoin' }
-        Mock Remove-M365RebootMarkerKey { $global:JoinRecord.Clear() } -ParameterFilter { $Path -like '*\HybridJoin' }
+        Mock -ModuleName _HybridJoin Get-M365RebootMarkerValue { $global:JoinRecord.Clone() } -ParameterFilter { $Path -like '*\HybridJoin' }
+        Mock -ModuleName _HybridJoin Set-M365RebootMarkerValue { $global:JoinRecord[$Name] = $Value } -ParameterFilter { $Path -like '*\HybridJoin' }
+        Mock -ModuleName _HybridJoin Remove-M365RebootMarkerKey { $global:JoinRecord.Clear() } -ParameterFilter { $Path -like '*\HybridJoin' }
     }
 
     Context 'parsing' {
@@ -191,7 +191,7 @@ Describe 'win_dsreg_join' {
             @($global:DsregCalls) | Should -Be @('/join /debug')
             $r.diff.before.join_type | Should -Be 'domain_joined'
             $r.diff.after.join_type | Should -Be 'hybrid_joined'
-            Should -Invoke Set-M365RebootMarker -ParameterFilter { $Source -eq 'win_dsreg_join' -and $Reason -match '/join' }
+            Should -Invoke -ModuleName _HybridJoin Set-M365RebootMarker -ParameterFilter { $Source -eq 'win_dsreg_join' -and $Reason -match '/join' }
             @($global:RungRepairs | ForEach-Object { "$($_.Rung): $($_.Summary)" }) | Should -Be @('rejoin_hybrid: dsregcmd /join submitted')
         }
 
@@ -204,7 +204,7 @@ Describe 'win_dsreg_join' {
             $r.pending | Should -BeTrue
             $r.msg | Should -Match 'Entra Connect'
             $r.diagnostic_data.'Client ErrorCode' | Should -Be '0x801c03f2'
-            Should -Invoke Start-Sleep -Times 3 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Start-Sleep -Times 3 -Exactly
         }
 
         It 'fails with the Diagnostic Data when dsregcmd reports a failed pre-join test' {
@@ -222,7 +222,7 @@ Describe 'win_dsreg_join' {
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined' }
             $r.changed | Should -BeFalse
             $r.join_result | Should -Be 'joined'
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Invoke-M365TaskScript -Times 0 -Exactly
         }
 
         It 'does not repeat a join that is already pending' {
@@ -245,9 +245,9 @@ Describe 'win_dsreg_join' {
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined' } -CheckMode
             $r.changed | Should -BeTrue
             $r.action | Should -Be 'join'
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
-            Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
-            Should -Invoke Set-M365RebootMarkerValue -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Set-M365RebootMarker -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Set-M365RebootMarkerValue -Times 0 -Exactly
             $global:JoinRecord.Count | Should -Be 0
             $global:RungRepairs | Should -HaveCount 0
         }
@@ -275,7 +275,7 @@ Describe 'win_dsreg_join' {
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^allow_cloud_only_leave: '
             $r.msg | Should -Match 'dsregcmd /forcerecovery'
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Invoke-M365TaskScript -Times 0 -Exactly
         }
 
         It 'leaves a cloud-only device only with allow_cloud_only_leave, warning' {
@@ -293,32 +293,32 @@ Describe 'win_dsreg_join' {
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined'; allow_cloud_only_leave = $true }
             $r.failed | Should -BeTrue
             $r.msg | Should -Match 'forcerecovery'
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Invoke-M365TaskScript -Times 0 -Exactly
         }
 
         It 'refuses to leave a hybrid device when the preflight check <check> fails' -TestCases @(
             @{ check = 'domain_controller' }, @{ check = 'service_connection_point' }, @{ check = 'automatic_device_join_task' }
         ) {
             switch ($check) {
-                'domain_controller' { Mock Test-M365DomainController { [pscustomobject]@{ Ok = $false; Detail = 'Getting DC name failed: Status = 1355 0x54b ERROR_NO_SUCH_DOMAIN' } } }
-                'service_connection_point' { Mock Get-M365ServiceConnectionPoint { [pscustomobject]@{ Found = $false; Source = 'ad'; Detail = 'no azureADId keyword' } } }
-                'automatic_device_join_task' { Mock Get-M365DeviceJoinTask { [pscustomobject]@{ Found = $true; State = 'Disabled' } } }
+                'domain_controller' { Mock -ModuleName _HybridJoin Test-M365DomainController { [pscustomobject]@{ Ok = $false; Detail = 'Getting DC name failed: Status = 1355 0x54b ERROR_NO_SUCH_DOMAIN' } } }
+                'service_connection_point' { Mock -ModuleName _HybridJoin Get-M365ServiceConnectionPoint { [pscustomobject]@{ Found = $false; Source = 'ad'; Detail = 'no azureADId keyword' } } }
+                'automatic_device_join_task' { Mock -ModuleName _HybridJoin Get-M365DeviceJoinTask { [pscustomobject]@{ Found = $true; State = 'Disabled' } } }
             }
             Set-Device @($script:Hybrid)
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left' }
             $r.failed | Should -BeTrue
             $r.msg | Should -Match "refusing dsregcmd /leave because a rejoin could not succeed: $check"
             $r.preflight.checks.$check.ok | Should -BeFalse
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Invoke-M365TaskScript -Times 0 -Exactly
         }
 
         It 'refuses the leave when a preflight check cannot run at all' {
-            Mock Get-M365DeviceJoinTask { throw [System.Management.Automation.CommandNotFoundException]::new("The term 'Get-ScheduledTask' is not recognized") }
+            Mock -ModuleName _HybridJoin Get-M365DeviceJoinTask { throw [System.Management.Automation.CommandNotFoundException]::new("The term 'Get-ScheduledTask' is not recognized") }
             Set-Device @($script:Hybrid)
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
             $r.failed | Should -BeTrue
             $r.preflight.checks.automatic_device_join_task.detail | Should -Match 'Get-ScheduledTask'
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Invoke-M365TaskScript -Times 0 -Exactly
         }
 
         It 'leaves a hybrid device after a passing preflight' {
@@ -328,7 +328,7 @@ Describe 'win_dsreg_join' {
             $r.preflight.passed | Should -BeTrue
             $r.join_result | Should -Be 'left'
             $r.reboot_required | Should -BeTrue
-            Should -Invoke Test-M365DomainController -ParameterFilter { $DomainName -eq 'CONTOSO' }
+            Should -Invoke -ModuleName _HybridJoin Test-M365DomainController -ParameterFilter { $DomainName -eq 'CONTOSO' }
         }
 
         It 'is idempotent on a device that is only domain joined' {
@@ -340,7 +340,7 @@ Describe 'win_dsreg_join' {
 
         It 'runs the preflight in check mode too, and nothing else' {
             Set-Device @($script:Hybrid)
-            Mock Get-M365DeviceJoinTask { [pscustomobject]@{ Found = $false; State = $null } }
+            Mock -ModuleName _HybridJoin Get-M365DeviceJoinTask { [pscustomobject]@{ Found = $false; State = $null } }
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'left' } -CheckMode
             $r.failed | Should -BeTrue
             $r.msg | Should -Match 'automatic_device_join_task'
@@ -386,7 +386,7 @@ Describe 'win_dsreg_join' {
             $r.changed | Should -BeFalse
             $r.msg | Should -Match '/leave failed'
             @($global:DsregCalls) | Should -Be @('/leave')
-            Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Set-M365RebootMarker -Times 0 -Exactly
         }
 
         It 'still owes the restart when /leave reports failure but the device did leave' {
@@ -394,7 +394,7 @@ Describe 'win_dsreg_join' {
             $global:LeaveExit = 5
             # dsregcmd exits non-zero, yet the next /status shows the device domain joined only.
             $global:LeftAnyway = $script:DomainOnly
-            Mock Invoke-M365TaskScript {
+            Mock -ModuleName _HybridJoin Invoke-M365TaskScript {
                 $global:DsregCalls.Add(($Parameters.Arguments -join ' '))
                 Set-Device @($global:LeftAnyway)
                 New-TaskResult -Output @{ output = 'DSREGCMD_END_STATUS'; exit_code = 5 }
@@ -411,13 +411,13 @@ Describe 'win_dsreg_join' {
 
         It 'refuses to overlap another leave/join run on the same host, changing nothing' {
             Set-Device @($script:Hybrid)
-            Mock Enter-M365HostLock { $null }
+            Mock -ModuleName _HybridJoin Enter-M365HostLock { $null }
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'rejoined' }
             $r.failed | Should -BeTrue
             $r.changed | Should -BeFalse
             $r.msg | Should -Match 'another win_dsreg_join run is leaving or joining'
             @($global:DsregCalls) | Should -HaveCount 0
-            Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Set-M365RebootMarker -Times 0 -Exactly
         }
 
         It 'does not give a held lock to a second holder' {
@@ -480,7 +480,7 @@ Describe 'win_dsreg_join' {
             $r.pending | Should -BeFalse
             $r.submitted_join.status | Should -Be 'confirmed'
             $global:JoinRecord.Count | Should -Be $left
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Invoke-M365TaskScript -Times 0 -Exactly
         }
 
         It 'allows the join again once pending_expiry has passed, with a warning, and records the new one' {
@@ -502,7 +502,7 @@ Describe 'win_dsreg_join' {
             Set-Device @($script:DomainOnly)
             $r = Invoke-RungModule -Name win_dsreg_join -Params @{ state = 'joined'; pending_expiry = 48 }
             $r.join_result | Should -Be 'pending'
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Invoke-M365TaskScript -Times 0 -Exactly
         }
 
         It 'treats an unreadable SubmittedAt as expired rather than waiting for ever' {
@@ -544,7 +544,7 @@ Describe 'win_dsreg_join' {
             $r = Invoke-RungModule -Name win_dsreg_join -Params $params
             $r.failed | Should -BeTrue
             $r.msg | Should -Match $pattern
-            Should -Invoke Invoke-M365TaskScript -Times 0 -Exactly
+            Should -Invoke -ModuleName _HybridJoin Invoke-M365TaskScript -Times 0 -Exactly
         }
 
         It 'refuses to act when dsregcmd /status cannot be read' {

@@ -49,18 +49,18 @@ Describe 'win_token_broker_cache' {
 
         Set-RungUserMock
         # The restore path reads the profile list from the module itself.
-        Mock Get-M365UserProfile { $global:RungUsers }
+        Mock -ModuleName _TokenBrokerReset Get-M365UserProfile { $global:RungUsers }
         Mock -ModuleName _TokenBrokerQuarantine Set-M365QuarantineAcl { }
         # HKLM (manifest records, marked quarantine roots) in memory.
         $global:RungReg = @{}
         Mock -ModuleName _TokenBrokerQuarantine Get-M365RebootMarkerValue { $v = $global:RungReg[$Path]; if ($v) { $v.Clone() } else { @{} } }
         Mock -ModuleName _TokenBrokerQuarantine Set-M365RebootMarkerValue { if (-not $global:RungReg[$Path]) { $global:RungReg[$Path] = @{} }; $global:RungReg[$Path][$Name] = $Value }
         Mock -ModuleName _TokenBrokerQuarantine Remove-M365RebootMarkerValue { if ($global:RungReg[$Path]) { $global:RungReg[$Path].Remove($Name) } }
-        Mock Remove-M365RebootMarkerValue { if ($global:RungReg[$Path]) { $global:RungReg[$Path].Remove($Name) } }
-        Mock Set-M365RebootMarker { }
-        Mock Get-M365BrokerProcess { @() }
-        Mock Stop-M365BrokerProcess { }
-        Mock Start-Sleep { }
+        Mock -ModuleName _TokenBrokerReset Remove-M365RebootMarkerValue { if ($global:RungReg[$Path]) { $global:RungReg[$Path].Remove($Name) } }
+        Mock -ModuleName _TokenBrokerReset Set-M365RebootMarker { }
+        Mock -ModuleName _TokenBrokerReset Get-M365BrokerProcess { @() }
+        Mock -ModuleName _TokenBrokerReset Stop-M365BrokerProcess { }
+        Mock -ModuleName _TokenBrokerReset Start-Sleep { }
         # Every profile only when asked for; named users otherwise.
         $script:Base = @{ all_profiles = $true }
         $script:Named = @{}
@@ -97,7 +97,7 @@ Describe 'win_token_broker_cache' {
             $r.diff.after.token_broker_files.'CONTOSO\alice'.aad_broker_plugin | Should -Be 0
             Should -Invoke -ModuleName _TokenBrokerQuarantine Set-M365QuarantineAcl -ParameterFilter { $Path -eq $r.quarantine_path }
             Should -Invoke -ModuleName _TokenBrokerQuarantine Set-M365QuarantineAcl -ParameterFilter { $Path -eq $global:RungQRoot }
-            Should -Invoke Set-M365RebootMarker -Times 1 -Exactly -ParameterFilter { $Source -eq 'win_token_broker_cache' }
+            Should -Invoke -ModuleName _TokenBrokerReset Set-M365RebootMarker -Times 1 -Exactly -ParameterFilter { $Source -eq 'win_token_broker_cache' }
             $global:RungRepairs | Should -HaveCount 1
             $global:RungRepairs[0].Rung | Should -Be 'reset_token_broker'
             $global:RungRepairs[0].Summary | Should -Be "TokenBroker caches quarantined in $($r.quarantine_id)"
@@ -119,7 +119,7 @@ Describe 'win_token_broker_cache' {
             $r.users[0].files.Count | Should -BeGreaterThan 0
             foreach ($f in $script:AliceFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
             Test-Path -LiteralPath $global:RungQRoot | Should -BeFalse
-            Should -Invoke Set-M365RebootMarker -Times 0 -Exactly
+            Should -Invoke -ModuleName _TokenBrokerReset Set-M365RebootMarker -Times 0 -Exactly
             $global:RungRepairs | Should -HaveCount 0
         }
 
@@ -144,12 +144,12 @@ Describe 'win_token_broker_cache' {
 
         It 'stops the user''s broker first with stop_broker, then moves the files' {
             $global:RungHeld = @([System.IO.File]::Open($script:AliceFiles[0], 'Open', 'Read', 'None'))
-            Mock Get-M365BrokerProcess { @([pscustomobject]@{ Id = 4242; Name = 'Microsoft.AAD.BrokerPlugin'; UserName = 'CONTOSO\alice' }) } -ParameterFilter { $UserName -eq 'CONTOSO\alice' }
-            Mock Stop-M365BrokerProcess { $global:RungHeld | ForEach-Object { $_.Dispose() }; $global:RungHeld = $null }
+            Mock -ModuleName _TokenBrokerReset Get-M365BrokerProcess { @([pscustomobject]@{ Id = 4242; Name = 'Microsoft.AAD.BrokerPlugin'; UserName = 'CONTOSO\alice' }) } -ParameterFilter { $UserName -eq 'CONTOSO\alice' }
+            Mock -ModuleName _TokenBrokerReset Stop-M365BrokerProcess { $global:RungHeld | ForEach-Object { $_.Dispose() }; $global:RungHeld = $null }
             $r = Invoke-RungModule -Name win_token_broker_cache -Params ($script:Named + @{ users = @('alice'); stop_broker = $true })
             $r.users[0].broker_stopped | Should -BeTrue
             $r.users[0].status | Should -Be 'moved'
-            Should -Invoke Stop-M365BrokerProcess -Times 1 -Exactly -ParameterFilter { $Process[0].Id -eq 4242 }
+            Should -Invoke -ModuleName _TokenBrokerReset Stop-M365BrokerProcess -Times 1 -Exactly -ParameterFilter { $Process[0].Id -eq 4242 }
         }
 
         It 'puts files back and quarantines nothing for a user when a delete fails half-way' {
@@ -182,7 +182,7 @@ Describe 'win_token_broker_cache' {
         }
 
         It 'fails naming the folder when a cache cannot be listed, moving nothing' {
-            Mock Get-M365CacheFile { throw [System.UnauthorizedAccessException]::new("Access to the path '$Root' is denied.") } -ParameterFilter { $Root -like '*bob*' }
+            Mock -ModuleName _TokenBrokerReset Get-M365CacheFile { throw [System.UnauthorizedAccessException]::new("Access to the path '$Root' is denied.") } -ParameterFilter { $Root -like '*bob*' }
             $r = Invoke-RungModule -Name win_token_broker_cache -Params $script:Base
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^users: CONTOSO\\bob: cannot list .*is denied'
@@ -195,7 +195,7 @@ Describe 'win_token_broker_cache' {
             $r.failed | Should -BeTrue
             $r.msg | Should -Match '^quarantine_path: cannot prepare a quarantine .*owned by'
             foreach ($f in $script:AliceFiles + $script:BobFiles) { Test-Path -LiteralPath $f | Should -BeTrue }
-            Should -Invoke Get-M365BrokerProcess -Times 0 -Exactly
+            Should -Invoke -ModuleName _TokenBrokerReset Get-M365BrokerProcess -Times 0 -Exactly
         }
 
         It 'refuses <name>' -TestCases @(

@@ -136,12 +136,12 @@ Describe 'win_work_accounts' {
             Calls = [System.Collections.Generic.List[string]]::new()
         }
         $global:FakeDevice = @{ Status = $script:WorkgroupStatus; Fail = $null }
-        Mock Invoke-M365Dsregcmd {
+        Mock -ModuleName _WorkAccounts Invoke-M365Dsregcmd {
             if ($global:FakeDevice.Fail) { throw $global:FakeDevice.Fail }
             [pscustomobject]@{ Output = $global:FakeDevice.Status; ExitCode = 0 }
         }
         $global:WpjRecords = [System.Collections.Generic.List[hashtable]]::new()
-        Mock Set-M365RebootMarkerValue { $global:WpjRecords.Add(@{ Path = $Path; Name = $Name; Value = $Value }) }
+        Mock -ModuleName _WorkAccounts Set-M365RebootMarkerValue { $global:WpjRecords.Add(@{ Path = $Path; Name = $Name; Value = $Value }) }
         Set-RungUserMock -UserTask
     }
 
@@ -253,7 +253,7 @@ Describe 'win_work_accounts' {
         $r = Invoke-RungModule -Name win_work_accounts -Params @{ users = @('alice', 'bob'); require_logged_on = $true }
         $r.failed | Should -BeTrue
         $r.msg | Should -Match '^require_logged_on: '
-        Should -Invoke Invoke-M365TaskScript -ModuleName _UserRung -Times 0 -Exactly
+        Should -Invoke -ModuleName _UserRung Invoke-M365TaskScript -Times 0 -Exactly
     }
 
     It 'refuses <name> naming the option, before any task' -TestCases @(
@@ -267,7 +267,7 @@ Describe 'win_work_accounts' {
         $r = Invoke-RungModule -Name win_work_accounts -Params $params
         $r.failed | Should -BeTrue
         $r.msg | Should -Match "^$($option): "
-        Should -Invoke Invoke-M365TaskScript -ModuleName _UserRung -Times 0 -Exactly
+        Should -Invoke -ModuleName _UserRung Invoke-M365TaskScript -Times 0 -Exactly
         $global:WpjRecords | Should -BeNullOrEmpty
     }
 
