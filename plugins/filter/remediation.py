@@ -10,13 +10,15 @@ from ansible_collections.m365ops.activation.plugins.plugin_utils import remediat
 
 
 def remediate_select(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False,
-                     marker_pending=False, reboot_allowed=True, restarted_first=False, failed=None, held=None):
+                     marker_pending=False, reboot_allowed=True, restarted_first=False, failed=None, held=None,
+                     windows_pending=False):
     """Which planned rungs run, and the restarts around them: ``plan | m365ops.activation.remediate_select(...)``."""
     try:
         return remediation.select_rungs(plan, max_rung=max_rung, disabled=disabled,
                                         allow_rejoin_hybrid=allow_rejoin_hybrid, reboot_blocked=reboot_blocked,
                                         marker_pending=marker_pending, reboot_allowed=reboot_allowed,
-                                        restarted_first=restarted_first, failed=failed or None, held=held)
+                                        restarted_first=restarted_first, failed=failed or None, held=held,
+                                        windows_pending=windows_pending)
     except ValueError as e:
         raise AnsibleFilterError(str(e)) from e
 
@@ -60,6 +62,12 @@ def remediate_reboot_requests(rung_results):
     return remediation.reboot_requests(rung_results)
 
 
+def remediate_repair_outcome(result):
+    """The rung results, failure, restart and re-diagnosis of one registered
+    win_activation_repair result (remediation.repair_outcome)."""
+    return remediation.repair_outcome(result)
+
+
 def remediate_summary(entries):
     """Fleet counts per outcome and per rung (AWX job artifacts)."""
     return remediation.summarise_fleet(entries)
@@ -75,4 +83,5 @@ class FilterModule:
             "remediate_collect": remediate_collect,
             "remediate_summary": remediate_summary,
             "remediate_reboot_requests": remediate_reboot_requests,
+            "remediate_repair_outcome": remediate_repair_outcome,
         }

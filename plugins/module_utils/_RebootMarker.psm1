@@ -172,6 +172,66 @@ Function Get-M365RepairRecord {
     $records
 }
 
+Function Get-M365LastBootUpTime {
+    <#
+    .SYNOPSIS
+    When Windows last booted (CIM gives local time). One call so Pester mocks it.
+    #>
+    [CmdletBinding()]
+    [OutputType([DateTime])]
+    param()
+    (Get-CimInstance -ClassName Win32_OperatingSystem -Property LastBootUpTime -ErrorAction Stop).LastBootUpTime
+}
+
+Function Get-M365MarkerTime {
+    <#
+    .SYNOPSIS
+    The UTC time a marker value was written ("<yyyy-MM-ddTHH:mm:ssZ> <reason>"), or $null.
+    #>
+    [CmdletBinding()]
+    param([AllowNull()][AllowEmptyString()][string]$Value)
+    if ($Value -notmatch '^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)\s') { return $null }
+    $styles = [System.Globalization.DateTimeStyles]::AdjustToUniversal -bor [System.Globalization.DateTimeStyles]::AssumeUniversal
+    $parsed = [DateTime]::MinValue
+    if ([DateTime]::TryParseExact($Matches[1], "yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture, $styles, [ref]$parsed)) {
+        return $parsed
+    }
+    $null
+}
+
+Function Get-M365SatisfiedMarkerSource {
+    <#
+    .SYNOPSIS
+    The marker sources the host has restarted for since they asked: written before the
+    boot time given. A value without a readable time is never satisfied.
+    #>
+    [CmdletBinding()]
+    [OutputType([string[]])]
+    param(
+        [Parameter(Mandatory)][AllowEmptyCollection()][System.Collections.IDictionary]$Marker,
+        [Parameter(Mandatory)][DateTime]$BootTime
+    )
+    $bootUtc = $BootTime.ToUniversalTime()
+    , @($Marker.Keys | Sort-Object | Where-Object {
+            $written = Get-M365MarkerTime -Value $Marker[$_]
+            $null -ne $written -and $written -lt $bootUtc
+        })
+}
+
+Function Clear-M365SatisfiedRebootMarker {
+    <#
+    .SYNOPSIS
+    Clears the marker sources the boot at BootTime satisfied; returns their names. What a
+    rung wrote after that boot stays for the next restart.
+    #>
+    [CmdletBinding()]
+    [OutputType([string[]])]
+    param([Parameter(Mandatory)][DateTime]$BootTime)
+    $satisfied = Get-M365SatisfiedMarkerSource -Marker (Get-M365RebootMarker) -BootTime $BootTime
+    foreach ($source in $satisfied) { Clear-M365RebootMarker -Source $source }
+    , $satisfied
+}
+
 # Windows' own pending-restart signals, read through two small registry functions so
 # Pester mocks them. The reason strings are stable English: reports and tests match them.
 Function Test-M365RebootRegistryKey {
@@ -216,4 +276,5 @@ Function Get-M365WindowsPendingReboot {
 Export-ModuleMember -Function Set-M365RebootMarker, Get-M365RebootMarker, Clear-M365RebootMarker, `
     Set-M365RepairRecord, Get-M365RepairRecord, Clear-M365RepairRecord, `
     Get-M365RebootMarkerValue, Set-M365RebootMarkerValue, Remove-M365RebootMarkerValue, Remove-M365RebootMarkerKey, `
-    Get-M365WindowsPendingReboot, Test-M365RebootRegistryKey, Get-M365RebootRegistryValue
+    Get-M365WindowsPendingReboot, Test-M365RebootRegistryKey, Get-M365RebootRegistryValue, `
+    Get-M365LastBootUpTime, Get-M365MarkerTime, Get-M365SatisfiedMarkerSource, Clear-M365SatisfiedRebootMarker

@@ -327,10 +327,6 @@ Function Get-M365Repairs {
     $out
 }
 
-Function Get-M365LastBootUpTime {
-    (Get-CimInstance -ClassName Win32_OperatingSystem -Property LastBootUpTime -ErrorAction Stop).LastBootUpTime
-}
-
 Function Get-M365LastBoot {
     # A repair that needs a restart is complete only from the next boot on.
     $boot = ConvertTo-M365IsoTime -Value (Get-M365LastBootUpTime)
@@ -696,7 +692,9 @@ Function Get-M365ActivationFact {
         [string[]]$CredentialPatterns = @('MicrosoftOffice1*'),
         [string]$ClientId = 'd3590ed6-52b3-4102-aeff-aad2292ab01c',
         # @{ endpoints; trusted_roots; timeout } (network_probe); $null probes nothing.
-        [hashtable]$NetworkProbe
+        [hashtable]$NetworkProbe,
+        # The verification after a restart: clear the marker sources that boot satisfied.
+        [bool]$ClearSatisfiedMarker = $false
     )
     $errors = [System.Collections.ArrayList]::new()
     $now = Get-M365UtcNow
@@ -730,8 +728,15 @@ Function Get-M365ActivationFact {
     $facts.os = Invoke-M365Source -Name 'os' -Errors $errors -ScriptBlock { Get-M365OsInfo }
     $facts.office = Invoke-M365Source -Name 'office' -Errors $errors -ScriptBlock { Get-M365OfficeInfo }
     $facts.network = Invoke-M365Source -Name 'network' -Errors $errors -ScriptBlock { Get-M365NetworkInfo }
-    $facts.pending_reboot = Invoke-M365Source -Name 'pending_reboot' -Errors $errors -ScriptBlock { Get-M365PendingReboot }
     $facts.last_boot = Invoke-M365Source -Name 'last_boot' -Errors $errors -ScriptBlock { Get-M365LastBoot }
+    # Before the marker is read, so pending_reboot says what is still owed after this boot.
+    $cleared = $null
+    if ($ClearSatisfiedMarker -and $null -ne $facts.last_boot) {
+        $cleared = Invoke-M365Source -Name 'pending_reboot' -Errors $errors -ScriptBlock {
+            , @(Clear-M365SatisfiedRebootMarker -BootTime (Get-M365LastBootUpTime)) }
+    }
+    $facts.pending_reboot = Invoke-M365Source -Name 'pending_reboot' -Errors $errors -ScriptBlock { Get-M365PendingReboot }
+    if ($null -ne $cleared -and $null -ne $facts.pending_reboot) { $facts.pending_reboot.cleared = @($cleared) }
     $facts.repairs = Invoke-M365Source -Name 'repairs' -Errors $errors -ScriptBlock { Get-M365Repairs }
     # Wrapped: $null is an answer here (no join recorded), unlike the sources around it.
     $hybridJoin = Invoke-M365Source -Name 'hybrid_join' -Errors $errors -ScriptBlock { @{ value = Get-M365HybridJoin } }
@@ -809,6 +814,7 @@ $spec = @{
         # Used by the action plugin on the controller; accepted here so the argument spec
         # matches the documentation when the module is run without it.
         evidence_dir = @{ type = 'str' }
+        clear_satisfied_marker = @{ type = 'bool'; default = $false }
     }
     supports_check_mode = $true
 }
@@ -863,7 +869,8 @@ if ($p.user_context) { Invoke-M365StaleSweep -Module $module }
 
 try {
     $gathered = Get-M365ActivationFact -EventsDays $p.events_days -MaxEvents $p.max_events -Users @($p.users | Where-Object { $null -ne $_ }) `
-        -UserContext $p.user_context -Timeout $p.timeout -CredentialPatterns @($p.credential_patterns) -NetworkProbe $probe
+        -UserContext $p.user_context -Timeout $p.timeout -CredentialPatterns @($p.credential_patterns) -NetworkProbe $probe `
+        -ClearSatisfiedMarker ($p.clear_satisfied_marker -and -not $module.CheckMode)
 }
 catch [System.ArgumentException] {
     $module.FailJson($_.Exception.Message)
@@ -871,6 +878,8 @@ catch [System.ArgumentException] {
 $module.Result.dsregcmd_status = $gathered.dsregcmd_status
 $module.Result.aad_events = $gathered.aad_events
 $module.Result.host_facts = $gathered.host_facts
+$pending = $gathered.host_facts.pending_reboot
+if ($null -ne $pending -and $pending.Contains('cleared') -and @($pending.cleared).Count -gt 0) { $module.Result.changed = $true }
 $module.Result.collection_errors = $gathered.collection_errors
 Add-M365RunnerWarning -Module $module
 $module.ExitJson()

@@ -133,6 +133,15 @@ options:
             an endpoint the time did not reach is reported as not probed, never as blocked.
         type: int
         default: 4
+  clear_satisfied_marker:
+    description:
+      - Clear the sources of the collection's pending-reboot marker that the current boot
+        satisfied (written before it), before C(host_facts.pending_reboot) is read; they
+        are listed in C(host_facts.pending_reboot.cleared). Not in check mode.
+      - M(m365ops.activation.win_activation_repair) sets it on the verification diagnose
+        after the restart it scheduled.
+    type: bool
+    default: false
   evidence_dir:
     description:
       - Controller folder to write this host's evidence bundle to, as

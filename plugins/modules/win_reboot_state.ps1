@@ -16,31 +16,13 @@ Set-StrictMode -Version 2.0
 $script:SourcePattern = '^[A-Za-z0-9_.-]{1,128}$'
 
 # The boot time is read in a small function so Pester mocks it and the logic below runs
-# under pwsh on Linux; Windows' own signals come from _RebootMarker.psm1.
-Function Get-M365BootTime {
-    $os = Get-CimInstance -ClassName Win32_OperatingSystem -Property LastBootUpTime -ErrorAction Stop
-    $os.LastBootUpTime
-}
+# under pwsh on Linux; the marker's times and Windows' own signals come from _RebootMarker.psm1.
+Function Get-M365BootTime { Get-M365LastBootUpTime }
 
 Function ConvertTo-M365BootTimeText {
     param([DateTime]$Time)
     # CIM gives local time; UTC text compares equal across calls whatever the time zone.
     $Time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
-}
-
-Function Get-M365MarkerTime {
-    <#
-    .SYNOPSIS
-    The UTC time a marker value was written ("<yyyy-MM-ddTHH:mm:ssZ> <reason>"), or $null.
-    #>
-    param([AllowNull()][string]$Value)
-    if ($Value -notmatch '^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)\s') { return $null }
-    $styles = [System.Globalization.DateTimeStyles]::AdjustToUniversal -bor [System.Globalization.DateTimeStyles]::AssumeUniversal
-    $parsed = [DateTime]::MinValue
-    if ([DateTime]::TryParseExact($Matches[1], "yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture, $styles, [ref]$parsed)) {
-        return $parsed
-    }
-    $null
 }
 
 Function Get-M365RebootState {
@@ -126,10 +108,7 @@ Function Get-M365RebootState {
     }
     # Requests left that the host has already restarted for (written before the current
     # boot): a restart in between, by anyone, satisfied them.
-    $result.satisfied = @($result.marker.Keys | Sort-Object | Where-Object {
-            $written = Get-M365MarkerTime -Value $result.marker[$_]
-            $null -ne $written -and $written -lt $bootUtc
-        })
+    $result.satisfied = @(Get-M365SatisfiedMarkerSource -Marker $result.marker -BootTime $bootUtc)
     $unsatisfied = @($result.marker.Keys | Where-Object { $result.satisfied -notcontains $_ })
     $result.reboot_required = ($unsatisfied.Count -gt 0) -or $result.windows_pending
     $result

@@ -24,9 +24,21 @@ because it needs it):
 
 from __future__ import annotations
 
+import datetime
+import time
+
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
+
+try:
+    # win_reboot's own wait: exponential backoff (max 12 s, with jitter), a connection reset
+    # after each connection error, the connect timeout while polling.
+    from ansible_collections.ansible.windows.plugins.plugin_utils._reboot import (
+        _do_until_success_or_timeout, _reset_connection, _set_connection_timeout, _TestCommandFailure,
+    )
+except ImportError:  # pragma: no cover - ansible.windows missing; RebootWait says so when used
+    _do_until_success_or_timeout = None
 
 display = Display()
 
@@ -57,6 +69,80 @@ def boot_time_error(state, after):
     if before_boot and before_boot == after_boot:
         return "the boot time did not change (%s): the host did not restart" % before_boot
     return None
+
+
+def boot_instant(text):
+    """A boot time as an aware UTC datetime, whole seconds (``2026-12-04T09:15:02Z`` as
+    win_activation_facts' ``last_boot`` and win_activation_repair's ``boot_time_before``
+    give it); ``None`` for anything else."""
+    if not isinstance(text, str):
+        return None
+    try:
+        value = datetime.datetime.strptime(text.strip()[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return value.replace(tzinfo=datetime.timezone.utc)
+
+
+class RebootWait:
+    """Wait for a restart a module execution scheduled itself (shutdown /r /t
+    ``pre_reboot_delay``), with ansible.windows.win_reboot's timeouts and backoff, and
+    let the caller's first execution after it be its proof.
+
+    ``wait(func)`` drops the connection (its shell ends with the host), sleeps until the
+    restart has begun (``pre_reboot_delay`` plus a second, then ``post_reboot_delay``: a
+    host execution started before it would be wasted), then calls ``func`` until it
+    returns, within ``reboot_timeout``, with ``connect_timeout`` on the connection while
+    polling. ``func`` raises ``not_yet(...)`` when the host answered but has not restarted
+    yet (retried without a reset), anything else on a connection error (retried after a
+    reset). Returns ``(value, error)``.
+    """
+
+    def __init__(self, task_action, connection, reboot_timeout=600, connect_timeout=5, pre_reboot_delay=2,
+                 post_reboot_delay=0):
+        if _do_until_success_or_timeout is None:
+            raise AnsibleActionFail("%s needs the ansible.windows collection to wait for a restart; install it"
+                                    % task_action)
+        self.task_action = task_action
+        self.connection = connection
+        self.reboot_timeout = reboot_timeout
+        self.connect_timeout = connect_timeout
+        self.first_try_after = pre_reboot_delay + 1 + post_reboot_delay
+        self.elapsed = 0
+
+    @staticmethod
+    def not_yet(message):
+        return _TestCommandFailure(message)
+
+    def _connection_timeout(self):
+        try:
+            return self.connection.get_option("connection_timeout")
+        except KeyError:
+            return None
+
+    def wait(self, func):
+        host_context = {"do_close_on_reset": True}
+        start = time.monotonic()
+        _reset_connection(self.task_action, self.connection, host_context, ignore_errors=True)
+        time.sleep(self.first_try_after)
+        original = self._connection_timeout()
+        value, error = None, None
+        try:
+            if self.connect_timeout:
+                _set_connection_timeout(self.task_action, self.connection, host_context, self.connect_timeout)
+            value = _do_until_success_or_timeout(self.task_action, self.connection, host_context,
+                                                 "post-reboot verification", self.reboot_timeout, func)
+        except Exception as e:  # pylint: disable=broad-except
+            error = str(e)
+        finally:
+            # As win_reboot: an unset timeout stays as polling left it.
+            if original is not None and self.connect_timeout and original != self.connect_timeout:
+                try:
+                    _set_connection_timeout(self.task_action, self.connection, host_context, original)
+                except Exception:  # pylint: disable=broad-except  # best effort, as win_reboot
+                    display.vvvv("%s: could not restore connection_timeout %s" % (self.task_action, original))
+        self.elapsed = int(time.monotonic() - start)
+        return value, error
 
 
 class RebootCapableAction(ActionBase):

@@ -121,7 +121,8 @@ def _flag(value, name):
 
 
 def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, reboot_blocked=False,
-                 marker_pending=False, reboot_allowed=True, restarted_first=False, failed=None, held=None):
+                 marker_pending=False, reboot_allowed=True, restarted_first=False, failed=None, held=None,
+                 windows_pending=False):
     """Decide which planned rungs run on the host.
 
     Returns ``{"run": [...], "skipped": [{"rung", "reason"}], "manual": [{"rung", "who",
@@ -147,7 +148,10 @@ def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, 
       choosing (``failed``: the restart first failed).
     - ``restart_after``: the restart (if anything asks for it) and the diagnosis after the
       rungs run. Not after a failed restart first, and not when a restart first was done
-      and no rung followed it: the host is already as diagnosed after that restart.
+      and no rung followed it: the host is already as diagnosed after that restart. Not
+      either when no rung runs and the diagnosis shows no restart owed (no marker, and no
+      ``windows_pending``: Windows' own flags when the admin asked to honour them): a
+      healthy re-run is the diagnosis alone, one module execution.
     """
     planned = _validate_plan(plan)
     cap = parse_max_rung(max_rung)
@@ -157,6 +161,7 @@ def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, 
     _flag(marker_pending, "marker_pending")
     _flag(reboot_allowed, "remediate_reboot")
     _flag(restarted_first, "restarted_first")
+    _flag(windows_pending, "windows_pending")
     restart_first = marker_pending and reboot_allowed and not restarted_first and not failed
     reboot_blocked = reboot_blocked or (marker_pending and not reboot_allowed)
     opted_in = {"remediate_allow_rejoin_hybrid": allow_rejoin_hybrid}
@@ -195,7 +200,8 @@ def select_rungs(plan, max_rung=None, disabled=None, allow_rejoin_hybrid=False, 
         "restarted_first": restarted_first,
         "reboot_held": reboot_blocked,
         "ladder": bool(run) and not failed and not restart_first,
-        "restart_after": not failed and not restart_first and not (restarted_first and not run),
+        "restart_after": not failed and not restart_first and not (restarted_first and not run)
+        and bool(run or marker_pending or windows_pending),
     }
 
 
@@ -406,6 +412,52 @@ def reboot_requests(rung_results):
     """
     return [RUNG_MODULES[rung].rsplit(".", 1)[-1] for rung in HOST_RUNGS
             if isinstance((rung_results or {}).get(rung), dict) and rung_results[rung].get("reboot_required")]
+
+
+REPAIR_STEP = "repair"
+RESTART_STEP = "restart"
+REDIAGNOSE_STEP = "diagnose after the repair"
+
+
+def repair_outcome(result):
+    """What one win_activation_repair execution did, in the shapes the per-rung path records:
+    ``{"rung_results", "failure", "reboot", "rediagnosis"}``.
+
+    ``rung_results`` maps every host rung to its result (``{}`` for a rung that did not
+    run), ``reboot`` is its ``restart`` (``rebooted``, ``reboot_required``, ``failed``,
+    ``msg``: what build_host_entry reads from win_reboot_if_needed), ``rediagnosis`` the
+    verification diagnose or ``None``. ``failure`` names the step that failed - the rung
+    (the ladder stopped there), the restart, or the diagnosis after it - else ``""``.
+    A skipped task (the ladder did not run) did nothing.
+    """
+    empty = {"rung_results": {rung: {} for rung in HOST_RUNGS}, "failure": "", "reboot": {}, "rediagnosis": None}
+    if not isinstance(result, dict) or not result or result.get("skipped"):
+        return empty
+    rungs = result.get("rungs") if isinstance(result.get("rungs"), dict) else {}
+    outcome = dict(empty)
+    outcome["rung_results"] = {rung: rungs.get(rung) or {} for rung in HOST_RUNGS}
+    restart = result.get("restart") if isinstance(result.get("restart"), dict) else {}
+    outcome["reboot"] = restart
+    failures = []
+    if result.get("unreachable"):
+        failures.append("%s: %s" % (REPAIR_STEP, result.get("msg") or "the host is unreachable"))
+    elif result.get("failed_rung"):
+        failures.append(result.get("msg") or "%s: failed" % result["failed_rung"])
+    elif result.get("failed") and not rungs:
+        failures.append("%s: %s" % (REPAIR_STEP, result.get("msg") or "failed"))
+    if restart.get("failed"):
+        failures.append("%s: %s" % (RESTART_STEP, restart.get("msg") or "failed"))
+    rediagnosis = result.get("rediagnosis")
+    if isinstance(rediagnosis, dict):
+        diagnosis = rediagnosis.get("m365_activation")
+        if rediagnosis.get("failed") or not isinstance(diagnosis, dict):
+            failures.append("%s: %s" % (REDIAGNOSE_STEP, rediagnosis.get("msg") or "no diagnosis"))
+        elif diagnosis.get("error"):
+            failures.append("%s: %s" % (REDIAGNOSE_STEP, diagnosis["error"]))
+        else:
+            outcome["rediagnosis"] = rediagnosis
+    outcome["failure"] = "; ".join(failures)
+    return outcome
 
 
 def _ran(rung_results):

@@ -320,11 +320,12 @@ def _install_shim(state: Path) -> None:
                 dest.unlink()
             dest.write_text('#!/bin/sh\nexec "%s" "%s" "$@"\n' % (python, lib / (prog + '.py')))
             dest.chmod(0o755)
-    # Where Windows keeps them: the modules run dsregcmd by absolute path
-    # (%SystemRoot%\System32\dsregcmd.exe), never through PATH.
+    # Where Windows keeps them: the modules run dsregcmd and shutdown by absolute path
+    # (%SystemRoot%\System32\<name>.exe), never through PATH; a restart win_activation_repair
+    # schedules from inside its execution reaches the endpoint like win_reboot's.
     system32 = state / 'Windows' / 'System32'
     system32.mkdir(parents=True, exist_ok=True)
-    for name in ('dsregcmd.exe',):
+    for name in ('dsregcmd.exe', 'shutdown.exe'):
         dest = system32 / name
         if dest.exists() or dest.is_symlink():
             dest.unlink()

@@ -106,7 +106,64 @@ def test_select_runs_planned_rungs_in_ladder_order_whatever_the_plan_order():
 def test_select_empty_plan_runs_nothing():
     sel = rem.select_rungs([])
     assert sel == {"run": [], "skipped": [], "manual": [], "reboot_expected": False, "restart_first": False,
-                   "restarted_first": False, "reboot_held": False, "ladder": False, "restart_after": True}
+                   "restarted_first": False, "reboot_held": False, "ladder": False, "restart_after": False}
+
+
+def test_select_healthy_rerun_is_the_diagnosis_alone_unless_a_restart_is_owed():
+    # Nothing to run and nothing owed: no reboot-state read, no second diagnosis.
+    assert not rem.select_rungs([])["restart_after"]
+    # A marker that may not be honoured now still goes to the reboot step, which reports it pending.
+    assert rem.select_rungs([], marker_pending=True, reboot_allowed=False)["restart_after"]
+    # Windows' own pending restart, when the admin asked to honour it.
+    assert rem.select_rungs([], windows_pending=True)["restart_after"]
+    with pytest.raises(ValueError, match="windows_pending"):
+        rem.select_rungs([], windows_pending="yes")
+
+
+# --- repair_outcome (one win_activation_repair execution) --------------------------------
+
+REDIAGNOSIS = {"changed": True, "m365_activation": HEALTHY, "host_facts": {"last_boot": "2026-12-04T09:31:40Z"}}
+
+
+def test_repair_outcome_of_a_skipped_task_did_nothing():
+    out = rem.repair_outcome({"skipped": True, "changed": False})
+    assert out == {"rung_results": {r: {} for r in ALL_HOST}, "failure": "", "reboot": {}, "rediagnosis": None}
+
+
+def test_repair_outcome_gives_each_rung_its_result_the_restart_and_the_rediagnosis():
+    purge = {"changed": True, "reboot_required": False, "users": [{"user": "CONTOSO\\alice", "status": "changed"}]}
+    reset = {"changed": True, "reboot_required": True, "users": [], "quarantine_id": "q1"}
+    restart = {"reboot_required": True, "scheduled": True, "rebooted": True, "boot_time_before": "2026-12-04T09:15:02Z"}
+    out = rem.repair_outcome({"changed": True, "rungs": {"purge_office_credentials": purge, "reset_token_broker": reset},
+                              "run": ["purge_office_credentials", "reset_token_broker"], "failed_rung": None,
+                              "restart": restart, "rediagnosis": REDIAGNOSIS})
+    assert out["rung_results"]["purge_office_credentials"] == purge
+    assert out["rung_results"]["reset_token_broker"] == reset
+    assert out["rung_results"]["rejoin_hybrid"] == {}
+    assert out["reboot"] == restart and out["rediagnosis"] == REDIAGNOSIS and out["failure"] == ""
+    # The report reads them as it reads the per-rung path's results.
+    entry = rem.build_host_entry(BROKEN, HEALTHY, rem.select_rungs(BROKEN["plan"]), rung_results=out["rung_results"],
+                                 reboot=out["reboot"])
+    assert entry["rungs_run"] == ["purge_office_credentials", "reset_token_broker"]
+    assert entry["rebooted"] and not entry["reboot_pending"] and entry["outcome"] == "fixed"
+
+
+def test_repair_outcome_names_the_rung_the_ladder_stopped_at_and_a_failed_restart():
+    out = rem.repair_outcome({"failed": True, "msg": "reset_token_broker: quarantine_path: no space",
+                              "failed_rung": "reset_token_broker",
+                              "rungs": {"purge_office_credentials": {"changed": True},
+                                        "reset_token_broker": {"failed": True, "msg": "quarantine_path: no space"}},
+                              "restart": {"reboot_required": False, "failed": True, "msg": "timed out"}})
+    assert out["failure"] == "reset_token_broker: quarantine_path: no space; restart: timed out"
+    assert out["rung_results"]["reset_token_broker"]["failed"] is True
+    assert out["rediagnosis"] is None
+
+
+def test_repair_outcome_of_an_unreachable_host_or_a_failed_rediagnosis():
+    assert rem.repair_outcome({"unreachable": True, "msg": "timed out"})["failure"] == "repair: timed out"
+    broken = rem.repair_outcome({"rungs": {"purge_office_credentials": {"changed": True}}, "restart": {},
+                                 "rediagnosis": {"m365_activation": {"error": "dsregcmd failed"}}})
+    assert broken["failure"] == "diagnose after the repair: dsregcmd failed" and broken["rediagnosis"] is None
 
 
 def test_select_rejoin_needs_opt_in():
