@@ -728,15 +728,15 @@ Function Get-M365ActivationFact {
     $facts.os = Invoke-M365Source -Name 'os' -Errors $errors -ScriptBlock { Get-M365OsInfo }
     $facts.office = Invoke-M365Source -Name 'office' -Errors $errors -ScriptBlock { Get-M365OfficeInfo }
     $facts.network = Invoke-M365Source -Name 'network' -Errors $errors -ScriptBlock { Get-M365NetworkInfo }
-    $facts.last_boot = Invoke-M365Source -Name 'last_boot' -Errors $errors -ScriptBlock { Get-M365LastBoot }
     # Before the marker is read, so pending_reboot says what is still owed after this boot.
     $cleared = $null
-    if ($ClearSatisfiedMarker -and $null -ne $facts.last_boot) {
+    if ($ClearSatisfiedMarker) {
         $cleared = Invoke-M365Source -Name 'pending_reboot' -Errors $errors -ScriptBlock {
             , @(Clear-M365SatisfiedRebootMarker -BootTime (Get-M365LastBootUpTime)) }
     }
     $facts.pending_reboot = Invoke-M365Source -Name 'pending_reboot' -Errors $errors -ScriptBlock { Get-M365PendingReboot }
     if ($null -ne $cleared -and $null -ne $facts.pending_reboot) { $facts.pending_reboot.cleared = @($cleared) }
+    $facts.last_boot = Invoke-M365Source -Name 'last_boot' -Errors $errors -ScriptBlock { Get-M365LastBoot }
     $facts.repairs = Invoke-M365Source -Name 'repairs' -Errors $errors -ScriptBlock { Get-M365Repairs }
     # Wrapped: $null is an answer here (no join recorded), unlike the sources around it.
     $hybridJoin = Invoke-M365Source -Name 'hybrid_join' -Errors $errors -ScriptBlock { @{ value = Get-M365HybridJoin } }

@@ -63,35 +63,6 @@ Function ConvertTo-M365BootTimeUtcText {
     $Time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", [System.Globalization.CultureInfo]::InvariantCulture)
 }
 
-Function Invoke-M365ShutdownCommand {
-    <#
-    .SYNOPSIS
-    Runs %SystemRoot%\System32\shutdown.exe (by absolute path, never through PATH) and
-    returns @{ rc; output }. One call so Pester mocks it.
-    #>
-    param([string[]]$ArgumentList)
-    $exe = [IO.Path]::Combine($env:SystemRoot, 'System32', 'shutdown.exe')
-    $output = & $exe @ArgumentList 2>&1 | Out-String
-    @{ rc = $LASTEXITCODE; output = $output.Trim() }
-}
-
-Function Request-M365Restart {
-    <#
-    .SYNOPSIS
-    Schedules the restart as win_reboot does: shutdown /r /t <delay> /c <message>. A
-    restart someone else already scheduled (1190) is aborted and this one scheduled in its
-    place, again as win_reboot does. Returns @{ scheduled; rc; output; command }.
-    #>
-    param([int]$Delay, [string]$Message)
-    $arguments = @('/r', '/t', [string]$Delay, '/c', $Message)
-    $run = Invoke-M365ShutdownCommand -ArgumentList $arguments
-    if ($run.rc -eq 1190) {
-        $null = Invoke-M365ShutdownCommand -ArgumentList @('/a')
-        $run = Invoke-M365ShutdownCommand -ArgumentList $arguments
-    }
-    @{ scheduled = ($run.rc -eq 0); rc = $run.rc; output = $run.output; command = "shutdown.exe $($arguments -join ' ')" }
-}
-
 Function Invoke-M365Repair {
     <#
     .SYNOPSIS

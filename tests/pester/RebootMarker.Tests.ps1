@@ -24,6 +24,19 @@ Describe 'RebootMarker' {
         Mock -ModuleName _RebootMarker Remove-M365RebootMarkerKey { $script:Store.Clear(); $script:KeyExists = $false }
     }
 
+    It 'clears only the sources the boot satisfied (written before it), and says which' {
+        $script:Store['win_token_broker_cache'] = '2026-12-04T09:14:50Z TokenBroker caches quarantined in q1'
+        $script:Store['win_activation_repair'] = '2026-12-04T09:14:55Z restart scheduled from boot 2026-12-01T07:00:00Z'
+        $script:Store['win_dsreg_join'] = '2026-12-04T09:40:00Z dsregcmd /join submitted'
+        $script:Store['hand_made'] = 'no time here'
+        $boot = [DateTime]::new(2026, 12, 4, 9, 31, 40, [DateTimeKind]::Utc)
+        @(Get-M365SatisfiedMarkerSource -Marker $script:Store -BootTime $boot) | Should -Be @('win_activation_repair', 'win_token_broker_cache')
+        $cleared = @(Clear-M365SatisfiedRebootMarker -BootTime $boot.ToLocalTime())
+        $cleared | Should -Be @('win_activation_repair', 'win_token_broker_cache')
+        @($script:Store.Keys | Sort-Object) | Should -Be @('hand_made', 'win_dsreg_join')
+        @(Clear-M365SatisfiedRebootMarker -BootTime $boot).Count | Should -Be 0
+    }
+
     It 'is empty when nothing is pending' {
         $m = Get-M365RebootMarker
         $m | Should -BeOfType [hashtable]

@@ -530,6 +530,23 @@ Describe 'Get-M365ActivationFact' {
         ($r.host_facts | ConvertTo-Json -Depth 8 | ConvertFrom-Json).hybrid_join.submitted_by | Should -Be 'CONTOSO\svc-m365ops (win_dsreg_join state=joined)'
     }
 
+    It 'clears the marker the current boot satisfied when asked (the verification after a restart)' {
+        $script:MarkerStore = @{ win_token_broker_cache = '2026-11-26T07:50:00Z TokenBroker caches quarantined in q1'
+            win_dsreg_join = '2026-11-26T08:30:00Z dsregcmd /join submitted' }
+        Mock -ModuleName _RebootMarker Get-M365RebootMarkerValue { @{} + $script:MarkerStore } -ParameterFilter { $Path -like '*\RebootRequired' }
+        Mock -ModuleName _RebootMarker Remove-M365RebootMarkerValue { $script:MarkerStore.Remove($Name) }
+        $kept = Get-M365ActivationFact
+        $kept.host_facts.pending_reboot.Contains('cleared') | Should -BeFalse
+        $script:MarkerStore.Count | Should -Be 2
+        $r = Get-M365ActivationFact -ClearSatisfiedMarker $true
+        # Booted 07:58: the 07:50 request is satisfied, the 08:30 one is still owed.
+        $r.host_facts.pending_reboot.cleared | Should -Be @('win_token_broker_cache')
+        $r.host_facts.pending_reboot.marker | Should -BeTrue
+        @($r.host_facts.pending_reboot.reasons) | Should -Be @('marker win_dsreg_join: 2026-11-26T08:30:00Z dsregcmd /join submitted')
+        @($script:MarkerStore.Keys) | Should -Be @('win_dsreg_join')
+        $r.collection_errors.Count | Should -Be 0
+    }
+
     It 'runs tasks only for the named users, reporting one who is not logged on' {
         Mock Invoke-M365TaskScript { [pscustomobject]@{ Status = 'not_logged_on'; Output = $null; Message = 'no session'; ExitCode = $null } } -ParameterFilter { $UserSid -eq 'S-1-5-21-1-2-3-1107' }
         $r = Get-M365ActivationFact -Users @('CONTOSO\dave', 'S-1-5-21-1-2-3-1104', 'alice')
