@@ -43,11 +43,12 @@ author:
 options:
   rungs:
     description:
-      - The rungs to run, by ladder name. They run in ladder order whatever the order given.
+      - The rungs to run, by ladder name (C(purge_office_credentials), C(remove_extra_work_accounts),
+        C(reset_token_broker), C(reregister_broker_plugin), C(rejoin_hybrid)). They run in ladder
+        order whatever the order given; an unknown name fails the task before the host is reached.
     type: list
     elements: str
     required: true
-    choices: [purge_office_credentials, remove_extra_work_accounts, reset_token_broker, reregister_broker_plugin, rejoin_hybrid]
   purge_office_credentials:
     description: Options of M(m365ops.activation.win_credential_purge) (C(patterns), C(allow_broad_patterns), C(users), C(require_logged_on), C(timeout)).
     type: dict

@@ -180,3 +180,53 @@ def test_dsreg_join_refuses_leave_when_preflight_fails(run_module, fake_windows)
     assert checks["automatic_device_join_task"]["ok"] is False
     assert "nltest /dsgetdc:CONTOSO" in recorded()
     assert not [c for c in recorded() if c.startswith("dsregcmd /leave")]
+
+
+# --- win_activation_repair: the rungs above in one execution ------------------------------
+
+def test_repair_runs_the_rungs_in_ladder_order_and_stops_at_the_first_that_fails(run_module, fake_windows):
+    # Given out of order, rung 1 still runs first (the action plugin orders them by the
+    # ladder); its refusal stops the ladder, so rung 5 never reads the device or joins.
+    env, set_status, recorded = fake_windows
+    set_status(DOMAIN_ONLY)
+    result = run_module("win_activation_repair", {
+        "rungs": ["rejoin_hybrid", "purge_office_credentials"],
+        "purge_office_credentials": {"patterns": ["MicrosoftOffice1*", "**"]}}, env=env)
+    assert run_module.last.status == "FAILED!"
+    assert result["failed_rung"] == "purge_office_credentials" and result["run"] == ["purge_office_credentials"]
+    # The rung's result is what win_credential_purge itself returns for the same options.
+    rung = result["rungs"]["purge_office_credentials"]
+    assert rung["failed"] is True and rung["users"] == [] and rung["reboot_required"] is False
+    assert rung["msg"].startswith("patterns: pattern '**' has no literal prefix"), rung["msg"]
+    assert result["msg"] == "purge_office_credentials: " + rung["msg"]
+    assert result["restart"]["reboot_required"] is False and result["restart"]["scheduled"] is False
+    # Nothing to restart for: the verification diagnose runs once, straight after the rungs,
+    # and is the only dsregcmd call (rung 5 would have made its own).
+    assert "m365_activation" in result["rediagnosis"] and "host_facts" in result["rediagnosis"], result["rediagnosis"]
+    assert result["rediagnosis"]["host_facts"]["collector"] == "win_activation_facts"
+    assert recorded() == ["dsregcmd /status"]
+
+
+def test_repair_check_mode_plans_the_rejoin_and_would_restart_without_restarting(run_module, fake_windows):
+    env, set_status, recorded = fake_windows
+    set_status(DOMAIN_ONLY)
+    result = run_module("win_activation_repair", {"rungs": ["rejoin_hybrid"]}, check=True, env=env)
+    assert run_module.last.status in ("SUCCESS", "CHANGED"), result
+    rung = result["rungs"]["rejoin_hybrid"]
+    # win_dsreg_join's own shape, run with state=rejoined.
+    assert (rung["action"], rung["join_result"], rung["reboot_required"]) == ("join", "pending", True), rung
+    assert rung["device_before"]["join_type"] == "domain_joined" and rung["users"] == []
+    restart = result["restart"]
+    assert restart["reboot_required"] is True and restart["scheduled"] is False
+    assert restart["msg"] == "would restart: rejoin_hybrid: returned reboot_required"
+    # Check mode: no shutdown.exe, no verification diagnose.
+    assert recorded() == ["dsregcmd /status"]
+    assert "rediagnosis" not in result
+
+
+def test_repair_refuses_an_unknown_rung_before_reaching_the_host(run_module, fake_windows):
+    env, set_status, recorded = fake_windows
+    result = run_module("win_activation_repair", {"rungs": ["purge_office_credentials", "format_disk"]}, env=env)
+    assert run_module.last.status == "FAILED!"
+    assert result["msg"].startswith("rungs: unknown rung format_disk; expected any of purge_office_credentials"), result
+    assert recorded() == []
