@@ -8,6 +8,7 @@ proves the restart happened and which clears the marker the restart satisfied.""
 from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.validation import check_type_int
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -60,9 +61,16 @@ class ActionModule(ActionBase):
         if not isinstance(verify, dict):
             raise AnsibleActionFail("verify: expected the options of win_activation_facts as a mapping, got %r" % (verify,))
         for name in ("reboot_timeout", "post_reboot_delay", "connect_timeout"):
-            value = controller.get(name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                raise AnsibleActionFail("%s: expected a number of seconds (0 or more), got %r" % (name, value))
+            if controller.get(name) is None:
+                continue
+            # Extra vars and survey answers arrive as text: the module's int type, as Ansible converts it.
+            try:
+                value = check_type_int(controller[name])
+            except TypeError:
+                value = -1
+            if isinstance(controller[name], bool) or value < 0:
+                raise AnsibleActionFail("%s: expected a number of seconds (0 or more), got %r" % (name, controller[name]))
+            controller[name] = value
         args["rungs"] = ladder_order(args.get("rungs"))
 
         repair = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
