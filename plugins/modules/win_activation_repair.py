@@ -24,8 +24,8 @@ description:
     Windows reports a pending restart) and O(reboot=true), the same execution records the
     boot time and the pending-reboot marker (source C(win_activation_repair)), then
     schedules the restart as M(ansible.windows.win_reboot) does
-    (C(shutdown /r /t <pre_reboot_delay> /c <msg>)). This happens after a failed rung too:
-    the rungs before it may have changed what only a restart applies.
+    (C(shutdown /r /t <pre_reboot_delay> /c <msg>)). This happens after a failed rung too,
+    since the rungs before it may have changed what only a restart applies.
   - The action plugin then waits for the host with M(ansible.windows.win_reboot)'s
     timeouts and backoff; the first module execution after the restart is the
     verification diagnose, M(m365ops.activation.win_activation_facts) with the options in
@@ -33,11 +33,11 @@ description:
     restart (an earlier answer is retried), and it clears the marker sources the restart
     satisfied. Without a restart the verification diagnose runs once after the rungs.
   - If the controller dies at any point, the marker stays on the host and the next
-    remediate run finishes the job: it restarts first, or only clears the marker when the
+    remediate run finishes the job; it restarts first, or only clears the marker when the
     host has restarted since.
   - In check mode every rung runs in check mode, RV(restart) says whether it would restart,
     and nothing is restarted or diagnosed again.
-version_added: 0.4.0
+version_added: 0.1.0
 author:
   - m365ops maintainers (@m365ops)
 options:
