@@ -75,7 +75,7 @@ Function Invoke-M365Repair {
         [bool]$CheckMode,
         [bool]$DiffMode,
         [bool]$Reboot,
-        [int]$PreRebootDelay = 2,
+        [int]$PreRebootDelay = 10,
         [string]$Message,
         [bool]$IncludeWindowsPending
     )
@@ -153,7 +153,7 @@ $spec = @{
     options = @{
         rungs = @{ type = 'list'; elements = 'str'; required = $true }
         reboot = @{ type = 'bool'; default = $true }
-        pre_reboot_delay = @{ type = 'int'; default = 2 }
+        pre_reboot_delay = @{ type = 'int'; default = 10 }
         msg = @{ type = 'str' }
         include_windows_pending = @{ type = 'bool'; default = $false }
         # Used by the action plugin on the controller (waiting for the restart, the

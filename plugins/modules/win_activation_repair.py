@@ -80,9 +80,12 @@ options:
     type: bool
     default: false
   pre_reboot_delay:
-    description: Seconds before the restart starts (C(shutdown /t), as in M(ansible.windows.win_reboot)), 0 to 600.
+    description:
+      - Seconds before the restart starts (C(shutdown /t), as in M(ansible.windows.win_reboot)), 0 to 600.
+      - The restart is scheduled from inside this module's execution, whose result must reach
+        the controller before the host goes down, hence a longer default than win_reboot's 2.
     type: int
-    default: 2
+    default: 10
   post_reboot_delay:
     description: Seconds to wait after the restart has begun before polling the host (as in M(ansible.windows.win_reboot)).
     type: int

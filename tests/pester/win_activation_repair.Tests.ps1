@@ -128,7 +128,7 @@ Describe 'win_activation_repair' {
             $r.failed | Should -BeNullOrEmpty
             $global:Shutdown.Count | Should -Be 1
             $argv = @($global:Shutdown[0])
-            $argv[0..2] | Should -Be @('/r', '/t', '2')
+            $argv[0..2] | Should -Be @('/r', '/t', '10')
             $argv[3] | Should -Be '/c'
             $argv[4] | Should -Be 'Restart by m365ops.activation: reset_token_broker: returned reboot_required'
             $r.restart.scheduled | Should -BeTrue
