@@ -10,7 +10,8 @@ connection (NTLM + message encryption) it runs, each phase on its own hosts so t
 endpoint's per-host counters (counts.json) separate them:
 
   diagnose   playbooks/diagnose.yml on the broken and the healthy host
-  broken     playbooks/remediate.yml on the broken host (remediate_reboot: true)
+  broken     playbooks/remediate.yml on the broken host (remediate_reboot: true): diagnose, the
+             one repair execution (rungs, restart scheduled from inside it), the verification
   healthy    playbooks/remediate.yml on the healthy host (a re-run where nothing is wrong)
   baseline   benchmarks/baseline/manual_fix.yml on the other broken and the other healthy
              host: Microsoft's manual procedure, one ansible.windows task per step
@@ -136,15 +137,23 @@ def main(argv: list[str] | None = None) -> int:
             ratio(base, ours, "modules"), ratio(base, ours, "process_seconds")))
     checks = [
         ("diagnose: 1 module execution per host", all(h["modules"] == 1 == h["processes"] for h in diag.values())),
-        ("broken host: <= 6 module executions and 1 restart",
-         ours_broken["modules"] <= 6 and ours_broken["reboots"] == 1),
-        ("healthy re-run: <= 2 module executions, no restart",
-         ours_healthy["modules"] <= 2 and ours_healthy["reboots"] == 0),
+        # Learn, change, restart, verify: the restart is scheduled from inside the repair
+        # execution, so no WinRS command of its own (issue 19).
+        ("broken host: <= 3 module executions, no other WinRS command, 1 restart",
+         ours_broken["modules"] <= 3 and ours_broken["other_commands"] == 0 and ours_broken["reboots"] == 1),
+        ("healthy re-run: 1 module execution (the diagnosis), no restart",
+         ours_healthy["modules"] == 1 and ours_healthy["other_commands"] == 0 and ours_healthy["reboots"] == 0),
         (">= 3x fewer requests than the baseline (broken and healthy)",
          base_broken["requests_total"] >= 3 * ours_broken["requests_total"]
          and base_healthy["requests_total"] >= 3 * ours_healthy["requests_total"]),
     ]
-    print("\n== targets (issue 10)")
+    # Issue 19's other ratio targets, printed for the record (the payload and the healthy
+    # 8x belong to the payload work, docs/lab.md).
+    print("\n== issue 19 ratios: broken requests %s (target >= 3x), broken KB up %s (target >= 2x), "
+          "healthy requests %s (target >= 8x)" % (
+              ratio(base_broken, ours_broken, "requests_total"), ratio(base_broken, ours_broken, "bytes_in"),
+              ratio(base_healthy, ours_healthy, "requests_total")))
+    print("\n== targets (issues 10 and 19)")
     for text, ok in checks:
         print("%-4s %s" % ("met" if ok else "MISS", text))
     if args.json_out:

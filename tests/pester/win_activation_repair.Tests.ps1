@@ -23,6 +23,14 @@ BeforeAll {
             $Module.ExitJson()
         }.GetNewClosure()
     }
+
+    Function Set-RungStandInMock {
+        # Rung 1 changes a user; rung 3 moves files and asks for a restart.
+        Mock Invoke-M365CredentialPurge (New-RungStandIn -Rung 'purge_office_credentials' -Result @{
+                changed = $true; removed_count = 1; users = @(@{ user = 'CONTOSO\alice'; sid = 'S-1-5-21-1'; status = 'changed'; message = ''; removed = @('MicrosoftOffice16_Data:x') }) })
+        Mock Invoke-M365TokenBrokerReset (New-RungStandIn -Rung 'reset_token_broker' -Result @{
+                changed = $true; reboot_required = $true; quarantine_id = 'q1'; users = @(@{ user = 'CONTOSO\alice'; sid = 'S-1-5-21-1'; status = 'moved'; message = '' }) })
+    }
 }
 
 Describe 'win_activation_repair' {
@@ -42,12 +50,7 @@ Describe 'win_activation_repair' {
     }
 
     Context 'the ladder in one execution' {
-    BeforeEach {
-        Mock Invoke-M365CredentialPurge (New-RungStandIn -Rung 'purge_office_credentials' -Result @{
-                changed = $true; removed_count = 1; users = @(@{ user = 'CONTOSO\alice'; sid = 'S-1-5-21-1'; status = 'changed'; message = ''; removed = @('MicrosoftOffice16_Data:x') }) })
-        Mock Invoke-M365TokenBrokerReset (New-RungStandIn -Rung 'reset_token_broker' -Result @{
-                changed = $true; reboot_required = $true; quarantine_id = 'q1'; users = @(@{ user = 'CONTOSO\alice'; sid = 'S-1-5-21-1'; status = 'moved'; message = '' }) })
-    }
+    BeforeEach { Set-RungStandInMock }
 
         It 'runs each rung once, in the order given, each result in its module''s shape' {
             $r = Invoke-RungModule -Name win_activation_repair -Params @{ rungs = @('purge_office_credentials', 'reset_token_broker'); reboot = $false }
@@ -116,12 +119,7 @@ Describe 'win_activation_repair' {
     }
 
     Context 'the restart' {
-    BeforeEach {
-        Mock Invoke-M365CredentialPurge (New-RungStandIn -Rung 'purge_office_credentials' -Result @{
-                changed = $true; removed_count = 1; users = @(@{ user = 'CONTOSO\alice'; sid = 'S-1-5-21-1'; status = 'changed'; message = ''; removed = @('MicrosoftOffice16_Data:x') }) })
-        Mock Invoke-M365TokenBrokerReset (New-RungStandIn -Rung 'reset_token_broker' -Result @{
-                changed = $true; reboot_required = $true; quarantine_id = 'q1'; users = @(@{ user = 'CONTOSO\alice'; sid = 'S-1-5-21-1'; status = 'moved'; message = '' }) })
-    }
+    BeforeEach { Set-RungStandInMock }
 
         It 'records the boot time and the marker, then schedules the restart as win_reboot does' {
             $r = Invoke-RungModule -Name win_activation_repair -Params @{ rungs = @('purge_office_credentials', 'reset_token_broker') }
