@@ -53,7 +53,8 @@ Function Get-M365RepairRungSpec {
         $own = $rungs[$rung]
         $fixed = $script:FixedOptions[$rung]
         if ($null -ne $fixed) { foreach ($name in @($fixed.Keys)) { $own.Remove($name) } }
-        $options[$rung] = @{ type = 'dict'; apply_defaults = $true; options = $own }
+        # no_log: a rung's name (reset_token_broker) is not a secret, nor are its options.
+        $options[$rung] = @{ type = 'dict'; apply_defaults = $true; no_log = $false; options = $own }
     }
     $options
 }
