@@ -232,35 +232,6 @@ Function Clear-M365SatisfiedRebootMarker {
     $satisfied
 }
 
-Function Invoke-M365ShutdownCommand {
-    <#
-    .SYNOPSIS
-    Runs %SystemRoot%\System32\shutdown.exe (by absolute path, never through PATH) and
-    returns @{ rc; output }. One call so Pester mocks it.
-    #>
-    param([string[]]$ArgumentList)
-    $exe = [IO.Path]::Combine($env:SystemRoot, 'System32', 'shutdown.exe')
-    $output = & $exe @ArgumentList 2>&1 | Out-String
-    @{ rc = $LASTEXITCODE; output = $output.Trim() }
-}
-
-Function Request-M365Restart {
-    <#
-    .SYNOPSIS
-    Schedules the restart as win_reboot does: shutdown /r /t <delay> /c <message>. A
-    restart someone else already scheduled (1190) is aborted and this one scheduled in its
-    place, again as win_reboot does. Returns @{ scheduled; rc; output; command }.
-    #>
-    param([int]$Delay, [string]$Message)
-    $arguments = @('/r', '/t', [string]$Delay, '/c', $Message)
-    $run = Invoke-M365ShutdownCommand -ArgumentList $arguments
-    if ($run.rc -eq 1190) {
-        $null = Invoke-M365ShutdownCommand -ArgumentList @('/a')
-        $run = Invoke-M365ShutdownCommand -ArgumentList $arguments
-    }
-    @{ scheduled = ($run.rc -eq 0); rc = $run.rc; output = $run.output; command = "shutdown.exe $($arguments -join ' ')" }
-}
-
 # Windows' own pending-restart signals, read through two small registry functions so
 # Pester mocks them. The reason strings are stable English: reports and tests match them.
 Function Test-M365RebootRegistryKey {
@@ -306,5 +277,4 @@ Export-ModuleMember -Function Set-M365RebootMarker, Get-M365RebootMarker, Clear-
     Set-M365RepairRecord, Get-M365RepairRecord, Clear-M365RepairRecord, `
     Get-M365RebootMarkerValue, Set-M365RebootMarkerValue, Remove-M365RebootMarkerValue, Remove-M365RebootMarkerKey, `
     Get-M365WindowsPendingReboot, Test-M365RebootRegistryKey, Get-M365RebootRegistryValue, `
-    Get-M365LastBootUpTime, Get-M365MarkerTime, Get-M365SatisfiedMarkerSource, Clear-M365SatisfiedRebootMarker, `
-    Invoke-M365ShutdownCommand, Request-M365Restart
+    Get-M365LastBootUpTime, Get-M365MarkerTime, Get-M365SatisfiedMarkerSource, Clear-M365SatisfiedRebootMarker

@@ -5,6 +5,7 @@
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._RebootMarker
+#AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._RestartRequest
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._RungContext
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._UserRung
 #AnsibleRequires -PowerShell ansible_collections.m365ops.activation.plugins.module_utils._CredentialPurge

@@ -36,7 +36,7 @@ Function Initialize-RungHarness {
         Add-CSharpType -References (Get-Content -LiteralPath $cs -Raw)
     }
     foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_RebootMarker', '_UserRung', '_CredentialPattern', '_UserSession', '_TokenBrokerQuarantine', '_Dsreg', '_DsregJoin',
-        '_RungContext', '_CredentialPurge', '_WorkAccounts', '_BrokerPlugin', '_TokenBrokerReset', '_HybridJoin') {
+        '_RungContext', '_RestartRequest', '_CredentialPurge', '_WorkAccounts', '_BrokerPlugin', '_TokenBrokerReset', '_HybridJoin') {
         Import-Module -Name (Join-Path $script:ModuleUtils "$name.psm1") -Force -Global
     }
 }

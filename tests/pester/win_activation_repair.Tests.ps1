@@ -41,7 +41,7 @@ Describe 'win_activation_repair' {
         $global:ShutdownRc = @(0)
         Mock Get-M365LastBootUpTime { [DateTime]::new(2026, 12, 4, 9, 15, 2, [DateTimeKind]::Utc).ToLocalTime() }
         Mock Set-M365RebootMarker { $global:RepairCalls.Add("marker $Source $Reason") }
-        Mock -ModuleName _RebootMarker Invoke-M365ShutdownCommand {
+        Mock -ModuleName _RestartRequest Invoke-M365ShutdownCommand {
             $global:Shutdown.Add(@($ArgumentList))
             $global:RepairCalls.Add("shutdown $($ArgumentList -join ' ')")
             $rc = if ($global:ShutdownRc.Count -ge $global:Shutdown.Count) { $global:ShutdownRc[$global:Shutdown.Count - 1] } else { 0 }
