@@ -14,7 +14,24 @@ FILTERS = FilterModule().filters()
 
 def test_every_documented_filter_is_exported():
     assert set(FILTERS) == {"remediate_select", "remediate_entry", "remediate_collect", "remediate_summary",
-                            "remediate_reboot_requests", "remediate_token_broker_targets", "remediate_skip"}
+                            "remediate_reboot_requests", "remediate_token_broker_targets", "remediate_skip",
+                            "remediate_repair_outcome"}
+
+
+def test_repair_outcome_filter_reads_a_registered_repair_result():
+    out = FILTERS["remediate_repair_outcome"]({"rungs": {"purge_office_credentials": {"changed": True}},
+                                               "failed_rung": "purge_office_credentials", "msg": "purge_office_credentials: x",
+                                               "restart": {"reboot_required": False}})
+    assert out["rung_results"]["purge_office_credentials"] == {"changed": True}
+    assert out["failure"] == "purge_office_credentials: x"
+    assert FILTERS["remediate_repair_outcome"]({"skipped": True})["rung_results"]["reset_token_broker"] == {}
+
+
+def test_select_windows_pending_keeps_the_reboot_step_for_a_healthy_host():
+    assert FILTERS["remediate_select"]([], windows_pending=True)["restart_after"] is True
+    assert FILTERS["remediate_select"]([])["restart_after"] is False
+    with pytest.raises(AnsibleFilterError, match="windows_pending"):
+        FILTERS["remediate_select"]([], windows_pending="yes")
 
 
 def test_token_broker_targets_turns_bad_variables_into_filter_errors():
