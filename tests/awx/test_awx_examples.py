@@ -275,11 +275,29 @@ def flow_of(template):
     return Flow(PROJECT / template["playbook"])
 
 
-def test_three_job_templates_for_the_three_playbooks(job_templates):
-    assert sorted(t["playbook"] for t in job_templates) == ["diagnose.yml", "remediate.yml", "tenant.yml"]
+def test_job_templates_for_the_three_playbooks(job_templates):
+    # diagnose twice: for one execution node, and sliced over several.
+    assert sorted(t["playbook"] for t in job_templates) == ["diagnose.yml", "diagnose.yml", "remediate.yml", "tenant.yml"]
     roles = {t["playbook"]: flow_of(t).roles for t in job_templates}
     assert roles == {"diagnose.yml": ["diagnose"], "remediate.yml": ["remediate"],
                      "tenant.yml": ["tenant_check"]}
+
+
+def test_the_sliced_diagnose_template(job_templates):
+    """AWX runs it as job_slice_count slices (JobTemplate.create_unified_job: a workflow job of
+    slices when the count is over 1); its survey is the diagnose template's, so every survey
+    check above covers it; it sets no limit prompt, which would leave slices without hosts."""
+    diagnose, sliced = (t for t in job_templates if t["playbook"] == "diagnose.yml")
+    assert "job_slice_count" not in diagnose
+    # job_slice_count is a PositiveIntegerField (awx/main/models/jobs.py); 1 means not sliced.
+    assert isinstance(sliced["job_slice_count"], int) and sliced["job_slice_count"] > 1
+    assert sliced["ask_job_slice_count_on_launch"] is True
+    assert sliced["survey_spec"] == diagnose["survey_spec"]
+    assert "ask_limit_on_launch" not in sliced
+    assert {k: v for k, v in sliced.items() if k not in ("name", "description", "job_slice_count",
+                                                         "ask_job_slice_count_on_launch")} \
+        == {k: v for k, v in diagnose.items() if k not in ("name", "description", "ask_limit_on_launch")}
+    assert survey_errors(sliced, flow_of(sliced)) == []
 
 
 def test_job_templates_use_only_job_template_module_options(job_templates):
