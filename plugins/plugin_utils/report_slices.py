@@ -39,12 +39,13 @@ def _whole_number(value, name: str):
     return number
 
 
-def slice_identity(value, name: str = 'slice'):
+def slice_identity(value, name: str = 'slice', field_names: Mapping = None):
     """``value`` checked and normalised to the four ``SLICE_KEYS`` (None for the unknown ones),
     or None when it says nothing (no value, or every field unknown: not a slice, not an AWX job).
 
     Extra vars typed on a command line arrive as strings; ``"2"`` is read as 2. Raises
-    ValueError naming ``name.<field>`` on anything else."""
+    ValueError naming the field (``name.<field>``, or its name in ``field_names``) on anything
+    else."""
     if value is None:
         return None
     if not isinstance(value, Mapping):
@@ -52,12 +53,13 @@ def slice_identity(value, name: str = 'slice'):
     unknown = sorted(str(key) for key in value if key not in SLICE_KEYS)
     if unknown:
         raise ValueError('%s: unknown field(s) %s; known: %s' % (name, ', '.join(unknown), ', '.join(SLICE_KEYS)))
-    identity = {key: _whole_number(value.get(key), '%s.%s' % (name, key)) for key in SLICE_KEYS}
+    label = {key: (field_names or {}).get(key) or '%s.%s' % (name, key) for key in SLICE_KEYS}
+    identity = {key: _whole_number(value.get(key), label[key]) for key in SLICE_KEYS}
     if (identity['number'] is None) != (identity['count'] is None):
-        raise ValueError('%s.number and %s.count: give both or neither (got number=%r, count=%r)'
-                         % (name, name, value.get('number'), value.get('count')))
+        raise ValueError('%s and %s: give both or neither (got %r and %r)'
+                         % (label['number'], label['count'], value.get('number'), value.get('count')))
     if identity['number'] is not None and identity['number'] > identity['count']:
-        raise ValueError('%s.number: %d is beyond %s.count %d' % (name, identity['number'], name, identity['count']))
+        raise ValueError('%s: %d is beyond %s %d' % (label['number'], identity['number'], label['count'], identity['count']))
     if all(item is None for item in identity.values()):
         return None
     return identity
@@ -131,12 +133,13 @@ SLICE_VARIABLES = {
 
 def slice_from_variables(variables: Mapping):
     """The run's slice identity from its variables (SLICE_VARIABLES), or None outside AWX and
-    unsliced. A count of 1 is AWX's word for "not sliced": no number or count then."""
-    found = {}
-    for key, names in SLICE_VARIABLES.items():
-        found[key] = next((variables[n] for n in names if variables.get(n) not in (None, '')), None)
-    identity = slice_identity(found, 'slice (from the variables %s)' % ', '.join(
-        name for names in SLICE_VARIABLES.values() for name in names))
+    unsliced; an error names the variable. A count of 1 is AWX's word for "not sliced": no
+    number or count then."""
+    found, names = {}, {}
+    for key, candidates in SLICE_VARIABLES.items():
+        names[key] = next((n for n in candidates if variables.get(n) not in (None, '')), candidates[0])
+        found[key] = variables.get(names[key])
+    identity = slice_identity(found, 'slice', field_names=names)
     if identity and identity['count'] == 1:
         identity = slice_identity(dict(identity, number=None, count=None))
     return identity
