@@ -25,11 +25,12 @@ PROJECT = ROOT / "examples" / "awx" / "project"
 IDENT = "job42"
 
 
-def survey_answers(playbook="remediate.yml", target=None):
+def survey_answers(playbook="remediate.yml", target=None, name=None):
     """What AWX sends for a job template's survey answered with its defaults; ``target``: one host by name
-    or pattern instead of the default."""
+    or pattern instead of the default. The template is the first for ``playbook``, or the one ``name``d."""
     templates = yaml.safe_load((ROOT / "examples" / "awx" / "job_templates.yml").read_text(encoding="utf-8"))
-    template = next(t for t in templates["m365_awx_job_templates"] if t["playbook"] == playbook)
+    template = next(t for t in templates["m365_awx_job_templates"]
+                    if t["playbook"] == playbook and name in (None, t["name"]))
     answers = {}
     for question in template["survey_spec"]["spec"]:
         default = question.get("default", "")

@@ -292,11 +292,13 @@ def test_the_sliced_diagnose_template(job_templates):
     # job_slice_count is a PositiveIntegerField (awx/main/models/jobs.py); 1 means not sliced.
     assert isinstance(sliced["job_slice_count"], int) and sliced["job_slice_count"] > 1
     assert sliced["ask_job_slice_count_on_launch"] is True
-    assert sliced["survey_spec"] == diagnose["survey_spec"]
+    # AWX slices the inventory, not the target: the sliced run is the whole fleet (the playbook's
+    # default target), with no host pattern nor limit to ask for; the other questions are the same.
     assert "ask_limit_on_launch" not in sliced
+    assert sliced["survey_spec"]["spec"] == [q for q in diagnose["survey_spec"]["spec"] if q["variable"] != "target"]
     assert {k: v for k, v in sliced.items() if k not in ("name", "description", "job_slice_count",
-                                                         "ask_job_slice_count_on_launch")} \
-        == {k: v for k, v in diagnose.items() if k not in ("name", "description", "ask_limit_on_launch")}
+                                                         "ask_job_slice_count_on_launch", "survey_spec")} \
+        == {k: v for k, v in diagnose.items() if k not in ("name", "description", "ask_limit_on_launch", "survey_spec")}
     assert survey_errors(sliced, flow_of(sliced)) == []
 
 
@@ -328,7 +330,7 @@ def test_configure_playbook_passes_every_job_template_key(job_templates):
             assert task.get("no_log") is True, task["name"]
 
 
-@pytest.mark.parametrize("name", ["diagnose", "remediate", "tenant check"])
+@pytest.mark.parametrize("name", ["diagnose", "diagnose (sliced)", "remediate", "tenant check"])
 def test_survey_spec_passes_the_awx_api_validation(job_templates, name):
     template = next(t for t in job_templates if t["name"].endswith(name))
     survey = template["survey_spec"]
@@ -360,7 +362,9 @@ def test_survey_spec_passes_the_awx_api_validation(job_templates, name):
 
 
 def test_survey_asks_for_target_and_the_ladder(job_templates):
-    by_name = {t["playbook"]: {q["variable"] for q in t["survey_spec"]["spec"]} for t in job_templates}
+    # The sliced diagnose template is the whole fleet: test_the_sliced_diagnose_template.
+    by_name = {t["playbook"]: {q["variable"] for q in t["survey_spec"]["spec"]} for t in job_templates
+               if "job_slice_count" not in t}
     assert "target" in by_name["diagnose.yml"]
     assert {"target", "survey_rungs_allowed", "remediate_max_rung", "remediate_serial"} <= by_name["remediate.yml"]
 

@@ -44,6 +44,7 @@ from tests.lab.process import scenario_lab  # noqa: E402  (the lab's own fixture
 SCENARIOS = ["PC-HYB-PRT", "LT-REG-EXTRA", "PC-HEALTHY"]
 SLICES = 2
 WORKFLOW_JOB_ID = 500
+TEMPLATE = "M365 activation - diagnose (sliced)"
 SUMMARY_COUNTS = ("hosts", "healthy", "with_findings", "errors")
 
 
@@ -70,13 +71,14 @@ def slice_job_id(number: int) -> int:
 @pytest.fixture(scope="module")
 def sliced_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("awx-slices")
-    answers = survey_answers("diagnose.yml")
+    answers = survey_answers("diagnose.yml", name=TEMPLATE)
+    assert "target" not in answers   # the sliced template diagnoses every client of the inventory
     with scenario_lab(base / "lab", SCENARIOS) as lab:
         inventory = lab_inventory(lab, SCENARIOS)
         jobs = {}
         for number in range(1, SLICES + 1):
             extravars = dict(answers, awx_job_id=slice_job_id(number), awx_workflow_job_id=WORKFLOW_JOB_ID,
-                             awx_workflow_job_name="M365 activation - diagnose (sliced)")
+                             awx_workflow_job_name=TEMPLATE)
             jobs[number] = (base / ("slice-%d" % number), extravars, awx_slice(inventory, number, SLICES))
         started = time.monotonic()
         # AWX runs the slices at once, on whichever execution nodes have capacity.
@@ -105,8 +107,7 @@ def job_document(number: int, artifacts: dict) -> dict:
     """GET /api/v2/jobs/N/ of a slice job, as much of it as the merge reads (JobSerializer)."""
     return {"id": slice_job_id(number), "type": "job", "status": "successful", "artifacts": artifacts,
             "job_slice_number": number, "job_slice_count": SLICES,
-            "summary_fields": {"source_workflow_job": {"id": WORKFLOW_JOB_ID,
-                                                       "name": "M365 activation - diagnose (sliced)"}}}
+            "summary_fields": {"source_workflow_job": {"id": WORKFLOW_JOB_ID, "name": TEMPLATE}}}
 
 
 def merge(tmp_path, files, *extra):
