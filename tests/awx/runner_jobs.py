@@ -84,3 +84,13 @@ def stats_event(private_data_dir: Path, ident=IDENT) -> dict:
             if json.loads(Path(p).read_text(encoding="utf-8")).get("event") == "playbook_on_stats"]
     assert len(found) == 1, found
     return json.loads(Path(found[0]).read_text(encoding="utf-8"))
+
+
+def collection_playbook(cwd: Path, playbook: str, *args):
+    """``ansible-playbook m365ops.activation.<playbook> ARGS`` on the controller, from ``cwd``,
+    with the staged collection only (no ANSIBLE_* of the caller's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
+               ANSIBLE_LOCAL_TEMP=str(cwd / "tmp"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run([str(BIN / "ansible-playbook"), "m365ops.activation." + playbook, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)

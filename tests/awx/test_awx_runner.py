@@ -18,10 +18,8 @@ the collection's report playbook.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from runner_jobs import BIN, IDENT, lab_inventory, run_job, stats_event, survey_answers  # noqa: E402
+from runner_jobs import IDENT, collection_playbook, lab_inventory, run_job, stats_event, survey_answers  # noqa: E402
 from tests.lab.process import scenario_lab  # noqa: E402  (the lab's own fixture helpers)
 
 HOST = "PC-HEALTHY"
@@ -76,12 +74,8 @@ def test_the_report_comes_back_from_runner_artifacts(runner_job):
 def test_the_html_is_rendered_from_the_artifacts(runner_job, tmp_path):
     event = runner_job["pdd"] / "artifacts" / IDENT / "job_events"
     event_file = next(p for p in event.glob("*.json") if json.loads(p.read_text(encoding="utf-8")).get("event") == "playbook_on_stats")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
-    env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_NOCOLOR="1")
-    done = subprocess.run([str(BIN / "ansible-playbook"), "m365ops.activation.report", "-e", "report_file=%s" % event_file,
-                           "-e", "report_dir=%s" % (tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    done = collection_playbook(tmp_path, "report", "-e", "report_file=%s" % event_file,
+                               "-e", "report_dir=%s" % (tmp_path / "out"))
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert html.lstrip().lower().startswith("<!doctype html") and HOST in html

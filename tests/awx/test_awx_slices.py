@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from runner_jobs import BIN, lab_inventory, run_job, stats_event, survey_answers  # noqa: E402
+from runner_jobs import collection_playbook, lab_inventory, run_job, stats_event, survey_answers  # noqa: E402
 from tests.lab.process import scenario_lab  # noqa: E402  (the lab's own fixture helpers)
 
 # A broken host, a host with an extra work account and a healthy one: findings and rungs to add up.
@@ -111,13 +109,8 @@ def job_document(number: int, artifacts: dict) -> dict:
 
 
 def merge(tmp_path, files, *extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
-    env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([str(BIN / "ansible-playbook"), "m365ops.activation.merge_reports",
-                           "-e", "report_files=%s" % ",".join(str(f) for f in files),
-                           "-e", "report_dir=%s" % (tmp_path / "fleet"), *extra],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return collection_playbook(tmp_path, "merge_reports", "-e", "report_files=%s" % ",".join(str(f) for f in files),
+                               "-e", "report_dir=%s" % (tmp_path / "fleet"), *extra)
 
 
 def test_the_slices_hold_awx_slices_of_the_inventory(sliced_run):
