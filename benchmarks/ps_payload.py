@@ -186,12 +186,20 @@ def print_breakdown(result: dict) -> None:
         for part, size in sorted(b['parts'].items(), key=lambda kv: -kv[1]):
             print('    %-62s %8d  %5.1f%%' % (part, size, 100.0 * size / b['payload']))
         print('    %-62s %8d  (in the lines above)' % ('of which base64 inflation of the scripts', b['base64_inflation']))
+        ours_stripped = 0
         if comments:
             for owner in ('ansible-core', 'collection'):
-                found = [sum(comments[p]) for share, p in b['files'].values()
-                         if p in comments and (share.startswith('ansible-core') == (owner == 'ansible-core'))]
+                found = sum(sum(comments[p]) for share, p in b['files'].values()
+                            if p in comments and (share.startswith('ansible-core') == (owner == 'ansible-core')))
                 print('    %-62s %8d  (raw; x4/3 in the payload)'
-                      % ('of which comments and indentation, %s scripts' % owner, sum(found)))
+                      % ('of which comments and indentation, %s scripts' % owner, found))
+                if owner == 'collection':
+                    ours_stripped = 4 * found // 3
+        basic = b['parts'].get('ansible-core Ansible.Basic.cs', 0) + b['parts'].get(
+            'ansible-core Ansible.ModuleUtils.AddType.psm1', 0)
+        print('    what-ifs, payload (estimates of changes the collection does not make): collection scripts'
+              ' without comments and indentation %d; without Ansible.Basic and AddType %d; both %d'
+              % (b['payload'] - ours_stripped, b['payload'] - basic, b['payload'] - basic - ours_stripped))
         wire = b['winrs_stdin'] + b['command_line']
         print('    winrm on the wire: stdin base64 again in WinRS Send %d + command line %d = %d bytes (%.1f KB),'
               ' before the SOAP envelopes, NTLM logon and encryption headers'
