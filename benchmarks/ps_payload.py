@@ -8,7 +8,7 @@ builder (``ansible.executor.powershell.module_manifest``), as the winrm/psrp con
 send it for a module run without become or async, and prints its size per module with the
 scripts it carries (the module, each util it requires, ansible-core's wrappers and C#).
 
-    python benchmarks/ps_payload.py [--collections build/collections] [--detail] [--breakdown]
+    python benchmarks/ps_payload.py [--collections build/collections] [--detail] [--breakdown] [--json FILE]
 
 ``--collections`` is a folder holding ``ansible_collections/m365ops/activation`` (the
 staged build by default), so another tree (an older commit extracted there) can be
@@ -45,7 +45,7 @@ FLOOR_MODULE = (b"#!powershell\n#AnsibleRequires -CSharpUtil Ansible.Basic\n"
 # #AnsibleRequires/#Requires lines and the shebang are comments ansible-core reads).
 COMMENT_COUNTER = r'''
 foreach ($path in $args) {
-    $text = [IO.File]::ReadAllText($path)
+    try { $text = [IO.File]::ReadAllText($path) } catch { continue }
     $tokens = $null; $errors = $null
     [void][System.Management.Automation.Language.Parser]::ParseInput($text, [ref]$tokens, [ref]$errors)
     $comments = 0
@@ -79,13 +79,16 @@ def _build(mm, name: str, data: bytes, path: str) -> bytes:
         profile='legacy')
 
 
-def _raw_scripts(mm, name: str, data: bytes) -> dict:
-    """script name -> (raw bytes, path) of every script the payload's manifest carries."""
+def _raw_scripts(mm, name: str, data: bytes, path: str) -> dict:
+    """script name -> (raw bytes, path or None) of every script the payload's manifest carries."""
     finder = mm.PSModuleDepFinder()
     finder.scan_exec_script('module_wrapper.ps1')
     finder.scan_module(data, fqn=name, powershell=True)
-    out = {key: (base64.b64decode(info.script), info.path) for key, info in finder.scripts.items()}
-    out[name + '.ps1'] = (data, None)
+    # ansible-core's own exec scripts carry their bare name as path.
+    package = os.path.dirname(mm.__file__)
+    out = {key: (base64.b64decode(info.script), info.path if os.path.isabs(info.path) else os.path.join(package, info.path))
+           for key, info in finder.scripts.items()}
+    out[name + '.ps1'] = (data, path if os.path.isfile(path) else None)
     return out
 
 
@@ -102,7 +105,7 @@ def breakdown(mm, name: str, data: bytes, path: str) -> dict:
     payload = _build(mm, name, data, path)
     exec_wrapper = mm._get_powershell_script('exec_wrapper.ps1')
     bootstrap = mm._get_powershell_script('bootstrap_wrapper.ps1')
-    scripts = _raw_scripts(mm, name, data)
+    scripts = _raw_scripts(mm, name, data, path)
     parts = {}
     raw_total = b64_total = 0
     for script, (raw, _path) in scripts.items():
@@ -148,7 +151,7 @@ def comment_bytes(paths: list[str]) -> dict:
 
 
 def measure(collections: str, with_breakdown: bool = False) -> dict:
-    """module name -> {"total": bytes, "scripts": {name: bytes}[, "breakdown": {...}]}."""
+    """module name -> {"total": bytes, "scripts": {name: base64 bytes}[, "breakdown": {...}]}."""
     _install_loader(collections)
     from ansible.executor.powershell import module_manifest as mm
 
@@ -163,10 +166,7 @@ def measure(collections: str, with_breakdown: bool = False) -> dict:
             data = handle.read()
         fqn = 'm365ops.activation.%s' % name
         payload = _build(mm, fqn, data, path)
-        finder = mm.PSModuleDepFinder()
-        finder.scan_exec_script('module_wrapper.ps1')
-        finder.scan_module(data, fqn=fqn, powershell=True)
-        scripts = {key: len(info.script) for key, info in finder.scripts.items()}
+        scripts = {key: len(base64.b64encode(raw)) for key, (raw, _path) in _raw_scripts(mm, fqn, data, path).items()}
         out[name] = {'total': len(payload), 'scripts': scripts}
         if with_breakdown:
             out[name]['breakdown'] = breakdown(mm, fqn, data, path)
@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--detail', action='store_true', help='list the scripts each payload carries')
     parser.add_argument('--breakdown', action='store_true',
                         help='split each payload by owner and encoding, with the wire estimate and the floor')
+    parser.add_argument('--json', dest='json_out', default=None,
+                        help='also write the figures here ({module: {total, scripts[, breakdown]}})')
     args = parser.parse_args(argv)
     result = measure(os.path.abspath(args.collections), with_breakdown=args.breakdown)
     print('%-26s %10s' % ('module', 'bytes up'))
@@ -222,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
                 print('    %-60s %8d' % (script, size))
     if args.breakdown:
         print_breakdown(result)
+    if args.json_out:
+        with open(args.json_out, 'w') as handle:
+            json.dump(result, handle, indent=2, sort_keys=True)
     return 0
 
 
