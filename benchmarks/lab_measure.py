@@ -90,14 +90,14 @@ def _row(host: str, h: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--hosts", type=int, default=None, help="plain lab hosts (default 2, or one per --scenario)")
+    parser.add_argument("--hosts", type=int, default=None, help="lab hosts (default 2, or one per --scenario; the lab cycles the scenarios over them)")
     parser.add_argument("--forks", type=int, default=5)
     parser.add_argument("--transport", action="append", choices=TRANSPORTS, default=None,
                         help="inventory to run through (repeatable; default ntlm)")
     parser.add_argument("--state", default=None, help="lab state folder (default: a temporary one)")
     parser.add_argument("--scenario", action="append", default=[],
                         help="seed a host from tests/lab/scenarios/NAME (repeatable, one host each, as the lab's own"
-                             " --scenario); without it the hosts are the lab's plain ones")
+                             " --scenario); without it the hosts are plain lab hosts")
     parser.add_argument("--json", dest="json_out", default=None, help="also write the figures here")
     parser.add_argument("ansible_args", nargs=argparse.REMAINDER,
                         help="after --: `-m MODULE [-a ARGS]` for ad-hoc, or a playbook and its options")
