@@ -90,7 +90,8 @@ def _row(host: str, h: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--hosts", type=int, default=None, help="lab hosts (default 2, or one per --scenario; the lab cycles the scenarios over them)")
+    parser.add_argument("--hosts", type=int, default=None,
+                        help="lab hosts (default 2, or one per --scenario; the lab cycles the scenarios over them)")
     parser.add_argument("--forks", type=int, default=5)
     parser.add_argument("--transport", action="append", choices=TRANSPORTS, default=None,
                         help="inventory to run through (repeatable; default ntlm)")
