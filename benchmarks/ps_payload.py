@@ -51,7 +51,9 @@ foreach ($path in $args) {
     $comments = 0
     $protected = New-Object System.Collections.Generic.List[object]
     foreach ($t in $tokens) {
-        if ($t.Kind -eq 'Comment' -and $t.Text -notmatch '^#(!|requires|ansiblerequires)') { $comments += $t.Text.Length }
+        if ($t.Kind -eq 'Comment' -and $t.Text -notmatch '^#(!|requires|ansiblerequires)') {
+            $comments += $t.Text.Length
+        }
         elseif ($t -is [System.Management.Automation.Language.StringToken] -and
                 $t.Extent.StartLineNumber -ne $t.Extent.EndLineNumber) { $protected.Add($t.Extent) }
     }
@@ -59,7 +61,9 @@ foreach ($path in $args) {
     foreach ($l in ($text -split "`n")) {
         $line++
         $inside = $false
-        foreach ($e in $protected) { if ($line -gt $e.StartLineNumber -and $line -le $e.EndLineNumber) { $inside = $true; break } }
+        foreach ($e in $protected) {
+            if ($line -gt $e.StartLineNumber -and $line -le $e.EndLineNumber) { $inside = $true; break }
+        }
         if (-not $inside) { $indent += $l.Length - $l.TrimStart().Length }
     }
     "{0}`t{1}`t{2}" -f $path, $comments, $indent
@@ -86,7 +90,8 @@ def _raw_scripts(mm, name: str, data: bytes, path: str) -> dict:
     finder.scan_module(data, fqn=name, powershell=True)
     # ansible-core's own exec scripts carry their bare name as path.
     package = os.path.dirname(mm.__file__)
-    out = {key: (base64.b64decode(info.script), info.path if os.path.isabs(info.path) else os.path.join(package, info.path))
+    out = {key: (base64.b64decode(info.script),
+                 info.path if os.path.isabs(info.path) else os.path.join(package, info.path))
            for key, info in finder.scripts.items()}
     out[name + '.ps1'] = (data, path if os.path.isfile(path) else None)
     return out
@@ -182,10 +187,12 @@ def print_breakdown(result: dict) -> None:
     comments = comment_bytes(paths)
     for name, entry in result.items():
         b = entry['breakdown']
-        print('\n== %s: %d bytes (%.1f KB) into bootstrap_wrapper.ps1' % (name, b['payload'], b['payload'] / 1024.0))
+        print('\n== %s: %d bytes (%.1f KB) into bootstrap_wrapper.ps1'
+              % (name, b['payload'], b['payload'] / 1024.0))
         for part, size in sorted(b['parts'].items(), key=lambda kv: -kv[1]):
             print('    %-62s %8d  %5.1f%%' % (part, size, 100.0 * size / b['payload']))
-        print('    %-62s %8d  (in the lines above)' % ('of which base64 inflation of the scripts', b['base64_inflation']))
+        print('    %-62s %8d  (in the lines above)'
+              % ('of which base64 inflation of the scripts', b['base64_inflation']))
         ours_stripped = 0
         if comments:
             for owner in ('ansible-core', 'collection'):
