@@ -70,6 +70,7 @@ lab-serve: bootstrap
 
 benchmark: bootstrap
 	$(PY) benchmarks/dsreg_parse.py
+	$(PY) benchmarks/ps_payload.py --breakdown
 	$(PY) benchmarks/lab_measure.py --hosts 2 -- -m ansible.windows.win_ping
 
 changelog: bootstrap

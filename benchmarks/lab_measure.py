@@ -4,6 +4,7 @@
 
     .venv/bin/python benchmarks/lab_measure.py --hosts 4 --forks 4 -- -m ansible.windows.win_ping
     .venv/bin/python benchmarks/lab_measure.py --hosts 6 -- playbooks/diagnose.yml
+    .venv/bin/python benchmarks/lab_measure.py --scenario PC-HEALTHY -- playbooks/diagnose.yml
     .venv/bin/python benchmarks/lab_measure.py --transport ntlm --transport psrp_ntlm -- -m ansible.windows.win_ping
 
 Starts a lab (tests/lab), runs `ansible` (arguments starting with -m) or `ansible-playbook`
@@ -89,11 +90,15 @@ def _row(host: str, h: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--hosts", type=int, default=2)
+    parser.add_argument("--hosts", type=int, default=None,
+                        help="lab hosts (default 2, or one per --scenario; the lab cycles the scenarios over them)")
     parser.add_argument("--forks", type=int, default=5)
     parser.add_argument("--transport", action="append", choices=TRANSPORTS, default=None,
                         help="inventory to run through (repeatable; default ntlm)")
     parser.add_argument("--state", default=None, help="lab state folder (default: a temporary one)")
+    parser.add_argument("--scenario", action="append", default=[],
+                        help="seed a host from tests/lab/scenarios/NAME (repeatable, one host each, as the lab's own"
+                             " --scenario); without it the hosts are plain lab hosts")
     parser.add_argument("--json", dest="json_out", default=None, help="also write the figures here")
     parser.add_argument("ansible_args", nargs=argparse.REMAINDER,
                         help="after --: `-m MODULE [-a ARGS]` for ad-hoc, or a playbook and its options")
@@ -104,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     transports = list(dict.fromkeys(args.transport or ["ntlm"]))
 
     state = args.state or tempfile.mkdtemp(prefix="m365ops-lab-")
-    lab = LabProcess(state, hosts=args.hosts)
+    extra = [arg for name in args.scenario for arg in ("--scenario", name)]
+    hosts = args.hosts or len(args.scenario) or 2
+    lab = LabProcess(state, hosts=hosts, extra_args=extra, startup_timeout=300 if extra else 60.0)
     runs = []
     try:
         env = ansible_env(args.forks)

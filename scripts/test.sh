@@ -46,7 +46,7 @@ run_pytest() {
     done
     [ ${#dirs[@]} -eq 0 ] && { echo "no pytest folders"; return 0; }
     log="$(mktemp)"
-    $PY -m pytest -q -rs -p no:cacheprovider -p tests.longest_first -n 2 --dist loadfile --no-loadscope-reorder "${dirs[@]}" 2>&1 | tee "$log"
+    $PY -m pytest -q -rs -p no:cacheprovider -p tests.longest_first -n "${M365OPS_PYTEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "${dirs[@]}" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     [ "$rc" -eq 5 ] && rc=0
     skipped="$(tail -n 3 "$log" | grep -oE '[0-9]+ skipped' | grep -oE '[0-9]+' || true)"

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 LONGEST_FIRST = (
     "tests/lab/tests/test_e2e.py",
-    "tests/lab/tests/test_shim.py",
     "tests/lab/tests/test_molecule.py",
+    "tests/lab/tests/test_shim.py",
+    "tests/lab/tests/test_e2e_dry_run.py",
     "tests/functional/test_win_activation_facts.py",
     "tests/functional/test_rung_modules.py",
     "tests/lab/tests/test_hostile_user.py",
     "tests/lab/tests/test_network_probe.py",
     "tests/lab/tests/test_ansible.py",
     "tests/playbooks/test_remediate_flow.py",
+    "tests/awx/test_awx_slices.py",
     "tests/awx/test_awx_runner.py",
     "tests/lab/tests/test_baseline_tools.py",
     "tests/functional/test_win_reboot_if_needed.py",

@@ -14,8 +14,10 @@
 # vault, WAM accounts or PRT, and cannot do what `dsregcmd /join` needs SYSTEM for.
 #
 # Security design:
-# - The script travels inline (gzip + base64 inside -EncodedCommand). Nothing the task
-#   executes is ever read from disk, so there is no file a user could swap.
+# - The script travels inline, on the task's command line: the bootstrap that unpacks it
+#   base64-encoded inside -Command, the script and its parameters gzip + base64 as the
+#   bootstrap's argument. Nothing the task executes is ever read from disk, so there is no
+#   file a user could swap.
 # - Output comes back through a per-run folder under %SystemRoot%\Temp (users can create
 #   but not list there) with a random name and a protected DACL: SYSTEM and
 #   Administrators full control, inheritance off. For a SYSTEM run that is all. For a
@@ -36,7 +38,7 @@ Set-StrictMode -Version 2.0
 $script:TaskPath = '\m365ops\'
 $script:PollMilliseconds = 500
 # CreateProcess' command line limit is 32767 characters; keep room for the executable.
-$script:MaxEncodedLength = 30000
+$script:MaxArgumentLength = 32000
 $script:SidPattern = '^S-1-[0-9]+(-[0-9]+){1,14}$'
 # Task Scheduler result codes that mean "has not finished yet".
 $script:PendingResults = @(
@@ -54,14 +56,15 @@ $script:RunNamePattern = '^m365ops-(?<time>[0-9]{8}T[0-9]{6}Z)-(?<pid>[0-9]{1,10
 $script:LegacyRunNamePattern = '^m365ops-[0-9a-f]{32}$'
 $script:RunnerWarnings = [System.Collections.Generic.List[string]]::new()
 
-# The bootstrap the task runs. PAYLOAD is the gzip+base64 JSON {script, parameters};
+# The bootstrap the task runs. $Packed is the gzip+base64 JSON {script, parameters};
 # OUTFILE the pre-created output file. It must run under Windows PowerShell 5.1, and it
 # opens the output with FileMode.Open because a user task may write it but not create it.
 $script:Bootstrap = @'
+param([string]$Packed)
 $ErrorActionPreference = 'Stop'
 $code = 0
 try {
-    $raw = [Convert]::FromBase64String('PAYLOAD')
+    $raw = [Convert]::FromBase64String($Packed)
     $ms = New-Object -TypeName IO.MemoryStream -ArgumentList @(, $raw)
     $gz = New-Object -TypeName IO.Compression.GZipStream -ArgumentList $ms, ([IO.Compression.CompressionMode]::Decompress)
     $sr = New-Object -TypeName IO.StreamReader -ArgumentList $gz, ([Text.Encoding]::UTF8)
@@ -294,7 +297,8 @@ Function ConvertTo-M365TaskCommand {
         [hashtable]$Parameters = @{},
         [Parameter(Mandatory)][string]$OutputFile
     )
-    $payloadJson = ConvertTo-Json -InputObject @{ script = $ScriptBlock.ToString(); parameters = $Parameters } -Depth 10 -Compress
+    $code = ConvertTo-M365CompactScript -Text $ScriptBlock.ToString()
+    $payloadJson = ConvertTo-Json -InputObject @{ script = $code; parameters = $Parameters } -Depth 10 -Compress
     $plain = [System.Text.Encoding]::UTF8.GetBytes($payloadJson)
     $ms = New-Object -TypeName System.IO.MemoryStream
     $gz = New-Object -TypeName System.IO.Compression.GZipStream -ArgumentList $ms, ([System.IO.Compression.CompressionMode]::Compress)
@@ -304,13 +308,18 @@ Function ConvertTo-M365TaskCommand {
 
     # The output path is ours (GUID under the run root), but quote it as a PowerShell
     # literal anyway so no path can break out of the string.
-    # OUTFILE first: base64 could by chance contain the word OUTFILE, a GUID path not PAYLOAD.
-    $bootstrap = $script:Bootstrap.Replace('OUTFILE', $OutputFile.Replace("'", "''")).Replace('PAYLOAD', $payload)
-    $encoded = [Convert]::ToBase64String([System.Text.Encoding]::Unicode.GetBytes($bootstrap))
-    if ($encoded.Length -gt $script:MaxEncodedLength) {
-        throw [System.ArgumentException]::new("ScriptBlock is too large to pass inline to a scheduled task ($($encoded.Length) encoded characters, limit $($script:MaxEncodedLength)).")
+    $bootstrap = $script:Bootstrap.Replace('OUTFILE', $OutputFile.Replace("'", "''"))
+    $unpack = [Convert]::ToBase64String([System.Text.Encoding]::UTF8.GetBytes($bootstrap))
+    # Not -EncodedCommand: it wants UTF-16 and base64 again, which makes the payload 2.7
+    # times longer. This line has no double quote, backslash, percent sign or repeated
+    # blank, so Task Scheduler's %variable% expansion and the command-line splitting that
+    # powershell.exe rejoins with single blanks leave it as it is.
+    $argument = "-NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -WindowStyle Hidden -Command " +
+        "&([ScriptBlock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('$unpack')))) '$payload'"
+    if ($argument.Length -gt $script:MaxArgumentLength) {
+        throw [System.ArgumentException]::new("ScriptBlock is too large to pass inline to a scheduled task ($($argument.Length) characters on the command line, limit $($script:MaxArgumentLength)).")
     }
-    "-NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -WindowStyle Hidden -EncodedCommand $encoded"
+    $argument
 }
 
 Function New-M365RunId {
@@ -647,18 +656,28 @@ Function ConvertTo-M365TaskFunctionScript {
         if ($IfAbsent) { "if (-not (Get-Command -Name '{0}' -ErrorAction SilentlyContinue)) {{`n{1}`n}}" -f $f.Name, $definition }
         else { $definition }
     }
-    $text = $parts -join "`n"
-    # Without comments and indentation: the task's whole command line (script, parameters
-    # and this) must stay under CreateProcess' 32767 characters. Leading blanks carry no
-    # meaning in this code: a here-string's closing '@ starts its line anyway.
+    ConvertTo-M365CompactScript -Text ($parts -join "`n")
+}
+
+Function ConvertTo-M365CompactScript {
+    <#
+    .SYNOPSIS
+    Script text without comments, indentation or blank lines: the task's whole command line
+    (script, parameters and the bootstrap, base64 twice over) must stay under
+    CreateProcess' 32767 characters.
+    Leading blanks carry no meaning in it: a here-string's closing '@ starts its line anyway.
+    #>
+    [CmdletBinding()]
+    [OutputType([string])]
+    param([Parameter(Mandatory)][AllowEmptyString()][string]$Text)
     $code = New-Object -TypeName System.Text.StringBuilder
     $at = 0
-    foreach ($token in [System.Management.Automation.PSParser]::Tokenize($text, [ref]$null)) {
+    foreach ($token in [System.Management.Automation.PSParser]::Tokenize($Text, [ref]$null)) {
         if ($token.Type -ne 'Comment') { continue }
-        $null = $code.Append($text, $at, $token.Start - $at)
+        $null = $code.Append($Text, $at, $token.Start - $at)
         $at = $token.Start + $token.Length
     }
-    $null = $code.Append($text, $at, $text.Length - $at)
+    $null = $code.Append($Text, $at, $Text.Length - $at)
     (@($code.ToString() -split "`r?`n" | ForEach-Object { $_.Trim() } | Where-Object { $_ }) -join "`n")
 }
 
@@ -667,4 +686,5 @@ Export-ModuleMember -Function Invoke-M365TaskScript, ConvertTo-M365TaskCommand, 
     Register-M365Task, Start-M365Task, Get-M365TaskState, Stop-M365Task, Unregister-M365Task, `
     Test-M365AccessDenied, Read-M365TaskOutput, New-M365RunId, Get-M365ProcessStartTime, Get-M365RunnerTaskName, `
     Test-M365RunStale, Clear-M365StaleTaskRun, Get-M365TaskRunnerWarning, `
-    Invoke-M365StaleSweep, Add-M365RunnerWarning, Get-M365OutputProperty, ConvertTo-M365TaskFunctionScript
+    Invoke-M365StaleSweep, Add-M365RunnerWarning, Get-M365OutputProperty, ConvertTo-M365TaskFunctionScript, `
+    ConvertTo-M365CompactScript

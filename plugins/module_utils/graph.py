@@ -21,27 +21,21 @@ import traceback
 
 from urllib.parse import quote, urlsplit
 
+# Each library's import traceback, for missing_required_lib's report; empty when both import.
+IMPORT_ERRORS = {}
 try:
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - exercised by ansible-test's import sanity test
-    HTTPAdapter = object
-    Retry = object
     requests = None
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
-
+    HTTPAdapter = Retry = object
+    IMPORT_ERRORS["requests"] = traceback.format_exc()
 try:
     import msal
-    HAS_MSAL = True
-    MSAL_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - exercised by ansible-test's import sanity test
     msal = None
-    HAS_MSAL = False
-    MSAL_IMPORT_ERROR = traceback.format_exc()
+    IMPORT_ERRORS["msal"] = traceback.format_exc()
 
 
 # Public endpoints per cloud: (authority host, Graph base URL).
@@ -373,9 +367,9 @@ class GraphClient(object):
 
     def __init__(self, settings, api_version="v1.0", session=None, sleep=time.sleep, clock=time.monotonic,
                  request_timeout=60, backoff_base=1.0, backoff_cap=32.0):
-        if not HAS_REQUESTS or not HAS_MSAL:
+        if IMPORT_ERRORS:
             raise GraphConfigError("the Python libraries msal and requests are required on the controller: %s"
-                                   % ", ".join(n for n, ok in (("msal", HAS_MSAL), ("requests", HAS_REQUESTS)) if not ok))
+                                   % ", ".join(missing_libraries()))
         self.settings = settings
         self.base = "%s/%s" % (settings.graph_url, api_version)
         self.session = session or requests.Session()
@@ -585,7 +579,7 @@ def odata_quote(value):
 
 
 def missing_libraries():
-    return [name for name, ok in (("msal", HAS_MSAL), ("requests", HAS_REQUESTS)) if not ok]
+    return sorted(IMPORT_ERRORS)
 
 
 def client_from_params(params, environ=None, **kwargs):
@@ -593,19 +587,22 @@ def client_from_params(params, environ=None, **kwargs):
     return GraphClient(GraphSettings.from_params(params, environ=environ), **kwargs)
 
 
-def run_module(module, run, missing_required_lib):
-    """The common body of every entra_* module's main().
+def run_module(basic, options, run):
+    """The whole main() of an entra_* module.
 
-    module is an AnsibleModule and missing_required_lib ansible's helper; both
-    are passed in so this file keeps no ansible import. run(module, client)
-    returns the result dict; it raises ValueError for bad input (before any
-    change) and GraphError for failed calls. Every message is scrubbed of the
-    secrets, so neither the result nor a traceback can carry them.
+    basic is ``ansible.module_utils.basic``, passed in so this file keeps no ansible
+    import; options are the module's own options, added to the auth options. run(module,
+    client) returns the result dict; it raises ValueError for bad input (before any
+    change) and GraphError for failed calls. Every message is scrubbed of the secrets,
+    so neither the result nor a traceback can carry them.
     """
+    spec = auth_argument_spec(basic.env_fallback)
+    spec.update(options)
+    module = basic.AnsibleModule(argument_spec=spec, supports_check_mode=True)
     missing = missing_libraries()
     if missing:
-        module.fail_json(msg=missing_required_lib(" and ".join(missing)),
-                         exception=MSAL_IMPORT_ERROR or REQUESTS_IMPORT_ERROR)
+        module.fail_json(msg=basic.missing_required_lib(" and ".join(missing)),
+                         exception="".join(IMPORT_ERRORS[name] for name in missing))
     secrets = [module.params.get(name) for name, opt in AUTH_OPTIONS.items() if opt.get("no_log")]
     result = None
     try:

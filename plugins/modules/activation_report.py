@@ -29,6 +29,16 @@ description:
   - With O(report_file) instead of O(kind) and O(hosts), renders an existing report again from
     a C(report.json), the C(artifacts) of an AWX job, or the C(playbook_on_stats) event
     ansible-runner leaves under C(artifacts/<ident>/job_events/).
+  - Records which slice of a sliced run (AWX/AAP C(job_slice_count)) the report covers, as
+    C(slice) (C(number), C(count), C(job_id), C(workflow_job_id); unknown ones null). Unless
+    O(slice) is given, it is read from the run's variables - C(awx_job_id) and
+    C(awx_workflow_job_id), which AWX passes every job (or their C(tower_) spellings), and
+    C(job_slice_number) and C(job_slice_count), which AWX does not pass (they are fields of the
+    job in its API) but a runner slicing the inventory itself can. A report of a run outside
+    AWX, unsliced, has no C(slice).
+  - With O(report_files), merges the reports of the slices of one sliced run into one fleet
+    report whose summary is the sum of the slices' (C(slices) lists them; C(docs/reports.md),
+    "Sliced jobs").
 options:
   kind:
     description:
@@ -48,6 +58,32 @@ options:
         ansible-runner C(playbook_on_stats) event. A relative path is relative to the
         directory C(ansible-playbook) was started from.
     type: path
+  report_files:
+    description:
+      - The reports of the slices of one sliced run, to merge into one fleet report instead of
+        building one from O(kind) and O(hosts). Each file is what O(report_file) takes; the job
+        document of an AWX slice job (C(awx jobs get N -f json), C(GET /api/v2/jobs/N/)) also
+        gives the slice number and count, which AWX does not tell the playbook.
+      - Refused, naming the files, are reports of different kinds, a check-mode report with a
+        real one, slices of different runs (slice count or workflow job), a slice or an AWX job
+        given twice, a host in two slices, a report with no slice identity, a merged report,
+        and slices missing from a known count unless O(allow_missing_slices).
+      - A relative path is relative to the directory C(ansible-playbook) was started from.
+    type: list
+    elements: path
+  allow_missing_slices:
+    description:
+      - With O(report_files), merge even when some slices of a known count are missing; the fleet
+        report lists them in C(slices_missing), says so at its top, and the task warns.
+    type: bool
+    default: false
+  slice:
+    description:
+      - Which slice of a sliced run this report covers, instead of reading it from the run's
+        variables. Mapping with C(number) and C(count) (together, C(number) at most C(count)),
+        C(job_id) and C(workflow_job_id), whole numbers from 1; all optional.
+      - Not with O(report_file) or O(report_files).
+    type: dict
   report_dir:
     description:
       - Folder for C(report.json), C(report.md) and C(report.html); created when missing. A relative path
@@ -89,6 +125,13 @@ EXAMPLES = r'''
 - name: Say where it went
   ansible.builtin.debug:
     msg: "{{ report.paths.md }}: {{ report.report.summary.with_findings }} host(s) need work"
+
+- name: Merge the reports of two slices into the fleet report
+  m365ops.activation.activation_report:
+    report_files:
+      - slices/job-43.json
+      - slices/job-44.json
+    report_dir: ./reports/fleet
 '''
 
 RETURN = r'''
@@ -118,6 +161,23 @@ report:
       description: Present (V(true)) only in the report of a check-mode run (O(from_check_mode)).
       type: bool
       sample: true
+    slice:
+      description:
+        - Which slice of a sliced run (or which AWX job) the report covers; absent for an unsliced
+          run outside AWX. Under AWX C(number) and C(count) are null (AWX does not tell the
+          playbook; the merge reads them from the job documents).
+      type: dict
+      sample: {"number": 2, "count": 4, "job_id": 43, "workflow_job_id": 41}
+    slices:
+      description:
+        - Present only in a merged fleet report (O(report_files)) - each slice's identity, C(file),
+          C(generated) and C(hosts) (its host count), by slice number.
+      type: list
+      elements: dict
+    slices_missing:
+      description: Slice numbers of a known count that were not merged (O(allow_missing_slices)).
+      type: list
+      elements: int
 artifact:
   description:
     - The report as the roles publish it in the job artifacts (C(set_stats) key C(m365_report)) -

@@ -161,7 +161,7 @@ duplicates:
 
 import re
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils import basic
 
 from ansible_collections.m365ops.activation.plugins.module_utils import graph
 
@@ -306,25 +306,21 @@ def run(module, client):
     return {"changed": False, "by_key": by_key, "devices": list(every.values()), "duplicates": sorted(duplicates)}
 
 
-def argument_spec():
-    spec = graph.auth_argument_spec(env_fallback)
-    spec.update(
-        device_id=dict(type="list", elements="str", default=[]),
-        display_name=dict(type="list", elements="str", default=[]),
-        lookups=dict(type="list", elements="dict", default=[], options=dict(
-            key=dict(type="str", required=True, no_log=False),
-            device_id=dict(type="str"),
-            display_name=dict(type="str"),
-            join_type=dict(type="str", choices=["hybrid_joined", "entra_joined", "domain_joined",
-                                                "entra_registered", "workgroup"]),
-        )),
-    )
-    return spec
+OPTIONS = dict(
+    device_id=dict(type="list", elements="str", default=[]),
+    display_name=dict(type="list", elements="str", default=[]),
+    lookups=dict(type="list", elements="dict", default=[], options=dict(
+        key=dict(type="str", required=True, no_log=False),
+        device_id=dict(type="str"),
+        display_name=dict(type="str"),
+        join_type=dict(type="str", choices=["hybrid_joined", "entra_joined", "domain_joined",
+                                            "entra_registered", "workgroup"]),
+    )),
+)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    graph.run_module(module, run, missing_required_lib)
+    graph.run_module(basic, OPTIONS, run)
 
 
 if __name__ == "__main__":

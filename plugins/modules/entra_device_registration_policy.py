@@ -173,7 +173,7 @@ changes:
   sample: ["azureADJoin.allowedToJoin: selected -> all"]
 '''
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils import basic
 
 from ansible_collections.m365ops.activation.plugins.module_utils import graph
 
@@ -345,27 +345,23 @@ def run(module, client):
     return result
 
 
-def argument_spec():
-    membership = dict(
-        type="dict",
-        options=dict(
-            scope=dict(type="str", required=True, choices=["all", "selected", "none"]),
-            users=dict(type="list", elements="str", default=[]),
-            groups=dict(type="list", elements="str", default=[]),
-        ),
-    )
-    spec = graph.auth_argument_spec(env_fallback)
-    spec.update(
-        allowed_to_join=dict(membership),
-        allowed_to_register=dict(membership),
-        user_device_quota=dict(type="int"),
-    )
-    return spec
+MEMBERSHIP = dict(
+    type="dict",
+    options=dict(
+        scope=dict(type="str", required=True, choices=["all", "selected", "none"]),
+        users=dict(type="list", elements="str", default=[]),
+        groups=dict(type="list", elements="str", default=[]),
+    ),
+)
+OPTIONS = dict(
+    allowed_to_join=dict(MEMBERSHIP),
+    allowed_to_register=dict(MEMBERSHIP),
+    user_device_quota=dict(type="int"),
+)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    graph.run_module(module, run, missing_required_lib)
+    graph.run_module(basic, OPTIONS, run)
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ findings:
 import re
 import time
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils import basic
 
 from ansible_collections.m365ops.activation.plugins.module_utils import graph
 
@@ -500,24 +500,20 @@ def run(module, client):
     return result
 
 
-def argument_spec():
-    spec = graph.auth_argument_spec(env_fallback)
-    spec.update(
-        user=dict(type="str", required=True),
-        state=dict(type="str", default="query", choices=["query", "present", "absent", "refreshed", "reprocessed"]),
-        sku=dict(type="str"),
-        disabled_plans=dict(type="list", elements="str"),
-        refresh_delay=dict(type="int", default=10),
-        office_service_plans=dict(type="list", elements="str",
-                                  default=["43de0ff5-c92c-492b-9116-175376d08c38",
-                                           "094e7854-93fc-4d55-b2c0-3ab5369ebdc1"]),
-    )
-    return spec
+OPTIONS = dict(
+    user=dict(type="str", required=True),
+    state=dict(type="str", default="query", choices=["query", "present", "absent", "refreshed", "reprocessed"]),
+    sku=dict(type="str"),
+    disabled_plans=dict(type="list", elements="str"),
+    refresh_delay=dict(type="int", default=10),
+    office_service_plans=dict(type="list", elements="str",
+                              default=["43de0ff5-c92c-492b-9116-175376d08c38",
+                                       "094e7854-93fc-4d55-b2c0-3ab5369ebdc1"]),
+)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    graph.run_module(module, run, missing_required_lib)
+    graph.run_module(basic, OPTIONS, run)
 
 
 if __name__ == "__main__":

@@ -844,7 +844,7 @@ if ($p.network_probe.enabled) {
     }
     $endpoints = @($np.endpoints | Where-Object { "$_".Trim() })
     # At most 10: each one costs time within the budget, and the list travels on the user
-    # task's command line (ScheduledTaskRunner's 30000-character limit).
+    # task's command line (ScheduledTaskRunner's 32000-character limit).
     if ($endpoints.Count -lt 1 -or $endpoints.Count -gt 10) {
         $module.FailJson("network_probe.endpoints must name 1 to 10 endpoints, got $($endpoints.Count).")
     }

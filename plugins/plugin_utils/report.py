@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from .evidence import make_private_dirs, write_private
 from .ladder import KINDS, RUNGS, canonical_rung, findings_of, is_healthy, is_problem, state_of
 from .report_html import render_html
+from .report_slices import describe_slices, job_document_identity, slice_identity
 # The report published as AWX job artifacts (set_stats) when its JSON is no larger than this:
 # below AWX's MAX_EVENT_RES_DATA (700000 bytes, awx/settings/defaults.py), the size above which
 # AWX drops event data. A larger report is published trimmed (artifact_of).
@@ -91,11 +92,14 @@ def _now():
     return datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def build_report(kind: str, hosts: dict, generated: str = None, check_mode: bool = False) -> dict:
+def build_report(kind: str, hosts: dict, generated: str = None, check_mode: bool = False,
+                 run_slice=None) -> dict:
     """The report dict. Raises ValueError naming the parameter on bad input.
 
     ``check_mode``: the report of a --check run; ``check_mode: true`` is then set on the
-    report and on its summary (what the roles publish as job artifacts)."""
+    report and on its summary (what the roles publish as job artifacts).
+    ``run_slice``: which slice of a sliced run (or which AWX job) this is
+    (report_slices.slice_identity); kept as ``slice`` when it says anything."""
     if kind not in KINDS:
         raise ValueError('kind: %r is not one of %s' % (kind, ', '.join(KINDS)))
     if not isinstance(hosts, Mapping):
@@ -110,8 +114,11 @@ def build_report(kind: str, hosts: dict, generated: str = None, check_mode: bool
         raise ValueError('generated: expected an ISO-8601 string')
     if not isinstance(check_mode, bool):
         raise ValueError('check_mode: expected a boolean, got %r' % (check_mode,))
+    identity = slice_identity(run_slice)
     ordered = {str(name): to_plain(hosts[name]) for name in sorted(hosts, key=str)}
     report = {'kind': kind, 'generated': generated or _now(), 'hosts': ordered, 'summary': summarise(ordered)}
+    if identity:
+        report['slice'] = identity
     if check_mode:
         report['check_mode'] = True
         report['summary']['check_mode'] = True
@@ -282,6 +289,8 @@ def render_markdown(report: dict) -> str:
     if report.get('check_mode'):
         lines += ['**Check mode**: a dry run (`--check`); nothing was changed on any host. Kept apart from the '
                   'reports of real runs, in the `%s` subfolder.' % CHECK_DIR, '']
+    for line in describe_slices(report):
+        lines += ['**%s**' % _cell(line), '']
     lines += ['Generated %s.' % _cell(report.get('generated', '')), '',
               '| hosts | healthy | with findings | errors |', '|---|---|---|---|',
               '| %d | %d | %d | %d |' % (summary['hosts'], summary['healthy'], summary['with_findings'],
@@ -359,7 +368,7 @@ def artifact_of(report: dict, max_bytes: int = ARTIFACT_MAX_BYTES) -> dict:
     return trimmed
 
 
-def find_report(document) -> dict:
+def find_report(document, name: str = 'report_file') -> dict:
     """The report inside what a job leaves: a report.json itself, AWX's job ``artifacts``
     (``{"m365_report": ...}``), or ansible-runner's ``playbook_on_stats`` event
     (``event_data.artifact_data``). Raises ValueError when there is none."""
@@ -375,5 +384,127 @@ def find_report(document) -> dict:
         if isinstance(candidate, Mapping) and candidate.get('kind') in KINDS \
                 and isinstance(candidate.get('hosts'), Mapping):
             return dict(candidate)
-    raise ValueError('report_file: holds no m365ops.activation report (a report.json, AWX job artifacts '
-                     'with %s, or an ansible-runner playbook_on_stats event)' % ARTIFACT_KEY)
+    raise ValueError('%s: holds no m365ops.activation report (a report.json, AWX job artifacts '
+                     'with %s, or an ansible-runner playbook_on_stats event)' % (name, ARTIFACT_KEY))
+
+
+def _recorded_summary(report: dict, name: str) -> dict:
+    """The summary a report's hosts give; a report whose hosts were all left out of its
+    artifact (artifact_of) keeps the summary it was published with."""
+    if report.get('hosts_left_out'):
+        if not isinstance(report.get('summary'), Mapping):
+            raise ValueError('%s: its hosts were left out of the artifact and it has no summary' % name)
+        return to_plain(report['summary'])
+    return summarise(report['hosts'])
+
+
+def load_report(document, name: str = 'report_file') -> dict:
+    """The report held by ``document`` (find_report), validated and summarised again as a
+    report built here would be. What a report carries beside its hosts stays: its slice
+    identity (filled from the AWX job document around it, when it is one), the slices of a
+    merged report, and what artifact_of cut."""
+    report = find_report(document, name)
+    job = job_document_identity(document, name)
+    identity = slice_identity(report.get('slice'), name + ': slice')
+    if job:
+        if identity and identity['job_id'] is not None and identity['job_id'] != job['job_id']:
+            raise ValueError('%s: the report is of AWX job %d but the job document around it is job %d'
+                             % (name, identity['job_id'], job['job_id']))
+        identity = {key: job[key] if job[key] is not None else (identity or {}).get(key) for key in job}
+    rebuilt = build_report(report['kind'], report['hosts'], generated=report.get('generated'),
+                           check_mode=report.get('check_mode') is True, run_slice=identity)
+    for key in ('truncated', 'hosts_left_out', 'slices', 'slices_missing'):
+        if report.get(key):
+            rebuilt[key] = to_plain(report[key])
+    if report.get('hosts_left_out'):
+        rebuilt['summary'] = _recorded_summary(report, name)
+    return rebuilt
+
+
+def _add_counts(total: dict, part: Mapping) -> dict:
+    for key, value in part.items():
+        if isinstance(value, bool):
+            total[key] = total.get(key, False) or value
+        elif isinstance(value, int):
+            total[key] = total.get(key, 0) + value
+        elif isinstance(value, Mapping):
+            total[key] = _add_counts(dict(total.get(key) or {}), value)
+    return total
+
+
+def merge_reports(reports, allow_missing: bool = False, name: str = 'report_files') -> dict:
+    """One fleet report from the reports of the slices of one sliced run.
+
+    ``reports``: (label, report) pairs, the label (a file name) naming a report in errors;
+    each report as load_report returns it. The merged report holds every host once, a summary
+    that is the sum of the slices' summaries, and ``slices`` (each slice's identity, host count
+    and time). Raises ValueError naming ``name`` for a mixed run: different kinds, a dry run
+    with a real one, slices of different runs or counts, a slice given twice, a host in two
+    slices, a report that is no slice, and, unless ``allow_missing``, slices missing (then the
+    merged report lists them in ``slices_missing``)."""
+    reports = list(reports)
+    if not reports:
+        raise ValueError('%s: no report given' % name)
+    first_label, first = reports[0]
+    slices, hosts, owner, total = [], {}, {}, {}
+    seen_numbers, seen_jobs = {}, {}
+    for label, report in reports:
+        where = '%s: %s' % (name, label)
+        if report.get('slices'):
+            raise ValueError('%s is already a merged fleet report; merge the slice reports it came from' % where)
+        if report['kind'] != first['kind']:
+            raise ValueError('%s: mixed kinds: %s is a %s report, %s a %s report'
+                             % (name, first_label, first['kind'], label, report['kind']))
+        if bool(report.get('check_mode')) != bool(first.get('check_mode')):
+            raise ValueError('%s: a check-mode (--check) report and a real one: %s and %s'
+                             % (name, first_label if first.get('check_mode') else label,
+                                label if first.get('check_mode') else first_label))
+        identity = report.get('slice')
+        if not identity:
+            raise ValueError('%s carries no slice identity (neither a slice number nor an AWX job id): not a '
+                             'slice of a sliced run' % where)
+        for key, seen in (('number', seen_numbers), ('job_id', seen_jobs)):
+            if identity[key] is not None and identity[key] in seen:
+                raise ValueError('%s: %s and %s are both %s %d' % (
+                    name, seen[identity[key]], label, 'slice' if key == 'number' else 'AWX job', identity[key]))
+            if identity[key] is not None:
+                seen[identity[key]] = label
+        for key in ('count', 'workflow_job_id'):
+            other = next((s for s in slices if s[key] is not None and identity[key] is not None
+                          and s[key] != identity[key]), None)
+            if other:
+                raise ValueError('%s: slices of different runs: %s has %s %d, %s has %d' % (
+                    name, other['file'], 'slice count' if key == 'count' else 'workflow job', other[key],
+                    label, identity[key]))
+        for host in report['hosts']:
+            if host in owner:
+                raise ValueError('%s: host %s is in two slices, %s and %s' % (name, host, owner[host], label))
+            owner[host] = label
+            hosts[host] = report['hosts'][host]
+        _add_counts(total, _recorded_summary(report, where))
+        slices.append(dict(identity, file=label, generated=report.get('generated'),
+                           hosts=len(report['hosts']) + int(report.get('hosts_left_out') or 0),
+                           **({'truncated': True} if report.get('truncated') else {})))
+    count = next((s['count'] for s in slices if s['count'] is not None), None)
+    missing = []
+    if count is not None:
+        numbers = {s['number'] for s in slices}
+        missing = [number for number in range(1, count + 1) if number not in numbers]
+        if missing and not allow_missing:
+            raise ValueError('%s: slice%s %s of %d missing (given: %s); set allow_missing_slices to merge what '
+                             'is there' % (name, '' if len(missing) == 1 else 's', ', '.join(map(str, missing)), count,
+                                           ', '.join(sorted(str(s['number']) for s in slices))))
+    merged = build_report(first['kind'], hosts, check_mode=bool(first.get('check_mode')))
+    total['rungs'] = {rung: total['rungs'][rung] for rung in RUNGS if rung in total.get('rungs', {})}
+    if merged.get('check_mode'):
+        total['check_mode'] = True
+    merged['summary'] = total
+    left_out = sum(int(report.get('hosts_left_out') or 0) for _label, report in reports)
+    if any(report.get('truncated') for _label, report in reports):
+        merged['truncated'] = True
+    if left_out:
+        merged['hosts_left_out'] = left_out
+    merged['slices'] = sorted(slices, key=lambda s: (s['number'] or 0, s['job_id'] or 0))
+    if missing:
+        merged['slices_missing'] = missing
+    return merged

@@ -24,6 +24,7 @@ import json
 import os
 
 from .ladder import KINDS, OUTCOMES, RUNGS, SEVERITIES, canonical_rung, is_healthy, is_problem
+from .report_slices import describe_slices
 
 # Host states in the order a reader has to act on them; the table is sorted by it.
 _STATE_ORDER = (
@@ -395,6 +396,6 @@ def render_html(report: dict) -> str:
     check_mode = report.get("check_mode") is True
     return _template().render(
         title="m365ops.activation %s report%s" % (kind, " (check mode)" if check_mode else ""),
-        generated=report.get("generated"), csp=_CSP, check_mode=check_mode,
+        generated=report.get("generated"), csp=_CSP, check_mode=check_mode, slice_lines=describe_slices(report),
         cards=cards, charts=_charts(kind, rows), head=head, remediate_columns=remediate,
         rows=[_row_view(row) for row in rows])

@@ -275,11 +275,31 @@ def flow_of(template):
     return Flow(PROJECT / template["playbook"])
 
 
-def test_three_job_templates_for_the_three_playbooks(job_templates):
-    assert sorted(t["playbook"] for t in job_templates) == ["diagnose.yml", "remediate.yml", "tenant.yml"]
+def test_job_templates_for_the_three_playbooks(job_templates):
+    # diagnose twice: for one execution node, and sliced over several.
+    assert sorted(t["playbook"] for t in job_templates) == ["diagnose.yml", "diagnose.yml", "remediate.yml", "tenant.yml"]
     roles = {t["playbook"]: flow_of(t).roles for t in job_templates}
     assert roles == {"diagnose.yml": ["diagnose"], "remediate.yml": ["remediate"],
                      "tenant.yml": ["tenant_check"]}
+
+
+def test_the_sliced_diagnose_template(job_templates):
+    """AWX runs it as job_slice_count slices (JobTemplate.create_unified_job: a workflow job of
+    slices when the count is over 1); its survey is the diagnose template's, so every survey
+    check above covers it; it sets no limit prompt, which would leave slices without hosts."""
+    diagnose, sliced = (t for t in job_templates if t["playbook"] == "diagnose.yml")
+    assert "job_slice_count" not in diagnose
+    # job_slice_count is a PositiveIntegerField (awx/main/models/jobs.py); 1 means not sliced.
+    assert isinstance(sliced["job_slice_count"], int) and sliced["job_slice_count"] > 1
+    assert sliced["ask_job_slice_count_on_launch"] is True
+    # AWX slices the inventory, not the target: the sliced run is the whole fleet (the playbook's
+    # default target), with no host pattern nor limit to ask for; the other questions are the same.
+    assert "ask_limit_on_launch" not in sliced
+    assert sliced["survey_spec"]["spec"] == [q for q in diagnose["survey_spec"]["spec"] if q["variable"] != "target"]
+    assert {k: v for k, v in sliced.items() if k not in ("name", "description", "job_slice_count",
+                                                         "ask_job_slice_count_on_launch", "survey_spec")} \
+        == {k: v for k, v in diagnose.items() if k not in ("name", "description", "ask_limit_on_launch", "survey_spec")}
+    assert survey_errors(sliced, flow_of(sliced)) == []
 
 
 def test_job_templates_use_only_job_template_module_options(job_templates):
@@ -310,7 +330,7 @@ def test_configure_playbook_passes_every_job_template_key(job_templates):
             assert task.get("no_log") is True, task["name"]
 
 
-@pytest.mark.parametrize("name", ["diagnose", "remediate", "tenant check"])
+@pytest.mark.parametrize("name", ["diagnose", "diagnose (sliced)", "remediate", "tenant check"])
 def test_survey_spec_passes_the_awx_api_validation(job_templates, name):
     template = next(t for t in job_templates if t["name"].endswith(name))
     survey = template["survey_spec"]
@@ -342,7 +362,9 @@ def test_survey_spec_passes_the_awx_api_validation(job_templates, name):
 
 
 def test_survey_asks_for_target_and_the_ladder(job_templates):
-    by_name = {t["playbook"]: {q["variable"] for q in t["survey_spec"]["spec"]} for t in job_templates}
+    # The sliced diagnose template is the whole fleet: test_the_sliced_diagnose_template.
+    by_name = {t["playbook"]: {q["variable"] for q in t["survey_spec"]["spec"]} for t in job_templates
+               if "job_slice_count" not in t}
     assert "target" in by_name["diagnose.yml"]
     assert {"target", "survey_rungs_allowed", "remediate_max_rung", "remediate_serial"} <= by_name["remediate.yml"]
 

@@ -17,87 +17,23 @@ the collection's report playbook.
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from runner_jobs import IDENT, collection_playbook, lab_inventory, run_job, stats_event, survey_answers  # noqa: E402
 from tests.lab.process import scenario_lab  # noqa: E402  (the lab's own fixture helpers)
 
-BIN = Path(sys.executable).parent
-PROJECT = ROOT / "examples" / "awx" / "project"
 HOST = "PC-HEALTHY"
-IDENT = "job42"
-
-
-def survey_answers(playbook="remediate.yml", target=HOST):
-    """What AWX sends for a job template's survey answered with its defaults, for one host by name."""
-    templates = yaml.safe_load((ROOT / "examples" / "awx" / "job_templates.yml").read_text(encoding="utf-8"))
-    template = next(t for t in templates["m365_awx_job_templates"] if t["playbook"] == playbook)
-    answers = {}
-    for question in template["survey_spec"]["spec"]:
-        default = question.get("default", "")
-        if question["type"] == "multiselect":
-            answers[question["variable"]] = [c for c in str(default).splitlines() if c.strip()]
-        else:
-            answers[question["variable"]] = default
-    if target is not None:
-        answers["target"] = target
-    return answers
-
-
-def lab_inventory(lab) -> dict:
-    """The lab's NTLM inventory as it is: its hosts are in m365_clients (every connection variable the lab's)."""
-    with open(lab.inventory("ntlm"), encoding="utf-8") as handle:
-        generated = yaml.safe_load(handle)
-    assert HOST in generated["all"]["children"]["m365_clients"]["hosts"]
-    return generated
-
-
-def run_job(base, playbook, extravars, inventory):
-    """``ansible-runner run`` over a private data dir holding the example project, the
-    inventory and the survey's answers, as AWX runs a job; returns (process, status)."""
-    pdd = base / "private_data_dir"
-    shutil.copytree(PROJECT, pdd / "project")
-    (pdd / "inventory").mkdir(parents=True)
-    (pdd / "inventory" / "hosts.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
-    (pdd / "env").mkdir()
-    (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
-    # What the execution environment provides: the collections and ansible on PATH.
-    (pdd / "env" / "envvars").write_text(yaml.safe_dump({
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "build" / "collections"),
-        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
-        "ANSIBLE_HOME": str(base / "ansible-home"),
-        "ANSIBLE_LOCAL_TEMP": str(base / "ansible-local"),
-        "ANSIBLE_FORKS": "2",
-    }))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
-    env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
-    done = subprocess.run([sys.executable, "-m", "ansible_runner", "run", str(pdd), "--playbook", playbook,
-                           "--ident", IDENT], cwd=base, env=env, capture_output=True, text=True, timeout=900,
-                          check=False)
-    status_file = pdd / "artifacts" / IDENT / "status"
-    return done, status_file.read_text().strip() if status_file.exists() else None
-
-
-def stats_event(private_data_dir: Path) -> dict:
-    found = glob.glob(str(private_data_dir / "artifacts" / IDENT / "job_events" / "*-playbook_on_stats*.json")) \
-        or [p for p in glob.glob(str(private_data_dir / "artifacts" / IDENT / "job_events" / "*.json"))
-            if json.loads(Path(p).read_text(encoding="utf-8")).get("event") == "playbook_on_stats"]
-    assert len(found) == 1, found
-    return json.loads(Path(found[0]).read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +42,7 @@ def runner_job(tmp_path_factory):
     pdd = base / "private_data_dir"
     with scenario_lab(base / "lab", [HOST]) as lab:
         started = time.monotonic()
-        done, dummy = run_job(base, "remediate.yml", survey_answers(), lab_inventory(lab))
+        done, dummy = run_job(base, "remediate.yml", survey_answers(target=HOST), lab_inventory(lab, [HOST]))
         runner_seconds = time.monotonic() - started
     (base / "runner.log").write_text(done.stdout + done.stderr + "\nansible-runner: %.1f s\n" % runner_seconds)
     # The execution environment is gone: so is everything the job wrote into the project.
@@ -138,12 +74,8 @@ def test_the_report_comes_back_from_runner_artifacts(runner_job):
 def test_the_html_is_rendered_from_the_artifacts(runner_job, tmp_path):
     event = runner_job["pdd"] / "artifacts" / IDENT / "job_events"
     event_file = next(p for p in event.glob("*.json") if json.loads(p.read_text(encoding="utf-8")).get("event") == "playbook_on_stats")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_") and k != "PYTHONPATH"}
-    env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"), ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="false",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_NOCOLOR="1")
-    done = subprocess.run([str(BIN / "ansible-playbook"), "m365ops.activation.report", "-e", "report_file=%s" % event_file,
-                           "-e", "report_dir=%s" % (tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    done = collection_playbook(tmp_path, "report", "-e", "report_file=%s" % event_file,
+                               "-e", "report_dir=%s" % (tmp_path / "out"))
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert html.lstrip().lower().startswith("<!doctype html") and HOST in html

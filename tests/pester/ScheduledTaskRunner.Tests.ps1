@@ -15,12 +15,18 @@ BeforeAll {
     if (-not (Test-Path -LiteralPath $script:Pwsh)) { $script:Pwsh = (Get-Command pwsh -ErrorAction Stop).Source }
     $script:UserSid = 'S-1-5-21-1004336348-1177238915-682003330-1104'
 
-    # Runs the task's command line the way Task Scheduler would (minus the principal).
+    # Runs the task's command line the way Task Scheduler would (minus the principal): one
+    # string, split into arguments by the Windows rules (.NET applies them on Linux too).
+    # pwsh on Linux refuses -WindowStyle, which only hides the window anyway.
     Function Invoke-TaskArgument {
         param([string]$Argument)
-        $encoded = ($Argument -split ' ')[-1]
-        & $script:Pwsh -NoProfile -NonInteractive -EncodedCommand $encoded | Out-Null
-        $LASTEXITCODE
+        $psi = [System.Diagnostics.ProcessStartInfo]::new($script:Pwsh, $Argument.Replace(' -WindowStyle Hidden ', ' '))
+        $psi.UseShellExecute = $false
+        $psi.RedirectStandardOutput = $true
+        $process = [System.Diagnostics.Process]::Start($psi)
+        $null = $process.StandardOutput.ReadToEnd()
+        $process.WaitForExit()
+        $process.ExitCode
     }
 
     Function Set-TaskMocks {
@@ -44,10 +50,35 @@ BeforeAll {
 Describe 'ConvertTo-M365TaskCommand' {
     It 'builds a hidden, profile-less powershell command with the script inline' {
         $arg = ConvertTo-M365TaskCommand -ScriptBlock { 'x' } -OutputFile 'C:\Windows\Temp\m365ops-1\output.json'
-        $arg | Should -Match '^-NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -WindowStyle Hidden -EncodedCommand [A-Za-z0-9+/=]+$'
-        $decoded = [Text.Encoding]::Unicode.GetString([Convert]::FromBase64String(($arg -split ' ')[-1]))
-        $decoded | Should -Match ([regex]::Escape("'C:\Windows\Temp\m365ops-1\output.json'"))
-        $decoded | Should -Not -Match '\.ps1'
+        $arg | Should -Match ('^-NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -WindowStyle Hidden -Command ' +
+            [regex]::Escape('&([ScriptBlock]::Create([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String(') +
+            "'[A-Za-z0-9+/=]+'\)\)\)\) '[A-Za-z0-9+/=]+'$")
+        # Nothing that Task Scheduler (%variables%) or the Windows argument splitting (quotes,
+        # backslashes, blanks) would change.
+        $arg | Should -Not -Match '["%\\]|  '
+        $bootstrap = [Text.Encoding]::UTF8.GetString([Convert]::FromBase64String(($arg -split "'")[1]))
+        $bootstrap | Should -Match ([regex]::Escape("'C:\Windows\Temp\m365ops-1\output.json'"))
+        $bootstrap | Should -Not -Match '\.ps1'
+    }
+
+    It 'sends the script without its comments and still runs it' {
+        $out = Join-Path $TestDrive 'out-comments.json'
+        Set-Content -LiteralPath $out -Value ''
+        $arg = ConvertTo-M365TaskCommand -OutputFile $out -ScriptBlock {
+            # a line comment that must not travel
+            <# a block
+               comment that must not travel #>
+            $here = @'
+# inside a here-string: data, kept
+'@
+            "$here|#not a comment either"
+        }
+        $packed = [Convert]::FromBase64String(($arg -split "'")[3])
+        $gz = [IO.Compression.GZipStream]::new([IO.MemoryStream]::new($packed), [IO.Compression.CompressionMode]::Decompress)
+        $script = ([IO.StreamReader]::new($gz).ReadToEnd() | ConvertFrom-Json).script
+        $script | Should -Not -Match 'must not travel'
+        Invoke-TaskArgument -Argument $arg | Should -Be 0
+        (Read-M365TaskOutput -Path $out).output | Should -Be '# inside a here-string: data, kept|#not a comment either'
     }
 
     It 'round-trips parameters and the returned object through the output file' {

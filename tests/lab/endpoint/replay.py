@@ -12,7 +12,8 @@ runs for real and is recorded; the others wait for that recording and get it.
 
 By default (`--replay-pace recorded`) an answer comes as long after its Command as the
 recorded run took, so the controller waits, and polls, as it would for real hosts; with
-`instant` it comes at once, with a number of seconds that long after its Command. What a replayed answer keeps from its recording: the recorder host's own values
+`instant` it comes at once, with a number of seconds that long after its Command. What a
+replayed answer keeps from its recording: the recorder host's own values
 (`hostname`, `collected_at`, the scheduled task's name). What it does not do: change the
 host (no process, no task, no file), which is why it is for read-only modules only.
 """

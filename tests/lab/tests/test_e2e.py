@@ -12,10 +12,11 @@ The whole lab - its process, every host process and the controller - runs 400 da
 today (docs/lab.md, "Clock and confinement"): the plans must not depend on the date.
 
 One lab for the module; the tests run in file order and later ones build on the state the
-earlier ones left, the way an admin runs diagnose, then a dry run, then the repair, then
-the repair again. The repair goes over psrp for the host that restarts (win_reboot has to
-reconnect through a new RunspacePool) and over winrm for the others; the re-run over psrp
-for all three. The restart over winrm is tests/lab/tests/test_molecule.py's.
+earlier ones left, the way an admin runs diagnose, then the repair, then the repair again
+(the dry run, which changes nothing, is test_e2e_dry_run.py's, on a lab of its own). The
+repair goes over psrp for the host that restarts (win_reboot has to reconnect through a new
+RunspacePool) and over winrm for the others; the re-run over psrp for all three. The
+restart over winrm is tests/lab/tests/test_molecule.py's.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ansible_collections.m365ops.activation.plugins.plugin_utils.offline_triage 
 
 from ..process import scenario_lab
 from ..shim import DOTNET_MY_STORE, WPJ_KEY
-from .test_ansible import PLAYBOOK_BIN, host_results, run_json
+from .test_ansible import PLAYBOOK_BIN, run_json
 from ..process import REPO_ROOT
 
 SCENARIOS = ["PC-HYB-PRT", "LT-CLOUD-21", "LT-REG-EXTRA", "PC-DOM-NOSCP", "PC-NET-BLOCK", "PC-HEALTHY"]
@@ -81,7 +82,6 @@ def six(tmp_path_factory):
 
 # The repair's transports: the host that restarts over psrp, the others over winrm.
 PSRP_HOSTS = ["PC-HYB-PRT"]
-PROBE_MODULES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ansible_plugins", "modules")
 
 
 def mixed_inventory(lab, path, psrp_hosts) -> str:
@@ -223,43 +223,6 @@ def test_diagnose_reports_what_the_offline_triage_of_the_same_evidence_lists(six
     assert facts and not any(r.get("changed") for r in facts)
 
 
-def test_a_dry_run_over_basic_https_changes_nothing_on_the_hosts(six, tmp_path):
-    hosts = ["PC-HYB-PRT", "LT-CLOUD-21", "LT-REG-EXTRA"]
-    states = {h: host_state(six.host(h)["state"]) for h in hosts}
-    before = six.counts(settle=0.3)
-    rc, doc, err, report = playbook(six, tmp_path, "remediate.yml", tmp_path / "check", "--check",
-                                    transport="basic", hosts=hosts)
-    assert rc == 0, (err[-3000:], six.log()[-3000:])
-    assert report["check_mode"] is True and not (tmp_path / "check" / "report.json").exists()
-    after = six.counts()
-    would = {"PC-HYB-PRT": (["purge_office_credentials", "reset_token_broker"], True), "LT-CLOUD-21": ([], False),
-             "LT-REG-EXTRA": (["purge_office_credentials", "remove_extra_work_accounts"], False)}
-    for host in hosts:
-        entry = report["hosts"][host]
-        assert entry["outcome"] == "unchanged", entry
-        assert "check mode" in entry.get("outcome_reason", ""), entry
-        detail = json.dumps({k: v for k, v in entry.items() if k not in ("before", "after", "findings")})[:3000]
-        assert (entry["would_run"], entry["would_reboot"]) == would[host], detail
-        assert delta(before, after, host, "reboots") == 0
-        assert after[host]["auth"].get("basic", 0) > before[host]["auth"].get("basic", 0)
-        assert host_state(six.host(host)["state"]) == states[host], host
-    # The rungs were asked what they would do, and said they would change something; the
-    # cloud-only host waits for its device recovery, every planned rung listed as not run.
-    rungs = rung_results(doc)
-    assert sorted(rungs.get("PC-HYB-PRT", {})) == TOKEN_BROKER_RUNGS, rungs.get("PC-HYB-PRT")
-    assert all(r.get("changed") for r in rungs["PC-HYB-PRT"].values()), rungs["PC-HYB-PRT"]
-    assert "LT-CLOUD-21" not in rungs
-    # Rung 2 names the second tenant's registration it would disconnect, and changed nothing
-    # (the host's registry, certificate store and WAM state are compared above).
-    assert sorted(rungs.get("LT-REG-EXTRA", {})) == WORK_ACCOUNT_RUNGS, rungs.get("LT-REG-EXTRA")
-    (carol,) = rungs["LT-REG-EXTRA"][WORK_ACCOUNT_RUNGS[1]]["users"]
-    assert carol["disconnected"] == ["c.jones@fabrikam.com"], carol
-    assert carol["message"].startswith("would disconnect Workplace Join: c.jones@fabrikam.com in Fabrikam"), carol
-    skipped = report["hosts"]["LT-CLOUD-21"]["rungs_skipped"]
-    assert [s["rung"] for s in skipped] == ["purge_office_credentials", "reset_token_broker"], skipped
-    assert all("device recovery first" in s["reason"] for s in skipped), skipped
-
-
 def test_remediate_runs_the_planned_rungs_and_nothing_on_the_healthy_host(six, tmp_path, runs):
     shells = powershell_shells(six, REPAIR_HOSTS)
     before = six.counts(settle=0.3)
@@ -364,52 +327,3 @@ def test_a_second_remediate_run_changes_nothing_and_does_not_restart(six, tmp_pa
         assert host_state(six.host(host)["state"]) == states[host], host
     assert not rung_results(doc), rung_results(doc)
     assert report["hosts"]["LT-CLOUD-21"]["outcome"] == "needs_user"
-
-
-# The module results that stress a connection. The text carries what PSRP's CLIXML has to
-# escape (XML specials, control characters, a literal "_x000A_", which must not come back
-# as a newline) and non-ASCII; the large value is 1 MiB characters, more than one Receive.
-AWKWARD = "m365ops <psrp> & 'lab' \"é€ñ\" _x000A_ \t\r\n"
-WARNINGS = ["first warning: " + AWKWARD, "second warning, plain"]
-FAILURE = "lab_probe failed on purpose (parameter fail_msg): " + AWKWARD
-BIG = 1024 * 1024
-
-PROBE_PLAYBOOK = """
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: a module that writes warnings
-      lab_probe:
-        warnings: %(warnings)s
-    - name: a module with 1 MiB of output
-      lab_probe:
-        pattern: %(pattern)s
-        length: %(length)d
-    - name: a module that fails
-      lab_probe:
-        fail_msg: %(fail)s
-      ignore_errors: true
-""" % {"warnings": json.dumps(WARNINGS), "pattern": json.dumps(AWKWARD), "length": BIG, "fail": json.dumps(FAILURE)}
-
-
-def test_failures_warnings_and_a_megabyte_come_back_intact_over_psrp(six, tmp_path):
-    book = tmp_path / "probe.yml"
-    book.write_text(PROBE_PLAYBOOK)
-    rc, doc, err = run_json([PLAYBOOK_BIN, "-i", six.inventory("psrp_ntlm"), "--limit", "PC-HEALTHY",
-                             "-M", PROBE_MODULES, str(book)], tmp_path, lab=six)
-    assert rc == 0, (err[-3000:], six.log()[-3000:])
-    warned, big, failed = host_results(doc)["PC-HEALTHY"]
-
-    assert warned.get("warnings") == WARNINGS, warned
-    assert not warned.get("failed"), warned
-
-    value = big.get("value", "")
-    expected = (AWKWARD * (BIG // len(AWKWARD) + 1))[:BIG]
-    digest = hashlib.sha256(expected.encode("utf-8")).hexdigest()
-    # The host's own length and hash say what it sent; the value must match both, and the text.
-    assert (big.get("length"), big.get("sha256")) == (BIG, digest), {k: v for k, v in big.items() if k != "value"}
-    assert (len(value), hashlib.sha256(value.encode("utf-8")).hexdigest()) == (BIG, digest)
-    assert value == expected
-
-    assert failed.get("failed") is True, failed
-    assert failed.get("msg") == FAILURE, failed

@@ -431,7 +431,8 @@ def test_task_runner_runs_tasks_in_the_principals_environment(tmp_path, pwsh, mo
 
 GATHER_SCRIPT = r'''
 $ErrorActionPreference = 'Stop'
-foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_RebootMarker', '_UserRung', '_CredentialPattern', '_UserSession', '_TokenBrokerQuarantine', '_Dsreg', '_DsregJoin', '_NetworkProbe') {
+foreach ($name in '_UserProfile', '_ScheduledTaskRunner', '_RebootMarker', '_UserRung', '_CredentialPattern',
+                  '_UserSession', '_TokenBrokerQuarantine', '_Dsreg', '_DsregJoin', '_NetworkProbe') {
     Import-Module (Join-Path $env:REPO "plugins/module_utils/$name.psm1")
 }
 & (Get-Module _ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }

@@ -133,3 +133,71 @@ def test_one_line_per_host_counts_problems_only(tmp_path):
         'PC3: hybrid_joined; healthy; plan: nothing to do',
         'PC4: UNREACHABLE ntlm: the specified credentials were rejected by the server',
     ]
+
+
+# --- sliced runs (docs/reports.md, "Sliced jobs") ------------------------------------------------
+
+def with_templar(module):
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    module._templar = Templar(loader=DataLoader())
+    return module
+
+
+def test_a_slice_records_what_awx_and_the_runner_tell_it(tmp_path):
+    """Under AWX the report carries the job's id and the workflow job's (its extra vars); a
+    runner that slices the inventory itself adds job_slice_number and job_slice_count."""
+    args = {'kind': 'diagnose', 'hosts': HOSTS, 'report_dir': str(tmp_path / 'awx')}
+    awx = with_templar(action(args)).run(task_vars={'awx_job_id': 43, 'awx_workflow_job_id': 41})
+    assert awx['report']['slice'] == {'number': None, 'count': None, 'job_id': 43, 'workflow_job_id': 41}
+    assert awx['artifact']['slice'] == awx['report']['slice']
+    runner = with_templar(action(dict(args, report_dir=str(tmp_path / 'runner')))).run(
+        task_vars={'job_slice_number': '2', 'job_slice_count': '3'})
+    assert runner['report']['slice']['number'] == 2
+    assert 'Slice 2 of 3' in (tmp_path / 'runner' / 'report.md').read_text(encoding='utf-8')
+    plain = with_templar(action(dict(args, report_dir=str(tmp_path / 'plain')))).run(task_vars={})
+    assert 'slice' not in plain['report']
+    with pytest.raises(AnsibleActionFail, match=r'^job_slice_number: 4 is beyond job_slice_count 3$'):
+        with_templar(action(args)).run(task_vars={'job_slice_number': 4, 'job_slice_count': 3})
+
+
+def write_slice(folder, number, hosts, **run_slice):
+    args = {'kind': 'diagnose', 'hosts': hosts, 'report_dir': str(folder),
+            'slice': dict({'number': number, 'count': 2, 'job_id': 100 + number}, **run_slice)}
+    return action(args).run(task_vars={})['paths']['json']
+
+
+def test_report_files_merge_the_slices(tmp_path):
+    first = write_slice(tmp_path / 's1', 1, {'PC1': HOSTS['PC1']})
+    second = write_slice(tmp_path / 's2', 2, {'PC2': HOSTS['PC2']})
+    result = action({'report_files': [second, first], 'report_dir': str(tmp_path / 'fleet')}).run(task_vars={})
+    assert result['report']['summary'] == {'hosts': 2, 'healthy': 0, 'with_findings': 1, 'errors': 1,
+                                           'rungs': {'reset_token_broker': 1}}
+    assert [s['number'] for s in result['report']['slices']] == [1, 2]
+    assert 'Fleet report merged from 2 slices' in (tmp_path / 'fleet' / 'report.md').read_text(encoding='utf-8')
+    assert 'warnings' not in result
+
+
+def test_report_files_missing_a_slice(tmp_path):
+    first = write_slice(tmp_path / 's1', 1, {'PC1': HOSTS['PC1']})
+    with pytest.raises(AnsibleActionFail, match=r'^report_files: slice 2 of 2 missing \(given: 1\)'):
+        action({'report_files': [first], 'report_dir': str(tmp_path / 'fleet')}).run(task_vars={})
+    assert not (tmp_path / 'fleet').exists()
+    result = action({'report_files': [first], 'allow_missing_slices': True,
+                     'report_dir': str(tmp_path / 'fleet')}).run(task_vars={})
+    assert result['report']['slices_missing'] == [2]
+    assert result['warnings'] == ['report_files: slice(s) 2 missing: the fleet report covers the slices given only']
+
+
+@pytest.mark.parametrize('extra, message', [
+    ({'kind': 'diagnose'}, 'mutually exclusive'),
+    ({'report_file': 'x.json'}, 'mutually exclusive'),
+])
+def test_report_files_exclude_the_other_sources(tmp_path, extra, message):
+    with pytest.raises(AnsibleActionFail, match=message):
+        action(dict({'report_files': ['a.json'], 'report_dir': str(tmp_path)}, **extra)).run(task_vars={})
+
+
+def test_report_files_unreadable_names_the_file(tmp_path):
+    with pytest.raises(AnsibleActionFail, match=r'^report_files: .*nope\.json: cannot read'):
+        action({'report_files': [str(tmp_path / 'nope.json')], 'report_dir': str(tmp_path)}).run(task_vars={})
