@@ -10,24 +10,8 @@ BeforeAll {
     Import-Module (Join-Path $utils '_UserProfile.psm1') -Force
     Import-Module (Join-Path $utils '_ScheduledTaskRunner.psm1') -Force
     & (Get-Module _ScheduledTaskRunner) { $script:PollMilliseconds = 20 }
-    # The pwsh that runs this test ($PSHOME/pwsh; a bundled pwsh's process is dotnet).
-    $script:Pwsh = if ($env:PWSH) { $env:PWSH } else { Join-Path $PSHOME 'pwsh' }
-    if (-not (Test-Path -LiteralPath $script:Pwsh)) { $script:Pwsh = (Get-Command pwsh -ErrorAction Stop).Source }
+    . (Join-Path $PSScriptRoot 'TaskCommandLine.ps1')
     $script:UserSid = 'S-1-5-21-1004336348-1177238915-682003330-1104'
-
-    # Runs the task's command line the way Task Scheduler would (minus the principal): one
-    # string, split into arguments by the Windows rules (.NET applies them on Linux too).
-    # pwsh on Linux refuses -WindowStyle, which only hides the window anyway.
-    Function Invoke-TaskArgument {
-        param([string]$Argument)
-        $psi = [System.Diagnostics.ProcessStartInfo]::new($script:Pwsh, $Argument.Replace(' -WindowStyle Hidden ', ' '))
-        $psi.UseShellExecute = $false
-        $psi.RedirectStandardOutput = $true
-        $process = [System.Diagnostics.Process]::Start($psi)
-        $null = $process.StandardOutput.ReadToEnd()
-        $process.WaitForExit()
-        $process.ExitCode
-    }
 
     Function Set-TaskMocks {
         param([string]$Root)

@@ -601,7 +601,7 @@ Describe 'User-context script through the real task runner' {
     It 'travels inline, runs in a separate PowerShell and comes back as a user entry' {
         $script:RunRoot = Join-Path $TestDrive 'runs'
         $null = New-Item -ItemType Directory -Path $script:RunRoot
-        $script:PwshPath = if ($env:PWSH) { $env:PWSH } else { Join-Path $PSHOME 'pwsh' }
+        . (Join-Path $PSScriptRoot 'TaskCommandLine.ps1')
         $script:Registered = $null
         $script:Exit = $null
         Mock -ModuleName _ScheduledTaskRunner Get-M365InteractiveSid { 'S-1-5-21-1-2-3-1104' }
@@ -610,8 +610,7 @@ Describe 'User-context script through the real task runner' {
         Mock -ModuleName _ScheduledTaskRunner Get-M365PowerShellPath { 'C:\Windows\System32\WindowsPowerShell\v1.0\powershell.exe' }
         Mock -ModuleName _ScheduledTaskRunner Register-M365Task { $script:Registered = $Argument }
         Mock -ModuleName _ScheduledTaskRunner Start-M365Task {
-            & $script:PwshPath -NoProfile -NonInteractive -EncodedCommand (($script:Registered -split ' ')[-1]) | Out-Null
-            $script:Exit = $LASTEXITCODE
+            $script:Exit = Invoke-TaskArgument -Argument $script:Registered
         }
         Mock -ModuleName _ScheduledTaskRunner Get-M365TaskState { [pscustomobject]@{ State = 'Ready'; LastTaskResult = $script:Exit } }
         Mock -ModuleName _ScheduledTaskRunner Unregister-M365Task { }
