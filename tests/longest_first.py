@@ -16,6 +16,7 @@ LONGEST_FIRST = (
     "tests/lab/tests/test_molecule.py",
     "tests/lab/tests/test_shim.py",
     "tests/lab/tests/test_e2e_dry_run.py",
+    "tests/lab/tests/test_repair_recovery.py",
     "tests/functional/test_win_activation_facts.py",
     "tests/functional/test_rung_modules.py",
     "tests/lab/tests/test_hostile_user.py",
