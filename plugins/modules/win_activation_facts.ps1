@@ -117,7 +117,7 @@ Function Read-M365LicenseFile {
     param([Parameter(Mandatory)][string]$Path, [Parameter(Mandatory)][string]$Base)
     # Checked again right before the open: the user may have swapped a folder for a link.
     Assert-M365NoLink -Path $Path -Root $Base
-    # Office writes its licence files as UTF-16 LE JSON.
+    # Office writes its license files as UTF-16 LE JSON.
     [System.IO.File]::ReadAllText($Path, [System.Text.Encoding]::Unicode)
 }
 
@@ -380,10 +380,10 @@ Function Get-M365BrokerPluginInfo {
 Function ConvertFrom-M365LicenseFile {
     <#
     .SYNOPSIS
-    One vNext licence file -> {file, product, license_type, status, not_after, expires_on,
+    One vNext license file -> {file, product, license_type, status, not_after, expires_on,
     tenant_id, reduced_functionality}.
     .DESCRIPTION
-    The file is JSON whose "License" is base64 of a JSON licence: ProductReleaseId,
+    The file is JSON whose "License" is base64 of a JSON license: ProductReleaseId,
     LicenseType, Status, ExpiresOn and MetaData {NotBefore, NotAfter, RenewAfter,
     TenantId}. Office enters Reduced Functionality Mode once now > MetaData.NotAfter (the
     rule Microsoft's vNextDiag.ps1 applies).
@@ -441,7 +441,7 @@ Function Get-M365ProfileLicensing {
             $refused.Add([ordered]@{ path = $f.FullName; reason = $_.Exception.Message })
         }
         catch {
-            Add-M365Error -Errors $Errors -Source "licensing:$($UserProfile.Sid)" -Message "$($f.FullName): not a readable vNext licence ($($_.Exception.Message))"
+            Add-M365Error -Errors $Errors -Source "licensing:$($UserProfile.Sid)" -Message "$($f.FullName): not a readable vNext license ($($_.Exception.Message))"
         }
     }
     Add-M365Refused -Errors $Errors -Source "licensing:$($UserProfile.Sid)" -Refused $refused

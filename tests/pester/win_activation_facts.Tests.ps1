@@ -39,8 +39,8 @@ BeforeAll {
     $script:Now = [DateTime]::new(2026, 11, 26, 9, 0, 0, [DateTimeKind]::Utc)
 
     Function New-LicenseText {
-        # A vNext licence file as Office writes it: JSON whose License is base64 of the
-        # licence JSON (fields as Microsoft's vNextDiag.ps1 reads them).
+        # A vNext license file as Office writes it: JSON whose License is base64 of the
+        # license JSON (fields as Microsoft's vNextDiag.ps1 reads them).
         param([string]$Product = 'O365ProPlusRetail', [string]$NotAfter = '2026-12-20T00:00:00Z')
         $inner = @{
             LicenseId = '0b5c1a2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d'; ProductReleaseId = $Product; LicenseType = 'User'
@@ -132,7 +132,7 @@ Describe 'Office Click-to-Run' {
     }
 }
 
-Describe 'vNext licences' {
+Describe 'vNext licenses' {
     It 'reads product, NotAfter and tenant and sees no RFM before NotAfter' {
         $l = ConvertFrom-M365LicenseFile -Text (New-LicenseText) -File 'a.json' -Now $script:Now
         $l.product | Should -Be 'O365ProPlusRetail'
@@ -146,12 +146,12 @@ Describe 'vNext licences' {
         (ConvertFrom-M365LicenseFile -Text (New-LicenseText -NotAfter '2026-11-25T23:59:59Z') -File 'a.json' -Now $script:Now).reduced_functionality | Should -BeTrue
     }
 
-    It 'refuses a file that is not a licence' {
+    It 'refuses a file that is not a license' {
         { ConvertFrom-M365LicenseFile -Text '{"Version":1}' -File 'x.json' -Now $script:Now } | Should -Throw '*License*'
         { ConvertFrom-M365LicenseFile -Text 'garbage' -File 'x.json' -Now $script:Now } | Should -Throw
     }
 
-    It 'reads the licence files of a profile from disk (UTF-16) and the LicensingNext mode' {
+    It 'reads the license files of a profile from disk (UTF-16) and the LicensingNext mode' {
         $profilePath = Join-Path $TestDrive 'alice'
         $dir = Join-Path $profilePath 'AppData' 'Local' 'Microsoft' 'Office' 'Licenses' '5'
         $null = New-Item -ItemType Directory -Path $dir
@@ -220,7 +220,7 @@ Describe 'Get-M365TokenBrokerStat' {
 }
 
 Describe 'Profile reads never follow a user''s links' {
-    It 'skips and reports a link inside Accounts and a licence file link; the targets stay unread' {
+    It 'skips and reports a link inside Accounts and a license file link; the targets stay unread' {
         $profilePath = Join-Path $TestDrive 'dave'
         $aad = Join-Path $profilePath 'AppData' 'Local' 'Packages' 'Microsoft.AAD.BrokerPlugin_cw5n1h2txyewy' 'AC' 'TokenBroker' 'Accounts'
         $lic = Join-Path $profilePath 'AppData' 'Local' 'Microsoft' 'Office' 'Licenses'

@@ -485,13 +485,13 @@ def _make_profile(state: Path, name: str) -> Path:
     return profile
 
 
-def _licence_file(product: str, not_after: datetime, tenant: str) -> bytes:
+def _license_file(product: str, not_after: datetime, tenant: str) -> bytes:
     inner = {'ProductReleaseId': product, 'LicenseType': 'User', 'Status': 'Licensed',
              'ExpiresOn': _iso(not_after + timedelta(days=30)),
              'MetaData': {'NotBefore': _iso(not_after - timedelta(days=30)), 'NotAfter': _iso(not_after),
                           'RenewAfter': _iso(not_after - timedelta(days=23)), 'TenantId': tenant}}
     outer = {'Version': 1, 'License': base64.b64encode(json.dumps(inner).encode()).decode()}
-    # Office writes licence files as UTF-16 LE with a BOM.
+    # Office writes license files as UTF-16 LE with a BOM.
     return '\ufeff'.encode('utf-16-le') + json.dumps(outer).encode('utf-16-le')
 
 
@@ -644,7 +644,7 @@ def seed_host(state_dir: Path, scenario, pwsh: str | None = None) -> None:
 
     # Everything happens "now" (the lab's clock, which --clock-offset may move): times in the
     # evidence keep their distance to when it was collected, so rules that judge ages (PRT,
-    # events, licences) see the same picture on any day. A scenario must say when that was:
+    # events, licenses) see the same picture on any day. A scenario must say when that was:
     # falling back to the wall clock left absolute dates that aged out of the event window.
     now = datetime.now(timezone.utc).replace(microsecond=0)
     if not data.get('reference_time'):
@@ -757,7 +757,7 @@ def seed_host(state_dir: Path, scenario, pwsh: str | None = None) -> None:
             lic_dir.mkdir(parents=True, exist_ok=True)
             not_after = _parse_time(lic['not_after']) + delta
             (lic_dir / ('%010x.json' % (0xE9A1C2B3D4 + i))).write_bytes(
-                _licence_file(lic.get('product', 'O365ProPlusRetail'), not_after, data.get('tenant_id', '')))
+                _license_file(lic.get('product', 'O365ProPlusRetail'), not_after, data.get('tenant_id', '')))
         if licensing.get('mode') == 'vNext':
             set_reg(state, hive_key + '\\Software\\Microsoft\\Office\\16.0\\Common\\Licensing\\LicensingNext',
                     {'o365proplusretail': ('REG_DWORD', 2)})

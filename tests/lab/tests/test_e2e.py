@@ -54,7 +54,7 @@ TRIAGE_TABLE = {
 # The hosts the repair runs on: the TokenBroker host (rungs 1 and 3, then a restart), the
 # cloud-only host flagged for recovery (repair-ladder.md "Device recovery comes first": no
 # rung, no restart, needs_user; the device is never left), the registered laptop with a
-# second tenant's work account (rungs 1 and 2, no restart; its licence is the tenant's to
+# second tenant's work account (rungs 1 and 2, no restart; its license is the tenant's to
 # fix) and the healthy one (nothing).
 REPAIR_HOSTS = ["PC-HYB-PRT", "LT-CLOUD-21", "LT-REG-EXTRA", "PC-HEALTHY"]
 EXPECTED_OUTCOME = {"PC-HYB-PRT": "fixed", "LT-CLOUD-21": "needs_user", "LT-REG-EXTRA": "improved", "PC-HEALTHY": "unchanged"}
@@ -265,7 +265,7 @@ def test_remediate_runs_the_planned_rungs_and_nothing_on_the_healthy_host(six, t
         (name, value), = json.load(fh).items()
     assert name == "%s_%s" % (CAROL, gone["c.jones@fabrikam.com"]["thumbprint"])
     assert json.loads(value["value"])["tenant_id"] == FABRIKAM
-    # The diagnosis after the repair no longer plans rung 2: only the licence is left.
+    # The diagnosis after the repair no longer plans rung 2: only the license is left.
     assert report["hosts"]["LT-REG-EXTRA"]["after"]["plan"] == ["check_license"], report["hosts"]["LT-REG-EXTRA"]["after"]
     first = runs["first"]
     for host, outcome in (("PC-HEALTHY", "unchanged"), ("LT-CLOUD-21", "needs_user")):
