@@ -155,8 +155,14 @@ class Flow:
             "ANSIBLE_FORKS": str(len(HOSTS)),
         })
         before = {host: self.state_path(host).read_bytes() for host in HOSTS}
+        # The per-rung path (one stub module per rung, win_reboot_if_needed): the fake hosts
+        # answer module by module. The default one-execution path (win_activation_repair,
+        # the restart scheduled on the host) takes the same decisions from the same Python
+        # (plugin_utils/remediation.py) and runs for real in the lab (tests/lab/tests/
+        # test_e2e.py, test_molecule.py, test_repair_recovery.py).
         proc = run_playbook(PLAYBOOK, "-i", self.inventory(name, overrides or {}),
-                            "-e", "report_dir=%s" % report_dir, *args, env=env, cwd=self.base)
+                            "-e", "report_dir=%s" % report_dir, "-e", "remediate_one_execution=false",
+                            *args, env=env, cwd=self.base)
         # A dry run's report goes to the check/ subfolder, apart from the real runs' reports.
         if "--check" in args:
             report_dir = report_dir / "check"
@@ -304,8 +310,9 @@ def test_restart_goes_through_win_reboot_with_the_reason(flow):
 
 def test_healthy_host_runs_no_rung_and_does_not_restart(flow):
     run = flow.runs["first"]
-    # One diagnosis and one reboot-state read; no second diagnosis (nothing ran).
-    assert _modules(run, "PC-OK") == ["win_activation_facts", "win_reboot_state"]
+    # The diagnosis alone: no rung, no second diagnosis, and no reboot-state read either,
+    # since the diagnosis's pending_reboot already says no restart is owed (issue 19).
+    assert _modules(run, "PC-OK") == ["win_activation_facts"]
     entry = _entry(run, "PC-OK")
     assert entry["outcome"] == "unchanged" and "already healthy" in entry["outcome_reason"]
     assert entry["rebooted"] is False and entry["rungs_run"] == []
@@ -316,7 +323,7 @@ def test_cloud_only_host_waits_for_device_recovery(flow):
     cannot repair the registration, so nothing runs and the user's step is spelled out."""
     for name in ("check", "first", "second"):
         run = flow.runs[name]
-        assert _modules(run, "LT-CLOUD") == ["win_activation_facts", "win_reboot_state"], name
+        assert _modules(run, "LT-CLOUD") == ["win_activation_facts"], name
         assert run["states_after"]["LT-CLOUD"] == run["states_before"]["LT-CLOUD"], name
         entry = _entry(run, "LT-CLOUD")
         assert entry["rungs_skipped"] == [{"rung": "purge_office_credentials", "reason": DEVICE_FIRST},
@@ -455,7 +462,7 @@ def test_report_keeps_before_after_and_outcome_per_host(flow):
 def test_second_run_changes_nothing_on_a_settled_host(flow, host):
     run = flow.runs["second"]
     assert run["states_after"][host] == run["states_before"][host]
-    assert _modules(run, host) == ["win_activation_facts", "win_reboot_state"]
+    assert _modules(run, host) == ["win_activation_facts"]
     changed = [r["task"] for r in run["record"]["results"]
                if r["host"] == host and r["changed"] and r["action"].startswith("m365ops.activation.win_")]
     assert changed == []

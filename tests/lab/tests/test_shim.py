@@ -388,8 +388,9 @@ Import-Module (Join-Path $env:REPO 'plugins/module_utils/_UserSession.psm1')
 # The one line ScheduledTaskRunner needs on a host without Windows ACLs (the guard
 # _TokenBrokerQuarantine's Set-M365QuarantineAcl already has); everything else runs unchanged.
 & (Get-Module _ScheduledTaskRunner) { function script:Set-M365PathSddl { param($Path, $Sddl) } }
-# win_credential_purge's own user-context script, taken from the module file unchanged.
-$ast = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $env:REPO 'plugins/modules/win_credential_purge.ps1'), [ref]$null, [ref]$null)
+# Rung 1's own user-context script (win_credential_purge and win_activation_repair run it),
+# taken from its util unchanged.
+$ast = [System.Management.Automation.Language.Parser]::ParseFile((Join-Path $env:REPO 'plugins/module_utils/_CredentialPurge.psm1'), [ref]$null, [ref]$null)
 $assign = $ast.Find({ param($n) $n -is [System.Management.Automation.Language.AssignmentStatementAst] -and $n.Left.Extent.Text -eq '$credentialScript' }, $true)
 $credentialScript = [scriptblock]::Create($assign.Right.Extent.Text.Trim().TrimStart('{').TrimEnd('}'))
 $r = [ordered]@{}
