@@ -42,6 +42,7 @@ def _whole_number(value, name: str):
 def slice_identity(value, name: str = 'slice', field_names: Mapping = None):
     """``value`` checked and normalised to the four ``SLICE_KEYS`` (None for the unknown ones),
     or None when it says nothing (no value, or every field unknown: not a slice, not an AWX job).
+    A count of 1 is no slice: number and count are then None.
 
     Extra vars typed on a command line arrive as strings; ``"2"`` is read as 2. Raises
     ValueError naming the field (``name.<field>``, or its name in ``field_names``) on anything
@@ -54,7 +55,13 @@ def slice_identity(value, name: str = 'slice', field_names: Mapping = None):
     if unknown:
         raise ValueError('%s: unknown field(s) %s; known: %s' % (name, ', '.join(unknown), ', '.join(SLICE_KEYS)))
     label = {key: (field_names or {}).get(key) or '%s.%s' % (name, key) for key in SLICE_KEYS}
-    identity = {key: _whole_number(value.get(key), label[key]) for key in SLICE_KEYS}
+    identity = {key: _whole_number(value.get(key), label[key]) for key in ('count', 'job_id', 'workflow_job_id')}
+    if identity['count'] == 1:
+        # AWX's word for "not sliced" (its job then says slice number 0): no number or count.
+        identity.update(number=None, count=None)
+    else:
+        identity['number'] = _whole_number(value.get('number'), label['number'])
+    identity = {key: identity[key] for key in SLICE_KEYS}
     if (identity['number'] is None) != (identity['count'] is None):
         raise ValueError('%s and %s: give both or neither (got %r and %r)'
                          % (label['number'], label['count'], value.get('number'), value.get('count')))
@@ -72,15 +79,14 @@ def job_document_identity(document, name: str):
     that is not an AWX job (a report.json, an ansible-runner event)."""
     if not isinstance(document, Mapping) or 'artifacts' not in document or 'id' not in document:
         return None
-    count = _whole_number(document.get('job_slice_count'), name + ': job_slice_count')
-    sliced = count is not None and count > 1
     workflow = (document.get('summary_fields') or {}).get('source_workflow_job') or {}
     return slice_identity({
         'job_id': document.get('id'),
-        'number': document.get('job_slice_number') if sliced else None,
-        'count': count if sliced else None,
+        'number': document.get('job_slice_number'),
+        'count': document.get('job_slice_count'),
         'workflow_job_id': workflow.get('id') if isinstance(workflow, Mapping) else None,
-    }, name)
+    }, name, field_names={'job_id': name + ': id', 'number': name + ': job_slice_number',
+                          'count': name + ': job_slice_count', 'workflow_job_id': name + ': source_workflow_job.id'})
 
 
 def _identity_text(identity: Mapping) -> str:
@@ -133,13 +139,9 @@ SLICE_VARIABLES = {
 
 def slice_from_variables(variables: Mapping):
     """The run's slice identity from its variables (SLICE_VARIABLES), or None outside AWX and
-    unsliced; an error names the variable. A count of 1 is AWX's word for "not sliced": no
-    number or count then."""
+    unsliced; an error names the variable."""
     found, names = {}, {}
     for key, candidates in SLICE_VARIABLES.items():
         names[key] = next((n for n in candidates if variables.get(n) not in (None, '')), candidates[0])
         found[key] = variables.get(names[key])
-    identity = slice_identity(found, 'slice', field_names=names)
-    if identity and identity['count'] == 1:
-        identity = slice_identity(dict(identity, number=None, count=None))
-    return identity
+    return slice_identity(found, 'slice', field_names=names)
