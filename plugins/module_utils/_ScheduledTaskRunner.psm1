@@ -663,9 +663,9 @@ Function ConvertTo-M365CompactScript {
     <#
     .SYNOPSIS
     Script text without comments, indentation or blank lines: the task's whole command line
-    (script, parameters and the bootstrap, base64 twice over) must stay under
-    CreateProcess' 32767 characters.
-    Leading blanks carry no meaning in it: a here-string's closing '@ starts its line anyway.
+    (the bootstrap, and the script with its parameters gzipped) must stay under
+    CreateProcess' 32767 characters. Leading blanks carry no meaning in it: a here-string's
+    closing '@ starts its line anyway.
     #>
     [CmdletBinding()]
     [OutputType([string])]
@@ -686,5 +686,4 @@ Export-ModuleMember -Function Invoke-M365TaskScript, ConvertTo-M365TaskCommand, 
     Register-M365Task, Start-M365Task, Get-M365TaskState, Stop-M365Task, Unregister-M365Task, `
     Test-M365AccessDenied, Read-M365TaskOutput, New-M365RunId, Get-M365ProcessStartTime, Get-M365RunnerTaskName, `
     Test-M365RunStale, Clear-M365StaleTaskRun, Get-M365TaskRunnerWarning, `
-    Invoke-M365StaleSweep, Add-M365RunnerWarning, Get-M365OutputProperty, ConvertTo-M365TaskFunctionScript, `
-    ConvertTo-M365CompactScript
+    Invoke-M365StaleSweep, Add-M365RunnerWarning, Get-M365OutputProperty, ConvertTo-M365TaskFunctionScript

@@ -756,11 +756,13 @@ Function Get-M365ActivationFact {
 
     $userEntries = [System.Collections.Generic.List[object]]::new()
     $regexes = Assert-M365CredentialPattern -Pattern $CredentialPatterns -ParameterName 'credential_patterns'
+    # Once for every user: the helpers' text is the same for each task.
+    $session = Get-M365UserSessionScript
     foreach ($p in $targets) {
         $run = $null
         try {
             $run = Invoke-M365TaskScript -ScriptBlock $script:UserContextScript -RunAs User -UserSid $p.Sid -TimeoutSeconds $Timeout `
-                -Parameters (@{ Regexes = $regexes; ClientId = $ClientId; Session = Get-M365UserSessionScript } + $userParameters)
+                -Parameters (@{ Regexes = $regexes; ClientId = $ClientId; Session = $session } + $userParameters)
         }
         catch {
             $run = [pscustomobject]@{ Status = 'failed'; Output = $null; Message = $_.Exception.Message; ExitCode = $null }
