@@ -14,9 +14,9 @@ today (docs/lab.md, "Clock and confinement"): the plans must not depend on the d
 One lab for the module; the tests run in file order and later ones build on the state the
 earlier ones left, the way an admin runs diagnose, then the repair, then the repair again
 (the dry run, which changes nothing, is test_e2e_dry_run.py's, on a lab of its own). The
-repair goes over psrp for the host that restarts (win_reboot has to reconnect through a new
-RunspacePool) and over winrm for the others; the re-run over psrp for all three. The
-restart over winrm is tests/lab/tests/test_molecule.py's.
+repair goes over psrp for the host that restarts (the repair's wait for the restart has to
+reconnect through a new RunspacePool) and over winrm for the others; the re-run over psrp
+for all three. The restart over winrm is tests/lab/tests/test_molecule.py's.
 """
 
 from __future__ import annotations
