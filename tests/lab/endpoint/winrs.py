@@ -305,8 +305,8 @@ class CmdShellService(ShellService):
             cmd.on_done = lambda done: store.finish(key, rec, self.host.name, done and done.recording,
                                                     done.exit_code if done else None,
                                                     done.exited_at - done.started if done else 0.0)
-            log.info("%s: Command %s: %s runs for real and is recorded for scenario %s", self.host.name,
-                     cmd.command_id, call[0], key[0])
+            log.info("%s: Command %s: %s runs for real and is recorded for scenario %s (%d bytes of input read)",
+                     self.host.name, cmd.command_id, call[0], key[0], len(payload))
             self._run_held(shell, cmd, payload)
             return
         threading.Thread(target=self._answer_from, args=(shell, cmd, rec, payload), daemon=True,
