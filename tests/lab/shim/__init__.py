@@ -383,6 +383,10 @@ def registry_assembly(pwsh: str, cache_dir: Path | None = None) -> Path:
     return dll
 
 
+# Bumped when the overlay's layout changes, so a cached overlay of the old layout is rebuilt.
+OVERLAY_LAYOUT = 2
+
+
 def lab_pwsh(pwsh: str, dest: Path | None = None) -> str:
     """A pwsh whose Microsoft.PowerShell.Management also loads the lab Registry provider.
 
@@ -391,7 +395,10 @@ def lab_pwsh(pwsh: str, dest: Path | None = None) -> str:
     Windows keeps the Registry provider in Microsoft.PowerShell.Management; this overlay of
     $PSHOME (symlinks, plus real copies of pwsh.dll and its json so $PSHOME resolves here)
     does the same with the lab provider. Returns the launcher to give the lab and
-    host_environment as its pwsh.
+    host_environment as its pwsh: ``powershell/pwsh`` inside the overlay, so that its folder
+    is the $PSHOME it runs with. ansible-core's exec wrapper starts the module in a second
+    process whenever the interpreter's folder differs from $PSHOME; on Windows it never
+    does, and in the lab that second pwsh cost ~1 s of CPU per module execution.
     """
     with tempfile.TemporaryDirectory(prefix='m365ops-pwsh-probe-') as home:  # pwsh writes a cache below HOME
         probe = subprocess.run([pwsh, '-NoProfile', '-NonInteractive', '-Command',
@@ -401,10 +408,11 @@ def lab_pwsh(pwsh: str, dest: Path | None = None) -> str:
     pshome_p = Path(pshome)
     loader = SHIM_DIR / 'pwsh' / 'M365LabRegistryLoader.psm1'
     import hashlib
-    key = hashlib.sha256(('%s|%s|' % (pshome, process)).encode() + loader.read_bytes()).hexdigest()[:16]
+    key = hashlib.sha256(('%s|%s|%s|' % (OVERLAY_LAYOUT, pshome, process)).encode() + loader.read_bytes()).hexdigest()[:16]
     final = Path(dest) if dest else cache_root() / ('pwsh-%s' % key)
+    final_launcher = final / 'powershell' / 'pwsh'
     if (final / 'stamp').is_file() and (final / 'stamp').read_text() == key:
-        return str(final / 'pwsh')
+        return str(final_launcher)
     # Built beside its final name and renamed into place: a lab that finds it finds all of it.
     dest = final.parent / ('.%s.%d.tmp' % (final.name, os.getpid()))
     home = dest / 'powershell'
@@ -438,14 +446,16 @@ def lab_pwsh(pwsh: str, dest: Path | None = None) -> str:
         raise ScenarioError('%s: unexpected Microsoft.PowerShell.Management manifest' % mgmt_src)
     (mgmt / 'Microsoft.PowerShell.Management.psd1').write_text(manifest, encoding='utf-8')
     shutil.copyfile(loader, mgmt / loader.name)
-    launcher = dest / 'pwsh'
     if Path(process).name == 'dotnet':
-        # Framework-dependent (the bundle's "dotnet pwsh.dll"): the same host, our pwsh.dll.
+        # Framework-dependent (the bundle's "dotnet pwsh.dll"): the same host, our pwsh.dll,
+        # started by a script in place of the apphost copy.
+        launcher = home / 'pwsh'
+        if launcher.exists() or launcher.is_symlink():
+            launcher.unlink()
         launcher.write_text('#!/bin/sh\nexport DOTNET_ROOT="%s"\nexport DOTNET_MULTILEVEL_LOOKUP=0\n'
                             'exec "%s" "%s" "$@"\n' % (Path(process).parent, process, final_home / 'pwsh.dll'))
         launcher.chmod(0o755)
-    else:
-        launcher.symlink_to(Path('powershell') / 'pwsh')  # the apphost copy finds pwsh.dll beside itself
+    # else: the apphost copy in powershell/ finds pwsh.dll beside itself.
     (dest / 'stamp').write_text(key)
     if final.exists() and (final / 'stamp').is_file() and (final / 'stamp').read_text() == key:
         shutil.rmtree(dest)  # another lab built the same overlay first
@@ -453,7 +463,7 @@ def lab_pwsh(pwsh: str, dest: Path | None = None) -> str:
         if final.exists():
             shutil.rmtree(final)
         os.rename(dest, final)
-    return str(final / 'pwsh')
+    return str(final_launcher)
 
 
 def _install_native(state: Path) -> bool:

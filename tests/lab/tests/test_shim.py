@@ -360,6 +360,16 @@ if ($ps.Streams.Error.Count) { throw ($ps.Streams.Error | Out-String) }
 '''
 
 
+def test_the_lab_pwsh_lives_in_the_pshome_it_runs_with(tmp_path, pwsh):
+    """ansible-core's exec wrapper starts the module in a second pwsh when the interpreter's
+    folder is not $PSHOME (exec_wrapper.ps1, PwshPath). On Windows it always is; in the lab
+    a launcher outside the overlay doubled every module execution's processes."""
+    env = {'PATH': '/usr/bin:/bin', 'HOME': str(tmp_path), 'LANG': 'C.UTF-8'}  # pwsh writes a cache below HOME
+    proc = subprocess.run([pwsh, '-NoProfile', '-NonInteractive', '-Command', '$PSHOME'], capture_output=True,
+                          text=True, check=True, timeout=120, env=env)
+    assert proc.stdout.strip() == os.path.dirname(pwsh), (proc.stdout, pwsh)
+
+
 def test_registry_and_cmdlets_autoload_in_a_module_runspace(tmp_path, pwsh):
     state = tmp_path / 'h'
     seed_host(state, 'PC-HYB-PRT', pwsh=pwsh)
