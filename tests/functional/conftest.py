@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.m365ops.activation.tests.lab.shim import netprobe
-from ansible_collections.m365ops.activation.tests.lab.toolchain import NO_PWSH, find_pwsh
+from ansible_collections.m365ops.activation.tests.lab.toolchain import NO_PWSH, find_pwsh, module_pwsh
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS = ROOT / "build" / "collections"
@@ -55,7 +55,8 @@ class ModuleRunner:
     """Callable returned by the ``run_module`` fixture."""
 
     def __init__(self, pwsh: str | None, tmp_path: Path, probe: dict | None = None):
-        self.pwsh = pwsh
+        # The interpreter in $PSHOME itself: ansible-core would start each module twice otherwise.
+        self.pwsh, self.pwsh_env = module_pwsh(pwsh) if pwsh else (None, ())
         self.tmp_path = tmp_path
         self.probe = probe
         self.last = ModuleRun()
@@ -102,6 +103,7 @@ class ModuleRunner:
             "ANSIBLE_REMOTE_TEMP": str(self.tmp_path / "ansible-remote"),
             "ANSIBLE_HOME": str(self.tmp_path / "ansible-home"),
         })
+        run_env.update(self.pwsh_env)
         run_env.update(env or {})
         self.calls += 1
         proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=timeout,

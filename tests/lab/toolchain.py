@@ -13,10 +13,13 @@ bundle a checkout may have beside it (../shared/tools/pwsh/pwsh, relative to the
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
 
 # realpath: imported as ansible_collections.m365ops.activation... through build/collections, a symlink.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
@@ -43,6 +46,31 @@ def find_pwsh() -> str | None:
             raise FileNotFoundError("PWSH=%s is not an executable file" % explicit)
         return found
     return _executable(shutil.which("pwsh")) or _executable(SHARED_PWSH)
+
+
+@functools.lru_cache(maxsize=None)
+def module_pwsh(pwsh: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The interpreter to give ansible-core as ``ansible_pwsh_interpreter`` for ``pwsh``, and
+    the environment it needs: an executable in $PSHOME itself.
+
+    ansible-core's exec wrapper starts the module in a second pwsh when the interpreter's
+    folder is not $PSHOME (on Windows it always is). A launcher script outside $PSHOME, as
+    the toolchain bundle's ``pwsh``, would double every module execution's processes, so
+    the apphost beside pwsh.dll is used instead, with the DOTNET_ROOT the launcher sets.
+    Anything else is returned as it is.
+    """
+    with tempfile.TemporaryDirectory(prefix="m365ops-pwsh-probe-") as home:  # pwsh writes a cache below HOME
+        probe = subprocess.run([pwsh, "-NoProfile", "-NonInteractive", "-Command", "$PSHOME; [Environment]::ProcessPath"],
+                               capture_output=True, text=True, check=True, timeout=120,
+                               env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8"})
+    pshome, process = [line.strip() for line in probe.stdout.strip().splitlines()[-2:]]
+    if os.path.dirname(process) == pshome:
+        return process, ()
+    apphost = _executable(os.path.join(pshome, "pwsh"))
+    if apphost and os.path.basename(process) == "dotnet":
+        return apphost, (("DOTNET_ROOT", os.path.dirname(process)), ("POWERSHELL_TELEMETRY_OPTOUT", "1"),
+                         ("POWERSHELL_UPDATECHECK", "Off"))
+    return pwsh, ()
 
 
 def find_faketime() -> str | None:
