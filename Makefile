@@ -61,7 +61,7 @@ lint: bootstrap
 
 # The loopback Windows lab (docs/lab.md): its tests, or a lab left serving for manual runs.
 lab: bootstrap
-	$(PY) -m pytest -q -n 2 --dist loadfile tests/lab
+	$(PY) -m pytest -q -n 3 --dist loadfile tests/lab
 
 # One host per example device of examples/evidence, seeded from its scenario (tests/lab/scenarios).
 LAB_EXAMPLES := $(sort $(notdir $(wildcard examples/evidence/*)))

@@ -2,10 +2,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """pytest plugin for scripts/test.sh's pytest part: the files that take longest start first.
 
-The part runs on two xdist workers with ``--dist loadfile``. By default xdist hands out the
+The part runs on three xdist workers with ``--dist loadfile``. By default xdist hands out the
 files with the most tests first, which starts the lab's end-to-end files (few tests, minutes
-each) last, and one worker then runs them alone while the other idles. Longest first keeps
-both busy to the end. The order comes from ``--durations`` of a CI run; a file missing here
+each) last, and one worker then runs them alone while the others idle. Longest first keeps
+them all busy to the end. The order comes from ``--durations`` of a CI run; a file missing here
 keeps its collection order after these.
 """
 
