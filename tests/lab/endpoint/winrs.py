@@ -122,6 +122,8 @@ class Command:
     stdin_closed: bool = False
     stdin_lock: threading.Lock = field(default_factory=threading.Lock)
     killed: bool = False
+    # Killed or interrupted before it had ended: its output is not the whole run's.
+    interrupted: bool = False
     # Replay mode (replay.py): an exec wrapper is held, its input collected, until the whole
     # payload says which module it runs; `recording` collects a real run's output to replay.
     held_input: bytearray | None = None
@@ -138,11 +140,15 @@ class Command:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the command's whole process group (it has its own session)."""
-        if sig == signal.SIGKILL:
-            # Also a held or replaying command (no process yet): it must never start now.
-            with self.cond:
+        with self.cond:
+            # ansible-core's winrm sends a terminate after every command it saw end: cleanup,
+            # not an interruption (the replay recorder took it for one under load).
+            if self.exit_code is None or self.open_streams:
+                self.interrupted = True
+            if sig == signal.SIGKILL:
+                # Also a held or replaying command (no process yet): it must never start now.
                 self.killed = True
-                self.cond.notify_all()
+            self.cond.notify_all()
         if self.proc is None:
             return
         try:
@@ -285,7 +291,7 @@ class CmdShellService(ShellService):
         if cmd.on_done is not None:
             with cmd.cond:
                 cmd.cond.wait_for(lambda: not cmd.open_streams, PIPE_DRAIN_AFTER_EXIT)
-                complete = not cmd.open_streams and not cmd.killed
+                complete = not cmd.open_streams and not cmd.interrupted
             cmd.on_done(cmd if complete else None)
 
     # ---- replay mode (replay.py) ---------------------------------------------------------
