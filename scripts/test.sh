@@ -40,8 +40,9 @@ run_pytest() {
     # --dist loadfile: a test module's lab (module-scoped fixture) and the state its
     # tests build on in file order (tests/lab/tests/test_e2e.py) stay on one worker.
     # Three workers on two cores: the lab files spend much of their time waiting (restarts,
-    # WS-Man polls, backoff), and a third worker fills those waits. Measured on a CI run:
-    # the part took 851 s with two workers, 743 s with three, every test passing.
+    # WS-Man polls, backoff), and a third worker fills those waits. Measured with .ci/run on
+    # one 2-core machine: 851 s with two workers, 743-902 s with three (the spread is the
+    # machine's load: the slow run's CPU time was a quarter higher for the same work).
     # What it skipped goes to $NOTES/pytest (the part may run in a background lane).
     local dirs=() d log rc skipped
     for d in tests/functional tests/lab tests/ee tests/browser tests/playbooks tests/awx tests/release; do

@@ -49,6 +49,17 @@ def find_pwsh() -> str | None:
 
 
 @functools.lru_cache(maxsize=None)
+def pwsh_home(pwsh: str) -> tuple[str, str]:
+    """``pwsh``'s $PSHOME and the process that runs it (its apphost, or ``dotnet`` for a
+    framework-dependent pwsh.dll), asked of pwsh itself, once per process."""
+    with tempfile.TemporaryDirectory(prefix="m365ops-pwsh-probe-") as home:  # pwsh writes a cache below HOME
+        probe = subprocess.run([pwsh, "-NoProfile", "-NonInteractive", "-Command", "$PSHOME; [Environment]::ProcessPath"],
+                               capture_output=True, text=True, check=True, timeout=120,
+                               env={"PATH": "/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8"})
+    pshome, process = [line.strip() for line in probe.stdout.strip().splitlines()[-2:]]
+    return pshome, process
+
+
 def module_pwsh(pwsh: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """The interpreter to give ansible-core as ``ansible_pwsh_interpreter`` for ``pwsh``, and
     the environment it needs: an executable in $PSHOME itself.
@@ -59,11 +70,7 @@ def module_pwsh(pwsh: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     the apphost beside pwsh.dll is used instead, with the DOTNET_ROOT the launcher sets.
     Anything else is returned as it is.
     """
-    with tempfile.TemporaryDirectory(prefix="m365ops-pwsh-probe-") as home:  # pwsh writes a cache below HOME
-        probe = subprocess.run([pwsh, "-NoProfile", "-NonInteractive", "-Command", "$PSHOME; [Environment]::ProcessPath"],
-                               capture_output=True, text=True, check=True, timeout=120,
-                               env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "LANG": "C.UTF-8"})
-    pshome, process = [line.strip() for line in probe.stdout.strip().splitlines()[-2:]]
+    pshome, process = pwsh_home(pwsh)
     if os.path.dirname(process) == pshome:
         return process, ()
     apphost = _executable(os.path.join(pshome, "pwsh"))

@@ -17,10 +17,10 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from .. import toolchain
 from .sandbox import inherited_clock, with_clock
 
 SHIM_DIR = Path(__file__).resolve().parent
@@ -398,13 +398,9 @@ def lab_pwsh(pwsh: str, dest: Path | None = None) -> str:
     host_environment as its pwsh: ``powershell/pwsh`` inside the overlay, so that its folder
     is the $PSHOME it runs with. ansible-core's exec wrapper starts the module in a second
     process whenever the interpreter's folder differs from $PSHOME; on Windows it never
-    does, and in the lab that second pwsh cost ~1 s of CPU per module execution.
+    does, and in the lab that second pwsh cost ~1.5 s of CPU per module execution.
     """
-    with tempfile.TemporaryDirectory(prefix='m365ops-pwsh-probe-') as home:  # pwsh writes a cache below HOME
-        probe = subprocess.run([pwsh, '-NoProfile', '-NonInteractive', '-Command',
-                                '$PSHOME; [Environment]::ProcessPath'], capture_output=True, text=True, check=True,
-                               timeout=120, env={'PATH': '/usr/bin:/bin', 'HOME': home, 'LANG': 'C.UTF-8'})
-    pshome, process = [ln.strip() for ln in probe.stdout.strip().splitlines()[-2:]]
+    pshome, process = toolchain.pwsh_home(pwsh)
     pshome_p = Path(pshome)
     loader = SHIM_DIR / 'pwsh' / 'M365LabRegistryLoader.psm1'
     import hashlib
@@ -450,8 +446,7 @@ def lab_pwsh(pwsh: str, dest: Path | None = None) -> str:
         # Framework-dependent (the bundle's "dotnet pwsh.dll"): the same host, our pwsh.dll,
         # started by a script in place of the apphost copy.
         launcher = home / 'pwsh'
-        if launcher.exists() or launcher.is_symlink():
-            launcher.unlink()
+        launcher.unlink(missing_ok=True)
         launcher.write_text('#!/bin/sh\nexport DOTNET_ROOT="%s"\nexport DOTNET_MULTILEVEL_LOOKUP=0\n'
                             'exec "%s" "%s" "$@"\n' % (Path(process).parent, process, final_home / 'pwsh.dll'))
         launcher.chmod(0o755)
