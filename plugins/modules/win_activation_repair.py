@@ -271,7 +271,11 @@ options:
     type: int
     default: 600
   connect_timeout:
-    description: Connection timeout while polling the restarting host (as in M(ansible.windows.win_reboot)).
+    description:
+    - Connection timeout while polling the restarting host (as in M(ansible.windows.win_reboot)).
+    - It bounds reaching the host only. The verification diagnose then runs in the shell it opened with the
+      connection's own timeouts (the C(ansible_winrm_connection_timeout) of the inventory, pywinrm's defaults
+      when unset), which the connection keeps afterwards; win_reboot leaves an unset timeout at this value.
     type: int
     default: 5
   msg:

@@ -24,6 +24,7 @@ because it needs it):
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import time
 
@@ -84,6 +85,42 @@ def boot_instant(text):
     return value.replace(tzinfo=datetime.timezone.utc)
 
 
+@contextlib.contextmanager
+def operation_timeouts(connection, connection_timeout):
+    """While the body runs, an open winrm connection waits on the host with the operation
+    and read timeouts ``connection_timeout`` gives it (pywinrm's defaults when unset), not
+    with the ``connect_timeout`` it was opened under; kept when the body returns, put back
+    when it raises (the next try reconnects within ``connect_timeout``). Yields whether it
+    retimed anything.
+
+    ansible-core's winrm plugin makes connection_timeout pywinrm's WS-Man operation timeout
+    too (read timeout: ten seconds more), so under win_reboot's 5 s a Receive of an
+    execution that runs longer comes back empty and is sent again: a request per 5 s of
+    module time. Setting the option and resetting costs a Delete and a Create of the shell;
+    the open protocol's own timeouts cost nothing. Plugins whose connection_timeout is the
+    TCP connect alone (psrp) have no such protocol and are left as they are.
+    """
+    protocol = getattr(connection, "protocol", None)
+    transport = getattr(protocol, "transport", None)
+    before = (getattr(protocol, "operation_timeout_sec", None), getattr(protocol, "read_timeout_sec", None))
+    if getattr(connection, "transport", None) != "winrm" or not all(isinstance(v, int) for v in before) \
+            or not isinstance(getattr(transport, "read_timeout_sec", None), int):
+        yield False
+        return
+    if connection_timeout:
+        operation, read = connection_timeout, connection_timeout + 10  # the winrm plugin's own pairing
+    else:
+        operation, read = type(protocol).DEFAULT_OPERATION_TIMEOUT_SEC, type(protocol).DEFAULT_READ_TIMEOUT_SEC
+    protocol.operation_timeout_sec, protocol.read_timeout_sec = operation, read
+    transport.read_timeout_sec = read
+    try:
+        yield True
+    except BaseException:
+        protocol.operation_timeout_sec, protocol.read_timeout_sec = before
+        transport.read_timeout_sec = before[1]
+        raise
+
+
 class RebootWait:
     """Wait for a restart a module execution scheduled itself (shutdown /r /t
     ``pre_reboot_delay``), with ansible.windows.win_reboot's timeouts and backoff, and
@@ -92,10 +129,11 @@ class RebootWait:
     ``wait(func)`` drops the connection (its shell ends with the host), sleeps until the
     restart has begun (``pre_reboot_delay`` plus a second, then ``post_reboot_delay``: a
     host execution started before it would be wasted), then calls ``func`` until it
-    returns, within ``reboot_timeout``, with ``connect_timeout`` on the connection while
-    polling. ``func`` raises ``not_yet(...)`` when the host answered but has not restarted
-    yet (retried without a reset), anything else on a connection error (retried after a
-    reset). Returns ``(value, error)``.
+    returns, within ``reboot_timeout``. Each try first reconnects with ``connect_timeout``
+    on the connection; ``func`` then runs with the connection's own timeouts
+    (``operation_timeout``). ``func`` raises ``not_yet(...)`` when the host answered but
+    has not restarted yet (retried without a reset), anything else on a connection error
+    (retried after a reset). Returns ``(value, error)``.
     """
 
     def __init__(self, task_action, connection, reboot_timeout=600, connect_timeout=5, pre_reboot_delay=2,
@@ -126,17 +164,30 @@ class RebootWait:
         _reset_connection(self.task_action, self.connection, host_context, ignore_errors=True)
         time.sleep(self.first_try_after)
         original = self._connection_timeout()
+        retimed = []
+
+        def attempt():
+            # The host answers within connect_timeout or this raises and the backoff resets.
+            self.connection._connect()  # pylint: disable=protected-access
+            with operation_timeouts(self.connection, original) as done:
+                value = func()
+            retimed.append(done)
+            return value
+
         value, error = None, None
         try:
             if self.connect_timeout:
                 _set_connection_timeout(self.task_action, self.connection, host_context, self.connect_timeout)
             value = _do_until_success_or_timeout(self.task_action, self.connection, host_context,
-                                                 "post-reboot verification", self.reboot_timeout, func)
+                                                 "post-reboot verification", self.reboot_timeout, attempt)
         except Exception as e:  # pylint: disable=broad-except
             error = str(e)
         finally:
-            # As win_reboot: an unset timeout stays as polling left it.
-            if original is not None and self.connect_timeout and original != self.connect_timeout:
+            if retimed and retimed[-1]:
+                # The open shell already has the original timeouts: the option follows, no reset.
+                self.connection.set_option("connection_timeout", original)
+            elif original is not None and self.connect_timeout and original != self.connect_timeout:
+                # As win_reboot: an unset timeout stays as polling left it.
                 try:
                     _set_connection_timeout(self.task_action, self.connection, host_context, original)
                 except Exception:  # pylint: disable=broad-except  # best effort, as win_reboot

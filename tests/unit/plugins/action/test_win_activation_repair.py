@@ -160,3 +160,63 @@ def test_boot_instant_reads_the_boot_times_of_facts_and_of_the_repair():
     assert reboot_action.boot_instant(BOOT_2) > reboot_action.boot_instant(BOOT_1)
     assert reboot_action.boot_instant("2026-11-26T09:15:30.000000Z") == reboot_action.boot_instant("2026-11-26T09:15:30Z")
     assert reboot_action.boot_instant(None) is None and reboot_action.boot_instant("yesterday") is None
+
+
+class WinrmLike:
+    """ansible-core's winrm plugin as RebootWait sees it: connection_timeout becomes pywinrm's
+    operation timeout (read: ten seconds more) when the shell is opened; close and reset drop it."""
+    transport = "winrm"
+
+    def __init__(self, connection_timeout=None):
+        self.options = {"connection_timeout": connection_timeout}
+        self.protocol = None
+        self.shells_opened = 0
+        self._shell = SimpleNamespace(tmpdir=None)
+
+    def get_option(self, name):
+        return self.options[name]
+
+    def set_option(self, name, value):
+        self.options[name] = value
+
+    def _connect(self):
+        from winrm.protocol import Protocol
+        if self.protocol is None:
+            timeout = self.options["connection_timeout"]
+            kwargs = {"operation_timeout_sec": timeout, "read_timeout_sec": timeout + 10} if timeout else {}
+            self.protocol = Protocol("http://pc042.contoso.test:5985/wsman", transport="ntlm", username="u",
+                                     password="p", **kwargs)
+            self.shells_opened += 1
+
+    def close(self):
+        self.protocol = None
+
+    def reset(self):
+        self.protocol = None
+
+
+@pytest.mark.parametrize("original", [None, 60])
+def test_the_verification_after_the_restart_waits_with_the_connections_own_timeouts(original):
+    # Reconnecting uses connect_timeout (5 s); the diagnose itself must not: under it, every
+    # 5 s of module time costs one more WS-Man Receive.
+    connection = WinrmLike(original)
+    seen = []
+
+    def facts(name, task=None, **kwargs):
+        action = MagicMock()
+
+        def run(task_vars=None):
+            protocol = connection.protocol
+            seen.append((protocol.operation_timeout_sec, protocol.transport.read_timeout_sec))
+            return diagnosis(BOOT_2)
+        action.run.side_effect = run
+        return action
+
+    action = make_action({"rungs": ["reset_token_broker"]}, scheduled(), facts)
+    action._connection = connection
+    result = action.run(task_vars={})
+    assert result["restart"]["rebooted"] is True
+    assert seen == [(60, 70)] if original else seen == [(20, 30)]
+    # The shell opened under connect_timeout is the one the diagnose ran in, and is kept.
+    assert connection.shells_opened == 1 and connection.protocol is not None
+    assert connection.get_option("connection_timeout") == original
