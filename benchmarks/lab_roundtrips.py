@@ -125,6 +125,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(state, ignore_errors=True)
 
+    checks = summarize(phases)
+    if args.json_out:
+        with open(args.json_out, "w") as fh:
+            json.dump({"phases": phases, "targets": dict(checks)}, fh, indent=2)
+    return 0 if all(ok for _text, ok in checks) else 1
+
+
+def summarize(phases: dict) -> list:
+    """Print the ratios and the targets; return the targets that set the exit code, as
+    (text, met) pairs. Issue 19's KB targets are printed met or MISS but leave the exit code
+    alone: they are below ansible-core's per-module floor (docs/lab.md, "The floor")."""
     ours_broken = phases["broken"]["hosts"][HOSTS["broken"]]
     ours_healthy = phases["healthy"]["hosts"][HOSTS["healthy"]]
     base_broken = phases["baseline"]["hosts"][HOSTS["baseline_broken"]]
@@ -147,19 +158,23 @@ def main(argv: list[str] | None = None) -> int:
          base_broken["requests_total"] >= 3 * ours_broken["requests_total"]
          and base_healthy["requests_total"] >= 3 * ours_healthy["requests_total"]),
     ]
-    # Issue 19's other ratio targets, printed for the record (the payload and the healthy
-    # 8x belong to the payload work, docs/lab.md).
-    print("\n== issue 19 ratios: broken requests %s (target >= 3x), broken KB up %s (target >= 2x), "
-          "healthy requests %s (target >= 8x)" % (
-              ratio(base_broken, ours_broken, "requests_total"), ratio(base_broken, ours_broken, "bytes_in"),
-              ratio(base_healthy, ours_healthy, "requests_total")))
-    print("\n== targets (issues 10 and 19)")
+    facts_up = max(h["bytes_in"] for h in diag.values()) / 1024
+    recorded = [
+        ("broken host: >= 3x fewer requests than the baseline (%s)" % ratio(base_broken, ours_broken, "requests_total"),
+         base_broken["requests_total"] >= 3 * ours_broken["requests_total"]),
+        ("broken host: >= 2x fewer KB up than the baseline (%s)" % ratio(base_broken, ours_broken, "bytes_in"),
+         base_broken["bytes_in"] >= 2 * ours_broken["bytes_in"]),
+        ("healthy re-run: >= 8x fewer requests than the baseline (%s)" % ratio(base_healthy, ours_healthy, "requests_total"),
+         base_healthy["requests_total"] >= 8 * ours_healthy["requests_total"]),
+        ("diagnose: <= 200 KB up per facts execution (%.0f KB)" % facts_up, facts_up <= 200),
+    ]
+    print("\n== targets (issues 10 and 19; these set the exit code)")
     for text, ok in checks:
         print("%-4s %s" % ("met" if ok else "MISS", text))
-    if args.json_out:
-        with open(args.json_out, "w") as fh:
-            json.dump({"phases": phases, "targets": dict(checks)}, fh, indent=2)
-    return 0 if all(ok for _text, ok in checks) else 1
+    print("\n== issue 19's ratio and payload targets (printed; the KB ones are below ansible-core's floor)")
+    for text, ok in recorded:
+        print("%-4s %s" % ("met" if ok else "MISS", text))
+    return checks
 
 
 if __name__ == "__main__":
