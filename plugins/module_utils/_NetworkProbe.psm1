@@ -311,6 +311,7 @@ Function Invoke-M365NetworkProbe {
     $remaining = { [Math]::Max(0, $budget - [int]$watch.ElapsedMilliseconds) }
     try {
         # Names, all at once. An address literal needs no lookup.
+        $lookupsBegan = [int]$watch.ElapsedMilliseconds
         $lookups = @{}
         foreach ($w in $work) {
             if ($lookups.ContainsKey($w.name)) { continue }
@@ -334,7 +335,8 @@ Function Invoke-M365NetworkProbe {
                     else { @{ status = 'failed'; addresses = @(); message = 'the name has no address' } }
                 }
                 else {
-                    $lookups[$name] = @{ status = 'timeout'; addresses = @(); message = "no answer within $wait ms" }
+                    # All lookups began together: each waited the whole phase, not the last wait alone.
+                    $lookups[$name] = @{ status = 'timeout'; addresses = @(); message = "no answer within $([int]$watch.ElapsedMilliseconds - $lookupsBegan) ms" }
                 }
             }
             catch {
@@ -353,6 +355,7 @@ Function Invoke-M365NetworkProbe {
         }
 
         # TCP, all at once.
+        $connectsBegan = [int]$watch.ElapsedMilliseconds
         foreach ($w in $work) {
             if ($null -eq $w.address) { continue }
             $w.client = New-Object -TypeName System.Net.Sockets.TcpClient -ArgumentList $w.address.AddressFamily
@@ -385,7 +388,7 @@ Function Invoke-M365NetworkProbe {
                 }
             }
             else {
-                $w.r.tcp = [ordered]@{ address = $endpointText; status = 'timeout'; message = "no answer within $wait ms" }
+                $w.r.tcp = [ordered]@{ address = $endpointText; status = 'timeout'; message = "no answer within $([int]$watch.ElapsedMilliseconds - $connectsBegan) ms" }
             }
         }
 

@@ -374,6 +374,11 @@ Describe 'Invoke-M365NetworkProbe and Complete-M365NetworkProbe on loopback' {
         $watch.Elapsed.TotalSeconds | Should -BeLessThan 2.5
         @($r.results.blocked) | Should -Be @('dns', 'dns', 'dns')
         @($r.results.dns.status) | Should -Be @('timeout', 'timeout', 'timeout')
+        # Both lookups were pending for the whole phase (a third of the budget), the second
+        # too, though its own wait began when the first had used it up.
+        foreach ($message in @($r.results.dns.message)) {
+            [int]($message -replace '^no answer within (\d+) ms$', '$1') | Should -BeGreaterOrEqual 900
+        }
         Should -Invoke -ModuleName _NetworkProbe Start-M365ProbeLookup -Times 2 -Exactly
     }
 
