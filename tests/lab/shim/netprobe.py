@@ -50,11 +50,12 @@ STAND_IN_NAMES = ("login.lab.test", "device.login.lab.test", "enterpriseregistra
 ENDPOINT_KINDS = ("tls_trusted", "tls_foreign", "refused", "nxdomain")
 USER_PROXIES = ("proxy_407",)
 PROBE_VARIABLE = "m365ops_network_probe"
-# The probe's budget per context on lab hosts (the module's default is 4 s). No stand-in makes
-# the probe wait it out (each answers, refuses or fails to resolve at once), so a larger one
-# costs no time; but a user's task is a cold pwsh whose first socket calls are compiled inside
-# the budget, and on two cores shared with other lab runs that took the whole 4 s TCP phase
-# (CI, 2026-12-06: a healthy host "blocked at TCP/firewall" in grace's context).
+# The probe's budget per context wherever the suite probes the stand-ins (the module's
+# default is 4 s). No stand-in makes the probe wait it out (each answers, refuses or fails
+# to resolve at once), so a larger one costs no time; but a user's task is a cold pwsh whose
+# first socket calls are compiled inside the budget, and on two cores shared with other lab
+# runs that took the whole TCP phase of 4 s (CI, 2026-12-06: a healthy host "blocked at
+# TCP/firewall" in grace's context).
 PROBE_TIMEOUT = 15
 PROXY_407 = (b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\n"
              b"Proxy-Authenticate: NTLM\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
