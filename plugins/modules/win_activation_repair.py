@@ -274,8 +274,9 @@ options:
     description:
     - Connection timeout while polling the restarting host (as in M(ansible.windows.win_reboot)).
     - It bounds reaching the host only. The verification diagnose then runs in the shell it opened with the
-      connection's own timeouts (the C(ansible_winrm_connection_timeout) of the inventory, pywinrm's defaults
-      when unset), which the connection keeps afterwards; win_reboot leaves an unset timeout at this value.
+      connection's own timeouts (C(ansible_winrm_connection_timeout), else C(ansible_winrm_operation_timeout_sec)
+      and C(ansible_winrm_read_timeout_sec), else pywinrm's defaults), which the connection keeps afterwards;
+      win_reboot leaves an unset timeout at this value.
     type: int
     default: 5
   msg:

@@ -85,11 +85,33 @@ def boot_instant(text):
     return value.replace(tzinfo=datetime.timezone.utc)
 
 
+def _configured_timeouts(connection, protocol, connection_timeout):
+    """The operation and read timeouts the winrm plugin builds its protocol with:
+    connection_timeout and ten seconds more; without it the host's
+    ``ansible_winrm_operation_timeout_sec`` / ``ansible_winrm_read_timeout_sec``, each
+    falling back to pywinrm's default."""
+    if connection_timeout:
+        return connection_timeout, connection_timeout + 10
+    try:
+        extras = connection.get_option("_extras") or {}
+    except (AttributeError, KeyError):
+        extras = {}
+    timeouts = []
+    for name, default in (("operation_timeout_sec", type(protocol).DEFAULT_OPERATION_TIMEOUT_SEC),
+                          ("read_timeout_sec", type(protocol).DEFAULT_READ_TIMEOUT_SEC)):
+        try:
+            timeouts.append(int(extras.get("ansible_winrm_" + name, default)))
+        except (TypeError, ValueError):  # pywinrm refused it when the connection was first made
+            timeouts.append(default)
+    return tuple(timeouts)
+
+
 @contextlib.contextmanager
 def operation_timeouts(connection, connection_timeout):
     """While the body runs, an open winrm connection waits on the host with the operation
-    and read timeouts ``connection_timeout`` gives it (pywinrm's defaults when unset), not
-    with the ``connect_timeout`` it was opened under; kept when the body returns, put back
+    and read timeouts it has without win_reboot's ``connect_timeout`` (those of
+    ``connection_timeout``, else of the host's variables, else pywinrm's), not with the
+    ``connect_timeout`` it was opened under; kept when the body returns, put back
     when it raises (the next try reconnects within ``connect_timeout``). Yields whether it
     retimed anything.
 
@@ -107,10 +129,7 @@ def operation_timeouts(connection, connection_timeout):
             or not isinstance(getattr(transport, "read_timeout_sec", None), int):
         yield False
         return
-    if connection_timeout:
-        operation, read = connection_timeout, connection_timeout + 10  # the winrm plugin's own pairing
-    else:
-        operation, read = type(protocol).DEFAULT_OPERATION_TIMEOUT_SEC, type(protocol).DEFAULT_READ_TIMEOUT_SEC
+    operation, read = _configured_timeouts(connection, protocol, connection_timeout)
     protocol.operation_timeout_sec, protocol.read_timeout_sec = operation, read
     transport.read_timeout_sec = read
     try:

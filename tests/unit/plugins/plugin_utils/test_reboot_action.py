@@ -39,6 +39,17 @@ def test_the_proving_execution_waits_with_the_connections_own_timeouts_and_keeps
     assert timeouts(connection) == expected
 
 
+def test_without_connection_timeout_the_hosts_winrm_timeouts_apply():
+    connection = winrm_connection(5)
+    extras = {"ansible_winrm_operation_timeout_sec": "60", "ansible_winrm_read_timeout_sec": 70}
+    connection.get_option = {"_extras": extras}.__getitem__
+    with operation_timeouts(connection, None):
+        assert timeouts(connection) == (60, 70, 70)
+    # connection_timeout wins over them, as in the winrm plugin.
+    with operation_timeouts(connection, 45):
+        assert timeouts(connection) == (45, 55, 55)
+
+
 def test_a_failed_try_puts_the_connect_timeout_back_for_the_next_reconnect():
     connection = winrm_connection(5)
     with pytest.raises(ConnectionError):
