@@ -92,18 +92,10 @@ def _configured_timeouts(connection, protocol, connection_timeout):
     falling back to pywinrm's default."""
     if connection_timeout:
         return connection_timeout, connection_timeout + 10
-    try:
-        extras = connection.get_option("_extras") or {}
-    except (AttributeError, KeyError):
-        extras = {}
-    timeouts = []
-    for name, default in (("operation_timeout_sec", type(protocol).DEFAULT_OPERATION_TIMEOUT_SEC),
-                          ("read_timeout_sec", type(protocol).DEFAULT_READ_TIMEOUT_SEC)):
-        try:
-            timeouts.append(int(extras.get("ansible_winrm_" + name, default)))
-        except (TypeError, ValueError):  # pywinrm refused it when the connection was first made
-            timeouts.append(default)
-    return tuple(timeouts)
+    # pywinrm took these when the connection was first made, before the restart.
+    extras = connection.get_option("_extras") or {}
+    return (int(extras.get("ansible_winrm_operation_timeout_sec", type(protocol).DEFAULT_OPERATION_TIMEOUT_SEC)),
+            int(extras.get("ansible_winrm_read_timeout_sec", type(protocol).DEFAULT_READ_TIMEOUT_SEC)))
 
 
 @contextlib.contextmanager

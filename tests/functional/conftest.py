@@ -147,8 +147,7 @@ def stand_ins(tmp_path_factory):
 @pytest.fixture
 def probe_vars(stand_ins) -> dict:
     """``m365ops_network_probe`` for a run here: the trusted TLS stand-in, by address."""
-    return {"endpoints": ["127.0.0.1:%d" % stand_ins.ports["tls_trusted"]],
-            "trusted_roots": [stand_ins.trusted_root], "timeout": netprobe.PROBE_TIMEOUT}
+    return stand_ins.by_address()
 
 
 @pytest.fixture

@@ -269,6 +269,12 @@ class StandIns:
         return {"enabled": True, "endpoints": self.endpoints(network["endpoints"]),
                 "trusted_roots": [self.trusted_root], "timeout": PROBE_TIMEOUT}
 
+    def by_address(self) -> dict:
+        """`m365ops_network_probe` for a run outside a lab, which has no hermetic resolver:
+        the trusted TLS stand-in by address, so no name is looked up at all."""
+        return {"enabled": True, "endpoints": ["127.0.0.1:%d" % self.ports["tls_trusted"]],
+                "trusted_roots": [self.trusted_root], "timeout": PROBE_TIMEOUT}
+
     def describe(self) -> dict:
         return {"ports": dict(self.ports), "trusted_root": self.trusted_root, "foreign_root": self.foreign_root,
                 "names": list(STAND_IN_NAMES)}

@@ -529,10 +529,8 @@ def test_facts_then_token_broker_rung_then_facts(tmp_path, short_state, pwsh, st
     state = short_state / 'PC-HYB-PRT'
     seed_host(state, 'PC-HYB-PRT', pwsh=pwsh)
     expect = scenario_data('PC-HYB-PRT')['expect']
-    # Address literals: this run has no hermetic resolver (no bwrap), so no name at all.
-    probe = {'endpoints': ['127.0.0.1:%d' % stand_ins.ports['tls_trusted']], 'trusted_roots': [stand_ins.trusted_root],
-             'timeout': netprobe.PROBE_TIMEOUT}
-    facts = run_module(state, pwsh, 'win_activation_facts', {'timeout': 120, 'network_probe': probe}, tmp_path)
+    facts = run_module(state, pwsh, 'win_activation_facts', {'timeout': 120, 'network_probe': stand_ins.by_address()},
+                       tmp_path)
     hf = facts['host_facts']
     assert hf['hostname'] == 'PC-HYB-PRT' and hf['os']['build'] == 22631
     assert hf['office']['installed'] is True and hf['office']['channel'] == 'Current'

@@ -12,6 +12,7 @@ from unittest.mock import MagicMock
 import pytest
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
+from winrm.protocol import Protocol
 
 from ansible_collections.ansible.windows.plugins.plugin_utils import _reboot
 from ansible_collections.m365ops.activation.plugins.action import win_activation_repair as repair_action
@@ -168,7 +169,7 @@ class WinrmLike:
     transport = "winrm"
 
     def __init__(self, connection_timeout=None):
-        self.options = {"connection_timeout": connection_timeout}
+        self.options = {"connection_timeout": connection_timeout, "_extras": {}}
         self.protocol = None
         self.shells_opened = 0
         self._shell = SimpleNamespace(tmpdir=None)
@@ -180,7 +181,6 @@ class WinrmLike:
         self.options[name] = value
 
     def _connect(self):
-        from winrm.protocol import Protocol
         if self.protocol is None:
             timeout = self.options["connection_timeout"]
             kwargs = {"operation_timeout_sec": timeout, "read_timeout_sec": timeout + 10} if timeout else {}

@@ -14,11 +14,12 @@ from winrm.protocol import Protocol
 from ansible_collections.m365ops.activation.plugins.plugin_utils.reboot_action import operation_timeouts
 
 
-def winrm_connection(connect_timeout):
-    """What ansible-core's winrm plugin builds under connection_timeout = connect_timeout."""
+def winrm_connection(connect_timeout, extras=None):
+    """What ansible-core's winrm plugin builds under connection_timeout = connect_timeout, with
+    the host's ``ansible_winrm_*`` variables in its ``_extras`` option."""
     protocol = Protocol("http://pc042.contoso.test:5985/wsman", transport="ntlm", username="CONTOSO\\admin",
                         password="secret", operation_timeout_sec=connect_timeout, read_timeout_sec=connect_timeout + 10)
-    return SimpleNamespace(transport="winrm", protocol=protocol)
+    return SimpleNamespace(transport="winrm", protocol=protocol, get_option={"_extras": extras or {}}.__getitem__)
 
 
 def timeouts(connection):
@@ -40,9 +41,7 @@ def test_the_proving_execution_waits_with_the_connections_own_timeouts_and_keeps
 
 
 def test_without_connection_timeout_the_hosts_winrm_timeouts_apply():
-    connection = winrm_connection(5)
-    extras = {"ansible_winrm_operation_timeout_sec": "60", "ansible_winrm_read_timeout_sec": 70}
-    connection.get_option = {"_extras": extras}.__getitem__
+    connection = winrm_connection(5, {"ansible_winrm_operation_timeout_sec": "60", "ansible_winrm_read_timeout_sec": 70})
     with operation_timeouts(connection, None):
         assert timeouts(connection) == (60, 70, 70)
     # connection_timeout wins over them, as in the winrm plugin.
